@@ -1,0 +1,15 @@
+"""HELP meta-training on the NAS-Bench-201 cells.
+
+    python -m experiments.meta_train --config=configs/help_nasbench201.py --workdir=runs/help_nasbench201
+    python -m experiments.meta_test --config=configs/help_nasbench201.py --workdir=runs/help_nasbench201
+
+Variants: ``--config=configs/help_nasbench201.py:maml`` (or metasgd, noadapt,
+smoke; comma-separated).
+"""
+
+from configs import help_common
+
+
+def get_config(variant: str = ''):
+  c = help_common.base_config('nasbench201')
+  return help_common.apply_variant(c, variant)

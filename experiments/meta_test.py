@@ -1,0 +1,37 @@
+r"""Few-shot evaluation of a meta-trained latency predictor.
+
+    python -m experiments.meta_test --config=configs/help_fbnet.py \
+        --workdir=runs/help_fbnet [--device_file=my_device.npz ...]
+
+Prints, per meta-test device (or per device file), the Spearman rank
+correlation on the query rows after adaptation to the references + N samples
+(mean and std over ``config.eval.seeds`` draws), beside the baselines and
+HELP's published number, and writes ``WORKDIR/meta_test.json``.
+"""
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from meta import meta_test
+
+_CONFIG = config_flags.DEFINE_config_file('config', 'configs/help_fbnet.py',
+                                          'Evaluation configuration.')
+_WORKDIR = flags.DEFINE_string('workdir', 'runs/help_fbnet',
+                               'Workdir of experiments.meta_train.')
+_DEVICE_FILES = flags.DEFINE_multi_string(
+    'device_file', [], 'Device file(s) to evaluate instead of the bundled '
+    'meta-test devices (format: meta/data/README.md).')
+_BASELINES = flags.DEFINE_bool('baselines', True,
+                               'Also evaluate the linear-mix and FLOPs '
+                               'baselines.')
+
+
+def main(argv):
+  del argv
+  meta_test.run(_CONFIG.value, _WORKDIR.value, _DEVICE_FILES.value,
+                _BASELINES.value)
+
+
+if __name__ == '__main__':
+  app.run(main)

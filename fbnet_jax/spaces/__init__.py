@@ -1,0 +1,29 @@
+"""Search spaces, each one piece of data; ``get_space(name)`` is the registry."""
+
+from __future__ import annotations
+
+import functools
+
+from fbnet_jax.spaces.base import ArchitectureError, SearchSpace, Unit
+from fbnet_jax.spaces.fbnet import FBNetSpace
+from fbnet_jax.spaces.nasbench201 import NASBench201Space
+from fbnet_jax.spaces.ofa import OFASpace
+
+SPACES = {
+    'fbnet': FBNetSpace,
+    'nasbench201': NASBench201Space,
+    'ofa': OFASpace,
+}
+
+
+@functools.lru_cache(maxsize=None)
+def get_space(name: str, **kwargs) -> SearchSpace:
+  """``get_space('fbnet', macro='imagenet')`` -> a (cached) space instance."""
+  if name not in SPACES:
+    raise ValueError(f'Unknown search space {name!r}; expected one of '
+                     f'{", ".join(sorted(SPACES))}.')
+  return SPACES[name](**kwargs)
+
+
+__all__ = ['ArchitectureError', 'SearchSpace', 'Unit', 'FBNetSpace',
+           'NASBench201Space', 'OFASpace', 'SPACES', 'get_space']

@@ -1,0 +1,182 @@
+"""A search space as one piece of data.
+
+Every space in this project is described the same way: a list of searchable
+*units* (a layer of FBNet, a block slot or the input resolution of OFA, an
+edge of a NAS-Bench-201 cell), each with its own tuple of candidate choices.
+A discrete architecture is an int array ``[num_units]`` of choice indices.
+A *soft* architecture is a float array ``[num_units, max_choices]`` of
+probabilities (rows sum to one over each unit's valid choices), which is what
+the supernet's Gumbel-softmax produces and what the latency predictors and
+the expected-FLOPs counter accept.
+
+Space-specific knowledge (macro network, FLOPs, validity rules, native
+formats of the bundled latency data) lives in one file per space, which
+subclasses :class:`SearchSpace`.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+
+class ArchitectureError(ValueError):
+  """An architecture that does not belong to its search space."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+  """One searchable position of a space.
+
+  Attributes:
+    name: short identifier, e.g. ``"layer3"`` or ``"resolution"``.
+    choices: names of the candidate choices, e.g. ``("k3_e1", ..., "skip")``.
+  """
+  name: str
+  choices: tuple[str, ...]
+
+  @property
+  def num_choices(self) -> int:
+    return len(self.choices)
+
+
+class SearchSpace(abc.ABC):
+  """Base class: the units, and everything derived from them generically."""
+
+  #: Registry name (``fbnet``, ``ofa``, ``nasbench201``).
+  name: str = ''
+
+  def __init__(self, units: Sequence[Unit]):
+    self.units = tuple(units)
+    self.num_units = len(self.units)
+    self.max_choices = max(u.num_choices for u in self.units)
+    self.num_choices = np.array([u.num_choices for u in self.units], np.int32)
+    # choice_mask[u, c] is True where choice c exists for unit u.
+    self.choice_mask = (
+        np.arange(self.max_choices)[None, :] < self.num_choices[:, None])
+
+  # ------------------------------------------------------------------ checks
+  def validate(self, arch, *, where: str = 'architecture') -> np.ndarray:
+    """Returns ``arch`` as int32 ``[num_units]``, or raises ArchitectureError.
+
+    Args:
+      arch: a sequence of choice indices, or of choice names.
+      where: what to call the architecture in the error message (a file and
+        row, say), so that the user can find it.
+    """
+    arch = self._as_indices(arch, where)
+    if arch.shape != (self.num_units,):
+      raise ArchitectureError(
+          f'{where}: a {self.name} architecture has {self.num_units} units, '
+          f'got shape {arch.shape}.')
+    bad = np.nonzero((arch < 0) | (arch >= self.num_choices))[0]
+    if bad.size:
+      u = int(bad[0])
+      raise ArchitectureError(
+          f'{where}: unit {u} ({self.units[u].name}) has choice index '
+          f'{int(arch[u])}; expected 0..{self.num_choices[u] - 1} '
+          f'({", ".join(self.units[u].choices)}).')
+    self._check_constraints(arch, where)
+    return arch
+
+  def validate_batch(self, archs, *, where: str = 'architectures') -> np.ndarray:
+    """Validates ``[N, num_units]`` rows; the error names the first bad row."""
+    archs = np.asarray(archs)
+    if archs.ndim != 2 or archs.shape[1] != self.num_units:
+      raise ArchitectureError(
+          f'{where}: expected an array [N, {self.num_units}] of {self.name} '
+          f'choice indices, got shape {archs.shape}.')
+    archs = archs.astype(np.int32)
+    bad = (archs < 0) | (archs >= self.num_choices[None])
+    if bad.any():
+      row = int(np.nonzero(bad.any(1))[0][0])
+      self.validate(archs[row], where=f'{where}, row {row}')
+    for row in self._constraint_violations(archs):
+      self.validate(archs[row], where=f'{where}, row {row}')
+    return archs
+
+  def _as_indices(self, arch, where: str) -> np.ndarray:
+    arch = list(arch) if not isinstance(arch, np.ndarray) else arch
+    if len(arch) and isinstance(arch[0], str):
+      if len(arch) != self.num_units:
+        raise ArchitectureError(
+            f'{where}: a {self.name} architecture has {self.num_units} units, '
+            f'got {len(arch)} names.')
+      out = []
+      for u, (unit, op) in enumerate(zip(self.units, arch)):
+        if op not in unit.choices:
+          raise ArchitectureError(
+              f'{where}: unit {u} ({unit.name}) has no choice {op!r}; '
+              f'expected one of {", ".join(unit.choices)}.')
+        out.append(unit.choices.index(op))
+      return np.asarray(out, np.int32)
+    return np.asarray(arch).astype(np.int64).astype(np.int32)
+
+  def _check_constraints(self, arch: np.ndarray, where: str) -> None:
+    """Space-specific validity rules beyond index ranges (OFA depth)."""
+
+  def _constraint_violations(self, archs: np.ndarray) -> np.ndarray:
+    """Rows of ``archs`` that break the space-specific rules."""
+    return np.zeros((0,), np.int64)
+
+  # ---------------------------------------------------------------- helpers
+  def names(self, arch) -> list[str]:
+    """Choice names of a (valid) architecture."""
+    arch = self.validate(arch)
+    return [unit.choices[c] for unit, c in zip(self.units, arch)]
+
+  def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` architectures drawn uniformly per unit (then made valid)."""
+    u = rng.random((n, self.num_units))
+    archs = np.floor(u * self.num_choices[None]).astype(np.int32)
+    return self._repair(archs, rng)
+
+  def _repair(self, archs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Maps uniformly drawn rows onto valid architectures (identity here)."""
+    del rng
+    return archs
+
+  def one_hot(self, archs) -> np.ndarray:
+    """``[..., num_units]`` ints -> ``[..., num_units, max_choices]`` floats."""
+    archs = np.asarray(archs)
+    return np.eye(self.max_choices, dtype=np.float32)[archs]
+
+  def uniform_probs(self) -> np.ndarray:
+    """The soft architecture that weights every valid choice equally."""
+    return (self.choice_mask / self.num_choices[:, None]).astype(np.float32)
+
+  # ------------------------------------------------------- cost accounting
+  @abc.abstractmethod
+  def flops(self, arch) -> float:
+    """Multiply-accumulates of one forward pass at batch 1 (NAS convention)."""
+
+  @abc.abstractmethod
+  def params(self, arch) -> float:
+    """Number of trainable parameters (convolutions, linear layers, BN)."""
+
+  @abc.abstractmethod
+  def unit_features(self) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Analytic per-(unit, choice) features for the latency predictor.
+
+    Returns:
+      features: float32 ``[num_units, max_choices, F]``: what executing that
+        choice at that position costs (MACs, memory traffic, parameters, op
+        kind...), scaled to order one; zero where the choice does not exist.
+      names: the F feature names.
+    """
+
+  # --------------------------------------------------------- data interface
+  def from_data(self, npz) -> np.ndarray:
+    """Architectures ``[N, num_units]`` from a bundled file or device file."""
+    return np.asarray(npz['arch']).astype(np.int32)
+
+  def data_keys(self) -> tuple[str, ...]:
+    """Keys that hold the architectures in a device file of this space."""
+    return ('arch',)
+
+  def to_data(self, archs: np.ndarray) -> dict[str, np.ndarray]:
+    """Inverse of :meth:`from_data`: arrays to store in a device file."""
+    return {'arch': np.asarray(archs, np.int8)}

@@ -1,0 +1,1 @@
+"""Meta-learned latency prediction (HELP) in pure functional JAX."""

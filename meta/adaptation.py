@@ -1,0 +1,268 @@
+"""Few-shot adaptation API: a meta-trained predictor -> a device's predictor.
+
+    predictor = MetaPredictor.load(workdir)                 # meta-trained
+    adapted = predictor.adapt(support_archs, support_ms, reference_ms)
+    adapted.predict_ms(archs)           # milliseconds, jit-compiled, batched
+    adapted.save(path); AdaptedPredictor.load(path)
+
+``AdaptedPredictor.latency_fn`` is the narrow face that the supernet uses: a
+pure function ``probs [..., U, C] -> expected milliseconds``, differentiable
+in the architecture probabilities.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from typing import Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from fbnet_jax import spaces as spaces_lib
+from meta import latency_data
+from meta import maml
+from meta import predictor as predictor_lib
+from meta import tasks as tasks_lib
+
+PARAMS_FILE = 'params.msgpack'
+CONFIG_FILE = 'config.json'
+
+
+def build_models(config: ml_collections.ConfigDict):
+  """The net and modulator modules, and their apply functions for maml."""
+  net = predictor_lib.LatencyNet(
+      space=config.space, hidden=config.model.hidden, trunk=config.model.trunk,
+      use_hardware=config.model.use_hardware)
+  modulator = predictor_lib.Modulator(hidden=config.model.hidden,
+                                      variational=config.meta.variational)
+
+  apply_net = maml.NetFns(
+      embed=lambda params, probs, hardware: net.apply(
+          {'params': params}, probs, hardware, method=net.embed),
+      head=lambda params, x, probs, modulation: net.apply(
+          {'params': params}, x, probs, modulation, method=net.head))
+
+  def apply_modulator(params, hardware, rng):
+    return modulator.apply({'params': params}, hardware, rng)
+
+  return net, modulator, apply_net, apply_modulator
+
+
+def inner_config(config, *, evaluation: bool = False) -> maml.InnerConfig:
+  steps = config.meta.inner_steps
+  if evaluation and config.meta.get('eval_inner_steps', None) is not None:
+    steps = config.meta.eval_inner_steps
+  return maml.InnerConfig(num_steps=steps, first_order=config.meta.first_order,
+                          modulation=config.meta.modulation,
+                          adapt=config.meta.adapt, target=config.meta.target,
+                          head=config.meta.head,
+                          grad_clip=config.meta.inner_grad_clip)
+
+
+def init_meta_params(config, rng: jax.Array) -> dict:
+  """Fresh meta-parameters ``{'net', 'inner_lr', 'modulator'}``."""
+  space = spaces_lib.get_space(config.space)
+  net, modulator, _, _ = build_models(config)
+  num_refs = len(latency_data.load_space_data(config.space).reference_rows)
+  probs = jnp.asarray(space.one_hot(np.zeros((1, space.num_units), int)))
+  hardware = jnp.zeros((2 * num_refs,))
+  k1, k2 = jax.random.split(rng)
+  net_params = net.init(k1, probs, hardware)['params']
+  mod_params = modulator.init(k2, hardware)['params']
+  inner_lr = jax.tree.map(
+      lambda p: jnp.full_like(p, config.meta.inner_lr), net_params)
+  _, features = net.apply({'params': net_params}, probs, hardware)
+  log_precision = jnp.full((features.shape[-1],),
+                           np.log(config.meta.ridge_precision), jnp.float32)
+  return {'net': net_params, 'inner_lr': inner_lr, 'modulator': mod_params,
+          'ridge_log_precision': log_precision}
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_archs(space: str) -> np.ndarray:
+  return latency_data.load_space_data(space).reference_archs
+
+
+def support_arrays(space: str, support_archs, support_ms, reference_ms,
+                   target: str) -> dict:
+  """Fixed-shape support set: all references (weight 0 where missing) first,
+  then the other measured architectures; labels standardised on the support.
+
+  Args:
+    space: search-space name.
+    support_archs: int [S, U]: measured architectures. Those equal to a
+      reference architecture are taken as references.
+    support_ms: float [S].
+    reference_ms: optional float [R] latencies of the references (NaN where
+      missing); if None, they are looked up in ``support_archs``.
+    target: 'log' or 'linear'.
+  """
+  sp = spaces_lib.get_space(space)
+  refs = _reference_archs(space)
+  support_archs = sp.validate_batch(support_archs, where='support_archs')
+  support_ms = np.asarray(support_ms, np.float32)
+  keys = {r.tobytes(): i for i, r in enumerate(refs.astype(np.int32))}
+  is_ref = np.array([a.tobytes() in keys for a in support_archs], bool)
+  ref_ms = np.full(len(refs), np.nan, np.float32)
+  for a, ms in zip(support_archs[is_ref], support_ms[is_ref]):
+    ref_ms[keys[a.tobytes()]] = ms
+  if reference_ms is not None:
+    given = np.asarray(reference_ms, np.float32)
+    ref_ms = np.where(np.isnan(given), ref_ms, given)
+  present = ~np.isnan(ref_ms)
+  others = support_archs[~is_ref]
+  archs = np.concatenate([refs, others]).astype(np.int32)
+  ms = np.concatenate([np.where(present, ref_ms, 1.), support_ms[~is_ref]])
+  weights = np.concatenate([present, np.ones(len(others), bool)]).astype(
+      np.float32)
+  t = maml.to_target(jnp.asarray(ms), target)
+  mean, std = maml.support_stats(t, jnp.asarray(weights))
+  return dict(support_probs=jnp.asarray(sp.one_hot(archs)),
+              support_y=(t - mean) / std, support_w=jnp.asarray(weights),
+              hardware=maml.hardware_embedding(t[:len(refs)],
+                                               jnp.asarray(present, jnp.float32),
+                                               mean, std),
+              mean=mean, std=std, missing_references=int((~present).sum()))
+
+
+class AdaptedPredictor:
+  """A predictor adapted to one device: milliseconds for any architecture."""
+
+  def __init__(self, config: ml_collections.ConfigDict, params: dict,
+               device: str = ''):
+    self.config = config
+    # {'net', 'modulation', 'ridge', 'hardware', 'mean', 'std'}
+    self.params = params
+    self.device = device
+    self.space = spaces_lib.get_space(config.space)
+    _, _, self._apply_net, _ = build_models(config)
+    self._predict = jax.jit(self.latency_fn_with_params)
+
+  def latency_fn_with_params(self, params: dict, probs: jnp.ndarray
+                             ) -> jnp.ndarray:
+    """Pure ``(params, probs [..., U, C]) -> ms [...]``."""
+    y = maml.predict(self._apply_net, params, probs, params['hardware'])
+    t = params['mean'] + params['std'] * y
+    return maml.from_target(t, self.config.meta.target)
+
+  def latency_fn(self, probs: jnp.ndarray) -> jnp.ndarray:
+    """Pure, differentiable ``probs -> ms`` with the adapted params closed in."""
+    return self.latency_fn_with_params(self.params, probs)
+
+  def predict_ms(self, archs) -> np.ndarray:
+    """Milliseconds for a batch of discrete architectures ``[N, U]``."""
+    archs = self.space.validate_batch(np.atleast_2d(archs))
+    return np.asarray(self._predict(self.params,
+                                    jnp.asarray(self.space.one_hot(archs))))
+
+  def predict_ms_soft(self, probs) -> jnp.ndarray:
+    return self._predict(self.params, jnp.asarray(probs))
+
+  def save(self, path: str) -> None:
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, CONFIG_FILE), 'w') as f:
+      json.dump({'config': self.config.to_dict(), 'device': self.device,
+                 'kind': 'adapted'}, f, indent=1)
+    with open(os.path.join(path, PARAMS_FILE), 'wb') as f:
+      f.write(flax.serialization.to_bytes(self.params))
+
+  @classmethod
+  def load(cls, path: str) -> 'AdaptedPredictor':
+    config, info = _read_config(path, 'adapted')
+    template = MetaPredictor(config, init_meta_params(
+        config, jax.random.PRNGKey(0))).adapt_arrays(
+            _dummy_support(config))
+    with open(os.path.join(path, PARAMS_FILE), 'rb') as f:
+      params = flax.serialization.from_bytes(template.params, f.read())
+    return cls(config, params, info.get('device', ''))
+
+
+class MetaPredictor:
+  """Meta-trained parameters + their config; adapts to devices."""
+
+  def __init__(self, config: ml_collections.ConfigDict, meta_params: dict):
+    self.config = config
+    self.meta_params = meta_params
+    _, _, apply_net, apply_mod = build_models(config)
+    cfg = inner_config(config, evaluation=True)
+
+    def adapt_fn(meta_params, arrays):
+      adapted, _ = maml.adapt(
+          meta_params, apply_net, apply_mod, cfg, arrays['support_probs'],
+          arrays['support_y'], arrays['support_w'], arrays['hardware'])
+      return dict(adapted, hardware=arrays['hardware'], mean=arrays['mean'],
+                  std=arrays['std'])
+    self._adapt = jax.jit(adapt_fn)
+
+  def adapt_arrays(self, arrays: dict, device: str = '') -> AdaptedPredictor:
+    arrays = {k: v for k, v in arrays.items() if k != 'missing_references'}
+    return AdaptedPredictor(self.config, self._adapt(self.meta_params, arrays),
+                            device)
+
+  def adapt(self, support_archs, support_ms, reference_ms=None,
+            device: str = '') -> AdaptedPredictor:
+    """Adapts to a device from its measurements (references + samples)."""
+    arrays = support_arrays(self.config.space, support_archs, support_ms,
+                            reference_ms, self.config.meta.target)
+    return self.adapt_arrays(arrays, device)
+
+  def adapt_to_device(self, device: latency_data.Device) -> AdaptedPredictor:
+    """Adapts on every non-query row of a device (file)."""
+    rows = ~device.is_query
+    return self.adapt(device.archs[rows], device.latency_ms[rows],
+                      device=device.name)
+
+  def save(self, path: str) -> None:
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, CONFIG_FILE), 'w') as f:
+      json.dump({'config': self.config.to_dict(), 'kind': 'meta'}, f, indent=1)
+    with open(os.path.join(path, PARAMS_FILE), 'wb') as f:
+      f.write(flax.serialization.to_bytes(self.meta_params))
+
+  @classmethod
+  def load(cls, path: str) -> 'MetaPredictor':
+    config, _ = _read_config(path, 'meta')
+    template = init_meta_params(config, jax.random.PRNGKey(0))
+    with open(os.path.join(path, PARAMS_FILE), 'rb') as f:
+      params = flax.serialization.from_bytes(template, f.read())
+    return cls(config, params)
+
+
+class MetaMethod:
+  """:class:`meta.tasks.Method` wrapper, for the shared evaluation protocol."""
+
+  def __init__(self, predictor: MetaPredictor, name: str = 'meta'):
+    self.predictor = predictor
+    self.name = name
+
+  def adapt(self, task: tasks_lib.FewShotTask):
+    return self.predictor.adapt(task.support_archs, task.support_ms,
+                                task.reference_ms, task.device).predict_ms
+
+
+def _read_config(path: str, kind: str):
+  file = os.path.join(path, CONFIG_FILE)
+  if not os.path.exists(file):
+    raise FileNotFoundError(f'{path}: no {CONFIG_FILE}; expected a predictor '
+                            'saved by MetaPredictor.save or '
+                            'AdaptedPredictor.save (e.g. a meta_train workdir '
+                            "'s predictor/ folder).")
+  with open(file) as f:
+    info = json.load(f)
+  if info.get('kind') != kind:
+    raise ValueError(f'{file}: field kind is {info.get("kind")!r}, expected '
+                     f'{kind!r}.')
+  return ml_collections.ConfigDict(info['config']), info
+
+
+def _dummy_support(config) -> dict:
+  data = latency_data.load_space_data(config.space)
+  refs = data.reference_archs
+  return support_arrays(config.space, refs, np.arange(1, len(refs) + 1,
+                                                      dtype=np.float32),
+                        None, config.meta.target)

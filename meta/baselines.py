@@ -1,0 +1,81 @@
+"""Baselines judged by the same protocol as the meta-learned predictor.
+
+- :class:`FlopsProxy`: latency assumed proportional to a power of MACs
+  (fitted on the support set in log space, so that it predicts milliseconds;
+  its ranking is the FLOPs ranking).
+- :class:`LinearMix`: the simple strong baseline. One ridge-regression model
+  per meta-train device on one-hot architecture features (fitted on that
+  device's non-query rows), combined for the target device by a log-linear
+  fit on its support set: ``log y = a + sum_d b_d log f_d(x)``.
+
+The meta-learned predictors (MAML, Meta-SGD, HELP, no adaptation) live in
+:mod:`meta.predictor` and :mod:`meta.maml` and implement the same
+:class:`meta.tasks.Method` protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from fbnet_jax import spaces as spaces_lib
+from meta import latency_data
+from meta import tasks as tasks_lib
+
+
+def _design(space: spaces_lib.SearchSpace, archs: np.ndarray) -> np.ndarray:
+  onehot = space.one_hot(archs).reshape(len(archs), -1)
+  onehot = onehot[:, space.choice_mask.reshape(-1)]
+  return np.concatenate([onehot, np.ones((len(archs), 1), np.float32)], 1)
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
+  reg = l2 * np.eye(x.shape[1])
+  reg[-1, -1] = 0.  # no penalty on the intercept
+  return np.linalg.solve(x.T @ x + reg, x.T @ y)
+
+
+class FlopsProxy:
+  """``log ms = a + b log MACs`` fitted on the support set."""
+
+  name = 'flops'
+
+  def adapt(self, task: tasks_lib.FewShotTask):
+    space = spaces_lib.get_space(task.space)
+    def log_flops(archs):
+      return np.log([space.flops(a) for a in archs])
+    x = np.stack([log_flops(task.support_archs),
+                  np.ones(len(task.support_ms))], 1)
+    coef = np.linalg.lstsq(x, np.log(task.support_ms), rcond=None)[0]
+    return lambda archs: np.exp(coef[0] * log_flops(archs) + coef[1])
+
+
+class LinearMix:
+  """Per-device linear models, mixed log-linearly on the target's support."""
+
+  name = 'linear_mix'
+
+  def __init__(self, space: str, train_devices: Sequence[str],
+               l2: float = 1e-3, mix_l2: float = 1e-3):
+    self.space = spaces_lib.get_space(space)
+    self.mix_l2 = mix_l2
+    coefs = []
+    for name in train_devices:
+      dev = latency_data.bundled_device(space, name)
+      rows = ~dev.is_query  # the query rows are never used for fitting
+      coefs.append(_ridge(_design(self.space, dev.archs[rows]),
+                          dev.latency_ms[rows], l2))
+    self.coefs = np.stack(coefs, 1)  # [features, D]
+
+  def _log_device_predictions(self, archs: np.ndarray) -> np.ndarray:
+    pred = _design(self.space, archs) @ self.coefs
+    return np.log(np.maximum(pred, 1e-3))
+
+  def adapt(self, task: tasks_lib.FewShotTask):
+    def design(archs):
+      f = self._log_device_predictions(archs)
+      return np.concatenate([f, np.ones((len(f), 1))], 1)
+    mix = _ridge(design(task.support_archs), np.log(task.support_ms),
+                 self.mix_l2)
+    return lambda archs: np.exp(design(archs) @ mix)

@@ -1,0 +1,79 @@
+"""Architecture encodings for the latency predictors; all accept soft inputs.
+
+The common currency is a *soft architecture*: float ``[..., num_units,
+max_choices]`` probabilities (a one-hot row for a discrete choice, a
+Gumbel-softmax sample or the architecture distribution for a supernet). Every
+encoder here is linear in those probabilities, so the expected encoding under
+a distribution is the encoding of its probabilities, and gradients flow
+through them to the architecture parameters.
+
+- :func:`one_hot`: discrete archs -> soft archs.
+- :func:`flat_one_hot`: HELP's FBNet / OFA encoding (concatenated one-hots).
+- :func:`unit_features`: per-unit analytic features (FBNet per-layer
+  features; OFA block features): the expected cost vector of each unit.
+- :func:`cell_graph`: NAS-Bench-201 as HELP's GCN sees it: a graph whose nodes
+  are the cell input, the six operations and the output, node features the
+  op probabilities, plus a global node linked to every node.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from fbnet_jax import spaces as spaces_lib
+from fbnet_jax.spaces import nasbench201
+
+
+def one_hot(space: spaces_lib.SearchSpace, archs) -> jnp.ndarray:
+  """``[..., U]`` int -> ``[..., U, max_choices]`` float32 one-hots."""
+  return jnp.asarray(space.one_hot(np.asarray(archs)))
+
+
+def flat_one_hot(space: spaces_lib.SearchSpace, probs) -> jnp.ndarray:
+  """``[..., U, C]`` -> ``[..., sum_u C_u]``: only valid choices are kept."""
+  probs = jnp.asarray(probs)
+  cols = np.nonzero(space.choice_mask.reshape(-1))[0]
+  return probs.reshape(probs.shape[:-2] + (-1,))[..., cols]
+
+
+def unit_features(space: spaces_lib.SearchSpace, probs) -> jnp.ndarray:
+  """Expected analytic feature vector of every unit: ``[..., U, F]``."""
+  feats, _ = space.unit_features()
+  return jnp.einsum('...uc,ucf->...uf', jnp.asarray(probs), jnp.asarray(feats))
+
+
+def cell_graph(probs) -> tuple[jnp.ndarray, np.ndarray]:
+  """NAS-Bench-201 cell as a graph with a global node (HELP's encoding).
+
+  Args:
+    probs: ``[..., 6, 5]`` edge-op probabilities.
+
+  Returns:
+    nodes: ``[..., 9, 8]`` node features: 5 op probabilities, then flags for
+      input, output and global node.
+    adjacency: ``[9, 9]`` float32, self-loops included, ``a[i, j] = 1`` when
+      node i sends to node j; the global node (index 8) is linked both ways
+      to every node.
+  """
+  probs = jnp.asarray(probs)
+  batch = probs.shape[:-2]
+  adj, _ = nasbench201.op_graph()
+  n = adj.shape[0] + 1
+  full = np.zeros((n, n), np.float32)
+  full[:-1, :-1] = adj
+  full[-1, :] = full[:, -1] = 1
+  full += np.eye(n, dtype=np.float32)
+  full = np.minimum(full, 1)
+  ops = jnp.concatenate([jnp.zeros(batch + (1, 5)), probs,
+                         jnp.zeros(batch + (2, 5))], axis=-2)
+  flags = np.zeros((n, 3), np.float32)
+  flags[0, 0] = flags[n - 2, 1] = flags[n - 1, 2] = 1
+  nodes = jnp.concatenate(
+      [ops, jnp.broadcast_to(jnp.asarray(flags), batch + (n, 3))], axis=-1)
+  return nodes, full
+
+
+def arch_from_string(arch_str: str) -> np.ndarray:
+  """Build a NAS-Bench-201 cell from its string: int32 [6] op indices."""
+  return spaces_lib.get_space('nasbench201').from_string(arch_str)

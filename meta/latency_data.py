@@ -1,0 +1,284 @@
+"""Measured latency data: the bundled benchmarks, their splits, device files.
+
+Three bundled files (HELP and HW-NAS-Bench, MIT; provenance in
+``meta/data/README.md``) give whole-network latencies of one architecture
+list per space on many devices. A *device* is one row of such a file, or a
+user's own device file: a set of architectures with measured milliseconds,
+some of them flagged ``is_query`` (held out, never shown to adaptation).
+
+The HELP splits (which devices meta-train, meta-validate, meta-test; which
+rows form the pool and the query set) are fixed here in one table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from fbnet_jax import spaces as spaces_lib
+
+DATA_DIR = os.path.join(os.path.dirname(__file__), 'data')
+
+_FILES = {
+    'fbnet': 'fbnet_latency.npz',
+    'nasbench201': 'nasbench201_latency.npz',
+    'ofa': 'ofa_latency.npz',
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  """HELP's protocol for one space (``meta/data/README.md``)."""
+  meta_train: tuple[str, ...]
+  meta_valid: tuple[str, ...]
+  meta_test: tuple[str, ...]
+  pool_rows: int  # rows [0, pool_rows) are the pool
+  query_rows: tuple[int, int]  # rows [start, stop) are the query set
+
+
+SPLITS = {
+    'fbnet': Split(
+        ('1080ti_1', '1080ti_32', '1080ti_64', 'silver_4114', 'silver_4210r',
+         'samsung_a50', 'pixel3', 'essential_ph_1', 'samsung_s7'),
+        ('titanx_1', 'titanx_32', 'titanx_64', 'gold_6240'),
+        ('fpga', 'raspi4', 'eyeriss'), 4000, (4000, 5000)),
+    'nasbench201': Split(
+        ('1080ti_1', '1080ti_32', '1080ti_256', 'silver_4114', 'silver_4210r',
+         'samsung_a50', 'pixel3', 'essential_ph_1', 'samsung_s7'),
+        ('titanx_1', 'titanx_32', 'titanx_256', 'gold_6240'),
+        ('titan_rtx_256', 'gold_6226', 'fpga', 'pixel2', 'raspi4', 'eyeriss'),
+        900, (900, 1900)),
+    'ofa': Split(
+        ('2080ti_1', '2080ti_32', '2080ti_64', 'titan_xp_1', 'titan_xp_32',
+         'titan_xp_64', 'v100_1', 'v100_32', 'v100_64'),
+        ('titan_rtx_1', 'titan_rtx_32'),
+        ('titan_rtx_64',), 4000, (4000, 5000)),
+}
+
+# Spearman with 10 samples published by HELP (its README); OFA: its released
+# checkpoint, as quoted in the project's issue.
+PUBLISHED_HELP = {
+    'fbnet': {'raspi4': 0.887, 'eyeriss': 0.943, 'fpga': 0.892},
+    'nasbench201': {'titan_rtx_256': 0.987, 'gold_6226': 0.989,
+                    'pixel2': 0.802, 'raspi4': 0.890, 'eyeriss': 0.940,
+                    'fpga': 0.985},
+    'ofa': {'titan_rtx_64': 0.982},
+}
+
+
+class DeviceFileError(ValueError):
+  """A device file (or device name) that cannot be used, and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SpaceData:
+  """One bundled benchmark file."""
+  space: str
+  archs: np.ndarray  # int32 [N, num_units]
+  devices: tuple[str, ...]
+  latency_ms: np.ndarray  # float32 [D, N]
+  reference_rows: np.ndarray  # int [10]: HELP's hardware-embedding archs
+  split: Split
+
+  @property
+  def reference_archs(self) -> np.ndarray:
+    return self.archs[self.reference_rows]
+
+  def device_latency(self, name: str) -> np.ndarray:
+    if name not in self.devices:
+      raise DeviceFileError(
+          f'Unknown device {name!r} for space {self.space!r}; bundled '
+          f'devices are: {", ".join(self.devices)}.')
+    return self.latency_ms[self.devices.index(name)]
+
+
+@functools.lru_cache(maxsize=None)
+def load_space_data(space: str) -> SpaceData:
+  """The bundled latency file of ``space`` (cached)."""
+  if space not in _FILES:
+    raise DeviceFileError(f'Unknown space {space!r}; expected one of '
+                          f'{", ".join(sorted(_FILES))}.')
+  path = os.path.join(DATA_DIR, _FILES[space])
+  with np.load(path) as npz:
+    sp = spaces_lib.get_space(space)
+    archs = sp.validate_batch(sp.from_data(npz), where=path)
+    return SpaceData(space, archs, tuple(str(d) for d in npz['devices']),
+                     np.asarray(npz['latency_ms'], np.float32),
+                     np.asarray(npz['hw_emb_idx'], np.int64), SPLITS[space])
+
+
+@dataclasses.dataclass
+class Device:
+  """Measured latencies of one device: bundled, or from a device file.
+
+  Attributes:
+    name: device name.
+    space: search-space name.
+    archs: int32 [M, num_units].
+    latency_ms: float32 [M], finite and > 0.
+    is_query: bool [M]: evaluation-only rows, never used for adaptation.
+    source: where the data came from (file path or ``bundled:<space>``).
+    meta: extra arrays of a device file (measurement noise figures...).
+  """
+  name: str
+  space: str
+  archs: np.ndarray
+  latency_ms: np.ndarray
+  is_query: np.ndarray
+  source: str = ''
+  meta: dict = dataclasses.field(default_factory=dict)
+
+  def reference_rows(self) -> np.ndarray:
+    """Row of each of the space's 10 reference archs among the non-query
+    rows, or -1 where the device did not measure it."""
+    refs = load_space_data(self.space).reference_archs
+    lookup = {}
+    for i in np.nonzero(~self.is_query)[0]:
+      lookup.setdefault(self.archs[i].tobytes(), i)
+    return np.array([lookup.get(r.astype(np.int32).tobytes(), -1)
+                     for r in refs], np.int64)
+
+
+def bundled_device(space: str, name: str) -> Device:
+  """A bundled device under HELP's protocol.
+
+  Rows: the pool, the reference architectures (support, wherever they sit in
+  the benchmark list) and the query rows (``is_query``), minus any reference
+  architecture, which is support and so never scored.
+  """
+  data = load_space_data(space)
+  lat = data.device_latency(name)
+  split = data.split
+  query = np.arange(*split.query_rows)
+  query = query[~np.isin(query, data.reference_rows)]
+  support = np.union1d(np.arange(split.pool_rows), data.reference_rows)
+  rows = np.concatenate([support, query])
+  return Device(name=name, space=space, archs=data.archs[rows],
+                latency_ms=lat[rows],
+                is_query=np.r_[np.zeros(len(support), bool),
+                               np.ones(len(query), bool)],
+                source=f'bundled:{space}',
+                meta={'benchmark_rows': rows})
+
+
+def trim_mask(latency_ms: np.ndarray, fraction: float = 0.1) -> np.ndarray:
+  """HELP's outlier removal: keep ranks [fraction, 1 - fraction) of a set."""
+  n = len(latency_ms)
+  order = np.argsort(latency_ms, kind='stable')
+  keep = np.zeros(n, bool)
+  keep[order[int(n * fraction):int(n * (1 - fraction))]] = True
+  return keep
+
+
+# ------------------------------------------------------------ device files
+def _fail(path: str, field: str, expectation: str) -> DeviceFileError:
+  return DeviceFileError(f'{path}: field {field!r}: {expectation}')
+
+
+def load_device_file(path: str, name: Optional[str] = None) -> Device:
+  """Reads and checks a user's device file (format: ``meta/data/README.md``).
+
+  Raises:
+    DeviceFileError: naming the file, the field and what was expected.
+  """
+  if not os.path.exists(path):
+    raise DeviceFileError(f'{path}: no such device file.')
+  try:
+    npz = np.load(path, allow_pickle=False)
+  except Exception as e:  # numpy raises several types for a non-npz file.
+    raise DeviceFileError(f'{path}: not a readable .npz file ({e}).') from e
+  with npz:
+    files = set(npz.files)
+    if 'space' not in files:
+      raise _fail(path, 'space', 'missing; expected one of '
+                  f'{", ".join(sorted(_FILES))}.')
+    space = str(npz['space'])
+    if space not in spaces_lib.SPACES:
+      raise _fail(path, 'space', f'{space!r} is unknown; expected one of '
+                  f'{", ".join(sorted(spaces_lib.SPACES))}.')
+    sp = spaces_lib.get_space(space)
+    for key in sp.data_keys() + ('latency_ms',):
+      if key not in files:
+        raise _fail(path, key, f'missing; a {space} device file needs '
+                    f'{", ".join(sp.data_keys() + ("latency_ms",))}.')
+    lat = np.asarray(npz['latency_ms'])
+    if lat.ndim != 1 or lat.size == 0:
+      raise _fail(path, 'latency_ms',
+                  f'expected a non-empty 1-D array [N], got shape {lat.shape}.')
+    n = len(lat)
+    for key in sp.data_keys():
+      arr = np.asarray(npz[key])
+      if arr.shape[:1] != (n,):
+        raise _fail(path, key, f'expected {n} rows like latency_ms, got shape '
+                    f'{arr.shape}.')
+    if space != 'ofa':
+      arr = np.asarray(npz['arch'])
+      if arr.ndim != 2 or arr.shape[1] != sp.num_units:
+        raise _fail(path, 'arch', f'expected shape [{n}, {sp.num_units}] of '
+                    f'op indices, got {arr.shape}.')
+      if not np.issubdtype(arr.dtype, np.integer):
+        raise _fail(path, 'arch', f'expected integer op indices, got dtype '
+                    f'{arr.dtype}.')
+    try:
+      archs = sp.validate_batch(sp.from_data(npz),
+                                where=f'{path}: field {sp.data_keys()[0]!r}')
+    except spaces_lib.ArchitectureError as e:
+      raise DeviceFileError(str(e)) from e
+    if not np.issubdtype(lat.dtype, np.number):
+      raise _fail(path, 'latency_ms', f'expected numbers, got {lat.dtype}.')
+    bad = ~np.isfinite(lat) | (lat <= 0)
+    if bad.any():
+      i = int(np.nonzero(bad)[0][0])
+      raise _fail(path, 'latency_ms',
+                  f'row {i} is {float(lat[i])} ({int(bad.sum())} bad rows in all); '
+                  'expected a finite latency > 0 ms (unmeasured rows must be '
+                  'left out, not marked -1 or NaN).')
+    is_query = np.zeros(n, bool)
+    if 'is_query' in files:
+      is_query = np.asarray(npz['is_query'])
+      if is_query.shape != (n,) or is_query.dtype != bool:
+        raise _fail(path, 'is_query', f'expected bool [{n}], got '
+                    f'{is_query.dtype} {is_query.shape}.')
+      if is_query.all():
+        raise _fail(path, 'is_query', 'every row is a query row; adaptation '
+                    'needs some rows with is_query false.')
+    meta = {k: np.asarray(npz[k]) for k in files
+            if k not in set(sp.data_keys()) | {'space', 'latency_ms',
+                                               'is_query', 'name'}}
+    if name is None:
+      name = (str(npz['name']) if 'name' in files else
+              os.path.splitext(os.path.basename(path))[0])
+  return Device(name=name, space=space, archs=archs,
+                latency_ms=lat.astype(np.float32), is_query=is_query.copy(),
+                source=path, meta=meta)
+
+
+def save_device_file(path: str, device: Device) -> None:
+  """Writes ``device`` in the device-file format (readable by the loader)."""
+  sp = spaces_lib.get_space(device.space)
+  arrays = dict(sp.to_data(device.archs))
+  arrays.update(device.meta)
+  arrays.update(space=np.array(device.space), name=np.array(device.name),
+                latency_ms=np.asarray(device.latency_ms, np.float32),
+                is_query=np.asarray(device.is_query, bool))
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  np.savez(path, **arrays)
+
+
+def get_device(space: str, name_or_path: str) -> Device:
+  """A bundled device by name, or a device file by path."""
+  if name_or_path.endswith('.npz') or os.sep in name_or_path:
+    dev = load_device_file(name_or_path)
+    if dev.space != space:
+      raise _fail(name_or_path, 'space', f'is {dev.space!r}, but {space!r} '
+                  'was asked for.')
+    return dev
+  return bundled_device(space, name_or_path)
+
+
+def devices_of(space: str, names: Sequence[str]) -> list[Device]:
+  return [bundled_device(space, n) for n in names]

@@ -1,0 +1,119 @@
+"""Meta-test: few-shot Spearman per device, next to baselines and HELP.
+
+``run(config, workdir, device_files)`` evaluates the meta-trained predictor
+of ``workdir`` on the space's meta-test devices (or on device files), with
+both protocols (untrimmed and HELP's trimmed one), beside the linear-mix and
+FLOPs baselines, prints a table and writes ``workdir/meta_test.json``::
+
+  {"devices": {NAME: {"spearman", "spearman_std", "num_query", ...}},
+   "mean_spearman": float,
+   "protocol": "untrimmed" | "trimmed",
+   "trimmed" | "untrimmed": {the same for the other protocol},
+   "baselines": {METHOD: {"untrimmed": ..., "trimmed": ...}}}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+from absl import logging
+import numpy as np
+
+from meta import adaptation
+from meta import baselines
+from meta import latency_data
+from meta import tasks as tasks_lib
+from meta import train
+
+RESULT_FILE = 'meta_test.json'
+
+
+def load_devices(space: str, device_files: Sequence[str]
+                 ) -> list[latency_data.Device]:
+  if not device_files:
+    return latency_data.devices_of(space,
+                                   latency_data.SPLITS[space].meta_test)
+  devices = []
+  for path in device_files:
+    dev = latency_data.load_device_file(path)
+    if dev.space != space:
+      raise latency_data.DeviceFileError(
+          f'{path}: field \'space\' is {dev.space!r}, but the predictor was '
+          f'meta-trained on {space!r}; use configs/help_{dev.space}.py.')
+    missing = int((dev.reference_rows() < 0).sum())
+    if missing:
+      logging.warning(
+          '%s: %d of %d reference architectures are missing among the '
+          'non-query rows; the hardware embedding is built from the measured '
+          'ones (missing entries masked, as in meta-training with reference '
+          'dropout), and adaptation uses every support row.', path, missing,
+          len(dev.reference_rows()))
+    devices.append(dev)
+  return devices
+
+
+def run(config, workdir: str, device_files: Sequence[str] = (),
+        with_baselines: bool = True) -> dict:
+  """Evaluates ``workdir/predictor``; returns and writes the result dict."""
+  path = os.path.join(workdir, train.PREDICTOR_DIR)
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f'{path}: no meta-trained predictor; run python -m '
+        f'experiments.meta_train --config=... --workdir={workdir} first.')
+  predictor = adaptation.MetaPredictor.load(path)
+  space = predictor.config.space
+  devices = load_devices(space, device_files)
+  ev = config.eval
+  seeds = list(range(ev.seeds))
+  methods = [adaptation.MetaMethod(predictor, predictor.config.meta.algorithm)]
+  if with_baselines:
+    methods += [baselines.LinearMix(space, latency_data.SPLITS[space].meta_train),
+                baselines.FlopsProxy()]
+  results = {}
+  for method in methods:
+    results[method.name] = {
+        protocol: tasks_lib.evaluate(method, devices,
+                                     num_samples=ev.num_samples, seeds=seeds,
+                                     trim=protocol == 'trimmed')
+        for protocol in ('untrimmed', 'trimmed')}
+  primary = 'trimmed' if ev.trim else 'untrimmed'
+  other = 'untrimmed' if ev.trim else 'trimmed'
+  ours = results.pop(methods[0].name)
+  out = dict(ours[primary], protocol=primary, method=methods[0].name,
+             num_samples=ev.num_samples, seeds=len(seeds))
+  out[other] = ours[other]
+  out['baselines'] = results
+  print(format_table(space, devices, ours, results, device_files))
+  with open(os.path.join(workdir, RESULT_FILE), 'w') as f:
+    json.dump(out, f, indent=1)
+  return out
+
+
+def format_table(space, devices, ours, others, device_files) -> str:
+  published = {} if device_files else latency_data.PUBLISHED_HELP.get(space, {})
+  cols = [('ours', ours)] + list(others.items())
+  lines = [f'Spearman on the query rows ({space}; mean +- std over support '
+           'draws). u = untrimmed, t = HELP\'s trimmed protocol.']
+  header = f'{"device":<16}' + ''.join(
+      f'{name + " u":>16}{name + " t":>16}' for name, _ in cols) + (
+          f'{"HELP (paper) t":>16}' if published else '')
+  lines.append(header)
+  for dev in devices:
+    row = f'{dev.name:<16}'
+    for _, res in cols:
+      for protocol in ('untrimmed', 'trimmed'):
+        d = res[protocol]['devices'][dev.name]
+        row += f'{d["spearman"]:>10.4f}+-{d["spearman_std"]:.3f}'
+    if published:
+      row += f'{published.get(dev.name, float("nan")):>16.3f}'
+    lines.append(row)
+  row = f'{"mean":<16}'
+  for _, res in cols:
+    for protocol in ('untrimmed', 'trimmed'):
+      row += f'{res[protocol]["mean_spearman"]:>16.4f}'
+  if published:
+    row += f'{np.mean([published[d.name] for d in devices if d.name in published]):>16.3f}'
+  lines.append(row)
+  return '\n'.join(lines)

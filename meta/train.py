@@ -1,0 +1,273 @@
+"""Meta-training: episodes sampled on the accelerator, scanned under jit.
+
+``train_and_evaluate(config, workdir)`` meta-trains on the meta-train
+devices' pool rows, selects the checkpoint with the best Spearman on the
+meta-valid devices (scored on held-out pool rows: no query row of any device
+is ever seen), checkpoints to ``workdir`` and resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Optional
+
+from absl import logging
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tqdm
+
+from meta import adaptation
+from meta import latency_data
+from meta import maml
+from meta import tasks as tasks_lib
+
+CHECKPOINT = 'checkpoint.msgpack'
+PREDICTOR_DIR = 'predictor'
+HISTORY = 'history.json'
+
+
+@flax.struct.dataclass
+class MetaState:
+  step: jnp.ndarray
+  params: dict
+  opt_state: optax.OptState
+  rng: jax.Array
+
+
+@flax.struct.dataclass
+class EpisodeData:
+  """Everything episodes are drawn from, resident on the device."""
+  probs: jnp.ndarray  # [N, U, C] one-hot of the space's architecture list
+  latency: jnp.ndarray  # [D, N] meta-train devices
+  scale: jnp.ndarray  # [D] per-device median pool latency (for mixing)
+  pool: jnp.ndarray  # [P] rows episodes may use (pool, minus references)
+  refs: jnp.ndarray  # [R] reference-architecture rows
+
+
+def episode_data(config) -> EpisodeData:
+  data = latency_data.load_space_data(config.space)
+  from fbnet_jax import spaces as spaces_lib
+  sp = spaces_lib.get_space(config.space)
+  pool = np.arange(data.split.pool_rows)
+  pool = pool[~np.isin(pool, data.reference_rows)]
+  lat = np.stack([data.device_latency(d) for d in data.split.meta_train])
+  return EpisodeData(probs=jnp.asarray(sp.one_hot(data.archs)),
+                     latency=jnp.asarray(lat),
+                     scale=jnp.asarray(np.median(lat[:, pool], axis=1)),
+                     pool=jnp.asarray(pool), refs=jnp.asarray(data.reference_rows))
+
+
+def sample_task(rng: jax.Array, data: EpisodeData, config) -> dict:
+  """One meta-train task: a device (or a mixture), support and query rows."""
+  m = config.meta
+  keys = jax.random.split(rng, 6)
+  num_devices = data.latency.shape[0]
+  lat = data.latency[jax.random.randint(keys[0], (), 0, num_devices)]
+  if m.task_mixup > 0:
+    w = jax.random.dirichlet(keys[1], jnp.full((num_devices,), 0.5))
+    mixed = (w / data.scale) @ data.latency * jnp.mean(data.scale)
+    lat = jnp.where(jax.random.bernoulli(keys[2], m.task_mixup), mixed, lat)
+  # Rows without replacement: the top-k of uniform noise (a full permutation
+  # of the pool costs ~20x more on CPU).
+  _, picks = jax.lax.top_k(jax.random.uniform(keys[3], data.pool.shape),
+                           m.num_support + m.num_query)
+  sample_rows = data.pool[picks[:m.num_support]]
+  query_rows = data.pool[picks[m.num_support:]]
+  num_refs = data.refs.shape[0]
+  drop = jax.random.bernoulli(keys[4], m.ref_dropout)
+  keep = jax.random.bernoulli(keys[5], 0.5, (num_refs,)) | ~drop
+  ref_mask = keep.astype(jnp.float32)
+  support_rows = jnp.concatenate([data.refs, sample_rows])
+  weights = jnp.concatenate([ref_mask, jnp.ones((m.num_support,))])
+  t_support = maml.to_target(lat[support_rows], m.target)
+  mean, std = maml.support_stats(t_support, weights)
+  return dict(
+      support_probs=data.probs[support_rows],
+      support_y=(t_support - mean) / std, support_w=weights,
+      query_probs=data.probs[query_rows],
+      query_y=(maml.to_target(lat[query_rows], m.target) - mean) / std,
+      hardware=maml.hardware_embedding(t_support[:num_refs], ref_mask, mean,
+                                       std))
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+  """Adam on the meta-parameters; step sizes trained only for Meta-SGD."""
+  m = config.meta
+  labels = {'net': 'meta', 'modulator': 'meta', 'ridge_log_precision': 'meta',
+            'inner_lr': 'meta' if m.learn_inner_lr else 'frozen'}
+  def label_fn(params):
+    return {k: jax.tree.map(lambda _: labels[k], v) for k, v in params.items()}
+  schedule = optax.cosine_decay_schedule(m.meta_lr, m.num_episodes, alpha=0.1)
+  return optax.apply_if_finite(optax.chain(
+      optax.clip_by_global_norm(m.grad_clip),
+      optax.multi_transform({'meta': optax.adam(schedule),
+                             'frozen': optax.set_to_zero()}, label_fn)),
+                                max_consecutive_errors=20)
+
+
+def make_train_chunk(config, optimizer, num_episodes: int):
+  """``(state, data) -> (state, metrics)``: ``num_episodes`` episodes in one
+  scan. The data is an argument, not a closure: captured arrays would be
+  baked into the program as constants."""
+  _, _, apply_net, apply_mod = adaptation.build_models(config)
+  cfg = adaptation.inner_config(config)
+  m = config.meta
+
+  def one_episode(state: MetaState, data: EpisodeData):
+    rng = jax.random.fold_in(state.rng, state.step)
+    k_tasks, k_loss = jax.random.split(rng)
+    episode = jax.vmap(lambda k: sample_task(k, data, config))(
+        jax.random.split(k_tasks, m.tasks_per_episode))
+    (loss, aux), grads = jax.value_and_grad(maml.episode_loss, has_aux=True)(
+        state.params, apply_net, apply_mod, cfg, episode, k_loss, m.kl_weight)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    state = state.replace(step=state.step + 1, params=params,
+                          opt_state=opt_state)
+    return state, dict(loss=loss, **aux)
+
+  def chunk(state, data):
+    state, metrics = jax.lax.scan(lambda s, _: one_episode(s, data), state,
+                                  None, length=num_episodes)
+    return state, jax.tree.map(jnp.mean, metrics)
+
+  return jax.jit(chunk, donate_argnums=0)
+
+
+def validation_tasks(config, split: str = 'meta_valid'
+                     ) -> list[tasks_lib.FewShotTask]:
+  """Meta-valid tasks scored on held-out *pool* rows, never query rows.
+
+  Each meta-valid device's pool is cut in two: the first
+  ``1 - valid_fraction`` gives the support draws, the rest the query.
+  """
+  data = latency_data.load_space_data(config.space)
+  devices = getattr(data.split, split)
+  out = []
+  cut = int(data.split.pool_rows * (1 - config.eval.valid_fraction))
+  for name in devices:
+    dev = latency_data.bundled_device(config.space, name)
+    rows = dev.meta['benchmark_rows']
+    in_pool = rows < data.split.pool_rows
+    keep = in_pool | np.isin(rows, data.reference_rows)
+    held_dev = latency_data.Device(
+        name=name, space=config.space, archs=dev.archs[keep],
+        latency_ms=dev.latency_ms[keep],
+        is_query=(rows[keep] >= cut) & (rows[keep] < data.split.pool_rows)
+        & ~np.isin(rows[keep], data.reference_rows),
+        source=dev.source)
+    out += tasks_lib.make_tasks(held_dev, num_samples=config.eval.num_samples,
+                                seeds=list(range(config.eval.valid_seeds)),
+                                trim=config.eval.trim)
+  return out
+
+
+def make_validator(config, val_tasks):
+  """``meta_params -> mean Spearman`` over the validation tasks."""
+  _, _, apply_net, apply_mod = adaptation.build_models(config)
+  cfg = adaptation.inner_config(config, evaluation=True)
+  arrays = [adaptation.support_arrays(config.space, t.support_archs,
+                                      t.support_ms, t.reference_ms,
+                                      config.meta.target) for t in val_tasks]
+  batch = {k: jnp.stack([a[k] for a in arrays])
+           for k in ('support_probs', 'support_y', 'support_w', 'hardware')}
+  from fbnet_jax import spaces as spaces_lib
+  sp = spaces_lib.get_space(config.space)
+  query = jnp.stack([jnp.asarray(sp.one_hot(t.query_archs)) for t in val_tasks])
+
+  @jax.jit
+  def predict(meta_params):
+    def one(task, q):
+      adapted, _ = maml.adapt(meta_params, apply_net, apply_mod, cfg,
+                              task['support_probs'], task['support_y'],
+                              task['support_w'], task['hardware'])
+      return maml.predict(apply_net, adapted, q, task['hardware'])
+    return jax.vmap(one)(batch, query)
+
+  def validate(meta_params) -> float:
+    pred = np.asarray(predict(meta_params))
+    return float(np.mean([tasks_lib.spearman(p, t.query_ms)
+                          for p, t in zip(pred, val_tasks)]))
+  return validate
+
+
+def _save(path: str, obj) -> None:
+  tmp = path + '.tmp'
+  with open(tmp, 'wb') as f:
+    f.write(flax.serialization.to_bytes(obj))
+  os.replace(tmp, path)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       *, progress: bool = True) -> adaptation.MetaPredictor:
+  """Meta-trains, selects on meta-valid, saves ``workdir/predictor``.
+
+  Returns:
+    The selected meta-trained predictor.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  m = config.meta
+  data = episode_data(config)
+  optimizer = make_optimizer(config)
+  params = adaptation.init_meta_params(config, jax.random.PRNGKey(config.seed))
+  state = MetaState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=optimizer.init(params),
+                    rng=jax.random.PRNGKey(config.seed + 1))
+  best = {'params': params, 'score': -2.0, 'step': 0}
+  history = []
+  ckpt = os.path.join(workdir, CHECKPOINT)
+  if os.path.exists(ckpt):
+    with open(ckpt, 'rb') as f:
+      restored = flax.serialization.from_bytes({'state': state, 'best': best},
+                                               f.read())
+    state, best = restored['state'], restored['best']
+    with open(os.path.join(workdir, HISTORY)) as f:
+      history = json.load(f)['history']
+    logging.info('Resumed from %s at episode %d.', ckpt, int(state.step))
+
+  chunk_size = min(m.episodes_per_call, config.eval.every)
+  chunk = make_train_chunk(config, optimizer, chunk_size)
+  validate = make_validator(config, validation_tasks(config))
+  start = int(state.step)
+  bar = tqdm.tqdm(total=m.num_episodes, initial=start, disable=not progress,
+                  desc=f'meta-train {config.space}', unit='ep')
+  t0 = time.time()
+  while int(state.step) < m.num_episodes:
+    state, metrics = chunk(state, data)
+    step = int(state.step)
+    bar.update(chunk_size)
+    if step % config.eval.every == 0 or step >= m.num_episodes:
+      score = validate(state.params)
+      rec = {'episode': step, 'valid_spearman': score,
+             **{k: float(v) for k, v in metrics.items()}}
+      history.append(rec)
+      if score > best['score']:
+        best = {'params': jax.device_get(state.params), 'score': score,
+                'step': step}
+      bar.set_postfix(loss=f'{rec["loss"]:.3f}', valid=f'{score:.4f}',
+                      best=f'{best["score"]:.4f}')
+      _write_history(workdir, history, best)
+      _save(ckpt, {'state': state, 'best': best})
+  bar.close()
+  elapsed = time.time() - t0
+  done = int(state.step) - start
+  logging.info('%d episodes in %.1fs (%.1f episodes/s).', done, elapsed,
+               done / max(elapsed, 1e-9))
+  predictor = adaptation.MetaPredictor(config, best['params'])
+  predictor.save(os.path.join(workdir, PREDICTOR_DIR))
+  _write_history(workdir, history, best,
+                 episodes_per_s=done / max(elapsed, 1e-9))
+  return predictor
+
+
+def _write_history(workdir, history, best, **extra) -> None:
+  with open(os.path.join(workdir, HISTORY), 'w') as f:
+    json.dump({'history': history, 'best_episode': int(best['step']),
+               'best_valid_spearman': float(best['score']), **extra}, f,
+              indent=1)

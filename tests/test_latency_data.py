@@ -1,0 +1,126 @@
+"""Latency data: bundled files, splits, device files and every bad input."""
+
+import numpy as np
+import pytest
+
+from meta import latency_data as ld
+
+
+def test_bundled_files_and_splits():
+  for space, split in ld.SPLITS.items():
+    data = ld.load_space_data(space)
+    assert data.latency_ms.shape == (len(data.devices), len(data.archs))
+    assert np.all(data.latency_ms[:, :split.query_rows[1]] > 0)
+    assert len(data.reference_rows) == 10
+    groups = [set(split.meta_train), set(split.meta_valid),
+              set(split.meta_test)]
+    for g in groups:
+      assert g <= set(data.devices)
+    assert not (groups[0] & groups[1] or groups[0] & groups[2] or
+                groups[1] & groups[2])
+
+
+def test_bundled_device_rows():
+  dev = ld.bundled_device('nasbench201', 'pixel2')
+  data = ld.load_space_data('nasbench201')
+  # All references are support rows even where they sit outside the pool.
+  assert np.all(dev.reference_rows() >= 0)
+  # A reference architecture inside the query range is not scored.
+  rows = dev.meta['benchmark_rows']
+  assert not np.isin(rows[dev.is_query], data.reference_rows).any()
+  assert dev.is_query.sum() == 1000 - np.isin(
+      np.arange(900, 1900), data.reference_rows).sum()
+
+
+def test_unknown_device_and_space():
+  with pytest.raises(ld.DeviceFileError, match="Unknown device 'tpu_v9'.*raspi4"):
+    ld.bundled_device('fbnet', 'tpu_v9')
+  with pytest.raises(ld.DeviceFileError, match="Unknown space 'darts'"):
+    ld.load_space_data('darts')
+
+
+def test_trim_mask_keeps_the_middle():
+  lat = np.arange(100.)[::-1]
+  keep = ld.trim_mask(lat)
+  assert keep.sum() == 80
+  assert lat[keep].min() == 10 and lat[keep].max() == 89
+
+
+def _device(tmp_path, name='dev.npz', **overrides):
+  rng = np.random.default_rng(0)
+  arrays = dict(space=np.array('fbnet'),
+                arch=rng.integers(0, 9, (30, 22)).astype(np.int8),
+                latency_ms=rng.uniform(5, 10, 30).astype(np.float32),
+                is_query=np.arange(30) >= 20)
+  arrays.update(overrides)
+  arrays = {k: v for k, v in arrays.items() if v is not None}
+  path = str(tmp_path / name)
+  np.savez(path, **arrays)
+  return path
+
+
+def test_device_file_round_trip(tmp_path):
+  path = _device(tmp_path)
+  dev = ld.load_device_file(path)
+  assert dev.name == 'dev' and dev.space == 'fbnet'
+  assert dev.archs.shape == (30, 22) and dev.is_query.sum() == 10
+  out = str(tmp_path / 'copy.npz')
+  ld.save_device_file(out, dev)
+  again = ld.load_device_file(out)
+  np.testing.assert_array_equal(again.archs, dev.archs)
+  np.testing.assert_allclose(again.latency_ms, dev.latency_ms)
+  np.testing.assert_array_equal(again.is_query, dev.is_query)
+
+
+def test_ofa_device_file_round_trip(tmp_path):
+  dev = ld.bundled_device('ofa', 'titan_rtx_64')
+  small = ld.Device('mine', 'ofa', dev.archs[:40], dev.latency_ms[:40],
+                    np.arange(40) >= 30)
+  path = str(tmp_path / 'ofa.npz')
+  ld.save_device_file(path, small)
+  np.testing.assert_array_equal(ld.load_device_file(path).archs, small.archs)
+
+
+@pytest.mark.parametrize('overrides, field, message', [
+    (dict(space=None), 'space', 'missing'),
+    (dict(space=np.array('darts')), 'space', "'darts' is unknown"),
+    (dict(latency_ms=None), 'latency_ms', 'missing'),
+    (dict(arch=None), 'arch', 'missing'),
+    (dict(arch=np.zeros((30, 6), np.int8)), 'arch', r'expected shape \[30, 22\]'),
+    (dict(arch=np.zeros((29, 22), np.int8)), 'arch', 'expected 30 rows'),
+    (dict(arch=np.full((30, 22), 9, np.int8)), 'arch', r'unit 0 .*0\.\.8'),
+    (dict(arch=np.full((30, 22), -1, np.int8)), 'arch', 'choice index -1'),
+    (dict(latency_ms=np.full(30, np.nan)), 'latency_ms', 'finite latency > 0'),
+    (dict(latency_ms=np.full(30, -1.)), 'latency_ms', r'row 0 is -1\.0'),
+    (dict(latency_ms=np.r_[np.ones(29), 0.]), 'latency_ms', 'row 29'),
+    (dict(latency_ms=np.ones((30, 2))), 'latency_ms', '1-D'),
+    (dict(is_query=np.ones(30, int)), 'is_query', 'expected bool'),
+    (dict(is_query=np.ones(30, bool)), 'is_query', 'every row'),
+])
+def test_bad_device_files(tmp_path, overrides, field, message):
+  path = _device(tmp_path, **overrides)
+  with pytest.raises(ld.DeviceFileError) as e:
+    ld.load_device_file(path)
+  assert path in str(e.value)
+  assert f"'{field}'" in str(e.value)
+  assert e.match(message)
+
+
+def test_not_an_npz(tmp_path):
+  path = tmp_path / 'x.npz'
+  path.write_text('hello')
+  with pytest.raises(ld.DeviceFileError, match='not a readable .npz'):
+    ld.load_device_file(str(path))
+  with pytest.raises(ld.DeviceFileError, match='no such device file'):
+    ld.load_device_file(str(tmp_path / 'missing.npz'))
+
+
+def test_missing_references_are_reported(tmp_path):
+  dev = ld.bundled_device('fbnet', 'raspi4')
+  rows = dev.reference_rows()
+  keep = np.ones(len(dev.archs), bool)
+  keep[rows[:3]] = False
+  partial = ld.Device('p', 'fbnet', dev.archs[keep], dev.latency_ms[keep],
+                      dev.is_query[keep])
+  got = partial.reference_rows()
+  assert (got < 0).sum() == 3 and np.all(got[3:] >= 0)

@@ -1,0 +1,125 @@
+"""Search spaces: shapes, hand-checked costs, validation errors, formats."""
+
+import numpy as np
+import pytest
+
+from fbnet_jax import spaces
+from fbnet_jax.spaces import fbnet, nasbench201, ofa
+from meta import latency_data
+
+
+def test_fbnet_cifar_layer_shapes():
+  sp = spaces.get_space('fbnet')
+  assert sp.num_units == 22 and sp.max_choices == 9
+  first, second, third = sp.layers[:3]
+  assert first == fbnet.LayerShape(16, 16, 1, 32)
+  assert second == fbnet.LayerShape(16, 24, 1, 32)
+  assert third == fbnet.LayerShape(24, 24, 1, 32)
+  assert [l.out_size for l in sp.layers][-1] == 4
+  assert sp.layers[-1] == fbnet.LayerShape(184, 352, 1, 4)
+
+
+def test_fbnet_imagenet_macro():
+  sp = spaces.get_space('fbnet', macro='imagenet')
+  assert sp.layers[0].in_size == 112
+  assert sp.layers[-1].out_size == 7
+
+
+def test_fbnet_flops_hand_checked():
+  sp = spaces.get_space('fbnet')
+  _, table = sp.flops_table()
+  # Layer 0: 16->16 ch at 32x32, k3_e1: pw1 + dw + pw2.
+  assert table[0, 0] == 32 * 32 * 16 * 16 + 32 * 32 * 16 * 9 + 32 * 32 * 16 * 16
+  # Group-2 variant halves both pointwise convolutions.
+  assert table[0, 1] == 32 * 32 * 16 * 8 * 2 + 32 * 32 * 16 * 9
+  # skip where shapes agree is free; where they change, a 1x1 conv.
+  assert table[2, 8] == 0
+  assert table[1, 8] == 32 * 32 * 16 * 24
+  fixed, _ = sp.flops_table()
+  arch = np.zeros(22, int)
+  assert sp.flops(arch) == fixed + table[np.arange(22), 0].sum()
+
+
+def test_fbnet_validation_errors_name_unit_and_range():
+  sp = spaces.get_space('fbnet')
+  with pytest.raises(spaces.ArchitectureError, match=r'unit 3 \(layer3\).*0\.\.8'):
+    sp.validate([0, 0, 0, 9] + [0] * 18)
+  with pytest.raises(spaces.ArchitectureError, match='22 units'):
+    sp.validate([0] * 5)
+  with pytest.raises(spaces.ArchitectureError, match="no choice 'k7_e1'"):
+    sp.validate(['k7_e1'] + ['skip'] * 21)
+  names = ['k3_e1'] * 21 + ['skip']
+  assert sp.names(sp.validate(names)) == names
+
+
+def test_sampling_is_valid_for_every_space():
+  rng = np.random.default_rng(0)
+  for name in spaces.SPACES:
+    sp = spaces.get_space(name)
+    archs = sp.sample(rng, 64)
+    assert archs.shape == (64, sp.num_units)
+    sp.validate_batch(archs)
+
+
+def test_nasbench201_strings_match_bundled_rows():
+  sp = spaces.get_space('nasbench201')
+  with np.load(latency_data.os.path.join(latency_data.DATA_DIR,
+                                         'nasbench201_latency.npz')) as npz:
+    strings, archs = npz['arch_str'][:50], npz['arch'][:50]
+  for s, a in zip(strings, archs):
+    np.testing.assert_array_equal(sp.from_string(str(s)), a)
+    assert sp.to_string(a) == s
+  with pytest.raises(spaces.ArchitectureError, match='not a NAS-Bench-201'):
+    sp.from_string('|conv~0|')
+
+
+def test_nasbench201_live_edges():
+  # Node 1 unreachable (edge 0->1 is none): edges out of node 1 are dead.
+  arch = [0, 3, 3, 3, 3, 3]
+  np.testing.assert_array_equal(nasbench201.live_edges(arch),
+                                [False, True, False, True, False, True])
+  # Only 0->3 present.
+  np.testing.assert_array_equal(nasbench201.live_edges([3, 3, 3, 1, 0, 0]),
+                                [False, False, False, True, False, False])
+
+
+def test_nasbench201_flops():
+  sp = spaces.get_space('nasbench201')
+  none = sp.flops([0] * 6)
+  conv = sp.flops([0, 0, 0, 3, 0, 0])  # one 3x3 conv edge in all 15 cells
+  assert conv - none == 5 * 9 * (16 * 16 * 32 * 32 + 32 * 32 * 16 * 16 +
+                                 64 * 64 * 8 * 8)
+
+
+def test_ofa_native_round_trip_and_depth_rule():
+  sp = spaces.get_space('ofa')
+  data = latency_data.load_space_data('ofa')
+  with np.load(latency_data.os.path.join(latency_data.DATA_DIR,
+                                         'ofa_latency.npz')) as npz:
+    native = sp.to_native(data.archs[:100])
+    np.testing.assert_array_equal(native['d'], npz['d'][:100])
+    np.testing.assert_array_equal(native['r'], npz['r'][:100])
+    active = np.arange(4)[None, None] < npz['d'][:100, :, None]
+    np.testing.assert_array_equal(native['ks'][active.reshape(100, -1)],
+                                  npz['ks'][:100][active.reshape(100, -1)])
+  arch = sp.sample(np.random.default_rng(0), 1)[0]
+  arch[2], arch[3] = sp.skip_index, 0  # slot 4 present after a skipped slot 3
+  with pytest.raises(spaces.ArchitectureError, match='prefix'):
+    sp.validate(arch)
+
+
+def test_ofa_flops_grow_with_resolution():
+  sp = spaces.get_space('ofa')
+  arch = sp.sample(np.random.default_rng(1), 1)[0]
+  small, large = arch.copy(), arch.copy()
+  small[-1], large[-1] = 0, len(ofa.RESOLUTIONS) - 1
+  assert sp.flops(large) > 2.5 * sp.flops(small)  # (224/128)^2 ~ 3.06
+
+
+def test_unit_features_are_finite_and_masked():
+  for name in spaces.SPACES:
+    sp = spaces.get_space(name)
+    feats, names = sp.unit_features()
+    assert feats.shape == (sp.num_units, sp.max_choices, len(names))
+    assert np.isfinite(feats).all()
+    assert np.all(feats[~sp.choice_mask] == 0)

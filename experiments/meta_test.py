@@ -22,6 +22,9 @@ _WORKDIR = flags.DEFINE_string('workdir', 'runs/help_fbnet',
 _DEVICE_FILES = flags.DEFINE_multi_string(
     'device_file', [], 'Device file(s) to evaluate instead of the bundled '
     'meta-test devices (format: meta/data/README.md).')
+_COMPARE = flags.DEFINE_list(
+    'compare', [], 'Other meta_train workdirs (e.g. MAML, Meta-SGD variants) '
+    'to evaluate in the same table.')
 _BASELINES = flags.DEFINE_bool('baselines', True,
                                'Also evaluate the linear-mix and FLOPs '
                                'baselines.')
@@ -30,7 +33,7 @@ _BASELINES = flags.DEFINE_bool('baselines', True,
 def main(argv):
   del argv
   meta_test.run(_CONFIG.value, _WORKDIR.value, _DEVICE_FILES.value,
-                _BASELINES.value)
+                _BASELINES.value, _COMPARE.value)
 
 
 if __name__ == '__main__':

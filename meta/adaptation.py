@@ -37,7 +37,8 @@ def build_models(config: ml_collections.ConfigDict):
   """The net and modulator modules, and their apply functions for maml."""
   net = predictor_lib.LatencyNet(
       space=config.space, hidden=config.model.hidden, trunk=config.model.trunk,
-      use_hardware=config.model.use_hardware)
+      use_hardware=config.model.use_hardware,
+      standardize_physics=config.model.standardize_physics)
   modulator = predictor_lib.Modulator(hidden=config.model.hidden,
                                       variational=config.meta.variational)
 

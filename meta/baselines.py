@@ -52,25 +52,53 @@ class FlopsProxy:
 
 
 class LinearMix:
-  """Per-device linear models, mixed log-linearly on the target's support."""
+  """Per-device linear models, mixed log-linearly on the target's support.
+
+  Args:
+    space: search-space name.
+    train_devices: the devices with one linear model each (meta-train).
+    l2: ridge penalty of the per-device models.
+    mix_l2: ridge penalty of the log-linear mixing weights.
+    log_target: fit the per-device models to log(ms) instead of ms.
+  """
 
   name = 'linear_mix'
 
   def __init__(self, space: str, train_devices: Sequence[str],
-               l2: float = 1e-3, mix_l2: float = 1e-3):
+               l2: float = 1e-3, mix_l2: float = 1e-3,
+               log_target: bool = False):
     self.space = spaces_lib.get_space(space)
     self.mix_l2 = mix_l2
+    self.log_target = log_target
     coefs = []
     for name in train_devices:
       dev = latency_data.bundled_device(space, name)
       rows = ~dev.is_query  # the query rows are never used for fitting
+      y = dev.latency_ms[rows]
       coefs.append(_ridge(_design(self.space, dev.archs[rows]),
-                          dev.latency_ms[rows], l2))
+                          np.log(y) if log_target else y, l2))
     self.coefs = np.stack(coefs, 1)  # [features, D]
+
+  @classmethod
+  def selected(cls, space: str, valid_tasks) -> 'LinearMix':
+    """The variant (target, mixing penalty) with the best mean Spearman on
+    meta-valid tasks: the baseline gets the same model selection as the
+    meta-learned predictor."""
+    split = latency_data.SPLITS[space]
+    best, best_score = None, -2.0
+    for log_target in (False, True):
+      for mix_l2 in (1e-3, 1e-1):
+        model = cls(space, split.meta_train, mix_l2=mix_l2,
+                    log_target=log_target)
+        score = np.mean([tasks_lib.spearman(model.adapt(t)(t.query_archs),
+                                            t.query_ms) for t in valid_tasks])
+        if score > best_score:
+          best, best_score = model, score
+    return best
 
   def _log_device_predictions(self, archs: np.ndarray) -> np.ndarray:
     pred = _design(self.space, archs) @ self.coefs
-    return np.log(np.maximum(pred, 1e-3))
+    return pred if self.log_target else np.log(np.maximum(pred, 1e-3))
 
   def adapt(self, task: tasks_lib.FewShotTask):
     def design(archs):

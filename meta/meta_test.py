@@ -55,8 +55,18 @@ def load_devices(space: str, device_files: Sequence[str]
 
 
 def run(config, workdir: str, device_files: Sequence[str] = (),
-        with_baselines: bool = True) -> dict:
-  """Evaluates ``workdir/predictor``; returns and writes the result dict."""
+        with_baselines: bool = True, compare: Sequence[str] = ()) -> dict:
+  """Evaluates ``workdir/predictor``; returns and writes the result dict.
+
+  Args:
+    config: evaluation settings (``config.eval``).
+    workdir: a ``meta_train`` workdir.
+    device_files: evaluate these device files instead of the meta-test
+      devices.
+    with_baselines: add the linear-mix and FLOPs baselines.
+    compare: other ``meta_train`` workdirs (MAML, Meta-SGD, ... variants) to
+      evaluate in the same table.
+  """
   path = os.path.join(workdir, train.PREDICTOR_DIR)
   if not os.path.exists(path):
     raise FileNotFoundError(
@@ -68,8 +78,16 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   ev = config.eval
   seeds = list(range(ev.seeds))
   methods = [adaptation.MetaMethod(predictor, predictor.config.meta.algorithm)]
+  for other in compare:
+    pred = adaptation.MetaPredictor.load(os.path.join(other,
+                                                      train.PREDICTOR_DIR))
+    if pred.config.space != space:
+      raise ValueError(f'{other}: a {pred.config.space} predictor, not '
+                       f'{space}.')
+    methods.append(adaptation.MetaMethod(pred, pred.config.meta.algorithm))
   if with_baselines:
-    methods += [baselines.LinearMix(space, latency_data.SPLITS[space].meta_train),
+    methods += [baselines.LinearMix.selected(
+        space, train.validation_tasks(predictor.config)),
                 baselines.FlopsProxy()]
   results = {}
   for method in methods:

@@ -63,6 +63,7 @@ class LatencyNet(nn.Module):
   hidden: int = 64
   trunk: str = 'additive'
   use_hardware: bool = True
+  standardize_physics: bool = True
 
   def setup(self):
     sp = spaces_lib.get_space(self.space)
@@ -70,6 +71,16 @@ class LatencyNet(nn.Module):
     self._feats = jnp.asarray(feats)
     self._mask = jnp.asarray(sp.choice_mask, jnp.float32)
     self._space = sp
+    # Mean and std of the unit-feature sums under uniformly random choices,
+    # to standardise the physics features that the ridge head sees.
+    probs = sp.uniform_probs()[..., None]
+    mean = (probs * feats).sum(1)
+    var = (probs * (feats - mean[:, None]) ** 2).sum(1)
+    self._physics_mean = jnp.asarray(mean.sum(0))
+    self._physics_std = jnp.asarray(np.sqrt(var.sum(0)) + 1e-6)
+    if not self.standardize_physics:
+      self._physics_mean = jnp.zeros_like(self._physics_mean)
+      self._physics_std = jnp.full_like(self._physics_std, sp.num_units)
     self._trunks = self.trunk.split('+')
     for t in self._trunks:
       if t not in ('additive', 'gcn', 'mlp'):
@@ -135,7 +146,8 @@ class LatencyNet(nn.Module):
         x = x * (1 + modulation[name]['scale']) + modulation[name]['shift']
       if name != HEAD_LAYERS[-1]:
         x = nn.relu(x)
-    physics = jnp.einsum('...uc,ucf->...f', probs, self._feats)
+    physics = (jnp.einsum('...uc,ucf->...f', probs, self._feats) -
+               self._physics_mean) / self._physics_std
     features = jnp.concatenate(
         [hidden, physics, jnp.ones(physics.shape[:-1] + (1,))], -1)
     return x[..., 0], features

@@ -1,0 +1,41 @@
+"""The README's main job: FBNet DNAS on the embedded digits data, offline.
+
+    python -m experiments.search --config=configs/quickstart.py --workdir=runs/quickstart
+
+FBNet space in the CIFAR macro network (so the bundled HW-NAS-Bench lookup
+tables score it exactly), latency from the raspi4 lookup table, target
+25 ms. The data are scikit-learn's handwritten digits (real images that ship
+with scikit-learn), upsampled to 16x16 to keep the run to a few minutes on
+2 CPU cores: the network searched and scored for latency is the CIFAR one
+(32x32); only the training images are smaller.
+
+Variants: ``configs/quickstart.py:smoke`` (a few steps, for tests).
+"""
+
+from configs import search_common
+
+
+def get_config(variant: str = ''):
+  c = search_common.base_config()
+  c.data.name = 'digits'
+  c.data.image_size = 16
+  c.batch_size = 32
+  c.epochs = 8
+  c.search.warmup_epochs = 2
+  c.search.tau_decay = 0.7  # the FBNet schedule compressed to 8 epochs
+  c.optim.weight_lr = 0.05
+  c.optim.arch_lr = 0.05
+  c.checkpoint_every = 50
+  c.latency.target_ms = 25.0
+  if variant == 'smoke':
+    c.data.image_size = 8
+    c.batch_size = 16
+    c.epochs = 1
+    c.search.warmup_epochs = 0
+    c.search.arch_every = 2
+    c.search.num_derived_samples = 1
+    c.data.eval_limit = 32
+    c.checkpoint_every = 5
+  elif variant:
+    raise ValueError(f'Unknown variant {variant!r}; expected smoke.')
+  return c

@@ -1,0 +1,52 @@
+"""Shared defaults of the DNAS search configs."""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.space = 'fbnet'
+  c.macro = 'cifar'
+  c.seed = 0
+  c.batch_size = 64
+  c.epochs = 90
+  c.checkpoint_every = 200
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = 'cifar100'
+  c.data.image_size = 32
+  c.data.data_dir = ''  # '' = tfds default (~/tensorflow_datasets)
+  c.data.eval_limit = None  # evaluate on at most this many images
+
+  c.latency = ml_collections.ConfigDict()
+  c.latency.source = 'lut'  # 'lut' (HW-NAS-Bench tables) or 'predictor'
+  c.latency.device = 'raspi4'  # a bundled device
+  c.latency.device_file = ''  # or a device file (source='predictor')
+  c.latency.target_ms = 25.0
+  c.latency.predictor_dir = ''  # '' = the bundled meta-trained predictor
+  c.latency.num_samples = 10  # measurements besides the references
+  c.latency.seed = 0
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.form = 'target'  # 'fbnet', 'target' (about T) or 'budget' (<= T)
+  c.loss.alpha = 0.2
+  c.loss.beta = 0.6
+  c.loss.unit_ms = 1.0  # latency unit of the fbnet form's log
+  c.loss.lam = 2.0
+  c.loss.margin = 0.01
+
+  c.search = ml_collections.ConfigDict()
+  c.search.tau0 = 5.0
+  c.search.tau_decay = 0.956
+  c.search.warmup_epochs = 10
+  c.search.arch_every = 4  # one arch step (20% split) per 4 weight steps
+  c.search.hard = False  # straight-through hard Gumbel samples
+  c.search.num_derived_samples = 3
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.weight_lr = 0.1
+  c.optim.momentum = 0.9
+  c.optim.weight_decay = 1e-4
+  c.optim.arch_lr = 0.01
+  c.optim.arch_weight_decay = 5e-4
+  return c

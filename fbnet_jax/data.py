@@ -1,0 +1,670 @@
+"""Image input pipelines for DNAS: weight training, arch training, evaluation.
+
+FBNet trains the supernet's weights on 80% of the training split and its
+architecture parameters on the other 20%; accuracy is reported on the
+dataset's test (CIFAR) or validation (ImageNet) split. This module gives the
+trainer those three streams as iterators of numpy batches::
+
+  info = data.dataset_info('cifar10')
+  weights = data.train_batches('cifar10', split='weights', batch_size=128,
+                               seed=0)
+  arch = data.train_batches('cifar10', split='arch', batch_size=128, seed=1)
+  for batch in data.eval_batches('cifar10', batch_size=500):
+    ...  # batch['image'], batch['label'], batch['mask']
+
+Datasets:
+
+* ``digits``: scikit-learn's 1,797 real 8x8 handwritten digits, shipped inside
+  scikit-learn, so it needs no download. Upsampled bilinearly to
+  ``image_size`` (default 32) and replicated to 3 channels, with a fixed,
+  seeded, stratified 80/20 train/eval split. The default for smoke tests.
+* ``cifar10``, ``cifar100``, ``imagenet2012``: read with
+  ``tfds.data_source`` (array_record random access; TensorFlow is needed only
+  once, to prepare the files, never to read them).
+
+All pipelines are ``grain.MapDataset`` graphs: random access to the source,
+a seeded global shuffle that differs each epoch, per-example augmentation
+with a generator seeded from (seed, example position), batching, and a thread
+pool that prefetches whole batches. Because every batch is a pure function of
+its position in the stream, ``start_step`` resumes a stream by index
+arithmetic, without reading the skipped examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+import dataclasses
+import functools
+import glob
+import math
+import os
+from typing import Any
+
+import grain
+import numpy as np
+
+KNOWN_DATASETS = ('digits', 'cifar10', 'cifar100', 'imagenet2012')
+TRAIN_SPLITS = ('weights', 'arch', 'train')
+# Fraction of the training split used to train weights (FBNet, Sec. 4.1);
+# the rest trains the architecture parameters.
+WEIGHTS_FRACTION = 0.8
+
+# Seed of the fixed permutation that divides the training split into the
+# 'weights' and 'arch' subsets. It does not depend on the run's seed, so every
+# run (and every resumed run) sees the same division.
+_SPLIT_SEED = 0
+# Seed of the digits train/eval split.
+_DIGITS_SPLIT_SEED = 0
+_DIGITS_EVAL_FRACTION = 0.2
+# ImageNet evaluation resizes the shorter side to image_size / this, then
+# takes the central image_size x image_size crop (224 -> 256 -> 224).
+_IMAGENET_CENTER_CROP_FRACTION = 0.875
+_CIFAR_PADDING = 4
+
+# One example or one batch: {'image': ..., 'label': ...[, 'mask': ...]}.
+_Example = dict[str, np.ndarray]
+_Normalize = Callable[[np.ndarray], np.ndarray]
+_Preprocess = Callable[..., _Example]
+
+
+class DatasetNotPreparedError(FileNotFoundError):
+  """A tfds dataset that has not been prepared (as array_record) on disk."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """Static facts about a dataset, as the trainer needs them.
+
+  Attributes:
+    name: dataset name, one of ``KNOWN_DATASETS``.
+    num_classes: number of label classes.
+    image_size: side S of the square [S, S, channels] images the pipelines
+      yield.
+    channels: image channels (always 3).
+    num_train: examples in the full training split (``split='train'``); the
+      canonical size of the published dataset, not read from disk.
+    num_eval: examples in the evaluation split.
+  """
+  name: str
+  num_classes: int
+  image_size: int
+  channels: int
+  num_train: int
+  num_eval: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _TfdsSpec:
+  num_classes: int
+  image_size: int
+  num_train: int
+  num_eval: int
+  eval_split: str
+  mean: tuple[float, float, float]
+  std: tuple[float, float, float]
+
+
+_TFDS_SPECS = {
+    'cifar10': _TfdsSpec(
+        num_classes=10, image_size=32, num_train=50_000, num_eval=10_000,
+        eval_split='test', mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616)),
+    'cifar100': _TfdsSpec(
+        num_classes=100, image_size=32, num_train=50_000, num_eval=10_000,
+        eval_split='test', mean=(0.5071, 0.4865, 0.4409),
+        std=(0.2673, 0.2564, 0.2762)),
+    'imagenet2012': _TfdsSpec(
+        num_classes=1000, image_size=224, num_train=1_281_167,
+        num_eval=50_000, eval_split='validation', mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225)),
+}
+_DIGITS_IMAGE_SIZE = 32
+
+
+# ----------------------------------------------------------------------------
+# Public API.
+# ----------------------------------------------------------------------------
+
+
+def dataset_info(name: str, image_size: int | None = None) -> DatasetInfo:
+  """Returns the static description of dataset `name`.
+
+  Args:
+    name: one of ``KNOWN_DATASETS``.
+    image_size: side of the images the pipelines will yield; ``None`` for the
+      dataset's default (32 for digits and CIFAR, 224 for ImageNet).
+
+  Raises:
+    ValueError: for an unknown name or a non-positive image size.
+  """
+  _check_name(name)
+  if name == 'digits':
+    train_idx, eval_idx = _digits_split()
+    return DatasetInfo(
+        name=name, num_classes=10,
+        image_size=_resolve_image_size(image_size, _DIGITS_IMAGE_SIZE),
+        channels=3, num_train=len(train_idx), num_eval=len(eval_idx))
+  spec = _TFDS_SPECS[name]
+  return DatasetInfo(
+      name=name, num_classes=spec.num_classes,
+      image_size=_resolve_image_size(image_size, spec.image_size), channels=3,
+      num_train=spec.num_train, num_eval=spec.num_eval)
+
+
+def split_indices(split: str, num_train: int) -> np.ndarray:
+  """Indices into a training split of `num_train` examples that form `split`.
+
+  'weights' is the first ``WEIGHTS_FRACTION`` of a permutation of
+  ``range(num_train)`` drawn with a fixed seed, 'arch' the rest, 'train'
+  everything. 'weights' and 'arch' are disjoint and together cover the split.
+
+  Args:
+    split: one of ``TRAIN_SPLITS``.
+    num_train: size of the training split.
+
+  Returns:
+    Sorted int64 indices.
+
+  Raises:
+    ValueError: for an unknown split, or a training split too small to give
+      both subsets at least one example.
+  """
+  if split not in TRAIN_SPLITS:
+    raise ValueError(
+        f'Unknown training split {split!r}; expected one of {TRAIN_SPLITS}.')
+  if split == 'train':
+    return np.arange(num_train)
+  num_weights = int(round(WEIGHTS_FRACTION * num_train))
+  if num_weights < 1 or num_weights >= num_train:
+    raise ValueError(
+        f'A training split of {num_train} examples is too small to divide '
+        f'{WEIGHTS_FRACTION:.0%}/{1 - WEIGHTS_FRACTION:.0%} into non-empty '
+        "'weights' and 'arch' subsets; use split='train' or more data.")
+  permutation = np.random.default_rng(_SPLIT_SEED).permutation(num_train)
+  if split == 'weights':
+    return np.sort(permutation[:num_weights])
+  return np.sort(permutation[num_weights:])
+
+
+def train_batches(
+    name: str,
+    *,
+    split: str,
+    batch_size: int,
+    seed: int,
+    image_size: int | None = None,
+    augment: bool = True,
+    data_dir: str | os.PathLike[str] | None = None,
+    start_step: int = 0,
+) -> Iterator[dict[str, np.ndarray]]:
+  """An infinite stream of training batches.
+
+  The stream reshuffles the examples every epoch and is a deterministic
+  function of (`name`, `split`, `batch_size`, `seed`, `image_size`,
+  `augment`): batch k is the same whoever asks for it, so a job resumed at
+  step k passes ``start_step=k`` and continues the same stream (the skip is
+  index arithmetic; nothing is read). Batches may straddle epochs.
+
+  Args:
+    name: one of ``KNOWN_DATASETS``.
+    split: 'weights' (80% of the training split, for the supernet weights),
+      'arch' (the other 20%, for the architecture parameters) or 'train'.
+    batch_size: examples per batch.
+    seed: non-negative seed of the shuffle and the augmentation.
+    image_size: image side; ``None`` for the dataset's default.
+    augment: random translation (digits), pad-crop + flip (CIFAR) or
+      random-resized-crop + flip (ImageNet); ``False`` gives the evaluation
+      preprocessing.
+    data_dir: tfds data directory (``None``: tfds' default,
+      ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``). Unused for digits.
+    start_step: index of the first batch to yield.
+
+  Returns:
+    An iterator of ``{'image': float32 [B, S, S, 3] normalised with the
+    dataset's per-channel mean and std, 'label': int32 [B]}``.
+
+  Raises:
+    ValueError: for an unknown dataset or split, or a bad argument.
+    DatasetNotPreparedError: when a tfds dataset is not prepared in
+      `data_dir`; the message gives the command that prepares it.
+  """
+  _check_name(name)
+  if split not in TRAIN_SPLITS:
+    raise ValueError(
+        f'Unknown training split {split!r}; expected one of {TRAIN_SPLITS}.')
+  _check_positive_int('batch_size', batch_size)
+  _check_non_negative_int('seed', seed)
+  _check_non_negative_int('start_step', start_step)
+  info = dataset_info(name, image_size)
+  source, preprocess_train, preprocess_eval = _source_and_transforms(
+      name, 'train', info.image_size, data_dir)
+  indices = split_indices(split, len(source))
+  shuffle_seed, augment_seed = np.random.SeedSequence(
+      [seed, TRAIN_SPLITS.index(split)]).generate_state(2)
+
+  ds = grain.MapDataset.source(_Subset(source, indices))
+  ds = ds.shuffle(seed=int(shuffle_seed)).repeat(None)
+  if augment:
+    ds = ds.random_map(preprocess_train, seed=int(augment_seed))
+  else:
+    ds = ds.map(preprocess_eval)
+  ds = ds.batch(batch_size, drop_remainder=True)
+  ds = ds[start_step:]
+  return iter(ds.to_iter_dataset(_read_options()))
+
+
+def eval_batches(
+    name: str,
+    *,
+    batch_size: int,
+    image_size: int | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    limit: int | None = None,
+) -> Iterator[dict[str, np.ndarray]]:
+  """One pass, in order, over the evaluation split.
+
+  Every batch has `batch_size` rows: the last one is padded with zeros, and
+  ``mask`` marks the real rows, so ``sum(mask * correct) / sum(mask)`` is the
+  exact accuracy.
+
+  Args:
+    name: one of ``KNOWN_DATASETS``.
+    batch_size: rows per batch.
+    image_size: image side; ``None`` for the dataset's default.
+    data_dir: tfds data directory; unused for digits.
+    limit: evaluate only the first `limit` examples, or all of them if
+      there are fewer (``None``: all).
+
+  Returns:
+    An iterator of ``{'image': float32 [B, S, S, 3], 'label': int32 [B],
+    'mask': float32 [B]}``.
+
+  Raises:
+    ValueError: for an unknown dataset or a bad argument.
+    DatasetNotPreparedError: when a tfds dataset is not prepared in
+      `data_dir`.
+  """
+  _check_name(name)
+  _check_positive_int('batch_size', batch_size)
+  if limit is not None:
+    _check_positive_int('limit', limit)
+  info = dataset_info(name, image_size)
+  source, _, preprocess_eval = _source_and_transforms(
+      name, 'eval', info.image_size, data_dir)
+  ds = grain.MapDataset.source(source)
+  if limit is not None:
+    ds = ds[:limit]
+  ds = ds.map(preprocess_eval).batch(batch_size, drop_remainder=False)
+  ds = ds.map(functools.partial(_pad_batch, batch_size=batch_size))
+  return iter(ds.to_iter_dataset(_read_options()))
+
+
+# ----------------------------------------------------------------------------
+# Argument checks.
+# ----------------------------------------------------------------------------
+
+
+def _check_name(name: str) -> None:
+  if name not in KNOWN_DATASETS:
+    raise ValueError(
+        f'Unknown dataset {name!r}; known datasets are: '
+        f'{", ".join(KNOWN_DATASETS)}.')
+
+
+def _is_int(value: Any) -> bool:
+  return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_positive_int(field: str, value: Any) -> None:
+  if not _is_int(value) or value < 1:
+    raise ValueError(f'{field} must be a positive integer, got {value!r}.')
+
+
+def _check_non_negative_int(field: str, value: Any) -> None:
+  if not _is_int(value) or value < 0:
+    raise ValueError(f'{field} must be a non-negative integer, got {value!r}.')
+
+
+def _resolve_image_size(image_size: int | None, default: int) -> int:
+  if image_size is None:
+    return default
+  _check_positive_int('image_size', image_size)
+  return int(image_size)
+
+
+# ----------------------------------------------------------------------------
+# Pipeline pieces.
+# ----------------------------------------------------------------------------
+
+
+class _Subset(Sequence):
+  """Random-access view of `source` restricted to `indices`."""
+
+  def __init__(self, source: Sequence[Any], indices: np.ndarray):
+    self._source = source
+    self._indices = indices
+
+  def __len__(self) -> int:
+    return len(self._indices)
+
+  def __getitem__(self, index):
+    return self._source[int(self._indices[index])]
+
+
+class _ArraySource(Sequence):
+  """In-memory random-access source of {'image', 'label'} examples."""
+
+  def __init__(self, images: np.ndarray, labels: np.ndarray):
+    self._images = images
+    self._labels = labels
+
+  def __len__(self) -> int:
+    return len(self._labels)
+
+  def __getitem__(self, index):
+    return {'image': self._images[index], 'label': self._labels[index]}
+
+
+def _read_options() -> grain.ReadOptions:
+  # Threads prefetch whole batches: per-element hand-offs between threads
+  # cost more than the cheap CIFAR/digits transforms themselves, while
+  # batch-level threads still overlap ImageNet's JPEG decoding and resizing
+  # (PIL releases the GIL).
+  num_threads = min(8, os.cpu_count() or 1)
+  return grain.ReadOptions(num_threads=num_threads,
+                           prefetch_buffer_size=num_threads)
+
+
+def _pad_batch(batch: _Example, batch_size: int) -> _Example:
+  """Pads a (last, short) batch to `batch_size` rows and adds 'mask'."""
+  num_real = len(batch['label'])
+  mask = np.zeros([batch_size], np.float32)
+  mask[:num_real] = 1.0
+  if num_real == batch_size:
+    return {**batch, 'mask': mask}
+  padded = {}
+  for key, value in batch.items():
+    pad = np.zeros((batch_size - num_real,) + value.shape[1:], value.dtype)
+    padded[key] = np.concatenate([value, pad])
+  padded['mask'] = mask
+  return padded
+
+
+def _source_and_transforms(
+    name: str, which: str, image_size: int,
+    data_dir: str | os.PathLike[str] | None,
+) -> tuple[Sequence[Any], _Preprocess, _Preprocess]:
+  """Returns (source, train_fn(example, rng), eval_fn(example))."""
+  if name == 'digits':
+    arrays = _digits_arrays(image_size)
+    images, labels = arrays[which]
+    normalize = functools.partial(
+        _normalize, mean=arrays['mean'], std=arrays['std'])
+    return (_ArraySource(images, labels),
+            functools.partial(_digits_train, normalize=normalize),
+            functools.partial(_digits_eval, normalize=normalize))
+  spec = _TFDS_SPECS[name]
+  split = 'train' if which == 'train' else spec.eval_split
+  source = _tfds_source(name, split, data_dir)
+  normalize = functools.partial(
+      _normalize, mean=np.asarray(spec.mean, np.float32) * 255,
+      std=np.asarray(spec.std, np.float32) * 255)
+  if name == 'imagenet2012':
+    return (source,
+            functools.partial(_imagenet_train, image_size=image_size,
+                              normalize=normalize),
+            functools.partial(_imagenet_eval, image_size=image_size,
+                              normalize=normalize))
+  return (source,
+          functools.partial(_cifar_train, image_size=image_size,
+                            normalize=normalize),
+          functools.partial(_cifar_eval, image_size=image_size,
+                            normalize=normalize))
+
+
+def _normalize(image: np.ndarray, mean: np.ndarray,
+               std: np.ndarray) -> np.ndarray:
+  return ((image.astype(np.float32) - mean) / std).astype(np.float32)
+
+
+def _example(image: np.ndarray, label: Any) -> _Example:
+  return {'image': image, 'label': np.int32(label)}
+
+
+def _random_translate(image: np.ndarray, max_shift: int,
+                      rng: np.random.Generator) -> np.ndarray:
+  """A random crop of `image` zero-padded by `max_shift` on each side.
+
+  Same result as ``np.pad`` followed by a random same-size crop, without
+  building the padded copy.
+  """
+  dy, dx = rng.integers(-max_shift, max_shift + 1, size=2)
+  height, width = image.shape[:2]
+  out = np.zeros_like(image)
+  out[max(0, -dy):height - max(0, dy), max(0, -dx):width - max(0, dx)] = (
+      image[max(0, dy):height + min(0, dy), max(0, dx):width + min(0, dx)])
+  return out
+
+
+# --- digits -----------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
+  """Returns scikit-learn's digits: images float32 [1797, 8, 8] in [0, 1]."""
+  from sklearn import datasets  # pylint: disable=g-import-not-at-top
+  digits = datasets.load_digits()
+  return ((digits.images / 16.0).astype(np.float32),
+          digits.target.astype(np.int32))
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_split() -> tuple[np.ndarray, np.ndarray]:
+  """Fixed stratified split: (train indices, eval indices), both sorted."""
+  _, labels = _digits_raw()
+  rng = np.random.default_rng(_DIGITS_SPLIT_SEED)
+  eval_idx = []
+  for label in np.unique(labels):
+    members = rng.permutation(np.flatnonzero(labels == label))
+    eval_idx.append(members[:int(round(_DIGITS_EVAL_FRACTION * len(members)))])
+  eval_idx = np.sort(np.concatenate(eval_idx))
+  train_idx = np.setdiff1d(np.arange(len(labels)), eval_idx)
+  return train_idx, eval_idx
+
+
+@functools.lru_cache(maxsize=2)
+def _digits_arrays(image_size: int) -> dict[str, Any]:
+  """Upsampled digits [N, S, S] in [0, 1] per split, and train mean/std."""
+  import jax  # pylint: disable=g-import-not-at-top
+  raw_images, labels = _digits_raw()
+  try:
+    cpu = jax.devices('cpu')[0]
+  except RuntimeError:  # CPU backend disabled (JAX_PLATFORMS): use default.
+    cpu = None
+  resized = jax.image.resize(
+      jax.device_put(raw_images, cpu),
+      (len(raw_images), image_size, image_size), method='bilinear')
+  images = np.clip(np.asarray(resized), 0.0, 1.0)
+  train_idx, eval_idx = _digits_split()
+  train_images = images[train_idx]
+  return {
+      'train': (train_images, labels[train_idx]),
+      'eval': (images[eval_idx], labels[eval_idx]),
+      'mean': np.float32(train_images.mean(dtype=np.float64)),
+      'std': np.float32(train_images.std(dtype=np.float64)),
+  }
+
+
+def _digits_max_shift(image_size: int) -> int:
+  # One original pixel at the default 32 (4x upsampling): 4 pixels.
+  return max(1, image_size // 8)
+
+
+def _digits_eval(example: _Example, normalize: _Normalize) -> _Example:
+  image = normalize(example['image'])
+  return _example(np.repeat(image[:, :, None], 3, axis=-1), example['label'])
+
+
+def _digits_train(example: _Example, rng: np.random.Generator,
+                  normalize: _Normalize) -> _Example:
+  """Random translation by up to S/8 pixels (zero fill); no flips."""
+  image = example['image']
+  image = _random_translate(image, _digits_max_shift(image.shape[0]), rng)
+  return _example(np.repeat(normalize(image)[:, :, None], 3, axis=-1),
+                  example['label'])
+
+
+# --- CIFAR ------------------------------------------------------------------
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+  """Bilinear resize of a uint8 [H, W, 3] image to [size, size, 3]."""
+  if image.shape[:2] == (size, size):
+    return image
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  return np.asarray(
+      Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
+
+
+def _cifar_eval(example: _Example, image_size: int,
+                normalize: _Normalize) -> _Example:
+  image = _resize(np.asarray(example['image']), image_size)
+  return _example(normalize(image), example['label'])
+
+
+def _cifar_train(example: _Example, rng: np.random.Generator, image_size: int,
+                 normalize: _Normalize) -> _Example:
+  """Random 32x32 crop of the 4-pixel zero-padded image, random flip."""
+  image = _random_translate(np.asarray(example['image']), _CIFAR_PADDING, rng)
+  if rng.random() < 0.5:
+    image = image[:, ::-1]
+  image = _resize(np.ascontiguousarray(image), image_size)
+  return _example(normalize(image), example['label'])
+
+
+# --- ImageNet ---------------------------------------------------------------
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+  image = np.asarray(image)
+  if image.ndim == 2:
+    image = image[:, :, None]
+  if image.shape[-1] == 1:
+    return np.repeat(image, 3, axis=-1)
+  return image[:, :, :3]
+
+
+def _random_resized_crop_box(
+    height: int, width: int, rng: np.random.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    attempts: int = 10,
+) -> tuple[int, int, int, int]:
+  """Inception-style crop box (top, left, height, width).
+
+  Samples an area fraction uniformly in `scale` and an aspect ratio
+  log-uniformly in `ratio` until the box fits (at most `attempts` times),
+  else falls back to the largest central box with a ratio inside `ratio`
+  (as torchvision's RandomResizedCrop).
+  """
+  area = height * width
+  log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+  for _ in range(attempts):
+    target_area = area * rng.uniform(*scale)
+    aspect = math.exp(rng.uniform(*log_ratio))
+    crop_w = int(round(math.sqrt(target_area * aspect)))
+    crop_h = int(round(math.sqrt(target_area / aspect)))
+    if 0 < crop_w <= width and 0 < crop_h <= height:
+      top = int(rng.integers(0, height - crop_h + 1))
+      left = int(rng.integers(0, width - crop_w + 1))
+      return top, left, crop_h, crop_w
+  in_ratio = width / height
+  if in_ratio < ratio[0]:
+    crop_w, crop_h = width, int(round(width / ratio[0]))
+  elif in_ratio > ratio[1]:
+    crop_h, crop_w = height, int(round(height * ratio[1]))
+  else:
+    crop_w, crop_h = width, height
+  return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
+
+
+def _imagenet_train(example: _Example, rng: np.random.Generator,
+                    image_size: int, normalize: _Normalize) -> _Example:
+  """Random-resized crop to image_size, random horizontal flip."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  image = _to_rgb(example['image'])
+  top, left, crop_h, crop_w = _random_resized_crop_box(
+      image.shape[0], image.shape[1], rng)
+  image = np.asarray(Image.fromarray(image).resize(
+      (image_size, image_size), Image.Resampling.BILINEAR,
+      box=(left, top, left + crop_w, top + crop_h)))
+  if rng.random() < 0.5:
+    image = image[:, ::-1]
+  return _example(normalize(image), example['label'])
+
+
+def _imagenet_eval(example: _Example, image_size: int,
+                   normalize: _Normalize) -> _Example:
+  """Shorter side to image_size / 0.875, then the central crop."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  image = _to_rgb(example['image'])
+  height, width = image.shape[:2]
+  short = int(round(image_size / _IMAGENET_CENTER_CROP_FRACTION))
+  if height <= width:
+    new_h, new_w = short, max(short, int(round(width * short / height)))
+  else:
+    new_h, new_w = max(short, int(round(height * short / width))), short
+  image = np.asarray(Image.fromarray(image).resize(
+      (new_w, new_h), Image.Resampling.BILINEAR))
+  top = (new_h - image_size) // 2
+  left = (new_w - image_size) // 2
+  image = image[top:top + image_size, left:left + image_size]
+  return _example(normalize(image), example['label'])
+
+
+# --- tfds -------------------------------------------------------------------
+
+
+def _prepare_instructions(name: str, data_dir: str) -> str:
+  build = (f'pip install tensorflow && tfds build {name} '
+           f'--data_dir={data_dir} --file_format=array_record')
+  if name == 'imagenet2012':
+    return (
+        'ImageNet cannot be downloaded automatically: register at '
+        'https://image-net.org/download-images, put ILSVRC2012_img_train.tar '
+        f'and ILSVRC2012_img_val.tar in {data_dir}/downloads/manual/, then '
+        f'run once: {build}')
+  return f'Prepare it once with: {build}'
+
+
+def _tfds_source(name: str, split: str,
+                 data_dir: str | os.PathLike[str] | None) -> Sequence[Any]:
+  """`tfds.data_source(name, split)`, never downloading; clear errors."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError(
+        f'Dataset {name!r} is read with tensorflow-datasets, which is not '
+        'installed: pip install tensorflow-datasets array_record pillow') from e
+  searched = os.fspath(data_dir) if data_dir is not None else (
+      os.environ.get('TFDS_DATA_DIR')
+      or os.path.expanduser('~/tensorflow_datasets'))
+  try:
+    return tfds.data_source(name, split=split, data_dir=data_dir,
+                            download=False)
+  except (KeyError, ValueError, NotImplementedError, OSError,
+          AssertionError) as e:
+    prepared = sorted(glob.glob(
+        os.path.join(glob.escape(searched), name, '*', 'dataset_info.json')))
+    if prepared:
+      reason = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+      problem = (f'is prepared under {searched!r} but cannot be read with '
+                 f'random access (tfds said: {reason}); it must be prepared '
+                 'in the array_record format')
+    else:
+      problem = (f'is not prepared under {searched!r} (no '
+                 f'{os.path.join(searched, name)}/<version>/'
+                 'dataset_info.json)')
+    raise DatasetNotPreparedError(
+        f'Dataset {name!r} (split {split!r}) {problem}. '
+        f'{_prepare_instructions(name, searched)}') from None

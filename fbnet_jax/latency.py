@@ -1,0 +1,185 @@
+"""Latency sources behind one interface: soft architecture -> milliseconds.
+
+The supernet's loss needs the expected latency of the architecture
+distribution, differentiable in its probabilities. Two sources:
+
+- :class:`LookupTableLatency`: HW-NAS-Bench's per-layer lookup tables
+  (FBNet space, CIFAR setting): ``const + sum_l sum_c p[l, c] table[l, c]``,
+  exact for a discrete architecture, the exact expectation for a
+  distribution over independent layers.
+- :class:`PredictorLatency`: the meta-learned predictor of :mod:`meta`,
+  adapted to the target device from a few measurements. This is the one
+  narrow face through which ``fbnet_jax`` uses ``meta``.
+
+``latency_source(config)`` builds either from ``config.latency``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Optional
+
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from fbnet_jax import spaces as spaces_lib
+
+LUT_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'meta',
+                        'data', 'hwnasbench_fbnet_lut.npz')
+LUT_DEVICES = ('raspi4', 'pixel3', 'eyeriss', 'fpga')
+PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)),
+                              'meta', 'pretrained')
+
+
+class LatencyConfigError(ValueError):
+  """A latency configuration that cannot be served."""
+
+
+@dataclasses.dataclass
+class LatencyModel:
+  """A named, differentiable map from soft architectures to milliseconds.
+
+  Attributes:
+    name: e.g. ``lut:raspi4`` or ``predictor:raspi4``.
+    space: the search space it scores.
+    expected_ms: pure function ``probs [..., U, C] -> ms [...]``; jittable.
+  """
+  name: str
+  space: spaces_lib.SearchSpace
+  expected_ms: Callable[[jnp.ndarray], jnp.ndarray]
+
+  def __call__(self, probs):
+    return self.expected_ms(probs)
+
+  def arch_ms(self, archs) -> np.ndarray:
+    """Milliseconds of discrete architectures ``[N, U]`` (or one ``[U]``)."""
+    archs = np.asarray(archs)
+    single = archs.ndim == 1
+    archs = self.space.validate_batch(np.atleast_2d(archs))
+    out = np.asarray(self.expected_ms(jnp.asarray(self.space.one_hot(archs))))
+    return out[0] if single else out
+
+
+def lookup_table_latency(device: str) -> LatencyModel:
+  """HW-NAS-Bench lookup table of ``device`` (FBNet, CIFAR macro)."""
+  if device not in LUT_DEVICES:
+    raise LatencyConfigError(
+        f'config.latency.device: no lookup table for {device!r}; the bundled '
+        f'FBNet tables are for {", ".join(LUT_DEVICES)} (use '
+        "config.latency.source='predictor' for other devices).")
+  with np.load(LUT_FILE) as npz:
+    if tuple(npz['op_names']) != spaces_lib.fbnet.OP_NAMES:
+      raise LatencyConfigError(f'{LUT_FILE}: field op_names does not match '
+                               'the FBNet space op order.')
+    table = jnp.asarray(npz[f'{device}_rel'], jnp.float32)
+    const = float(npz[f'{device}_const'])
+  space = spaces_lib.get_space('fbnet', macro='cifar')
+
+  def expected_ms(probs):
+    return const + jnp.einsum('...uc,uc->...', probs, table)
+
+  return LatencyModel(f'lut:{device}', space, expected_ms)
+
+
+def predictor_latency(adapted) -> LatencyModel:
+  """Wraps a :class:`meta.adaptation.AdaptedPredictor`."""
+  return LatencyModel(f'predictor:{adapted.device}', adapted.space,
+                      adapted.latency_fn)
+
+
+def adapt_predictor(space: str, device, *, predictor_dir: Optional[str] = None,
+                    num_samples: int = 10, seed: int = 0):
+  """Adapts the meta-trained predictor to a device from a few measurements.
+
+  Support: the device's reference architectures + ``num_samples`` random
+  non-query rows (all non-query rows if ``num_samples`` is 0 or larger than
+  what is there).
+
+  Args:
+    space: search-space name.
+    device: a :class:`meta.latency_data.Device`.
+    predictor_dir: a meta-trained predictor (``meta_train`` workdir's
+      ``predictor/``); default: the bundled one of this space.
+    num_samples: measurements besides the references.
+    seed: seed of the sample draw.
+  """
+  from meta import adaptation  # the narrow face: only the adaptation API
+
+  path = predictor_dir or os.path.join(PRETRAINED_DIR, space)
+  if not os.path.exists(os.path.join(path, adaptation.CONFIG_FILE)):
+    raise LatencyConfigError(
+        f'config.latency.predictor_dir: {path} holds no meta-trained '
+        'predictor; run python -m experiments.meta_train first.')
+  predictor = adaptation.MetaPredictor.load(path)
+  if predictor.config.space != space:
+    raise LatencyConfigError(f'{path}: predictor of space '
+                             f'{predictor.config.space!r}, not {space!r}.')
+  refs = device.reference_rows()
+  others = np.nonzero(~device.is_query)[0]
+  others = others[~np.isin(others, refs)]
+  if 0 < num_samples < len(others):
+    others = np.random.default_rng(seed).choice(others, num_samples,
+                                                replace=False)
+  rows = np.concatenate([refs[refs >= 0], others])
+  return predictor.adapt(device.archs[rows], device.latency_ms[rows],
+                         device=device.name)
+
+
+def latency_source(config: ml_collections.ConfigDict) -> LatencyModel:
+  """The latency model that ``config.latency`` asks for.
+
+  Fields: ``source`` ('lut' or 'predictor'), ``device`` (a bundled device
+  name) or ``device_file`` (a device file), and for the predictor
+  ``predictor_dir``, ``num_samples``, ``seed``.
+  """
+  from meta import latency_data
+
+  lat = config.latency
+  if lat.source == 'lut':
+    if config.space != 'fbnet' or config.get('macro', 'cifar') != 'cifar':
+      raise LatencyConfigError(
+          "config.latency.source='lut' needs the FBNet space with the CIFAR "
+          "macro network; use source='predictor' for "
+          f'{config.space}/{config.get("macro", "")}.')
+    if lat.get('device_file'):
+      raise LatencyConfigError("config.latency.device_file needs "
+                               "source='predictor' (a file has no table).")
+    return lookup_table_latency(lat.device)
+  if lat.source == 'predictor':
+    if lat.get('device_file'):
+      device = latency_data.load_device_file(lat.device_file)
+      if device.space != config.space:
+        raise LatencyConfigError(
+            f'{lat.device_file}: field space is {device.space!r}, the search '
+            f'space is {config.space!r}.')
+    else:
+      device = latency_data.bundled_device(config.space, lat.device)
+    adapted = adapt_predictor(config.space, device,
+                              predictor_dir=lat.get('predictor_dir') or None,
+                              num_samples=lat.get('num_samples', 10),
+                              seed=lat.get('seed', 0))
+    return predictor_latency(adapted)
+  raise LatencyConfigError(f"config.latency.source: expected 'lut' or "
+                           f"'predictor', got {lat.source!r}.")
+
+
+def all_sources(config) -> dict[str, LatencyModel]:
+  """Every latency source available for the config's space and device, for
+  the result report (the configured one first)."""
+  out = {}
+  main = latency_source(config)
+  out[main.name] = main
+  lat = config.latency
+  device = lat.get('device')
+  if config.space == 'fbnet' and config.get('macro', 'cifar') == 'cifar':
+    if device in LUT_DEVICES and f'lut:{device}' not in out:
+      out[f'lut:{device}'] = lookup_table_latency(device)
+  if (lat.source == 'lut' and os.path.exists(os.path.join(PRETRAINED_DIR,
+                                                         config.space))):
+    alt = ml_collections.ConfigDict(config.to_dict())
+    alt.latency.source = 'predictor'
+    model = latency_source(alt)
+    out[model.name] = model
+  return out

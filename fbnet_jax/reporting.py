@@ -1,0 +1,90 @@
+"""Metrics writers and plots of a search.
+
+Scalars go to TensorBoard (tensorboardX, no TensorFlow needed) and to
+``metrics.jsonl``; plots are written with matplotlib's Agg backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np
+
+
+class MetricWriter:
+  """TensorBoard (if tensorboardX is installed) + a JSON-lines file."""
+
+  def __init__(self, workdir: str):
+    self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
+    try:
+      import tensorboardX  # pylint: disable=g-import-not-at-top
+      self._tb = tensorboardX.SummaryWriter(os.path.join(workdir, 'tb'))
+    except ImportError:
+      self._tb = None
+
+  def scalars(self, step: int, values: dict) -> None:
+    values = {k: float(v) for k, v in values.items()
+              if isinstance(v, (int, float, np.floating, np.integer))}
+    self._jsonl.write(json.dumps({'step': int(step), **values}) + '\n')
+    self._jsonl.flush()
+    if self._tb is not None:
+      for k, v in values.items():
+        self._tb.add_scalar(k, v, step)
+
+  def close(self) -> None:
+    self._jsonl.close()
+    if self._tb is not None:
+      self._tb.close()
+
+
+def plot_search(history: list[dict], space, config, workdir: str) -> None:
+  """``arch_distribution.png`` and ``latency.png`` of a search."""
+  if not history:
+    return
+  probs = np.array([h['probs'] for h in history])  # [E, U, C]
+  epochs = [h['epoch'] for h in history]
+  units = [u.name for u in space.units]
+  choices = max(space.units, key=lambda u: u.num_choices).choices
+
+  fig, axes = plt.subplots(1, 2, figsize=(14, 0.28 * len(units) + 2),
+                           gridspec_kw={'width_ratios': [1.2, 1]})
+  im = axes[0].imshow(probs[-1], aspect='auto', cmap='viridis', vmin=0,
+                      vmax=1)
+  axes[0].set_yticks(range(len(units)), units, fontsize=7)
+  axes[0].set_xticks(range(len(choices)), choices, rotation=60, fontsize=7)
+  axes[0].set_title('final architecture distribution p(choice | unit)')
+  fig.colorbar(im, ax=axes[0])
+  # How the distribution sharpened: probability of each unit's final argmax.
+  final = probs[-1].argmax(-1)
+  top = probs[:, np.arange(len(units)), final]  # [E, U]
+  im2 = axes[1].imshow(top.T, aspect='auto', cmap='magma', vmin=0, vmax=1,
+                       extent=[epochs[0], epochs[-1], len(units) - 0.5, -0.5])
+  axes[1].set_yticks(range(len(units)), [f'{u}: {choices[c]}' for u, c in
+                                         zip(units, final)], fontsize=7)
+  axes[1].set_xlabel('epoch')
+  axes[1].set_title('probability of the derived choice over training')
+  fig.colorbar(im2, ax=axes[1])
+  fig.tight_layout()
+  fig.savefig(os.path.join(workdir, 'arch_distribution.png'), dpi=110)
+  plt.close(fig)
+
+  fig, ax = plt.subplots(figsize=(7, 4))
+  ax.plot(epochs, [h['expected_latency_ms'] for h in history],
+          label='expected (architecture distribution)')
+  ax.plot(epochs, [h['argmax_latency_ms'] for h in history], '--',
+          label='argmax architecture')
+  target = config.latency.get('target_ms')
+  if target:
+    ax.axhline(target, color='k', lw=0.8, ls=':', label=f'target {target} ms')
+  ax.set_xlabel('epoch')
+  ax.set_ylabel('latency (ms)')
+  ax.set_title(f'latency source: {config.latency.source} '
+               f'({config.latency.get("device_file") or config.latency.device})')
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(os.path.join(workdir, 'latency.png'), dpi=110)
+  plt.close(fig)

@@ -1,0 +1,399 @@
+"""DNAS search (FBNet): alternating weight and architecture steps.
+
+``train_and_evaluate(config, workdir)`` trains a supernet on the weights
+split (80% of the training data) and the architecture parameters on the
+arch split (the other 20%), after warm-up epochs of weights only; the
+Gumbel-softmax temperature anneals per epoch (FBNet: 5.0, x0.956). It
+derives the argmax and sampled architectures, scores them with every
+available latency source, and writes ``workdir/result.json`` and plots.
+
+Design choices:
+- Steps are pure and jitted once; the temperature and the latency target
+  are traced arguments, so annealing never recompiles.
+- Two optax ``multi_transform`` optimisers over one parameter tree
+  ``{'net', 'arch'}``: SGD + momentum + cosine for the net (the arch group
+  frozen), Adam for the architecture (the net group frozen); each keeps its
+  own state, so neither drifts during the other's steps.
+- Batch norm: weight steps normalise with batch statistics and update the
+  running averages; architecture steps also normalise with batch statistics
+  (the running averages mix all candidates' past mixtures and would bias the
+  comparison) but discard their updates, so the 20% arch split never leaks
+  into the statistics that evaluation uses.
+- Data parallel over all devices with ``jax.sharding``: a 1-D mesh
+  ``('data',)``, batches sharded on axis 0, state replicated.
+- Orbax checkpoints every ``config.checkpoint_every`` steps; the data streams
+  and random keys are functions of the step counters, so a restarted run
+  reproduces the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Optional
+
+from absl import logging
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import tqdm
+
+from fbnet_jax import data as data_lib
+from fbnet_jax import dnas
+from fbnet_jax import initializers
+from fbnet_jax import latency as latency_lib
+from fbnet_jax import spaces as spaces_lib
+from fbnet_jax import supernet as supernet_lib
+from fbnet_jax import reporting
+
+RESULT_FILE = 'result.json'
+
+
+class SearchState(flax.struct.PyTreeNode):
+  step: jnp.ndarray  # weight steps done
+  arch_step: jnp.ndarray  # architecture steps done
+  params: Any  # {'net': ..., 'arch': theta [U, C]}
+  batch_stats: Any
+  weight_opt: optax.OptState
+  arch_opt: optax.OptState
+  rng: jax.Array
+
+
+def _labels(params):
+  return {'net': jax.tree.map(lambda _: 'net', params['net']),
+          'arch': jax.tree.map(lambda _: 'arch', params['arch'])}
+
+
+def _decay_mask(params):
+  """Weight decay on convolution / dense kernels only."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: getattr(path[-1], 'key', '') == 'kernel', params)
+
+
+def make_optimizers(config, steps_total: int):
+  """(weight optimiser, architecture optimiser), each freezing the other."""
+  o = config.optim
+  schedule = optax.cosine_decay_schedule(o.weight_lr, max(steps_total, 1))
+  weights = optax.chain(
+      optax.add_decayed_weights(o.weight_decay, mask=_decay_mask),
+      optax.sgd(schedule, momentum=o.momentum, nesterov=True))
+  arch = optax.chain(optax.add_decayed_weights(o.arch_weight_decay),
+                     optax.adam(o.arch_lr, b1=0.5, b2=0.999))
+  frozen = optax.set_to_zero()
+  return (optax.multi_transform({'net': weights, 'arch': frozen}, _labels),
+          optax.multi_transform({'net': frozen, 'arch': arch}, _labels))
+
+
+class Searcher:
+  """Holds the model, latency source and jitted steps of one search."""
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    self.config = config
+    self.space = spaces_lib.get_space(
+        config.space, **({'macro': config.macro} if config.space == 'fbnet'
+                         else {}))
+    self.info = data_lib.dataset_info(config.data.name, config.data.image_size)
+    self.model = supernet_lib.build_supernet(
+        config.space, macro=config.get('macro', 'cifar'),
+        num_classes=self.info.num_classes)
+    self.latency = latency_lib.latency_source(config)
+    self.fixed = self._fixed_units()
+    self.mask = self.space.choice_mask
+    self.steps_per_epoch = max(
+        1, len(data_lib.split_indices('weights', self.info.num_train)) //
+        config.batch_size)
+    self.total_steps = self.steps_per_epoch * config.epochs
+    self.weight_tx, self.arch_tx = make_optimizers(config, self.total_steps)
+    self.mesh = jax.make_mesh((jax.device_count(),), ('data',))
+    self.data_sharding = jax.sharding.NamedSharding(
+        self.mesh, jax.sharding.PartitionSpec('data'))
+    self.replicated = jax.sharding.NamedSharding(
+        self.mesh, jax.sharding.PartitionSpec())
+    if config.batch_size % jax.device_count():
+      raise ValueError(f'config.batch_size ({config.batch_size}) must be a '
+                       f'multiple of the device count ({jax.device_count()}).')
+    self.step_fn = jax.jit(self._step, donate_argnums=0)
+    self.eval_step = jax.jit(self._eval_step)
+
+  # ------------------------------------------------------------ set-up
+  def _fixed_units(self) -> Optional[np.ndarray]:
+    """OFA's resolution unit is fixed to the config's image size."""
+    if self.config.space != 'ofa':
+      return None
+    fixed = np.zeros((self.space.num_units, self.space.max_choices),
+                     np.float32)
+    size = self.config.data.image_size
+    if size not in spaces_lib.ofa.RESOLUTIONS:
+      raise ValueError(f'config.data.image_size: {size} is not an OFA '
+                       f'resolution ({spaces_lib.ofa.RESOLUTIONS}).')
+    fixed[-1, spaces_lib.ofa.RESOLUTIONS.index(size)] = 1.0
+    return fixed
+
+  def init_state(self) -> SearchState:
+    state_rng = jax.random.PRNGKey(self.config.seed)
+    size = self.info.image_size
+    x = jnp.zeros((2, size, size, self.info.channels))
+    w = jnp.broadcast_to(jnp.asarray(self.space.uniform_probs()),
+                         (2,) + self.mask.shape)
+    variables = initializers.fast_init(self.model, self.config.seed, x, w,
+                                       train=False)
+    params = {'net': variables['params'],
+              'arch': jnp.zeros(self.mask.shape, jnp.float32)}
+    state = SearchState(step=jnp.zeros((), jnp.int32),
+                        arch_step=jnp.zeros((), jnp.int32), params=params,
+                        batch_stats=variables['batch_stats'],
+                        weight_opt=self.weight_tx.init(params),
+                        arch_opt=self.arch_tx.init(params), rng=state_rng)
+    return jax.device_put(state, self.replicated)
+
+  def temperature(self, step: int) -> float:
+    s = self.config.search
+    return s.tau0 * s.tau_decay ** (step // self.steps_per_epoch)
+
+  # ------------------------------------------------------------- steps
+  def _step(self, state: SearchState, batch, tau, target_ms, arch_step):
+    """One weight step (``arch_step`` False) or architecture step (True).
+
+    Both kinds share one compiled program (``arch_step`` is traced): the
+    forward pass and per-example Gumbel sampling are the same, the loss and
+    which parameters move differ. Compiling the supernet once instead of
+    twice matters on CPU, where XLA takes minutes for it.
+    """
+    stream = jnp.where(arch_step, state.arch_step, state.step)
+    rng = jax.random.fold_in(
+        jax.random.fold_in(state.rng, arch_step.astype(jnp.int32)), stream)
+    cfg = self.config
+
+    def loss_fn(params):
+      weights = dnas.gumbel_softmax(rng, params['arch'], self.mask, tau,
+                                    batch['image'].shape[0],
+                                    hard=cfg.search.hard, fixed=self.fixed)
+      logits, updates = self.model.apply(
+          {'params': params['net'], 'batch_stats': state.batch_stats},
+          batch['image'], weights, train=True, mutable=['batch_stats'])
+      ce = optax.softmax_cross_entropy_with_integer_labels(logits,
+                                                           batch['label'])
+      lat = self.latency.expected_ms(weights)
+      arch_loss = dnas.architecture_loss(ce, lat, cfg.loss, target_ms)
+      loss = jnp.where(arch_step, arch_loss, jnp.mean(ce))
+      acc = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
+      return loss, (updates['batch_stats'], jnp.mean(ce), jnp.mean(lat), acc)
+
+    (loss, (stats, ce, lat, acc)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
+    w_updates, w_opt = self.weight_tx.update(grads, state.weight_opt,
+                                             state.params)
+    a_updates, a_opt = self.arch_tx.update(grads, state.arch_opt,
+                                           state.params)
+    pick = lambda a, w: jax.tree.map(lambda x, y: jnp.where(arch_step, x, y),
+                                     a, w)
+    state = state.replace(
+        step=state.step + 1 - arch_step.astype(jnp.int32),
+        arch_step=state.arch_step + arch_step.astype(jnp.int32),
+        params=optax.apply_updates(state.params, pick(a_updates, w_updates)),
+        # Architecture steps normalise with batch statistics but do not
+        # update the running averages (see the module docstring).
+        batch_stats=pick(state.batch_stats, stats),
+        weight_opt=pick(state.weight_opt, w_opt),
+        arch_opt=pick(a_opt, state.arch_opt))
+    return state, {'loss': loss, 'ce': ce, 'accuracy': acc,
+                   'sampled_latency_ms': lat}
+
+  def weight_step(self, state, batch, tau, target_ms):
+    return self.step_fn(state, batch, tau, target_ms, jnp.asarray(False))
+
+  def arch_step(self, state, batch, tau, target_ms):
+    return self.step_fn(state, batch, tau, target_ms, jnp.asarray(True))
+
+  def _eval_step(self, state: SearchState, batch, arch_probs):
+    weights = jnp.broadcast_to(arch_probs, (batch['image'].shape[0],) +
+                               arch_probs.shape)
+    logits = self.model.apply(
+        {'params': state.params['net'], 'batch_stats': state.batch_stats},
+        batch['image'], weights, train=False)
+    correct = (jnp.argmax(logits, -1) == batch['label']) * batch['mask']
+    return correct.sum(), batch['mask'].sum()
+
+  # ----------------------------------------------------------- helpers
+  def put_batch(self, batch):
+    return jax.make_array_from_process_local_data(self.data_sharding,
+                                                  np.asarray(batch))
+
+  def probs(self, state) -> np.ndarray:
+    return np.asarray(dnas.probabilities(state.params['arch'], self.mask,
+                                         self.fixed))
+
+  def accuracy(self, state, arch: np.ndarray, limit: Optional[int]) -> float:
+    """Supernet accuracy of a discrete architecture (inherited weights)."""
+    probs = jnp.asarray(self.space.one_hot(arch))
+    correct = total = 0.0
+    for batch in data_lib.eval_batches(
+        self.config.data.name, batch_size=self.config.batch_size,
+        image_size=self.config.data.image_size,
+        data_dir=self.config.data.get('data_dir'), limit=limit):
+      batch = jax.tree.map(self.put_batch, batch)
+      c, n = self.eval_step(state, batch, probs)
+      correct += float(c)
+      total += float(n)
+    return correct / max(total, 1.0)
+
+
+def _checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, 'checkpoints')),
+      options=ocp.CheckpointManagerOptions(
+          max_to_keep=2, save_interval_steps=config.checkpoint_every))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       *, progress: bool = True,
+                       stop_after: Optional[int] = None) -> dict:
+  """Runs (or resumes) the search; writes ``result.json``; returns it.
+
+  Args:
+    config: the search config (``configs/quickstart.py`` and siblings).
+    workdir: output directory (checkpoints, metrics, result, plots).
+    progress: show a progress bar.
+    stop_after: stop after this many weight steps (tests simulate a killed
+      run with it); the checkpoint at that point is written first.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  searcher = Searcher(config)
+  s = config.search
+  if config.loss.form == 'fbnet':
+    dnas.check_latency_range(_min_latency(searcher), config.loss)
+  state = searcher.init_state()
+  manager = _checkpoint_manager(workdir, config)
+  history = []
+  if manager.latest_step() is not None:
+    state = manager.restore(manager.latest_step(),
+                            args=ocp.args.StandardRestore(state))
+    with open(os.path.join(workdir, 'history.json')) as f:
+      history = json.load(f)
+    history = [h for h in history if h['step'] <= int(state.step)]
+    logging.info('Resumed from step %d.', int(state.step))
+  weights_iter = data_lib.train_batches(
+      config.data.name, split='weights', batch_size=config.batch_size,
+      seed=config.seed, image_size=config.data.image_size,
+      data_dir=config.data.get('data_dir'), start_step=int(state.step))
+  arch_iter = data_lib.train_batches(
+      config.data.name, split='arch', batch_size=config.batch_size,
+      seed=config.seed + 1, image_size=config.data.image_size,
+      data_dir=config.data.get('data_dir'), start_step=int(state.arch_step))
+  writer = reporting.MetricWriter(workdir)
+  target = jnp.asarray(config.latency.get('target_ms') or 1.0, jnp.float32)
+  warmup_steps = s.warmup_epochs * searcher.steps_per_epoch
+  bar = tqdm.tqdm(total=searcher.total_steps, initial=int(state.step),
+                  disable=not progress, desc='search', unit='step')
+  metrics = {}
+  t0 = time.time()
+  step = int(state.step)
+  while step < searcher.total_steps:
+    tau = jnp.asarray(searcher.temperature(step), jnp.float32)
+    batch = jax.tree.map(searcher.put_batch, next(weights_iter))
+    state, m = searcher.weight_step(state, batch, tau, target)
+    metrics.update({k: v for k, v in m.items() if k != 'loss'})
+    step += 1
+    if step > warmup_steps and step % s.arch_every == 0:
+      batch = jax.tree.map(searcher.put_batch, next(arch_iter))
+      state, m = searcher.arch_step(state, batch, tau, target)
+      metrics.update({'arch_loss': m['loss'], 'arch_ce': m['ce'],
+                      'sampled_latency_ms': m['sampled_latency_ms']})
+    bar.update(1)
+    end_of_epoch = step % searcher.steps_per_epoch == 0
+    if end_of_epoch or step == searcher.total_steps:
+      probs = searcher.probs(state)
+      rec = {'step': step, 'epoch': step / searcher.steps_per_epoch,
+             'tau': float(tau),
+             'expected_latency_ms': float(searcher.latency(jnp.asarray(probs))),
+             'argmax_latency_ms': float(searcher.latency.arch_ms(
+                 probs.argmax(-1))),
+             **{k: float(v) for k, v in metrics.items()},
+             'probs': probs.round(4).tolist()}
+      history.append(rec)
+      writer.scalars(step, {k: v for k, v in rec.items() if k != 'probs'})
+      bar.set_postfix(ce=f'{rec.get("ce", 0):.3f}',
+                      lat=f'{rec["expected_latency_ms"]:.2f}ms')
+    manager.save(step, args=ocp.args.StandardSave(state))
+    if manager.should_save(step) or end_of_epoch:
+      _write_history(workdir, history)
+    if stop_after is not None and step >= stop_after:
+      manager.save(step, args=ocp.args.StandardSave(state), force=True)
+      manager.wait_until_finished()
+      _write_history(workdir, history)
+      bar.close()
+      return {}
+  manager.save(step, args=ocp.args.StandardSave(state), force=True)
+  manager.wait_until_finished()
+  _write_history(workdir, history)
+  bar.close()
+  writer.close()
+  logging.info('Search: %d steps in %.1fs.', step, time.time() - t0)
+  result = report(searcher, state, history, config)
+  with open(os.path.join(workdir, RESULT_FILE), 'w') as f:
+    json.dump(result, f, indent=1)
+  reporting.plot_search(history, searcher.space, config, workdir)
+  return result
+
+
+def _write_history(workdir, history):
+  tmp = os.path.join(workdir, 'history.json.tmp')
+  with open(tmp, 'w') as f:
+    json.dump(history, f)
+  os.replace(tmp, os.path.join(workdir, 'history.json'))
+
+
+def _min_latency(searcher) -> float:
+  rng = np.random.default_rng(0)
+  archs = searcher.space.sample(rng, 2048)
+  return float(np.min(searcher.latency.arch_ms(archs)))
+
+
+def describe(space, arch, sources: dict) -> dict:
+  """Ops, FLOPs, params and latency from every source of one architecture."""
+  return {'arch': space.names(arch), 'arch_index': [int(a) for a in arch],
+          'flops': space.flops(arch), 'params': space.params(arch),
+          'latency_ms': {name: float(src.arch_ms(arch))
+                         for name, src in sources.items()}}
+
+
+def report(searcher, state, history, config) -> dict:
+  """The result: argmax and sampled architectures, each fully described."""
+  rng = jax.random.PRNGKey(config.seed + 7)
+  argmax, samples = dnas.derive(state.params['arch'], searcher.mask, rng,
+                                config.search.num_derived_samples,
+                                searcher.fixed)
+  sources = latency_lib.all_sources(config)
+  best = describe(searcher.space, argmax, sources)
+  limit = config.data.get('eval_limit')
+  best['supernet_accuracy'] = searcher.accuracy(state, argmax, limit)
+  sampled = []
+  for arch in samples:
+    d = describe(searcher.space, arch, sources)
+    d['supernet_accuracy'] = searcher.accuracy(state, arch, limit)
+    sampled.append(d)
+  return {'space': config.space, 'macro': config.get('macro', ''),
+          'dataset': config.data.name, 'device': config.latency.get(
+              'device_file') or config.latency.device,
+          'latency_source': searcher.latency.name,
+          'target_ms': config.latency.get('target_ms'),
+          **best,
+          'expected_latency_ms': history[-1]['expected_latency_ms'],
+          'samples': sampled}
+
+
+def summary(result: dict) -> str:
+  """A few lines for the console."""
+  lat = ', '.join(f'{k} {v:.2f} ms' for k, v in result['latency_ms'].items())
+  return (f'space {result["space"]}  device {result["device"]}  target '
+          f'{result["target_ms"]} ms\n'
+          f'arch {" ".join(result["arch"])}\n'
+          f'latency: {lat}\n'
+          f'MACs {result["flops"] / 1e6:.1f}M  params '
+          f'{result["params"] / 1e6:.2f}M  supernet accuracy '
+          f'{result["supernet_accuracy"]:.3f}')

@@ -1,0 +1,146 @@
+"""Golden tests for DNAS: loss formulas, Gumbel noise, LUT expectation."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from fbnet_jax import dnas
+from fbnet_jax import latency
+from fbnet_jax import spaces
+
+MASK = np.ones((3, 4), bool)
+
+
+def test_fbnet_loss_is_ce_times_alpha_times_log_power():
+  ce, lat = jnp.array([2.0]), jnp.array([20.0])
+  got = dnas.fbnet_loss(ce, lat, alpha=0.2, beta=0.6)
+  expected = 2.0 * 0.2 * np.log(20.0) ** 0.6
+  np.testing.assert_allclose(got, expected, rtol=1e-6)
+  # Not log(LAT ** beta) and not additive.
+  assert not np.isclose(got, 2.0 * 0.2 * np.log(20.0 ** 0.6))
+  assert not np.isclose(got, 2.0 + 0.2 * np.log(20.0) ** 0.6)
+  # Units: latency in units of unit_ms.
+  np.testing.assert_allclose(
+      dnas.fbnet_loss(ce, lat, 0.2, 0.6, unit_ms=0.5),
+      2.0 * 0.2 * np.log(40.0) ** 0.6, rtol=1e-6)
+
+
+def test_latency_range_check_refuses_log_below_one_unit():
+  cfg = ml_collections.ConfigDict(dict(form='fbnet', unit_ms=1.0))
+  with pytest.raises(ValueError, match='config.loss.unit_ms'):
+    dnas.check_latency_range(0.8, cfg)
+  dnas.check_latency_range(1.5, cfg)
+  cfg.form = 'target'
+  dnas.check_latency_range(0.8, cfg)
+
+
+def test_target_and_budget_penalties():
+  lat = jnp.array([10.0, 12.0, 8.0])
+  two = dnas.target_penalty(lat, 10.0, margin=0.05, two_sided=True)
+  one = dnas.target_penalty(lat, 10.0, margin=0.05, two_sided=False)
+  np.testing.assert_allclose(two, [0.0, np.log(1.2) - 0.05,
+                                   np.log(1.25) - 0.05], rtol=1e-5)
+  np.testing.assert_allclose(one, [0.0, np.log(1.2) - 0.05, 0.0], rtol=1e-5)
+  cfg = ml_collections.ConfigDict(dict(form='target', lam=2.0, margin=0.05))
+  ce = jnp.array([1.0, 2.0, 3.0])
+  np.testing.assert_allclose(dnas.architecture_loss(ce, lat, cfg, 10.0),
+                             2.0 + 2.0 * np.mean(two), rtol=1e-5)
+
+
+def test_gumbel_noise_sign_and_per_example_noise():
+  theta = jnp.zeros((3, 4)).at[0, 2].set(3.0)
+  rng = jax.random.PRNGKey(0)
+  w = dnas.gumbel_softmax(rng, theta, MASK, jnp.asarray(1.0), 4096)
+  chex.assert_shape(w, (4096, 3, 4))
+  np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-5)
+  # theta + g (not theta - g): the favoured choice wins most argmaxes, as
+  # often as softmax(theta) says (Gumbel-max trick).
+  wins = np.mean(np.argmax(w[:, 0], -1) == 2)
+  expected = np.exp(3.0) / (np.exp(3.0) + 3)
+  assert abs(wins - expected) < 0.03
+  # Every example has its own noise.
+  assert np.unique(np.asarray(w[:, 1, 0]).round(6)).size > 4000
+
+
+def test_gumbel_softmax_uses_jax_random_gumbel():
+  theta = jnp.zeros((3, 4))
+  rng = jax.random.PRNGKey(3)
+  w = dnas.gumbel_softmax(rng, theta, MASK, jnp.asarray(0.5), 2)
+  g = jax.random.gumbel(rng, (2, 3, 4))
+  np.testing.assert_allclose(w, jax.nn.softmax(g / 0.5, -1), rtol=1e-5)
+
+
+def test_hard_samples_are_one_hot_with_soft_gradient():
+  theta = jnp.zeros((3, 4))
+  rng = jax.random.PRNGKey(1)
+  w = dnas.gumbel_softmax(rng, theta, MASK, jnp.asarray(1.0), 8, hard=True)
+  np.testing.assert_allclose(np.sort(np.asarray(w), -1)[..., -1], 1.0, atol=1e-6)
+  np.testing.assert_allclose(np.sort(np.asarray(w), -1)[..., :-1], 0.0, atol=1e-6)
+  grad = jax.grad(lambda t: (dnas.gumbel_softmax(
+      rng, t, MASK, jnp.asarray(1.0), 8, hard=True) * jnp.arange(4.)).sum())(
+          theta)
+  assert np.abs(np.asarray(grad)).sum() > 0
+
+
+def test_masked_choices_get_no_probability():
+  mask = np.array([[True, True, False], [True, True, True]])
+  p = dnas.probabilities(jnp.zeros((2, 3)), mask)
+  np.testing.assert_allclose(p, [[0.5, 0.5, 0.0], [1 / 3] * 3], atol=1e-6)
+
+
+def test_fixed_units_override_the_distribution():
+  fixed = np.zeros((3, 4), np.float32)
+  fixed[2, 1] = 1.0
+  w = dnas.gumbel_softmax(jax.random.PRNGKey(0), jnp.zeros((3, 4)), MASK,
+                          jnp.asarray(1.0), 5, fixed=fixed)
+  np.testing.assert_array_equal(w[:, 2], np.tile([0., 1., 0., 0.], (5, 1)))
+
+
+def test_expected_latency_under_the_lookup_table():
+  lut = latency.lookup_table_latency('raspi4')
+  with np.load(latency.LUT_FILE) as npz:
+    rel, const = npz['raspi4_rel'], float(npz['raspi4_const'])
+  space = spaces.get_space('fbnet')
+  rng = np.random.default_rng(0)
+  archs = space.sample(rng, 3)
+  np.testing.assert_allclose(
+      lut.arch_ms(archs), const + rel[np.arange(22), archs].sum(-1),
+      rtol=1e-5)
+  # Expectation under independent layer distributions = sum of expectations.
+  probs = rng.dirichlet(np.ones(9), size=22).astype(np.float32)
+  np.testing.assert_allclose(lut(jnp.asarray(probs)),
+                             const + (probs * rel).sum(), rtol=1e-5)
+  # ... and equals the mean over many sampled architectures.
+  samples = np.stack([[rng.choice(9, p=p / p.sum()) for p in probs]
+                      for _ in range(4000)])
+  assert abs(lut.arch_ms(samples).mean() - float(lut(jnp.asarray(probs)))) < (
+      0.01 * float(lut(jnp.asarray(probs))))
+
+
+def test_lookup_table_reproduces_bundled_measurements():
+  from meta import latency_data
+  data = latency_data.load_space_data('fbnet')
+  for device in latency.LUT_DEVICES:
+    lut = latency.lookup_table_latency(device)
+    np.testing.assert_allclose(lut.arch_ms(data.archs[:500]),
+                               data.device_latency(device)[:500], rtol=1e-5)
+
+
+def test_unknown_lut_device_is_a_clear_error():
+  with pytest.raises(latency.LatencyConfigError, match='no lookup table'):
+    latency.lookup_table_latency('titanx_1')
+
+
+def test_temperature_is_traced_not_recompiled():
+  theta = jnp.zeros((3, 4))
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def sample(rng, tau):
+    return dnas.gumbel_softmax(rng, theta, MASK, tau, 4)
+
+  for tau in (5.0, 5.0 * 0.956, 1.0, 0.3):
+    sample(jax.random.PRNGKey(0), jnp.asarray(tau, jnp.float32))

@@ -27,15 +27,24 @@ def get_config(variant: str = ''):
   c.optim.arch_lr = 0.05
   c.checkpoint_every = 50
   c.latency.target_ms = 25.0
+  c.retrain.batch_size = 64
+  c.retrain.epochs = 30
+  c.retrain.lr = 0.05
   if variant == 'smoke':
     c.data.image_size = 8
     c.batch_size = 16
-    c.epochs = 1
-    c.search.warmup_epochs = 0
+    c.epochs = 3
+    c.steps_per_epoch = 8
+    c.search.warmup_epochs = 1
     c.search.arch_every = 2
     c.search.num_derived_samples = 1
     c.data.eval_limit = 32
     c.checkpoint_every = 5
+    c.search.ops = ('k3_e1', 'skip')  # two candidates: compiles in seconds
+    c.retrain.epochs = 1
+    c.retrain.steps_per_epoch = 5
+    c.retrain.batch_size = 16
+    c.retrain.lr = 0.01
   elif variant:
     raise ValueError(f'Unknown variant {variant!r}; expected smoke.')
   return c

@@ -11,6 +11,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.batch_size = 64
   c.epochs = 90
   c.checkpoint_every = 200
+  c.steps_per_epoch = None  # None: one pass over the weights split
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'cifar100'
@@ -42,6 +43,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.arch_every = 4  # one arch step (20% split) per 4 weight steps
   c.search.hard = False  # straight-through hard Gumbel samples
   c.search.num_derived_samples = 3
+  c.search.ops = ()  # () = every candidate; or a subset (FBNet op names)
+
+  c.retrain = ml_collections.ConfigDict()  # experiments.train
+  c.retrain.batch_size = 128
+  c.retrain.epochs = 200
+  c.retrain.lr = 0.1
+  c.retrain.weight_decay = 5e-4
+  c.retrain.steps_per_epoch = None
+  c.retrain.checkpoint_every = 500
 
   c.optim = ml_collections.ConfigDict()
   c.optim.weight_lr = 0.1

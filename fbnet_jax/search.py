@@ -92,31 +92,36 @@ def make_optimizers(config, steps_total: int):
 class Searcher:
   """Holds the model, latency source and jitted steps of one search."""
 
-  def __init__(self, config: ml_collections.ConfigDict):
+  def __init__(self, config: ml_collections.ConfigDict, devices=None):
     self.config = config
+    devices = list(devices or jax.devices())
     self.space = spaces_lib.get_space(
         config.space, **({'macro': config.macro} if config.space == 'fbnet'
                          else {}))
     self.info = data_lib.dataset_info(config.data.name, config.data.image_size)
+    ops = tuple(config.search.get('ops', ()))
     self.model = supernet_lib.build_supernet(
         config.space, macro=config.get('macro', 'cifar'),
-        num_classes=self.info.num_classes)
+        num_classes=self.info.num_classes, ops=ops)
     self.latency = latency_lib.latency_source(config)
     self.fixed = self._fixed_units()
-    self.mask = self.space.choice_mask
-    self.steps_per_epoch = max(
+    self.mask = self.space.choice_mask.copy()
+    if ops:  # search a subset of the candidates (tests, benchmarks)
+      allowed = np.array([c in ops for c in self.space.units[0].choices])
+      self.mask &= allowed[None, :]
+    self.steps_per_epoch = config.get('steps_per_epoch') or max(
         1, len(data_lib.split_indices('weights', self.info.num_train)) //
         config.batch_size)
     self.total_steps = self.steps_per_epoch * config.epochs
     self.weight_tx, self.arch_tx = make_optimizers(config, self.total_steps)
-    self.mesh = jax.make_mesh((jax.device_count(),), ('data',))
+    self.mesh = jax.sharding.Mesh(np.array(devices), ('data',))
     self.data_sharding = jax.sharding.NamedSharding(
         self.mesh, jax.sharding.PartitionSpec('data'))
     self.replicated = jax.sharding.NamedSharding(
         self.mesh, jax.sharding.PartitionSpec())
-    if config.batch_size % jax.device_count():
+    if config.batch_size % len(devices):
       raise ValueError(f'config.batch_size ({config.batch_size}) must be a '
-                       f'multiple of the device count ({jax.device_count()}).')
+                       f'multiple of the device count ({len(devices)}).')
     self.step_fn = jax.jit(self._step, donate_argnums=0)
     self.eval_step = jax.jit(self._eval_step)
 
@@ -138,8 +143,9 @@ class Searcher:
     state_rng = jax.random.PRNGKey(self.config.seed)
     size = self.info.image_size
     x = jnp.zeros((2, size, size, self.info.channels))
-    w = jnp.broadcast_to(jnp.asarray(self.space.uniform_probs()),
-                         (2,) + self.mask.shape)
+    w = jnp.broadcast_to(jnp.asarray(self.mask / self.mask.sum(-1,
+                                                               keepdims=True),
+                                     jnp.float32), (2,) + self.mask.shape)
     variables = initializers.fast_init(self.model, self.config.seed, x, w,
                                        train=False)
     params = {'net': variables['params'],
@@ -323,13 +329,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if manager.should_save(step) or end_of_epoch:
       _write_history(workdir, history)
     if stop_after is not None and step >= stop_after:
-      manager.save(step, args=ocp.args.StandardSave(state), force=True)
-      manager.wait_until_finished()
+      _final_save(manager, step, state)
       _write_history(workdir, history)
       bar.close()
       return {}
-  manager.save(step, args=ocp.args.StandardSave(state), force=True)
-  manager.wait_until_finished()
+  _final_save(manager, step, state)
   _write_history(workdir, history)
   bar.close()
   writer.close()
@@ -341,6 +345,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   return result
 
 
+def _final_save(manager, step, state):
+  if manager.latest_step() != step:
+    manager.save(step, args=ocp.args.StandardSave(state), force=True)
+  manager.wait_until_finished()
+
+
 def _write_history(workdir, history):
   tmp = os.path.join(workdir, 'history.json.tmp')
   with open(tmp, 'w') as f:
@@ -349,8 +359,13 @@ def _write_history(workdir, history):
 
 
 def _min_latency(searcher) -> float:
+  """Smallest latency among 2048 random architectures of the searched
+  choices (for the fbnet-form loss's range check)."""
   rng = np.random.default_rng(0)
-  archs = searcher.space.sample(rng, 2048)
+  logits = np.where(searcher.mask, 0.0, -np.inf)
+  p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  archs = np.stack([[rng.choice(len(row), p=row) for row in p]
+                    for _ in range(2048)])
   return float(np.min(searcher.latency.arch_ms(archs)))
 
 

@@ -1,0 +1,42 @@
+r"""Retrains an architecture found by experiments.search, from scratch.
+
+    python -m experiments.train --arch=runs/quickstart/result.json \
+        --config=configs/quickstart.py --workdir=runs/quickstart/retrain
+
+Writes ``WORKDIR/retrain.json`` with the eval-split accuracy.
+"""
+
+import os
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from fbnet_jax import compilation_cache
+from fbnet_jax import retrain
+
+_CONFIG = config_flags.DEFINE_config_file('config', 'configs/quickstart.py',
+                                          'Config (data and retrain settings).')
+_ARCH = flags.DEFINE_string('arch', None, 'result.json of a search.',
+                            required=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory '
+                               '(default: next to the result, retrain/).')
+
+
+def main(argv):
+  del argv
+  compilation_cache.enable()
+  arch, found = retrain.load_arch(_ARCH.value)
+  config = _CONFIG.value
+  if found['space'] != config.space:
+    raise ValueError(f'{_ARCH.value}: field space is {found["space"]!r}, the '
+                     f'config\'s is {config.space!r}.')
+  workdir = _WORKDIR.value or os.path.join(os.path.dirname(_ARCH.value),
+                                           'retrain')
+  result = retrain.train_and_evaluate(config, arch, workdir)
+  print(f'accuracy {result["accuracy"]:.4f} on {result["num_eval"]} '
+        f'{config.data.name} eval images ({" ".join(found["arch"])})')
+
+
+if __name__ == '__main__':
+  app.run(main)

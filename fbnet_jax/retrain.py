@@ -1,0 +1,147 @@
+"""Retrain a discrete architecture from scratch and report its accuracy.
+
+``train_and_evaluate(config, arch, workdir)`` builds the standalone network
+of ``arch`` (:mod:`fbnet_jax.models`), trains it on the whole training split
+with SGD + momentum + cosine decay, and evaluates it on the eval split.
+Checkpoints with orbax; a restarted run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Sequence
+
+from absl import logging
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import tqdm
+
+from fbnet_jax import data as data_lib
+from fbnet_jax import initializers
+from fbnet_jax import models
+
+RESULT_FILE = 'retrain.json'
+
+
+class TrainState(flax.struct.PyTreeNode):
+  step: jnp.ndarray
+  params: Any
+  batch_stats: Any
+  opt_state: optax.OptState
+
+
+def build_model(config, arch: Sequence[int], num_classes: int):
+  if config.space == 'fbnet':
+    return models.FBNetModel(tuple(int(a) for a in arch),
+                             macro=config.get('macro', 'cifar'),
+                             num_classes=num_classes)
+  if config.space == 'ofa':
+    return models.OFAModel(tuple(int(a) for a in arch),
+                           num_classes=num_classes)
+  raise ValueError(f'config.space: cannot retrain a {config.space!r} '
+                   'architecture (fbnet or ofa).')
+
+
+def load_arch(path: str) -> tuple[list[int], dict]:
+  """The derived architecture of a search's ``result.json``."""
+  with open(path) as f:
+    result = json.load(f)
+  for key in ('space', 'arch_index'):
+    if key not in result:
+      raise ValueError(f'{path}: field {key!r} missing; expected a '
+                       'result.json written by experiments.search.')
+  return result['arch_index'], result
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       arch: Sequence[int], workdir: str, *,
+                       progress: bool = True) -> dict:
+  """Trains ``arch`` with ``config.retrain`` settings; returns the result."""
+  os.makedirs(workdir, exist_ok=True)
+  r = config.retrain
+  info = data_lib.dataset_info(config.data.name, config.data.image_size)
+  model = build_model(config, arch, info.num_classes)
+  x = jnp.zeros((2, info.image_size, info.image_size, info.channels))
+  variables = initializers.fast_init(model, config.seed, x, train=False)
+  steps_per_epoch = r.get('steps_per_epoch') or max(
+      1, info.num_train // r.batch_size)
+  total = steps_per_epoch * r.epochs
+  decay = jax.tree_util.tree_map_with_path(
+      lambda p, _: getattr(p[-1], 'key', '') == 'kernel', variables['params'])
+  tx = optax.chain(optax.add_decayed_weights(r.weight_decay, mask=decay),
+                   optax.sgd(optax.cosine_decay_schedule(r.lr, total),
+                             momentum=0.9, nesterov=True))
+  state = TrainState(step=jnp.zeros((), jnp.int32),
+                     params=variables['params'],
+                     batch_stats=variables['batch_stats'],
+                     opt_state=tx.init(variables['params']))
+  manager = ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, 'checkpoints')),
+      options=ocp.CheckpointManagerOptions(max_to_keep=1,
+                                           save_interval_steps=r.get(
+                                               'checkpoint_every', 500)))
+  if manager.latest_step() is not None:
+    state = manager.restore(manager.latest_step(),
+                            args=ocp.args.StandardRestore(state))
+
+  @jax.jit
+  def train_step(state, batch):
+    def loss_fn(params):
+      logits, updates = model.apply(
+          {'params': params, 'batch_stats': state.batch_stats},
+          batch['image'], train=True, mutable=['batch_stats'])
+      loss = optax.softmax_cross_entropy_with_integer_labels(
+          logits, batch['label']).mean()
+      return loss, updates['batch_stats']
+    (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    return state.replace(step=state.step + 1,
+                         params=optax.apply_updates(state.params, updates),
+                         batch_stats=stats, opt_state=opt_state), loss
+
+  @jax.jit
+  def eval_step(state, batch):
+    logits = model.apply({'params': state.params,
+                          'batch_stats': state.batch_stats},
+                         batch['image'], train=False)
+    return ((jnp.argmax(logits, -1) == batch['label']) * batch['mask']).sum()
+
+  batches = data_lib.train_batches(
+      config.data.name, split='train', batch_size=r.batch_size,
+      seed=config.seed, image_size=config.data.image_size,
+      data_dir=config.data.get('data_dir'), start_step=int(state.step))
+  t0 = time.time()
+  losses = []
+  for step in tqdm.trange(int(state.step), total, disable=not progress,
+                          desc='retrain', unit='step'):
+    state, loss = train_step(state, next(batches))
+    if step % 10 == 0 or step == total - 1:
+      losses.append((step, float(loss)))
+    manager.save(step + 1, args=ocp.args.StandardSave(state))
+  if manager.latest_step() != total:
+    manager.save(total, args=ocp.args.StandardSave(state), force=True)
+  manager.wait_until_finished()
+  correct = count = 0.0
+  for batch in data_lib.eval_batches(
+      config.data.name, batch_size=r.batch_size,
+      image_size=config.data.image_size, data_dir=config.data.get('data_dir'),
+      limit=config.data.get('eval_limit')):
+    correct += float(eval_step(state, batch))
+    count += float(batch['mask'].sum())
+  result = {'arch': [int(a) for a in arch], 'accuracy': correct / count,
+            'num_eval': int(count), 'steps': total,
+            'train_seconds': time.time() - t0,
+            'train_loss': losses}
+  logging.info('retrain: accuracy %.4f on %d images', result['accuracy'],
+               count)
+  with open(os.path.join(workdir, RESULT_FILE), 'w') as f:
+    json.dump(result, f, indent=1)
+  return result

@@ -1,0 +1,96 @@
+"""DNAS end to end on the tiny config: loss falls, result reads back, resume
+reproduces an uninterrupted run, the sharded step matches one device."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import quickstart
+from fbnet_jax import search
+
+
+@pytest.fixture(scope='module', autouse=True)
+def compilation_cache(tmp_path_factory):
+  """The three runs below share shapes: compile the supernet once."""
+  jax.config.update('jax_compilation_cache_dir',
+                    str(tmp_path_factory.mktemp('xla_cache')))
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+  yield
+  jax.config.update('jax_compilation_cache_dir', None)
+
+
+@pytest.fixture(scope='module')
+def finished(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('search'))
+  result = search.train_and_evaluate(quickstart.get_config('smoke'), workdir,
+                                     progress=False)
+  return workdir, result
+
+
+def test_search_writes_a_readable_result(finished):
+  workdir, result = finished
+  with open(os.path.join(workdir, search.RESULT_FILE)) as f:
+    saved = json.load(f)
+  assert saved == json.loads(json.dumps(result))
+  assert saved['space'] == 'fbnet' and len(saved['arch']) == 22
+  assert set(saved['arch']) <= {'k3_e1', 'skip'}
+  assert set(saved['latency_ms']) >= {'lut:raspi4'}
+  assert saved['flops'] > 0 and saved['params'] > 0
+  assert 0.0 <= saved['supernet_accuracy'] <= 1.0
+  assert len(saved['samples']) == 1
+  for plot in ('arch_distribution.png', 'latency.png'):
+    assert os.path.getsize(os.path.join(workdir, plot)) > 1000
+
+
+def test_search_loss_falls(finished):
+  workdir, _ = finished
+  with open(os.path.join(workdir, 'history.json')) as f:
+    history = json.load(f)
+  assert [h['epoch'] for h in history] == [1.0, 2.0, 3.0]
+  assert history[-1]['ce'] < history[0]['ce']
+  # The temperature anneals per epoch.
+  assert history[1]['tau'] < history[0]['tau']
+
+
+def test_resume_reproduces_the_uninterrupted_run(finished, tmp_path):
+  workdir, _ = finished
+  config = quickstart.get_config('smoke')
+  search.train_and_evaluate(config, str(tmp_path), progress=False,
+                            stop_after=11)
+  resumed = search.train_and_evaluate(config, str(tmp_path), progress=False)
+  with open(os.path.join(workdir, search.RESULT_FILE)) as f:
+    straight = json.load(f)
+  assert resumed['arch'] == straight['arch']
+  restore = lambda w: ocp.CheckpointManager(
+      os.path.abspath(os.path.join(w, 'checkpoints'))).restore(24)
+  a, b = restore(workdir), restore(str(tmp_path))
+  np.testing.assert_allclose(a['params']['arch'], b['params']['arch'],
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_sharded_step_matches_one_device():
+  assert jax.device_count() == 4  # tests/conftest.py fakes 4 CPU devices
+  config = quickstart.get_config('smoke')
+  batch = {'image': np.random.default_rng(0).normal(
+      size=(16, 8, 8, 3)).astype(np.float32),
+           'label': np.arange(16, dtype=np.int32) % 10}
+  out = []
+  for devices in (jax.devices()[:1], jax.devices()):
+    s = search.Searcher(config, devices=devices)
+    state = s.init_state()
+    b = jax.tree.map(s.put_batch, batch)
+    tau, target = jnp.asarray(1.0), jnp.asarray(20.0)
+    state, m = s.weight_step(state, b, tau, target)
+    state, m = s.arch_step(state, b, tau, target)
+    if len(devices) == 4:
+      assert len(b['image'].sharding.device_set) == 4
+    out.append((jax.device_get(state.params), float(m['loss'])))
+  np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-4)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-3,
+                                                       atol=1e-5),
+               out[0][0], out[1][0])

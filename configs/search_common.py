@@ -25,6 +25,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.latency.device_file = ''  # or a device file (source='predictor')
   c.latency.target_ms = 25.0
   c.latency.predictor_dir = ''  # '' = the bundled meta-trained predictor
+  c.latency.adapted_dir = ''  # or a predictor saved by experiments.adapt
   c.latency.num_samples = 10  # measurements besides the references
   c.latency.seed = 0
 
@@ -57,6 +58,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.weight_lr = 0.1
   c.optim.momentum = 0.9
   c.optim.weight_decay = 1e-4
+  c.optim.grad_clip = 5.0
   c.optim.arch_lr = 0.01
   c.optim.arch_weight_decay = 5e-4
   return c

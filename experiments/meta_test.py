@@ -25,6 +25,11 @@ _DEVICE_FILES = flags.DEFINE_multi_string(
 _COMPARE = flags.DEFINE_list(
     'compare', [], 'Other meta_train workdirs (e.g. MAML, Meta-SGD variants) '
     'to evaluate in the same table.')
+_DEVICES = flags.DEFINE_list(
+    'devices', [], 'Bundled devices to evaluate instead of the meta-test '
+    'ones (e.g. those in no split: fbnet 2080ti_1, titan_rtx_64, ...).')
+_OUT = flags.DEFINE_string('out', '', 'Result file (default '
+                           'WORKDIR/meta_test.json).')
 _BASELINES = flags.DEFINE_bool('baselines', True,
                                'Also evaluate the linear-mix and FLOPs '
                                'baselines.')
@@ -33,7 +38,7 @@ _BASELINES = flags.DEFINE_bool('baselines', True,
 def main(argv):
   del argv
   meta_test.run(_CONFIG.value, _WORKDIR.value, _DEVICE_FILES.value,
-                _BASELINES.value, _COMPARE.value)
+                _BASELINES.value, _COMPARE.value, _DEVICES.value, _OUT.value)
 
 
 if __name__ == '__main__':

@@ -148,6 +148,15 @@ def latency_source(config: ml_collections.ConfigDict) -> LatencyModel:
                                "source='predictor' (a file has no table).")
     return lookup_table_latency(lat.device)
   if lat.source == 'predictor':
+    if lat.get('adapted_dir'):  # a predictor saved by experiments.adapt
+      from meta import adaptation
+      adapted = adaptation.AdaptedPredictor.load(lat.adapted_dir)
+      if adapted.config.space != config.space:
+        raise LatencyConfigError(
+            f'config.latency.adapted_dir: {lat.adapted_dir} is a '
+            f'{adapted.config.space} predictor, the search space is '
+            f'{config.space!r}.')
+      return predictor_latency(adapted)
     if lat.get('device_file'):
       device = latency_data.load_device_file(lat.device_file)
       if device.space != config.space:

@@ -30,8 +30,11 @@ from meta import train
 RESULT_FILE = 'meta_test.json'
 
 
-def load_devices(space: str, device_files: Sequence[str]
+def load_devices(space: str, device_files: Sequence[str],
+                 device_names: Sequence[str] = ()
                  ) -> list[latency_data.Device]:
+  if device_names:
+    return latency_data.devices_of(space, device_names)
   if not device_files:
     return latency_data.devices_of(space,
                                    latency_data.SPLITS[space].meta_test)
@@ -55,7 +58,8 @@ def load_devices(space: str, device_files: Sequence[str]
 
 
 def run(config, workdir: str, device_files: Sequence[str] = (),
-        with_baselines: bool = True, compare: Sequence[str] = ()) -> dict:
+        with_baselines: bool = True, compare: Sequence[str] = (),
+        device_names: Sequence[str] = (), out_path: str = '') -> dict:
   """Evaluates ``workdir/predictor``; returns and writes the result dict.
 
   Args:
@@ -66,6 +70,9 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
     with_baselines: add the linear-mix and FLOPs baselines.
     compare: other ``meta_train`` workdirs (MAML, Meta-SGD, ... variants) to
       evaluate in the same table.
+    device_names: bundled devices to evaluate instead of the meta-test ones
+      (e.g. devices in no split). Never meta-train or meta-valid devices.
+    out_path: result path (default ``workdir/meta_test.json``).
   """
   path = os.path.join(workdir, train.PREDICTOR_DIR)
   if not os.path.exists(path):
@@ -74,7 +81,13 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
         f'experiments.meta_train --config=... --workdir={workdir} first.')
   predictor = adaptation.MetaPredictor.load(path)
   space = predictor.config.space
-  devices = load_devices(space, device_files)
+  split = latency_data.SPLITS[space]
+  seen = set(split.meta_train) | set(split.meta_valid)
+  if seen & set(device_names):
+    raise ValueError(f'--devices: {sorted(seen & set(device_names))} were '
+                     'used in meta-training or model selection; evaluating '
+                     'on them would not be a few-shot test.')
+  devices = load_devices(space, device_files, device_names)
   ev = config.eval
   seeds = list(range(ev.seeds))
   methods = [adaptation.MetaMethod(predictor, predictor.config.meta.algorithm)]
@@ -104,13 +117,14 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   out[other] = ours[other]
   out['baselines'] = results
   print(format_table(space, devices, ours, results, device_files))
-  with open(os.path.join(workdir, RESULT_FILE), 'w') as f:
+  with open(out_path or os.path.join(workdir, RESULT_FILE), 'w') as f:
     json.dump(out, f, indent=1)
   return out
 
 
 def format_table(space, devices, ours, others, device_files) -> str:
-  published = {} if device_files else latency_data.PUBLISHED_HELP.get(space, {})
+  published = {k: v for k, v in latency_data.PUBLISHED_HELP.get(
+      space, {}).items() if not device_files and k in {d.name for d in devices}}
   cols = [('ours', ours)] + list(others.items())
   lines = [f'Spearman on the query rows ({space}; mean +- std over support '
            'draws). u = untrimmed, t = HELP\'s trimmed protocol.']
@@ -132,6 +146,6 @@ def format_table(space, devices, ours, others, device_files) -> str:
     for protocol in ('untrimmed', 'trimmed'):
       row += f'{res[protocol]["mean_spearman"]:>16.4f}'
   if published:
-    row += f'{np.mean([published[d.name] for d in devices if d.name in published]):>16.3f}'
+    row += f'{np.mean(list(published.values())):>16.3f}'
   lines.append(row)
   return '\n'.join(lines)

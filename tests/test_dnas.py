@@ -144,3 +144,12 @@ def test_temperature_is_traced_not_recompiled():
 
   for tau in (5.0, 5.0 * 0.956, 1.0, 0.3):
     sample(jax.random.PRNGKey(0), jnp.asarray(tau, jnp.float32))
+
+
+def test_random_archs_at_latency_are_within_tolerance():
+  from fbnet_jax import studies
+  archs = studies.random_archs_at_latency('eyeriss', 5.0, 5, tolerance=0.03)
+  lat = latency.lookup_table_latency('eyeriss').arch_ms(archs)
+  assert archs.shape == (5, 22) and np.all(np.abs(lat / 5.0 - 1) <= 0.03)
+  targets = studies.latency_targets('raspi4', (0.15, 0.5, 0.85))
+  assert targets[0] < targets[1] < targets[2]

@@ -1,0 +1,27 @@
+"""Latency control: searches for 3 targets x the 4 lookup-table devices.
+
+    python -m experiments.latency_control --config=configs/latency_control.py \
+        --workdir=runs/latency_control --source=lut
+    python -m experiments.latency_control ... --source=predictor --devices=raspi4,eyeriss,fpga
+
+The quickstart's search (digits, FBNet CIFAR macro), with more frequent
+architecture steps and a colder final temperature so that the distribution
+commits to one architecture; each derived architecture is scored with the
+exact HW-NAS-Bench lookup table.
+"""
+
+from configs import quickstart
+
+
+def get_config():
+  c = quickstart.get_config()
+  c.batch_size = 16
+  c.epochs = 6
+  c.steps_per_epoch = 20
+  c.search.warmup_epochs = 1
+  c.search.arch_every = 1
+  c.search.tau_decay = 0.5  # 5.0 -> 0.16 over 6 epochs
+  c.search.num_derived_samples = 0
+  c.loss.lam = 5.0
+  c.data.eval_limit = 64
+  return c

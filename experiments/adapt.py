@@ -1,0 +1,55 @@
+r"""Adapts the meta-trained predictor to a device file and saves it.
+
+    python -m experiments.adapt --device_file=runs/my_cpu.npz --workdir=runs/my_cpu_predictor
+
+Support: the file's reference architectures + ``--num_samples`` of its
+other non-query rows (0: all of them). If the file has ``is_query`` rows,
+prints the Spearman and the median relative error of the predicted
+milliseconds on them. A search uses the result with
+``--config.latency.source=predictor --config.latency.adapted_dir=WORKDIR``.
+"""
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from fbnet_jax import compilation_cache
+from fbnet_jax import latency
+from meta import latency_data
+from meta import tasks
+
+_DEVICE_FILE = flags.DEFINE_string('device_file', None, 'Device file.',
+                                   required=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Where the adapted '
+                               'predictor is saved.', required=True)
+_PREDICTOR = flags.DEFINE_string('predictor_dir', '', 'Meta-trained '
+                                 'predictor (default: the bundled one).')
+_SAMPLES = flags.DEFINE_integer('num_samples', 0, 'Samples besides the '
+                                'references (0: every non-query row).')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the sample draw.')
+
+
+def main(argv):
+  del argv
+  compilation_cache.enable()
+  device = latency_data.load_device_file(_DEVICE_FILE.value)
+  adapted = latency.adapt_predictor(
+      device.space, device, predictor_dir=_PREDICTOR.value or None,
+      num_samples=_SAMPLES.value, seed=_SEED.value)
+  adapted.save(_WORKDIR.value)
+  missing = int((device.reference_rows() < 0).sum())
+  print(f'adapted to {device.name} ({device.space}) from '
+        f'{int((~device.is_query).sum())} non-query rows'
+        + (f'; {missing} reference architectures missing' if missing else '')
+        + f' -> {_WORKDIR.value}')
+  if device.is_query.any():
+    q = device.is_query
+    pred = adapted.predict_ms(device.archs[q])
+    err = np.median(np.abs(pred / device.latency_ms[q] - 1))
+    print(f'query rows: {int(q.sum())}; Spearman '
+          f'{tasks.spearman(pred, device.latency_ms[q]):.4f}; median '
+          f'|relative error| {100 * err:.1f}%')
+
+
+if __name__ == '__main__':
+  app.run(main)

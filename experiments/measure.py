@@ -1,0 +1,106 @@
+r"""Measures architectures on this machine's JAX backend -> a device file.
+
+    python -m experiments.measure --space=fbnet --archs=reference,random:10 \
+        --seed=0 --out=runs/my_cpu.npz
+    python -m experiments.measure --archs=reference,random:10,query:200 --out=runs/my_cpu_eval.npz
+    python -m experiments.measure --archs=result:runs/quickstart/result.json --out=runs/found.npz
+
+``--archs`` is a comma-separated list of: ``reference`` (the space's 10
+reference architectures), ``random:N`` (N uniformly random ones),
+``query:N`` (N random ones flagged ``is_query``: evaluation only),
+``result:PATH`` (the derived and sampled architectures of a search) and
+``file:PATH`` (the architectures of another device file). The output is a
+device file (``meta/data/README.md``) usable as it is by
+``experiments.meta_test --device_file`` and ``experiments.adapt``, with the
+measurement's noise figures.
+"""
+
+import json
+import os
+import platform
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from fbnet_jax import compilation_cache
+from fbnet_jax import measure
+from fbnet_jax import spaces
+from meta import latency_data
+
+_SPACE = flags.DEFINE_enum('space', 'fbnet', ['fbnet', 'ofa'], 'Space.')
+_ARCHS = flags.DEFINE_list('archs', ['reference', 'random:10'],
+                           'What to measure (see the module docstring).')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of random architectures.')
+_OUT = flags.DEFINE_string('out', 'runs/local_device.npz', 'Device file.')
+_NAME = flags.DEFINE_string('name', '', 'Device name (default: host + '
+                            'backend).')
+_MACRO = flags.DEFINE_enum('macro', 'cifar', ['cifar', 'imagenet'],
+                           'FBNet macro network.')
+_BATCH = flags.DEFINE_integer('batch_size', 1, 'Batch size.')
+_DTYPE = flags.DEFINE_string('dtype', 'float32', 'float32 or bfloat16.')
+_BUDGET = flags.DEFINE_float('time_budget_s', 600.0,
+                             'Stop adding rounds after this many seconds.')
+_SPREAD = flags.DEFINE_float('spread_bound', 0.05,
+                             'Stop when every IQR/median is below this.')
+
+
+def select_archs(space, specs, seed):
+  """(archs [N, U], is_query [N], reference rows) from ``--archs``."""
+  rng = np.random.default_rng(seed)
+  archs, query, refs = [], [], []
+  for spec in specs:
+    kind, _, arg = spec.partition(':')
+    if kind == 'reference':
+      ref = latency_data.load_space_data(space.name).reference_archs
+      refs += list(range(len(archs), len(archs) + len(ref)))
+      archs += list(ref)
+      query += [False] * len(ref)
+    elif kind in ('random', 'query'):
+      new = space.sample(rng, int(arg))
+      archs += list(new)
+      query += [kind == 'query'] * len(new)
+    elif kind == 'result':
+      with open(arg) as f:
+        result = json.load(f)
+      found = [result['arch_index']] + [s['arch_index'] for s in
+                                        result.get('samples', [])]
+      archs += found
+      query += [False] * len(found)
+    elif kind == 'file':
+      dev = latency_data.load_device_file(arg)
+      archs += list(dev.archs)
+      query += list(dev.is_query)
+    else:
+      raise ValueError(f'--archs: unknown item {spec!r}; expected reference, '
+                       'random:N, query:N, result:PATH or file:PATH.')
+  return np.asarray(archs, np.int32), np.asarray(query, bool), refs
+
+
+def main(argv):
+  del argv
+  compilation_cache.enable()
+  space = spaces.get_space(_SPACE.value, **(
+      {'macro': _MACRO.value} if _SPACE.value == 'fbnet' else {}))
+  archs, query, refs = select_archs(space, _ARCHS.value, _SEED.value)
+  config = measure.MeasureConfig(
+      space=_SPACE.value, macro=_MACRO.value, batch_size=_BATCH.value,
+      dtype=_DTYPE.value, time_budget_s=_BUDGET.value,
+      spread_bound=_SPREAD.value, seed=_SEED.value)
+  import jax  # pylint: disable=g-import-not-at-top
+  name = _NAME.value or f'{platform.node()}_{jax.default_backend()}'
+  device = measure.measure_archs(archs, config, reference_rows=refs,
+                                 name=name, is_query=query)
+  latency_data.save_device_file(_OUT.value, device)
+  m = device.meta
+  print(f'{len(archs)} architectures -> {os.path.abspath(_OUT.value)}\n'
+        f'latency {device.latency_ms.min():.3f}..{device.latency_ms.max():.3f}'
+        f' ms; spread (IQR/median) median {float(m["median_relative_spread"]):.3f}'
+        f' max {float(m["max_relative_spread"]):.3f}; reference drift '
+        f'{100 * float(m["reference_drift"]):+.1f}%; {int(m["rounds"])} rounds;'
+        f' compile {float(m["compile_seconds"]):.0f}s, timing '
+        f'{float(m["measure_seconds"]):.0f}s')
+
+
+if __name__ == '__main__':
+  app.run(main)

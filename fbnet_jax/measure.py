@@ -1,0 +1,181 @@
+"""Latency measurement on the local JAX backend, written as a device file.
+
+:func:`time_fn` times one compiled function: compilation kept out, warm-up
+calls, then ``repeats`` timed calls synchronised with ``block_until_ready``
+(GPU/TPU dispatch is asynchronous). :func:`measure_archs` measures many
+architectures with the hygiene a shared machine needs:
+
+- every architecture is compiled once, up front;
+- rounds interleave the architectures in a fresh random order, so slow
+  drifts (thermal, other jobs) spread over all of them instead of biasing a
+  block;
+- the reference architectures are also timed at the start and the end, and
+  the relative drift of their medians is reported;
+- rounds continue until the median relative spread (IQR / median) of every
+  architecture is under ``spread_bound`` or ``time_budget_s`` runs out;
+- the result says how noisy the measurement was.
+
+The output is a :class:`meta.latency_data.Device` (``save_device_file``
+writes the device-file format of ``meta/data/README.md``) with extra arrays
+``latency_iqr_ms`` and ``num_timings`` and scalar noise figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Optional, Sequence
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from fbnet_jax import initializers
+from fbnet_jax import models
+from fbnet_jax import spaces as spaces_lib
+
+
+def time_fn(fn: Callable[[], jax.Array], *, warmup: int = 3,
+            repeats: int = 10) -> np.ndarray:
+  """Seconds of ``repeats`` synchronised calls of ``fn`` after warm-up."""
+  if repeats < 1:
+    raise ValueError(f'repeats must be >= 1, got {repeats}.')
+  for _ in range(warmup):
+    jax.block_until_ready(fn())
+  out = np.empty(repeats)
+  for i in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    out[i] = time.perf_counter() - t0
+  return out
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasureConfig:
+  """How to build and time the networks."""
+  space: str = 'fbnet'
+  macro: str = 'cifar'  # FBNet macro (input 32 for cifar, 224 imagenet)
+  batch_size: int = 1
+  dtype: str = 'float32'
+  warmup: int = 3
+  repeats_per_round: int = 5
+  min_rounds: int = 3
+  max_rounds: int = 20
+  spread_bound: float = 0.05  # stop when every IQR / median is below this
+  time_budget_s: float = 600.0
+  seed: int = 0
+
+
+def build_forward(space: str, arch, config: MeasureConfig
+                  ) -> Callable[[], jax.Array]:
+  """A compiled inference function of one architecture, ready to time."""
+  arch = tuple(int(a) for a in arch)
+  if space == 'fbnet':
+    model = models.FBNetModel(arch, macro=config.macro)
+    size = spaces_lib.fbnet.MACROS[config.macro].input_size
+  elif space == 'ofa':
+    model = models.OFAModel(arch)
+    size = model.input_size
+  else:
+    raise ValueError(f'measure: cannot build {space!r} networks (fbnet, ofa).')
+  dtype = jnp.dtype(config.dtype)
+  x = jnp.asarray(np.random.default_rng(0).normal(
+      size=(config.batch_size, size, size, 3)), dtype)
+  variables = initializers.fast_init(model, 0, x[:1].astype(jnp.float32),
+                                     train=False)
+  variables = jax.tree.map(lambda v: jnp.asarray(v, dtype), variables)
+  apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  compiled = apply.lower(variables, x).compile()
+  return lambda: compiled(variables, x)
+
+
+def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
+                  reference_rows: Sequence[int] = (), name: str = 'local',
+                  is_query: Optional[np.ndarray] = None, progress: bool = True):
+  """Measures ``archs`` [N, U]; returns a device with noise figures.
+
+  Args:
+    archs: architectures of ``config.space``.
+    config: build and timing settings.
+    reference_rows: rows that are the space's reference architectures; they
+      are re-timed at the start and the end to report drift.
+    name: device name.
+    is_query: optional bool [N] stored in the device file.
+    progress: show progress bars.
+  """
+  from meta import latency_data  # device-file format lives in meta
+
+  space = spaces_lib.get_space(config.space,
+                               **({'macro': config.macro}
+                                  if config.space == 'fbnet' else {}))
+  archs = space.validate_batch(archs, where='measure: archs')
+  t_start = time.time()
+  fns = [build_forward(config.space, a, config) for a in tqdm.tqdm(
+      archs, desc='compile', disable=not progress, unit='net')]
+  compile_s = time.time() - t_start
+  rng = np.random.default_rng(config.seed)
+  refs = list(reference_rows)
+
+  def ref_medians():
+    return np.array([np.median(time_fn(fns[r], warmup=config.warmup,
+                                       repeats=config.repeats_per_round))
+                     for r in refs])
+
+  ref_start = ref_medians() if refs else np.zeros(0)
+  timings = [[] for _ in archs]
+  t_measure = time.time()
+  rounds = 0
+  bar = tqdm.tqdm(total=config.max_rounds, desc='rounds',
+                  disable=not progress)
+  while rounds < config.max_rounds:
+    for i in rng.permutation(len(archs)):
+      timings[i].extend(time_fn(fns[i], warmup=1,
+                                repeats=config.repeats_per_round))
+    rounds += 1
+    bar.update(1)
+    spread = _spread(timings)
+    bar.set_postfix(max_spread=f'{spread.max():.3f}')
+    if rounds >= config.min_rounds and (
+        spread.max() < config.spread_bound or
+        time.time() - t_measure > config.time_budget_s):
+      break
+  bar.close()
+  ref_end = ref_medians() if refs else np.zeros(0)
+  median = np.array([np.median(t) for t in timings]) * 1e3
+  q75, q25 = (np.array([np.percentile(t, q) for t in timings]) * 1e3
+              for q in (75, 25))
+  spread = _spread(timings)
+  drift = (ref_end / ref_start - 1) if refs else np.zeros(0)
+  noise = dict(
+      rounds=np.int32(rounds),
+      median_relative_spread=np.float32(np.median(spread)),
+      max_relative_spread=np.float32(spread.max()),
+      reference_drift=np.float32(np.median(drift) if refs else 0.0),
+      max_reference_drift=np.float32(np.abs(drift).max() if refs else 0.0),
+      compile_seconds=np.float32(compile_s),
+      measure_seconds=np.float32(time.time() - t_measure),
+      backend=np.array(jax.default_backend()),
+      device_kind=np.array(jax.devices()[0].device_kind),
+      batch_size=np.int32(config.batch_size), dtype=np.array(config.dtype),
+      macro=np.array(config.macro))
+  logging.info('measured %d archs in %d rounds: median spread %.3f, max %.3f,'
+               ' reference drift %+.3f', len(archs), rounds,
+               noise['median_relative_spread'], noise['max_relative_spread'],
+               noise['reference_drift'])
+  device = latency_data.Device(
+      name=name, space=config.space, archs=archs,
+      latency_ms=median.astype(np.float32),
+      is_query=(np.zeros(len(archs), bool) if is_query is None
+                else np.asarray(is_query, bool)),
+      source='measured',
+      meta=dict(latency_iqr_ms=(q75 - q25).astype(np.float32),
+                num_timings=np.array([len(t) for t in timings], np.int32),
+                **noise))
+  return device
+
+
+def _spread(timings) -> np.ndarray:
+  return np.array([(np.percentile(t, 75) - np.percentile(t, 25)) /
+                   np.median(t) for t in timings])

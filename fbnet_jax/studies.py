@@ -1,0 +1,142 @@
+"""Studies built from searches: latency control, found vs. random.
+
+- :func:`latency_control`: for each device and several targets spread over
+  the space's latency range, run a search and score the derived
+  architecture with the exact lookup table.
+- :func:`found_vs_random`: retrain the found architecture and random
+  architectures of the same latency (+-3%), and compare their accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import ml_collections
+import numpy as np
+
+from fbnet_jax import latency as latency_lib
+from fbnet_jax import retrain
+from fbnet_jax import search
+from fbnet_jax import spaces
+
+
+def latency_targets(device: str, quantiles: Sequence[float],
+                    seed: int = 0) -> list[float]:
+  """Targets at quantiles of the lookup-table latency of random archs."""
+  lut = latency_lib.lookup_table_latency(device)
+  archs = spaces.get_space('fbnet').sample(np.random.default_rng(seed), 4000)
+  return [float(np.quantile(lut.arch_ms(archs), q)) for q in quantiles]
+
+
+def latency_control(config: ml_collections.ConfigDict, root: str,
+                    devices: Sequence[str], source: str,
+                    quantiles: Sequence[float] = (0.15, 0.5, 0.85)) -> dict:
+  """Searches per (device, target); the derived archs' exact LUT latency.
+
+  Returns (and writes ``root/latency_control.json``) one row per search:
+  device, target, the derived architecture, its exact lookup-table latency
+  and relative error, and the source's own prediction for it.
+  """
+  rows = []
+  for device in devices:
+    lut = latency_lib.lookup_table_latency(device)
+    for q, target in zip(quantiles, latency_targets(device, quantiles)):
+      cfg = ml_collections.ConfigDict(config.to_dict())
+      cfg.latency.source = source
+      cfg.latency.device = device
+      cfg.latency.target_ms = round(target, 3)
+      workdir = os.path.join(root, source, device, f'q{int(q * 100)}')
+      result = search.train_and_evaluate(cfg, workdir, progress=False)
+      exact = float(lut.arch_ms(np.asarray(result['arch_index'])))
+      rows.append(dict(device=device, source=source, quantile=q,
+                       target_ms=cfg.latency.target_ms, exact_lut_ms=exact,
+                       relative_error=exact / cfg.latency.target_ms - 1,
+                       source_ms=result['latency_ms'][result[
+                           'latency_source']],
+                       arch=result['arch']))
+      print(f'{source:9s} {device:8s} target {target:7.2f} ms  exact '
+            f'{exact:7.2f} ms  ({100 * rows[-1]["relative_error"]:+.1f}%)',
+            flush=True)
+  distinct = {q: len({tuple(r['arch']) for r in rows if r['quantile'] == q})
+              for q in quantiles}
+  out = {'rows': rows,
+         'max_abs_relative_error': max(abs(r['relative_error'])
+                                       for r in rows),
+         'distinct_archs_per_quantile': distinct}
+  os.makedirs(root, exist_ok=True)
+  with open(os.path.join(root, f'latency_control_{source}.json'), 'w') as f:
+    json.dump(out, f, indent=1)
+  _plot_control(rows, os.path.join(root, f'latency_control_{source}.png'))
+  return out
+
+
+def _plot_control(rows, path):
+  fig, ax = plt.subplots(figsize=(5.5, 5))
+  for device in sorted({r['device'] for r in rows}):
+    rs = [r for r in rows if r['device'] == device]
+    ax.plot([r['target_ms'] for r in rs], [r['exact_lut_ms'] for r in rs],
+            'o', label=device)
+  lim = [0, max(max(r['target_ms'], r['exact_lut_ms']) for r in rows) * 1.1]
+  ax.plot(lim, lim, 'k-', lw=0.8)
+  ax.fill_between(lim, [0.95 * v for v in lim], [1.05 * v for v in lim],
+                  color='k', alpha=0.08, label='+-5%')
+  ax.set_xlabel('target latency (ms)')
+  ax.set_ylabel('derived architecture, exact lookup-table latency (ms)')
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def random_archs_at_latency(device: str, latency_ms: float, n: int,
+                            tolerance: float = 0.03, seed: int = 0
+                            ) -> np.ndarray:
+  """``n`` uniformly random FBNet archs whose LUT latency is within
+  ``tolerance`` (relative) of ``latency_ms`` (rejection sampling)."""
+  lut = latency_lib.lookup_table_latency(device)
+  space = spaces.get_space('fbnet')
+  rng = np.random.default_rng(seed)
+  found = []
+  for _ in range(200):
+    archs = space.sample(rng, 4096)
+    lat = lut.arch_ms(archs)
+    found += list(archs[np.abs(lat / latency_ms - 1) <= tolerance])
+    if len(found) >= n:
+      return np.stack(found[:n])
+  raise RuntimeError(f'fewer than {n} random archs within {tolerance:.0%} of '
+                     f'{latency_ms:.2f} ms on {device}.')
+
+
+def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
+                    root: str, num_random: int = 4) -> dict:
+  """Retrains the found arch and ``num_random`` random archs of its latency."""
+  arch, found = retrain.load_arch(result_path)
+  device = config.latency.device
+  lut = latency_lib.lookup_table_latency(device)
+  lat = float(lut.arch_ms(np.asarray(arch)))
+  others = random_archs_at_latency(device, lat, num_random,
+                                   seed=config.seed + 11)
+  runs = [('found', arch)] + [(f'random{i}', a) for i, a in
+                              enumerate(others)]
+  rows = []
+  for name, a in runs:
+    res = retrain.train_and_evaluate(config, a, os.path.join(root, name),
+                                     progress=False)
+    rows.append(dict(name=name, arch=spaces.get_space('fbnet').names(a),
+                     lut_ms=float(lut.arch_ms(np.asarray(a))),
+                     accuracy=res['accuracy']))
+    print(f'{name:8s} {rows[-1]["lut_ms"]:6.2f} ms  accuracy '
+          f'{res["accuracy"]:.4f}', flush=True)
+  rand = [r['accuracy'] for r in rows[1:]]
+  out = {'device': device, 'found': rows[0], 'random': rows[1:],
+         'random_mean': float(np.mean(rand)),
+         'random_std': float(np.std(rand)),
+         'found_minus_random_mean': rows[0]['accuracy'] - float(np.mean(rand))}
+  with open(os.path.join(root, 'found_vs_random.json'), 'w') as f:
+    json.dump(out, f, indent=1)
+  return out

@@ -18,6 +18,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.image_size = 32
   c.data.data_dir = ''  # '' = tfds default (~/tensorflow_datasets)
   c.data.eval_limit = None  # evaluate on at most this many images
+  c.data.augment = True  # the dataset's standard training augmentation
 
   c.latency = ml_collections.ConfigDict()
   c.latency.source = 'lut'  # 'lut' (HW-NAS-Bench tables) or 'predictor'
@@ -44,6 +45,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.arch_every = 4  # one arch step (20% split) per 4 weight steps
   c.search.hard = False  # straight-through hard Gumbel samples
   c.search.num_derived_samples = 3
+  c.search.calib_batches = 10  # BN recalibration of derived architectures
   c.search.ops = ()  # () = every candidate; or a subset (FBNet op names)
 
   c.retrain = ml_collections.ConfigDict()  # experiments.train

@@ -5,7 +5,9 @@ CPU compiling Flax's random initialisers once per parameter shape. The
 shapes come for free from ``jax.eval_shape``; this module fills them with
 the same distributions as Flax's defaults, drawn with numpy:
 kernels ``lecun_normal`` (truncated normal, variance 1 / fan_in), biases and
-BN offsets zero, BN scales one, running means zero and variances one.
+BN offsets zero, BN scales one (zero for the last BN of a residual branch,
+whose module name ends in ``ZERO_INIT_SUFFIX``; see ``blocks.batch_norm``),
+running means zero and variances one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from typing import Any
 import jax
 import numpy as np
 import scipy.stats
+
+# Module-name suffix of BatchNorms whose scale starts at zero.
+ZERO_INIT_SUFFIX = '_res'
 
 
 def _lecun_normal(rng: np.random.Generator, shape) -> np.ndarray:
@@ -49,6 +54,9 @@ def fast_init(model, seed: int, *args, **kwargs) -> dict[str, Any]:
     if name == 'kernel' or name.endswith('_kernel'):
       return _lecun_normal(rng, leaf.shape)
     if name in ('bias', 'mean'):
+      return np.zeros(leaf.shape, leaf.dtype)
+    if name == 'scale' and len(path) > 1 and getattr(
+        path[-2], 'key', '').endswith(ZERO_INIT_SUFFIX):
       return np.zeros(leaf.shape, leaf.dtype)
     if name in ('scale', 'var'):
       return np.ones(leaf.shape, leaf.dtype)

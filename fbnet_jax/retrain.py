@@ -117,7 +117,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   batches = data_lib.train_batches(
       config.data.name, split='train', batch_size=r.batch_size,
       seed=config.seed, image_size=config.data.image_size,
-      data_dir=config.data.get('data_dir'), start_step=int(state.step))
+      data_dir=config.data.get('data_dir'), start_step=int(state.step),
+      augment=config.data.get('augment', True))
   t0 = time.time()
   losses = []
   for step in tqdm.trange(int(state.step), total, disable=not progress,

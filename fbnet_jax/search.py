@@ -43,6 +43,7 @@ import optax
 import orbax.checkpoint as ocp
 import tqdm
 
+from fbnet_jax import blocks
 from fbnet_jax import data as data_lib
 from fbnet_jax import dnas
 from fbnet_jax import initializers
@@ -133,6 +134,7 @@ class Searcher:
                        f'multiple of the device count ({len(devices)}).')
     self.step_fn = jax.jit(self._step, donate_argnums=0)
     self.eval_step = jax.jit(self._eval_step)
+    self.calib_step = jax.jit(self._calib_step)
 
   # ------------------------------------------------------------ set-up
   def _fixed_units(self) -> Optional[np.ndarray]:
@@ -243,8 +245,51 @@ class Searcher:
     return np.asarray(dnas.probabilities(state.params['arch'], self.mask,
                                          self.fixed))
 
-  def accuracy(self, state, arch: np.ndarray, limit: Optional[int]) -> float:
-    """Supernet accuracy of a discrete architecture (inherited weights)."""
+  def _calib_step(self, state: SearchState, batch, arch_probs, sums):
+    """Adds one batch's BN statistics (architecture fixed) to ``sums``.
+
+    Flax updates ``ra' = m * ra + (1 - m) * batch_stat``; the batch statistic
+    is recovered exactly as ``(ra' - m * ra) / (1 - m)``.
+    """
+    weights = jnp.broadcast_to(arch_probs, (batch['image'].shape[0],) +
+                               arch_probs.shape)
+    _, updates = self.model.apply(
+        {'params': state.params['net'], 'batch_stats': state.batch_stats},
+        batch['image'], weights, train=True, mutable=['batch_stats'])
+    m = blocks.BN_MOMENTUM
+    return jax.tree.map(lambda acc, new, old: acc + (new - m * old) / (1 - m),
+                        sums, updates['batch_stats'], state.batch_stats)
+
+  def recalibrate(self, state: SearchState, arch: np.ndarray,
+                  num_batches: Optional[int] = None) -> SearchState:
+    """``state`` with BN statistics re-estimated for one architecture.
+
+    The running averages of the search mix every candidate's outputs; a
+    single architecture's layers see other input statistics. Its exact
+    statistics are averaged over ``num_batches`` (default
+    ``config.search.calib_batches``) batches of the weights split, without
+    augmentation, as in single-path one-shot NAS and OFA.
+    """
+    num_batches = num_batches or self.config.search.get('calib_batches', 10)
+    probs = jnp.asarray(self.space.one_hot(arch))
+    sums = jax.tree.map(jnp.zeros_like, state.batch_stats)
+    batches = data_lib.train_batches(
+        self.config.data.name, split='weights',
+        batch_size=self.config.batch_size, seed=self.config.seed,
+        image_size=self.config.data.image_size,
+        data_dir=self.config.data.get('data_dir'), augment=False)
+    for _ in range(num_batches):
+      batch = jax.tree.map(self.put_batch, next(batches))
+      sums = self.calib_step(state, batch, probs, sums)
+    return state.replace(batch_stats=jax.tree.map(lambda x: x / num_batches,
+                                                  sums))
+
+  def accuracy(self, state, arch: np.ndarray, limit: Optional[int],
+               recalibrate: bool = True) -> float:
+    """Supernet accuracy of a discrete architecture (inherited weights, BN
+    statistics recalibrated for it unless ``recalibrate`` is False)."""
+    if recalibrate:
+      state = self.recalibrate(state, arch)
     probs = jnp.asarray(self.space.one_hot(arch))
     correct = total = 0.0
     for batch in data_lib.eval_batches(
@@ -295,11 +340,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   weights_iter = data_lib.train_batches(
       config.data.name, split='weights', batch_size=config.batch_size,
       seed=config.seed, image_size=config.data.image_size,
-      data_dir=config.data.get('data_dir'), start_step=int(state.step))
+      data_dir=config.data.get('data_dir'), start_step=int(state.step),
+      augment=config.data.get('augment', True))
   arch_iter = data_lib.train_batches(
       config.data.name, split='arch', batch_size=config.batch_size,
       seed=config.seed + 1, image_size=config.data.image_size,
-      data_dir=config.data.get('data_dir'), start_step=int(state.arch_step))
+      data_dir=config.data.get('data_dir'), start_step=int(state.arch_step),
+      augment=config.data.get('augment', True))
   writer = reporting.MetricWriter(workdir)
   target = jnp.asarray(config.latency.get('target_ms') or 1.0, jnp.float32)
   warmup_steps = s.warmup_epochs * searcher.steps_per_epoch

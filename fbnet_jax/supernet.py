@@ -123,7 +123,8 @@ class FBNetMixedLayer(nn.Module):
           p, self.param(f'{op}_pw2_kernel', init,
                         (1, 1, mid // spec.groups, cout)), 1, spec.groups)
             for p, (op, spec), mid in zip(parts, convs, mids)]
-      y = blocks.batch_norm(self.train, name='bn3')(jnp.concatenate(ys, -1))
+      y = blocks.batch_norm(self.train, name=blocks.last_bn_name(
+          'bn3', residual))(jnp.concatenate(ys, -1))
       y = y.reshape(y.shape[:-1] + (len(convs), cout))
       cols = jnp.asarray([fbnet.OP_NAMES.index(op) for op, _ in convs])
       w = weights[:, cols]

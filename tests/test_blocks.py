@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from fbnet_jax import blocks
+from fbnet_jax import initializers
 from fbnet_jax import spaces
 from fbnet_jax.spaces import fbnet
 from fbnet_jax.spaces import ofa
@@ -121,13 +122,17 @@ def test_fbnet_candidate_types_and_grouped_kernels():
 
 def test_fbnet_block_residual_only_where_shapes_agree():
   x = _image((2, 8, 8, 16))
-  zero_last_bn = ('params', 'bn3', 'scale')
   same = blocks.FBNetBlock(16, 16, 1, 3, 3, 1)
-  v = _set_leaf(_variables(same, x), zero_last_bn, 0.)
-  np.testing.assert_array_equal(same.apply(v, x, train=False), x)
+  # A residual block's last BN starts at scale 0: the block is the identity
+  # at initialisation, with Flax's init and with fast_init alike.
+  for v in (same.init(jax.random.key(0), x, train=False),
+            initializers.fast_init(same, 0, x, train=False)):
+    np.testing.assert_array_equal(v['params']['bn3_res']['scale'], 0.)
+    np.testing.assert_array_equal(same.apply(v, x, train=False), x)
   # With a live branch the block is x + branch, not the branch alone.
-  v = _variables(same, x)
+  v = _set_leaf(_variables(same, x), ('params', 'bn3_res', 'scale'), 1.)
   assert not np.allclose(same.apply(v, x, train=False), x)
+  zero_last_bn = ('params', 'bn3', 'scale')
   for block in (blocks.FBNetBlock(16, 16, 2, 3, 1, 2),   # stride 2
                 blocks.FBNetBlock(16, 24, 1, 5, 1, 1)):  # channels change
     v = _set_leaf(_variables(block, x), zero_last_bn, 0.)
@@ -205,8 +210,9 @@ def test_mbconv_expansion_one_and_residual():
   block = blocks.MBConvBlock(16, 16, 1, 3, 1, se=False, hswish=False)
   x = _image((1, 6, 6, 16))
   v = _variables(block, x)
-  assert set(v['params']) == {'dw', 'dw_bn', 'project', 'project_bn'}
-  v = _set_leaf(v, ('params', 'project_bn', 'scale'), 0.)
+  assert set(v['params']) == {'dw', 'dw_bn', 'project', 'project_bn_res'}
+  assert not np.allclose(block.apply(v, x, train=False), x)
+  v = block.init(jax.random.key(0), x, train=False)  # zero-init residual
   np.testing.assert_array_equal(block.apply(v, x, train=False), x)
   # An explicit hidden width (MobileNetV3 tables) overrides the expansion.
   wide = blocks.MBConvBlock(16, 24, 2, 3, mid_channels=64, se=True)

@@ -35,6 +35,7 @@ def test_fused_layer_equals_separate_blocks(shape):
                          x, weights, mutable=['batch_stats'])[0]
 
   convs = [op for op in ops if op != 'skip']
+  residual = shape.stride == 1 and shape.in_channels == shape.out_channels
   mids = [shape.in_channels * fbnet.parse_op(op).expansion for op in convs]
   offsets = np.r_[0, np.cumsum(mids)]
   expected = 0.0
@@ -50,7 +51,8 @@ def test_fused_layer_equals_separate_blocks(shape):
       p = {'pw1': {'kernel': params[f'{op}_pw1_kernel']}, 'bn1': bn('bn1', mid),
            'dw': {'kernel': params[f'{op}_dw_kernel']}, 'bn2': bn('bn2', mid),
            'pw2': {'kernel': params[f'{op}_pw2_kernel']},
-           'bn3': bn('bn3', out)}
+           blocks.last_bn_name('bn3', residual):
+               bn(blocks.last_bn_name('bn3', residual), out)}
     v = block.init(jax.random.PRNGKey(4), x, train=True)
     y, _ = block.apply({'params': p, 'batch_stats': v.get('batch_stats', {})},
                        x, train=True, mutable=['batch_stats'])
@@ -68,6 +70,6 @@ def test_supernet_forward_and_op_subsets():
   assert logits.shape == (2, 10)
   names = set(variables['params']['layer0'])
   assert names == {'k3_e1_pw1_kernel', 'k3_e1_dw_kernel', 'k3_e1_pw2_kernel',
-                   'bn1', 'bn2', 'bn3'}  # skip is the identity at layer 0
+                   'bn1', 'bn2', 'bn3_res'}  # skip is the identity at layer 0
   with pytest.raises(ValueError, match='unknown ops'):
     supernet.build_supernet('fbnet', num_classes=10, ops=('k7_e9',))

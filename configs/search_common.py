@@ -45,6 +45,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.arch_every = 4  # one arch step (20% split) per 4 weight steps
   c.search.hard = False  # straight-through hard Gumbel samples
   c.search.num_derived_samples = 3
+  c.search.derive = ''  # '' = 'target' for target/budget losses, else 'argmax'
+  c.search.derive_tolerance = 0.02  # relative band of 'target' derivation
   c.search.calib_batches = 10  # BN recalibration of derived architectures
   c.search.ops = ()  # () = every candidate; or a subset (FBNet op names)
 

@@ -22,7 +22,7 @@ through hard) architecture, from any :class:`fbnet_jax.latency.LatencyModel`.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -127,3 +127,62 @@ def derive(theta: jnp.ndarray, choice_mask: np.ndarray, rng: jax.Array,
   samples = jax.random.categorical(rng, logits, axis=-1,
                                    shape=(num_samples,) + p.shape[:1])
   return argmax, np.asarray(samples, np.int32)
+
+
+def derive_for_target(log_probs: np.ndarray, arch_ms: Callable[[np.ndarray],
+                                                               np.ndarray],
+                      target_ms: float, tolerance: float = 0.02,
+                      max_changes: int = 64) -> tuple[np.ndarray, list[dict]]:
+  """The most probable architecture whose latency is within ``tolerance``
+  (relative) of ``target_ms``, by greedy repair of the argmax.
+
+  The argmax of a distribution whose *expected* latency meets the target
+  need not meet it itself (the distribution is not fully committed). Starting
+  from the argmax, each step changes the one unit whose change moves the
+  latency towards the target at the smallest cost in log-probability per
+  millisecond gained, until the latency is inside the band (or no change
+  helps). Works with any latency source (table or predictor): candidates are
+  scored in one batched ``arch_ms`` call per step.
+
+  Args:
+    log_probs: ``[U, C]`` log-probabilities; disallowed choices ``-inf``.
+    arch_ms: discrete architectures ``[N, U]`` -> milliseconds ``[N]``.
+    target_ms: the target.
+    tolerance: relative half-width of the accepted band.
+    max_changes: at most this many unit changes.
+
+  Returns:
+    (architecture ``[U]``, the changes made: ``{'unit', 'from', 'to',
+    'latency_ms', 'log_prob_cost'}`` each).
+  """
+  log_probs = np.asarray(log_probs, np.float64)
+  arch = np.argmax(log_probs, -1).astype(np.int32)
+  units, choices = log_probs.shape
+  lat = float(arch_ms(arch[None])[0])
+  changes = []
+  allowed = np.isfinite(log_probs)
+  for _ in range(max_changes):
+    error = lat - target_ms
+    if abs(error) <= tolerance * target_ms:
+      break
+    cand = np.repeat(arch[None], units * choices, 0)
+    u_idx, c_idx = np.divmod(np.arange(units * choices), choices)
+    cand[np.arange(units * choices), u_idx] = c_idx
+    valid = allowed[u_idx, c_idx] & (c_idx != arch[u_idx])
+    cand_lat = np.asarray(arch_ms(cand), np.float64)
+    gain = np.where(error > 0, lat - cand_lat, cand_lat - lat)  # ms towards T
+    # Overshooting past the band on the other side is no gain.
+    overshoot = np.abs(cand_lat - target_ms) > abs(error)
+    useful = valid & (gain > 0) & ~overshoot
+    if not useful.any():
+      break
+    cost = log_probs[u_idx, arch[u_idx]] - log_probs[u_idx, c_idx]
+    score = np.where(useful, cost / np.maximum(gain, 1e-9), np.inf)
+    best = int(np.argmin(score))
+    u, c = int(u_idx[best]), int(c_idx[best])
+    changes.append({'unit': u, 'from': int(arch[u]), 'to': c,
+                    'latency_ms': float(cand_lat[best]),
+                    'log_prob_cost': float(cost[best])})
+    arch[u] = c
+    lat = float(cand_lat[best])
+  return arch, changes

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -31,6 +32,8 @@ LUT_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'meta',
 LUT_DEVICES = ('raspi4', 'pixel3', 'eyeriss', 'fpga')
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)),
                               'meta', 'pretrained')
+# Rows per compiled call of LatencyModel.arch_ms.
+ARCH_CHUNK = 32768
 
 
 class LatencyConfigError(ValueError):
@@ -41,24 +44,55 @@ class LatencyConfigError(ValueError):
 class LatencyModel:
   """A named, differentiable map from soft architectures to milliseconds.
 
+  The device-specific numbers (a table, adapted predictor weights) are
+  ``params``, an argument of the pure ``fn``, not constants folded into it:
+  a compiled search step then serves every device and target of a space
+  (one XLA compile of the supernet instead of one per device).
+
   Attributes:
     name: e.g. ``lut:raspi4`` or ``predictor:raspi4``.
     space: the search space it scores.
-    expected_ms: pure function ``probs [..., U, C] -> ms [...]``; jittable.
+    fn: pure function ``(params, probs [..., U, C]) -> ms [...]``; jittable
+      and differentiable in ``probs``.
+    params: the device's pytree of arrays.
   """
   name: str
   space: spaces_lib.SearchSpace
-  expected_ms: Callable[[jnp.ndarray], jnp.ndarray]
+  fn: Callable[[Any, jnp.ndarray], jnp.ndarray]
+  params: Any
+
+  def __post_init__(self):
+    num_choices = self.space.max_choices
+    # Choice indices -> ms in one compiled program (the one-hot encoding
+    # included), so that scoring many architectures is not op-by-op.
+    self._index_ms = jax.jit(lambda params, archs: self.fn(
+        params, jax.nn.one_hot(archs, num_choices, dtype=jnp.float32)))
+
+  def expected_ms(self, probs: jnp.ndarray) -> jnp.ndarray:
+    """``probs [..., U, C] -> ms [...]`` with this device's params."""
+    return self.fn(self.params, probs)
 
   def __call__(self, probs):
     return self.expected_ms(probs)
 
   def arch_ms(self, archs) -> np.ndarray:
-    """Milliseconds of discrete architectures ``[N, U]`` (or one ``[U]``)."""
+    """Milliseconds of discrete architectures ``[N, U]`` (or one ``[U]``).
+
+    Batched and jit-compiled: rows go in chunks of at most ``ARCH_CHUNK``,
+    each padded to a power of two, so that a handful of shapes is compiled
+    whatever the batch sizes a caller asks for.
+    """
     archs = np.asarray(archs)
     single = archs.ndim == 1
     archs = self.space.validate_batch(np.atleast_2d(archs))
-    out = np.asarray(self.expected_ms(jnp.asarray(self.space.one_hot(archs))))
+    out = []
+    for start in range(0, len(archs), ARCH_CHUNK):
+      chunk = archs[start:start + ARCH_CHUNK]
+      size = max(8, 1 << (len(chunk) - 1).bit_length())
+      padded = np.zeros((size, archs.shape[1]), np.int32)
+      padded[:len(chunk)] = chunk
+      out.append(np.asarray(self._index_ms(self.params, padded))[:len(chunk)])
+    out = np.concatenate(out) if out else np.zeros((0,), np.float32)
     return out[0] if single else out
 
 
@@ -73,20 +107,22 @@ def lookup_table_latency(device: str) -> LatencyModel:
     if tuple(npz['op_names']) != spaces_lib.fbnet.OP_NAMES:
       raise LatencyConfigError(f'{LUT_FILE}: field op_names does not match '
                                'the FBNet space op order.')
-    table = jnp.asarray(npz[f'{device}_rel'], jnp.float32)
-    const = float(npz[f'{device}_const'])
+    params = {'table': jnp.asarray(npz[f'{device}_rel'], jnp.float32),
+              'const': jnp.asarray(npz[f'{device}_const'], jnp.float32)}
   space = spaces_lib.get_space('fbnet', macro='cifar')
+  return LatencyModel(f'lut:{device}', space, _table_ms, params)
 
-  def expected_ms(probs):
-    return const + jnp.einsum('...uc,uc->...', probs, table)
 
-  return LatencyModel(f'lut:{device}', space, expected_ms)
+def _table_ms(params, probs):
+  """Expected latency under a lookup table: const + sum of p x table."""
+  return params['const'] + jnp.einsum('...uc,uc->...', probs,
+                                      params['table'])
 
 
 def predictor_latency(adapted) -> LatencyModel:
   """Wraps a :class:`meta.adaptation.AdaptedPredictor`."""
   return LatencyModel(f'predictor:{adapted.device}', adapted.space,
-                      adapted.latency_fn)
+                      adapted.latency_fn_with_params, adapted.params)
 
 
 def adapt_predictor(space: str, device, *, predictor_dir: Optional[str] = None,

@@ -132,6 +132,9 @@ class Searcher:
     if config.batch_size % len(devices):
       raise ValueError(f'config.batch_size ({config.batch_size}) must be a '
                        f'multiple of the device count ({len(devices)}).')
+    # The latency source's device numbers are an argument of the step, so
+    # one compiled step serves every device and target (see LatencyModel).
+    self.lat_params = jax.device_put(self.latency.params, self.replicated)
     self.step_fn = jax.jit(self._step, donate_argnums=0)
     self.eval_step = jax.jit(self._eval_step)
     self.calib_step = jax.jit(self._calib_step)
@@ -173,7 +176,8 @@ class Searcher:
     return s.tau0 * s.tau_decay ** (step // self.steps_per_epoch)
 
   # ------------------------------------------------------------- steps
-  def _step(self, state: SearchState, batch, tau, target_ms, arch_step):
+  def _step(self, state: SearchState, batch, tau, target_ms, arch_step,
+            lat_params):
     """One weight step (``arch_step`` False) or architecture step (True).
 
     Both kinds share one compiled program (``arch_step`` is traced): the
@@ -195,7 +199,7 @@ class Searcher:
           batch['image'], weights, train=True, mutable=['batch_stats'])
       ce = optax.softmax_cross_entropy_with_integer_labels(logits,
                                                            batch['label'])
-      lat = self.latency.expected_ms(weights)
+      lat = self.latency.fn(lat_params, weights)
       arch_loss = dnas.architecture_loss(ce, lat, cfg.loss, target_ms)
       loss = jnp.where(arch_step, arch_loss, jnp.mean(ce))
       acc = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
@@ -222,10 +226,12 @@ class Searcher:
                    'sampled_latency_ms': lat}
 
   def weight_step(self, state, batch, tau, target_ms):
-    return self.step_fn(state, batch, tau, target_ms, jnp.asarray(False))
+    return self.step_fn(state, batch, tau, target_ms, jnp.asarray(False),
+                        self.lat_params)
 
   def arch_step(self, state, batch, tau, target_ms):
-    return self.step_fn(state, batch, tau, target_ms, jnp.asarray(True))
+    return self.step_fn(state, batch, tau, target_ms, jnp.asarray(True),
+                        self.lat_params)
 
   def _eval_step(self, state: SearchState, batch, arch_probs):
     weights = jnp.broadcast_to(arch_probs, (batch['image'].shape[0],) +
@@ -434,15 +440,45 @@ def describe(space, arch, sources: dict) -> dict:
 
 
 def report(searcher, state, history, config) -> dict:
-  """The result: argmax and sampled architectures, each fully described."""
+  """The result: the derived architecture and sampled ones, each fully
+  described.
+
+  Derivation (``config.search.derive``): 'argmax' takes the most probable
+  op per unit (FBNet); 'target' (the default for the target and budget loss
+  forms) takes the most probable architecture whose latency, by the search's
+  own latency source, is within ``config.search.derive_tolerance`` of the
+  target (``dnas.derive_for_target``). The plain argmax is always reported
+  too, under ``argmax``.
+  """
   rng = jax.random.PRNGKey(config.seed + 7)
   argmax, samples = dnas.derive(state.params['arch'], searcher.mask, rng,
                                 config.search.num_derived_samples,
                                 searcher.fixed)
   sources = latency_lib.all_sources(config)
-  best = describe(searcher.space, argmax, sources)
   limit = config.data.get('eval_limit')
-  best['supernet_accuracy'] = searcher.accuracy(state, argmax, limit)
+  mode = config.search.get('derive') or (
+      'target' if config.loss.form in ('target', 'budget') else 'argmax')
+  changes = []
+  arch = argmax
+  if mode == 'target':
+    log_probs = np.log(np.maximum(searcher.probs(state), 1e-30))
+    allowed = searcher.mask.copy()
+    if searcher.fixed is not None:  # fixed units keep their one choice
+      rows = searcher.fixed.sum(-1) > 0
+      allowed[rows] = searcher.fixed[rows] > 0
+    log_probs = np.where(allowed, log_probs, -np.inf)
+    arch, changes = dnas.derive_for_target(
+        log_probs, searcher.latency.arch_ms, float(config.latency.target_ms),
+        config.search.get('derive_tolerance', 0.02))
+  elif mode != 'argmax':
+    raise ValueError(f"config.search.derive: expected 'argmax' or 'target', "
+                     f'got {mode!r}.')
+  best = describe(searcher.space, arch, sources)
+  best['supernet_accuracy'] = searcher.accuracy(state, arch, limit)
+  best['derivation'] = {'mode': mode, 'changes_from_argmax': changes}
+  plain = describe(searcher.space, argmax, sources)
+  plain['supernet_accuracy'] = (best['supernet_accuracy'] if not changes else
+                                searcher.accuracy(state, argmax, limit))
   sampled = []
   for arch in samples:
     d = describe(searcher.space, arch, sources)
@@ -455,6 +491,7 @@ def report(searcher, state, history, config) -> dict:
           'target_ms': config.latency.get('target_ms'),
           **best,
           'expected_latency_ms': history[-1]['expected_latency_ms'],
+          'argmax': plain,
           'samples': sampled}
 
 

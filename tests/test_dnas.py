@@ -153,3 +153,32 @@ def test_random_archs_at_latency_are_within_tolerance():
   assert archs.shape == (5, 22) and np.all(np.abs(lat / 5.0 - 1) <= 0.03)
   targets = studies.latency_targets('raspi4', (0.15, 0.5, 0.85))
   assert targets[0] < targets[1] < targets[2]
+
+
+def test_derive_for_target_reaches_band_at_least_cost():
+  # Additive table: unit u, choice c costs table[u, c] ms.
+  table = np.array([[1.0, 2.0, 4.0], [1.0, 3.0, 5.0], [2.0, 2.5, 6.0]])
+  arch_ms = lambda archs: table[np.arange(3), np.asarray(archs)].sum(-1)
+  log_probs = np.log(np.array([[0.1, 0.2, 0.7], [0.05, 0.15, 0.8],
+                               [0.3, 0.6, 0.1]]))
+  argmax_ms = arch_ms(np.array([[2, 2, 1]]))[0]  # 11.5 ms
+  assert argmax_ms == 11.5
+  arch, changes = dnas.derive_for_target(log_probs, arch_ms, 8.5,
+                                         tolerance=0.02)
+  assert abs(arch_ms(arch[None])[0] - 8.5) <= 0.02 * 8.5
+  # Hand-checked: unit 0 4 -> 2 ms (cost log(.7/.2) = 0.63 per ms) beats
+  # unit 1 5 -> 3 ms (log(.8/.15) = 0.84 per ms); at 9.5 ms, unit 0 2 -> 1 ms
+  # (log(.2/.1) per ms) lands on 8.5 ms: [0, 2, 1], the cheapest
+  # architecture inside the band (log-prob cost log(.7/.1)).
+  assert [c['unit'] for c in changes] == [0, 0]
+  assert changes[-1]['latency_ms'] == arch_ms(arch[None])[0]
+  np.testing.assert_array_equal(arch, [0, 2, 1])
+  # Already inside the band: the argmax itself, no changes.
+  arch, changes = dnas.derive_for_target(log_probs, arch_ms, 11.5)
+  np.testing.assert_array_equal(arch, [2, 2, 1])
+  assert changes == []
+  # Disallowed (-inf) choices are never taken, even when they would help.
+  masked = log_probs.copy()
+  masked[:, 0] = -np.inf
+  arch, _ = dnas.derive_for_target(masked, arch_ms, 3.0)
+  assert (arch != 0).all()

@@ -1,0 +1,537 @@
+"""Multi-objective evolutionary search on a trained supernet (DyNAS-T style).
+
+``run(config, workdir)`` trains (or resumes) a weight-sharing supernet with
+uniformly sampled single paths, then searches the space for the trade-off
+between latency and accuracy with two strategies at the same budget of
+*full evaluations* (the supernet's accuracy for one architecture, inherited
+weights, BN statistics recalibrated for it):
+
+- guided (DyNAS-T): a few random architectures are fully evaluated; then,
+  iteratively, an accuracy predictor is fitted on everything evaluated so
+  far, pymoo's NSGA-II optimises (latency, -predicted accuracy) for many
+  generations at no evaluation cost, and a few new architectures spread
+  along its predicted front are fully evaluated;
+- random: random architectures are fully evaluated.
+
+Fronts are computed from fully evaluated architectures only (never from
+predictions); the hypervolume against the number of evaluations compares
+the two. Latency comes from the config's latency source (lookup table or
+adapted predictor); the front is re-scored with the exact lookup table when
+the device has one.
+
+Honest evaluation: the supernet trains its weights on the 'weights' split
+(80% of the training data) and recalibrates BN on it. With
+``config.search.warmup_epochs == config.epochs`` (the evolve configs) the
+'arch' split (the other 20%) is never trained on; full evaluations score
+architectures on it (the search's validation set). The held-out eval split
+is used only to report the test accuracy of the final front.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Callable, Optional
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from pymoo.algorithms.moo import nsga2
+from pymoo.core import problem as pymoo_problem
+from pymoo.operators.crossover.sbx import SBX
+from pymoo.operators.mutation.pm import PM
+from pymoo.operators.repair.rounding import RoundingRepair
+from pymoo.optimize import minimize
+from pymoo.util.nds import non_dominated_sorting
+import tqdm
+
+from fbnet_jax import data as data_lib
+from fbnet_jax import latency as latency_lib
+from fbnet_jax import pareto
+from fbnet_jax import search as search_lib
+from fbnet_jax import spaces as spaces_lib
+
+LatencyFn = Callable[[np.ndarray], np.ndarray]
+AccuracyFn = Callable[[np.ndarray], float]
+
+
+# --------------------------------------------------------------- encoding
+@dataclasses.dataclass
+class Encoding:
+  """Decision variables of the evolution: one integer per unit, indexing
+  that unit's allowed choices (a subset of the space's candidates)."""
+  space: spaces_lib.SearchSpace
+  allowed: np.ndarray  # bool [units, max_choices]
+
+  def __post_init__(self):
+    self.allowed = np.asarray(self.allowed, bool) & self.space.choice_mask
+    empty = np.nonzero(~self.allowed.any(-1))[0]
+    if empty.size:
+      raise ValueError(f'config.search.ops: unit {int(empty[0])} '
+                       f'({self.space.units[int(empty[0])].name}) has no '
+                       'allowed choice.')
+    self.values = [np.nonzero(row)[0] for row in self.allowed]
+    self.upper = np.array([len(v) - 1 for v in self.values], np.int64)
+    width = self.allowed.shape[1]
+    # position[u, c]: variable value of choice c (-1 where not allowed).
+    self.position = np.full(self.allowed.shape, -1, np.int64)
+    for u, v in enumerate(self.values):
+      self.position[u, v] = np.arange(len(v))
+    self._table = np.zeros((len(self.values), width), np.int64)
+    for u, v in enumerate(self.values):
+      self._table[u, :len(v)] = v
+
+  @property
+  def num_vars(self) -> int:
+    return len(self.values)
+
+  def decode(self, x) -> np.ndarray:
+    """Variables [N, U] (floats are rounded) -> valid architectures."""
+    x = np.clip(np.rint(np.asarray(x, np.float64)), 0, self.upper).astype(
+        np.int64)
+    archs = self._table[np.arange(self.num_vars), x].astype(np.int32)
+    # Space-specific validity (OFA: a stage is a prefix of blocks).
+    return self.space._repair(archs, None)  # pylint: disable=protected-access
+
+  def encode(self, archs) -> np.ndarray:
+    archs = np.asarray(archs, np.int64)
+    x = self.position[np.arange(self.num_vars), archs]
+    if (x < 0).any():
+      row = int(np.nonzero((x < 0).any(-1))[0][0])
+      raise ValueError(f'architecture {self.space.names(archs[row])} uses a '
+                       'choice outside config.search.ops.')
+    return x
+
+  def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` architectures, each allowed choice uniform per unit."""
+    x = np.floor(rng.random((n, self.num_vars)) * (self.upper + 1))
+    return self.decode(x)
+
+
+def allowed_choices(space: spaces_lib.SearchSpace, mask: np.ndarray,
+                    fixed: Optional[np.ndarray] = None) -> np.ndarray:
+  """The searcher's choice mask, with fixed units (OFA's resolution) pinned
+  to their one choice."""
+  allowed = np.asarray(mask, bool) & space.choice_mask
+  if fixed is not None:
+    rows = fixed.sum(-1) > 0
+    allowed[rows] = fixed[rows] > 0
+  return allowed
+
+
+# ------------------------------------------------------------ strategies
+@dataclasses.dataclass
+class History:
+  """Fully evaluated architectures in evaluation order."""
+  archs: list = dataclasses.field(default_factory=list)
+  accuracy: list = dataclasses.field(default_factory=list)
+  iteration_ends: list = dataclasses.field(default_factory=list)
+
+  def add(self, arch, accuracy: float) -> None:
+    self.archs.append(np.asarray(arch, np.int32))
+    self.accuracy.append(float(accuracy))
+
+  def keys(self) -> set:
+    return {a.tobytes() for a in self.archs}
+
+  def __len__(self):
+    return len(self.archs)
+
+
+def unique_random(encoding: Encoding, rng: np.random.Generator, n: int,
+                  exclude: set = frozenset()) -> np.ndarray:
+  """``n`` distinct random architectures not in ``exclude`` (bytes keys)."""
+  seen, out = set(exclude), []
+  for _ in range(1000):
+    for arch in encoding.sample(rng, max(n, 16)):
+      if arch.tobytes() not in seen and len(out) < n:
+        seen.add(arch.tobytes())
+        out.append(arch)
+    if len(out) == n:
+      return np.stack(out)
+  raise ValueError(f'the searched space holds fewer than {n} distinct '
+                   'architectures; lower config.evolve.budget.')
+
+
+def random_search(accuracy_fn: AccuracyFn, encoding: Encoding, budget: int,
+                  rng: np.random.Generator, initial=None,
+                  progress: Optional[tqdm.tqdm] = None) -> History:
+  """``budget`` distinct random architectures, fully evaluated (``initial``
+  first)."""
+  history = History()
+  archs = [] if initial is None else list(initial)
+  more = unique_random(encoding, rng, budget - len(archs),
+                       {a.tobytes() for a in archs}) if budget > len(
+                           archs) else []
+  for arch in list(archs) + list(more):
+    history.add(arch, accuracy_fn(arch))
+    if progress is not None:
+      progress.update(1)
+  history.iteration_ends.append(len(history))
+  return history
+
+
+class _PredictedObjectives(pymoo_problem.Problem):
+  """(latency_ms, -predicted accuracy) of integer-encoded architectures."""
+
+  def __init__(self, encoding: Encoding, latency_fn: LatencyFn,
+               predictor: pareto.AccuracyPredictor):
+    super().__init__(n_var=encoding.num_vars, n_obj=2, xl=0.0,
+                     xu=encoding.upper.astype(np.float64), vtype=int)
+    self.encoding = encoding
+    self.latency_fn = latency_fn
+    self.predictor = predictor
+
+  def _evaluate(self, x, out, *args, **kwargs):
+    archs = self.encoding.decode(x)
+    out['F'] = np.stack([np.asarray(self.latency_fn(archs), np.float64),
+                         -self.predictor.predict(archs)], axis=1)
+
+
+def nsga2_front(encoding: Encoding, latency_fn: LatencyFn,
+                predictor: pareto.AccuracyPredictor, cfg, seed: int,
+                seeds_archs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """NSGA-II on predicted objectives; the final population's architectures
+  sorted by non-dominated rank, and their predicted objectives."""
+  rng = np.random.default_rng(seed)
+  start = np.unique(encoding.encode(seeds_archs), axis=0)[:cfg.pop_size]
+  if len(start) < cfg.pop_size:
+    fill = encoding.encode(encoding.sample(rng, cfg.pop_size - len(start)))
+    start = np.concatenate([start, fill])
+  algorithm = nsga2.NSGA2(
+      pop_size=cfg.pop_size, sampling=start.astype(np.float64),
+      crossover=SBX(prob=0.9, eta=3.0, vtype=float, repair=RoundingRepair()),
+      mutation=PM(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
+      eliminate_duplicates=True)
+  problem = _PredictedObjectives(encoding, latency_fn, predictor)
+  result = minimize(problem, algorithm, ('n_gen', cfg.generations),
+                    seed=seed, verbose=False)
+  x, f = result.pop.get('X'), result.pop.get('F')
+  fronts = non_dominated_sorting.NonDominatedSorting().do(f)
+  order = np.concatenate([np.asarray(front) for front in fronts])
+  return encoding.decode(x[order]), f[order], [len(fr) for fr in fronts]
+
+
+def pick_spread(archs: np.ndarray, objectives: np.ndarray, sizes: list,
+                k: int, exclude: set) -> np.ndarray:
+  """Up to ``k`` new architectures, front by front, evenly spread along
+  each front's latency; ``exclude`` (bytes keys) are skipped."""
+  picked, seen, start = [], set(exclude), 0
+  for size in sizes:
+    rows = np.arange(start, start + size)
+    start += size
+    new = []
+    for r in rows[np.argsort(objectives[rows, 0], kind='stable')]:
+      key = archs[r].tobytes()
+      if key not in seen:
+        seen.add(key)
+        new.append(r)
+    need = k - len(picked)
+    if len(new) > need:
+      new = [new[i] for i in np.unique(np.rint(
+          np.linspace(0, len(new) - 1, need)).astype(int))]
+    picked.extend(new)
+    if len(picked) >= k:
+      break
+  return archs[picked] if picked else np.zeros((0, archs.shape[1]), np.int32)
+
+
+def guided_search(accuracy_fn: AccuracyFn, latency_fn: LatencyFn,
+                  encoding: Encoding, cfg: ml_collections.ConfigDict,
+                  seed: int, initial: np.ndarray,
+                  progress: Optional[tqdm.tqdm] = None) -> History:
+  """DyNAS-T's loop: fit the predictor, NSGA-II on predictions, fully
+  evaluate ``cfg.per_iteration`` candidates from the predicted front, until
+  ``cfg.budget`` full evaluations."""
+  rng = np.random.default_rng(seed + 1)
+  history = History()
+  for arch in initial:
+    history.add(arch, accuracy_fn(arch))
+    if progress is not None:
+      progress.update(1)
+  history.iteration_ends.append(len(history))
+  iteration = 0
+  while len(history) < cfg.budget:
+    predictor = pareto.AccuracyPredictor(encoding.allowed, cfg.predictor,
+                                         seed=seed).fit(
+                                             np.stack(history.archs),
+                                             history.accuracy)
+    archs, objectives, sizes = nsga2_front(
+        encoding, latency_fn, predictor, cfg, seed * 1000 + iteration,
+        np.stack(history.archs))
+    k = min(cfg.per_iteration, cfg.budget - len(history))
+    new = pick_spread(archs, objectives, sizes, k, history.keys())
+    if len(new) < k:  # the predicted population ran out of new architectures
+      new = np.concatenate([new, unique_random(
+          encoding, rng, k - len(new),
+          history.keys() | {a.tobytes() for a in new})]) if len(new) else (
+              unique_random(encoding, rng, k, history.keys()))
+    for arch in new:
+      history.add(arch, accuracy_fn(arch))
+      if progress is not None:
+        progress.update(1)
+    history.iteration_ends.append(len(history))
+    iteration += 1
+    logging.info('guided seed %d iteration %d: %d evaluations, best '
+                 'accuracy %.4f', seed, iteration, len(history),
+                 max(history.accuracy))
+  return history
+
+
+def hypervolume_curve(history: History, latency_fn: LatencyFn,
+                      indicator: pareto.HypervolumeIndicator) -> list:
+  """[[n, hypervolume of the first n evaluations], ...] for n = 1..N."""
+  lat = np.asarray(latency_fn(np.stack(history.archs)), np.float64)
+  acc = np.asarray(history.accuracy)
+  return [[n, indicator(lat[:n], acc[:n])] for n in range(1, len(acc) + 1)]
+
+
+# ------------------------------------------------------------ evaluation
+class SupernetEvaluator:
+  """Full evaluations with the trained supernet, cached per architecture.
+
+  ``validation(arch)``: accuracy on the 'arch' split of the training data
+  (at most ``limit`` images), BN recalibrated on the 'weights' split.
+  ``test(arch)``: the same on the held-out eval split (reporting only).
+  """
+
+  def __init__(self, searcher: search_lib.Searcher, state,
+               limit: Optional[int]):
+    self.searcher = searcher
+    self.state = state
+    config = searcher.config
+    num = len(data_lib.split_indices('arch', searcher.info.num_train))
+    num = min(num, limit or num)
+    num_batches = max(1, num // config.batch_size)
+    stream = data_lib.train_batches(
+        config.data.name, split='arch', batch_size=config.batch_size, seed=0,
+        image_size=config.data.image_size, augment=False,
+        data_dir=config.data.get('data_dir'))
+    self._batches = []
+    for _ in range(num_batches):  # one epoch's first batches: distinct images
+      batch = dict(next(stream))
+      batch['mask'] = np.ones(len(batch['label']), np.float32)
+      self._batches.append(jax.tree.map(searcher.put_batch, batch))
+    self.num_images = num_batches * config.batch_size
+    self._cache = {}
+    self.seconds = 0.0
+
+  def validation(self, arch) -> float:
+    arch = np.asarray(arch, np.int32)
+    key = arch.tobytes()
+    if key not in self._cache:
+      t0 = time.perf_counter()
+      state = self.searcher.recalibrate(self.state, arch)
+      probs = jax.numpy.asarray(self.searcher.space.one_hot(arch))
+      correct = total = 0.0
+      for batch in self._batches:
+        c, n = self.searcher.eval_step(state, batch, probs)
+        correct += float(c)
+        total += float(n)
+      self._cache[key] = correct / total
+      self.seconds += time.perf_counter() - t0
+    return self._cache[key]
+
+  @property
+  def num_evaluations(self) -> int:
+    return len(self._cache)
+
+  def test(self, arch) -> float:
+    return self.searcher.accuracy(self.state, np.asarray(arch, np.int32),
+                                  self.searcher.config.data.get('eval_limit'))
+
+
+def restore_supernet(searcher: search_lib.Searcher, workdir: str):
+  """The trained supernet state that ``search.train_and_evaluate`` left in
+  ``workdir`` (its last orbax checkpoint)."""
+  state = searcher.init_state()
+  manager = search_lib._checkpoint_manager(workdir, searcher.config)  # pylint: disable=protected-access
+  step = manager.latest_step()
+  if step is None or step < searcher.total_steps:
+    raise FileNotFoundError(
+        f'{workdir}/checkpoints: no finished supernet (latest step {step}, '
+        f'expected {searcher.total_steps}); run search.train_and_evaluate '
+        'first.')
+  return manager.restore(step, args=ocp.args.StandardRestore(state))
+
+
+def lut_for(config) -> Optional[latency_lib.LatencyModel]:
+  """The exact lookup table of the config's device, if there is one."""
+  lat = config.latency
+  if (config.space == 'fbnet' and config.get('macro', 'cifar') == 'cifar'
+      and not lat.get('device_file') and lat.device in latency_lib.LUT_DEVICES):
+    return latency_lib.lookup_table_latency(lat.device)
+  return None
+
+
+def latency_throughput(model: latency_lib.LatencyModel, archs) -> float:
+  """Predictions per second of ``model.arch_ms`` after compilation."""
+  model.arch_ms(archs)
+  t0 = time.perf_counter()
+  model.arch_ms(archs)
+  return len(archs) / (time.perf_counter() - t0)
+
+
+# -------------------------------------------------------------------- run
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Clear errors for out-of-range ``config.evolve`` values."""
+  cfg = config.evolve
+  if not 2 <= cfg.initial <= cfg.budget:
+    raise ValueError(f'config.evolve.initial: expected 2..budget '
+                     f'({cfg.budget}), got {cfg.initial}.')
+  if cfg.per_iteration < 1:
+    raise ValueError(f'config.evolve.per_iteration: expected >= 1, got '
+                     f'{cfg.per_iteration}.')
+  if (cfg.get('random_budget') or cfg.budget) < cfg.budget:
+    raise ValueError('config.evolve.random_budget: expected >= budget '
+                     f'({cfg.budget}), got {cfg.random_budget}.')
+  if cfg.pop_size < 4 or cfg.generations < 1:
+    raise ValueError('config.evolve.pop_size / generations: expected >= 4 '
+                     f'and >= 1, got {cfg.pop_size} and {cfg.generations}.')
+  if not cfg.seeds:
+    raise ValueError('config.evolve.seeds: expected at least one seed.')
+  if config.search.warmup_epochs < config.epochs:
+    logging.warning(
+        'config.search.warmup_epochs (%d) < config.epochs (%d): the arch '
+        'split that scores architectures also trained the architecture '
+        'distribution, which is then not uniform.',
+        config.search.warmup_epochs, config.epochs)
+
+
+def _dnas_points(path: str, encoding: Encoding) -> list:
+  """The derived and sampled architectures of a DNAS ``result.json``."""
+  with open(path) as f:
+    result = json.load(f)
+  archs = [result['arch_index']] + [s['arch_index'] for s in
+                                    result.get('samples', [])]
+  archs = np.unique(np.asarray(archs, np.int32), axis=0)
+  encoding.encode(archs)  # clear error if the supernet lacks an op
+  return list(archs)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, *,
+        progress: bool = True) -> dict:
+  """Trains (or resumes) the supernet, runs guided and random search,
+  writes the files of :mod:`fbnet_jax.evolve_report`; returns the summary."""
+  from fbnet_jax import evolve_report as report  # pylint: disable=g-import-not-at-top
+  check_config(config)
+  cfg = config.evolve
+  t_start = time.time()
+  os.makedirs(workdir, exist_ok=True)
+  supernet_dir = os.path.join(workdir, 'supernet')
+  search_lib.train_and_evaluate(config, supernet_dir, progress=progress)
+  train_s = time.time() - t_start
+  searcher = search_lib.Searcher(config)
+  state = restore_supernet(searcher, supernet_dir)
+  encoding = Encoding(searcher.space, allowed_choices(
+      searcher.space, searcher.mask, searcher.fixed))
+  latency = searcher.latency
+  evaluator = SupernetEvaluator(searcher, state, cfg.get('eval_limit'))
+  ref_archs = encoding.sample(np.random.default_rng(0), cfg.ref_samples)
+  indicator = pareto.HypervolumeIndicator(
+      float(latency.arch_ms(ref_archs).max()) * cfg.ref_factor)
+  throughput = None
+  if cfg.get('throughput_archs'):
+    throughput = latency_throughput(latency, encoding.sample(
+        np.random.default_rng(1), cfg.throughput_archs))
+    logging.info('latency source %s: %.0f predictions/s', latency.name,
+                 throughput)
+
+  random_budget = cfg.get('random_budget') or cfg.budget
+  runs = {name: {} for name in report.STRATEGIES}
+  t_search = time.time()
+  bar = tqdm.tqdm(total=len(cfg.seeds) * (cfg.budget + random_budget),
+                  disable=not progress, desc='evaluations', unit='eval')
+  for seed in cfg.seeds:
+    rng = np.random.default_rng(seed)
+    initial = unique_random(encoding, rng, cfg.initial)
+    runs['random'][seed] = random_search(evaluator.validation, encoding,
+                                         random_budget, rng, initial, bar)
+    runs['guided'][seed] = guided_search(evaluator.validation,
+                                         latency.arch_ms, encoding, cfg, seed,
+                                         initial, bar)
+  bar.close()
+  search_s = time.time() - t_search
+
+  per_seed = {name: {str(seed): hypervolume_curve(h, latency.arch_ms,
+                                                  indicator)
+                     for seed, h in runs[name].items()}
+              for name in report.STRATEGIES}
+  curves = {name: report.mean_curve(list(per_seed[name].values()))
+            for name in report.STRATEGIES}
+  fronts, points = {}, {}
+  for name in report.STRATEGIES:
+    archs = np.concatenate([np.stack(h.archs) for h in runs[name].values()])
+    acc = np.concatenate([h.accuracy for h in runs[name].values()])
+    lat = latency.arch_ms(archs)
+    fronts[name] = report.front_entries(searcher.space, archs, lat, acc)
+    points[name] = (lat, acc)
+  lut = lut_for(config)
+  errors = []
+  for entry in fronts['guided']:
+    arch = np.asarray(entry['arch_index'])
+    entry['flops'] = searcher.space.flops(arch)
+    if lut is not None:
+      entry['lut_latency_ms'] = float(lut.arch_ms(arch))
+      errors.append(abs(entry['latency_ms'] / entry['lut_latency_ms'] - 1))
+    if cfg.get('test_front'):
+      entry['test_accuracy'] = evaluator.test(arch)
+  dnas = None
+  if cfg.get('dnas_result'):
+    dnas_archs = _dnas_points(cfg.dnas_result, encoding)
+    dnas = [{'arch': searcher.space.names(a), 'arch_index': a.tolist(),
+             'latency_ms': float(latency.arch_ms(a)),
+             'accuracy': evaluator.validation(a)} for a in dnas_archs]
+
+  budgets = runs['guided'][cfg.seeds[0]].iteration_ends
+  comparison = report.budget_comparison(curves['guided'], curves['random'],
+                                        budgets, random_budget)
+  summary = {
+      'space': config.space, 'dataset': config.data.name,
+      'latency_source': latency.name,
+      'ops': list(config.search.ops or searcher.space.units[0].choices),
+      'seeds': list(cfg.seeds), 'budget': cfg.budget,
+      'random_budget': random_budget, 'initial': cfg.initial,
+      'per_iteration': cfg.per_iteration,
+      'validation_images': evaluator.num_images,
+      'ref_latency_ms': indicator.ref_latency_ms,
+      'final_hypervolume': {n: curves[n][cfg.budget - 1][1]
+                            for n in report.STRATEGIES},
+      # Random's hypervolume at the guided budget, and at its own budget.
+      'guided_evaluations_to_reach_random_at_budget':
+          pareto.evaluations_to_reach(curves['guided'],
+                                      curves['random'][cfg.budget - 1][1]),
+      'guided_evaluations_to_reach_random_final': pareto.evaluations_to_reach(
+          curves['guided'], curves['random'][-1][1]),
+      'by_budget': comparison,
+      'target_factor_4x_met': all(r['factor_at_least'] >= 4 for r in
+                                  comparison[1:]),
+      'latency_predictions_per_s': throughput,
+      'lut_agreement': None if lut is None else {
+          'lut': lut.name, 'max_relative_error': float(max(errors)),
+          'within_10_percent': bool(max(errors) <= 0.10)},
+      'front_size': len(fronts['guided']),
+      'supernet_evaluations': evaluator.num_evaluations,
+      'seconds': {'supernet_train': train_s, 'search': search_s,
+                  'evaluations': evaluator.seconds,
+                  'total': time.time() - t_start},
+  }
+  report.write_json(workdir, 'front.json', fronts['guided'])
+  report.write_json(workdir, 'fronts.json', {**fronts, 'dnas': dnas})
+  report.write_json(workdir, 'hypervolume.json', {
+      **curves, 'per_seed': per_seed, 'ref_latency_ms':
+      indicator.ref_latency_ms})
+  report.write_json(workdir, 'evaluations.json', {
+      name: {str(seed): {'arch_index': [a.tolist() for a in h.archs],
+                         'accuracy': h.accuracy,
+                         'iteration_ends': h.iteration_ends}
+             for seed, h in runs[name].items()}
+      for name in report.STRATEGIES})
+  report.write_json(workdir, 'summary.json', summary)
+  report.plot_front(workdir, points, fronts, dnas, latency.name)
+  report.plot_hypervolume(workdir, curves, per_seed)
+  return summary

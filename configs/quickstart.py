@@ -22,7 +22,14 @@ def get_config(variant: str = ''):
   c.batch_size = 32
   c.epochs = 5
   c.search.warmup_epochs = 1
-  c.search.tau_decay = 0.6  # the FBNet schedule compressed to 5 epochs
+  # A short search must stay in the soft-mixture regime: with the
+  # temperature at 1 or below the per-example paths are nearly single and
+  # the weights, trained on mixtures with a decaying learning rate, cannot
+  # follow (measured with x0.6 per epoch: CE 0.52 at epoch 2 -> 2.31 at
+  # epoch 5, chance; straight-through hard samples from the start learn too
+  # slowly in 175 steps: CE 2.9 at epoch 2). x0.8 ends at 2.0; the derived
+  # architecture's accuracy is measured with BN recalibrated for it.
+  c.search.tau_decay = 0.8
   c.data.augment = False  # a 1-pixel shift is 1/8 of an 8x8 digit: too much
   c.optim.weight_lr = 0.05
   c.optim.arch_lr = 0.05

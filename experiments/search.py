@@ -7,13 +7,29 @@ r"""DNAS search (FBNet) for a target device and latency.
 Writes ``WORKDIR/result.json`` (architecture, latency from every source,
 FLOPs, params, supernet accuracy), ``arch_distribution.png`` and
 ``latency.png``, TensorBoard scalars, and resumable orbax checkpoints.
+
+The closed loop on this machine's own hardware:
+
+    python -m experiments.search --config=configs/closed_loop.py \
+        --config.latency.device_file=runs/my_cpu.npz --config.latency.target_ms=3
+
+measures the device file first if it does not exist (the reference
+architectures + ``latency.num_samples`` random ones, on the local JAX
+backend), adapts the predictor to it, searches, and then measures the found
+architecture and adds predicted vs. measured latency to ``result.json``
+(``--verify``; by default whenever the device file was measured on this
+machine's backend).
 """
+
+import json
+import os
 
 from absl import app
 from absl import flags
 import jax
 from ml_collections import config_flags
 
+from fbnet_jax import closed_loop
 from fbnet_jax import compilation_cache
 from fbnet_jax import search
 
@@ -23,6 +39,10 @@ _WORKDIR = flags.DEFINE_string('workdir', 'runs/quickstart',
                                'Output directory (resumes if it exists).')
 _MULTIHOST = flags.DEFINE_bool('multihost', False,
                                'Call jax.distributed.initialize() first.')
+_VERIFY = flags.DEFINE_enum(
+    'verify', 'auto', ['auto', 'yes', 'no'],
+    'Measure the found architecture on this machine (auto: when the device '
+    'file was measured on this backend).')
 
 
 def main(argv):
@@ -30,8 +50,37 @@ def main(argv):
   if _MULTIHOST.value:
     jax.distributed.initialize()
   compilation_cache.enable()
-  result = search.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  config = _CONFIG.value
+  path = config.latency.get('device_file')
+  if path and config.latency.source == 'predictor' and not os.path.exists(
+      path):
+    made = closed_loop.ensure_device_file(config, path,
+                                          config.latency.num_samples)
+    print(f'measured {made["measured"]} architectures -> {path} in '
+          f'{made["seconds"]:.0f} s')
+  result = search.train_and_evaluate(config, _WORKDIR.value)
   print(search.summary(result))
+  if path and _should_verify(path):
+    check = closed_loop.verify(config, result['arch_index'], path)
+    predicted = result['latency_ms'][result['latency_source']]
+    measured = check['measured_ms'][0]
+    result['measured'] = dict(check, predicted_ms=predicted,
+                              relative_error=measured / predicted - 1,
+                              target_error=measured /
+                              config.latency.target_ms - 1)
+    with open(os.path.join(_WORKDIR.value, search.RESULT_FILE), 'w') as f:
+      json.dump(result, f, indent=1)
+    print(f'measured here: {measured:.3f} ms (predicted {predicted:.3f} ms, '
+          f'target {config.latency.target_ms} ms; reference drift since the '
+          f'device file {100 * check["drift_vs_device_file"]:+.1f}%)')
+
+
+def _should_verify(path: str) -> bool:
+  if _VERIFY.value != 'auto':
+    return _VERIFY.value == 'yes'
+  from meta import latency_data  # pylint: disable=g-import-not-at-top
+  device = latency_data.load_device_file(path)
+  return str(device.meta.get('backend', '')) == jax.default_backend()
 
 
 if __name__ == '__main__':

@@ -1,7 +1,7 @@
 """Multi-objective evolutionary search on a trained supernet (DyNAS-T style).
 
-``run(config, workdir)`` trains (or resumes) a weight-sharing supernet with
-uniformly sampled single paths, then searches the space for the trade-off
+``run(config, workdir)`` trains (or resumes) a weight-sharing supernet under
+a uniform architecture distribution, then searches the space for the trade-off
 between latency and accuracy with two strategies at the same budget of
 *full evaluations* (the supernet's accuracy for one architecture, inherited
 weights, BN statistics recalibrated for it):
@@ -50,7 +50,7 @@ from pymoo.util.nds import non_dominated_sorting
 import tqdm
 
 from fbnet_jax import data as data_lib
-from fbnet_jax import latency as latency_lib
+from fbnet_jax import evolve_report as report
 from fbnet_jax import pareto
 from fbnet_jax import search as search_lib
 from fbnet_jax import spaces as spaces_lib
@@ -146,6 +146,8 @@ def unique_random(encoding: Encoding, rng: np.random.Generator, n: int,
                   exclude: set = frozenset()) -> np.ndarray:
   """``n`` distinct random architectures not in ``exclude`` (bytes keys)."""
   seen, out = set(exclude), []
+  if n <= 0:
+    return np.zeros((0, encoding.num_vars), np.int32)
   for _ in range(1000):
     for arch in encoding.sample(rng, max(n, 16)):
       if arch.tobytes() not in seen and len(out) < n:
@@ -165,9 +167,8 @@ def random_search(accuracy_fn: AccuracyFn, encoding: Encoding, budget: int,
   history = History()
   archs = [] if initial is None else list(initial)
   more = unique_random(encoding, rng, budget - len(archs),
-                       {a.tobytes() for a in archs}) if budget > len(
-                           archs) else []
-  for arch in list(archs) + list(more):
+                       {a.tobytes() for a in archs})
+  for arch in archs + list(more):
     history.add(arch, accuracy_fn(arch))
     if progress is not None:
       progress.update(1)
@@ -194,9 +195,19 @@ class _PredictedObjectives(pymoo_problem.Problem):
 
 def nsga2_front(encoding: Encoding, latency_fn: LatencyFn,
                 predictor: pareto.AccuracyPredictor, cfg, seed: int,
-                seeds_archs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """NSGA-II on predicted objectives; the final population's architectures
-  sorted by non-dominated rank, and their predicted objectives."""
+                seeds_archs: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+  """NSGA-II (pymoo) on predicted objectives, started from ``seeds_archs``
+  (the evaluated architectures) filled up with random ones.
+
+  Integer variables: rounded SBX crossover and polynomial mutation (pymoo's
+  recipe for integer problems), duplicates eliminated.
+
+  Returns:
+    The final population's architectures sorted by non-dominated rank,
+    their predicted objectives (latency_ms, -accuracy), and the size of
+    each rank.
+  """
   rng = np.random.default_rng(seed)
   start = np.unique(encoding.encode(seeds_archs), axis=0)[:cfg.pop_size]
   if len(start) < cfg.pop_size:
@@ -268,8 +279,7 @@ def guided_search(accuracy_fn: AccuracyFn, latency_fn: LatencyFn,
     if len(new) < k:  # the predicted population ran out of new architectures
       new = np.concatenate([new, unique_random(
           encoding, rng, k - len(new),
-          history.keys() | {a.tobytes() for a in new})]) if len(new) else (
-              unique_random(encoding, rng, k, history.keys()))
+          history.keys() | {a.tobytes() for a in new})])
     for arch in new:
       history.add(arch, accuracy_fn(arch))
       if progress is not None:
@@ -280,14 +290,6 @@ def guided_search(accuracy_fn: AccuracyFn, latency_fn: LatencyFn,
                  'accuracy %.4f', seed, iteration, len(history),
                  max(history.accuracy))
   return history
-
-
-def hypervolume_curve(history: History, latency_fn: LatencyFn,
-                      indicator: pareto.HypervolumeIndicator) -> list:
-  """[[n, hypervolume of the first n evaluations], ...] for n = 1..N."""
-  lat = np.asarray(latency_fn(np.stack(history.archs)), np.float64)
-  acc = np.asarray(history.accuracy)
-  return [[n, indicator(lat[:n], acc[:n])] for n in range(1, len(acc) + 1)]
 
 
 # ------------------------------------------------------------ evaluation
@@ -359,23 +361,6 @@ def restore_supernet(searcher: search_lib.Searcher, workdir: str):
   return manager.restore(step, args=ocp.args.StandardRestore(state))
 
 
-def lut_for(config) -> Optional[latency_lib.LatencyModel]:
-  """The exact lookup table of the config's device, if there is one."""
-  lat = config.latency
-  if (config.space == 'fbnet' and config.get('macro', 'cifar') == 'cifar'
-      and not lat.get('device_file') and lat.device in latency_lib.LUT_DEVICES):
-    return latency_lib.lookup_table_latency(lat.device)
-  return None
-
-
-def latency_throughput(model: latency_lib.LatencyModel, archs) -> float:
-  """Predictions per second of ``model.arch_ms`` after compilation."""
-  model.arch_ms(archs)
-  t0 = time.perf_counter()
-  model.arch_ms(archs)
-  return len(archs) / (time.perf_counter() - t0)
-
-
 # -------------------------------------------------------------------- run
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Clear errors for out-of-range ``config.evolve`` values."""
@@ -402,22 +387,33 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         config.search.warmup_epochs, config.epochs)
 
 
-def _dnas_points(path: str, encoding: Encoding) -> list:
-  """The derived and sampled architectures of a DNAS ``result.json``."""
+def _dnas_points(path: str, encoding: Encoding, latency,
+                 evaluator: SupernetEvaluator) -> list[dict]:
+  """The derived and sampled architectures of a DNAS ``result.json``,
+  fully evaluated like the others."""
   with open(path) as f:
     result = json.load(f)
   archs = [result['arch_index']] + [s['arch_index'] for s in
                                     result.get('samples', [])]
   archs = np.unique(np.asarray(archs, np.int32), axis=0)
   encoding.encode(archs)  # clear error if the supernet lacks an op
-  return list(archs)
+  return [{'arch': encoding.space.names(a), 'arch_index': a.tolist(),
+           'latency_ms': float(latency.arch_ms(a)),
+           'accuracy': evaluator.validation(a)} for a in archs]
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *,
         progress: bool = True) -> dict:
   """Trains (or resumes) the supernet, runs guided and random search,
-  writes the files of :mod:`fbnet_jax.evolve_report`; returns the summary."""
-  from fbnet_jax import evolve_report as report  # pylint: disable=g-import-not-at-top
+  writes the files of :mod:`fbnet_jax.evolve_report`; returns the summary.
+
+  Args:
+    config: a search config with an ``evolve`` sub-config
+      (``configs/evolve_quick.py``).
+    workdir: output directory; the supernet trains (or resumes) in
+      ``workdir/supernet``.
+    progress: show progress bars.
+  """
   check_config(config)
   cfg = config.evolve
   t_start = time.time()
@@ -436,7 +432,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       float(latency.arch_ms(ref_archs).max()) * cfg.ref_factor)
   throughput = None
   if cfg.get('throughput_archs'):
-    throughput = latency_throughput(latency, encoding.sample(
+    throughput = report.latency_throughput(latency, encoding.sample(
         np.random.default_rng(1), cfg.throughput_archs))
     logging.info('latency source %s: %.0f predictions/s', latency.name,
                  throughput)
@@ -457,81 +453,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   bar.close()
   search_s = time.time() - t_search
 
-  per_seed = {name: {str(seed): hypervolume_curve(h, latency.arch_ms,
-                                                  indicator)
-                     for seed, h in runs[name].items()}
-              for name in report.STRATEGIES}
-  curves = {name: report.mean_curve(list(per_seed[name].values()))
-            for name in report.STRATEGIES}
-  fronts, points = {}, {}
-  for name in report.STRATEGIES:
-    archs = np.concatenate([np.stack(h.archs) for h in runs[name].values()])
-    acc = np.concatenate([h.accuracy for h in runs[name].values()])
-    lat = latency.arch_ms(archs)
-    fronts[name] = report.front_entries(searcher.space, archs, lat, acc)
-    points[name] = (lat, acc)
-  lut = lut_for(config)
-  errors = []
-  for entry in fronts['guided']:
-    arch = np.asarray(entry['arch_index'])
-    entry['flops'] = searcher.space.flops(arch)
-    if lut is not None:
-      entry['lut_latency_ms'] = float(lut.arch_ms(arch))
-      errors.append(abs(entry['latency_ms'] / entry['lut_latency_ms'] - 1))
-    if cfg.get('test_front'):
-      entry['test_accuracy'] = evaluator.test(arch)
   dnas = None
   if cfg.get('dnas_result'):
-    dnas_archs = _dnas_points(cfg.dnas_result, encoding)
-    dnas = [{'arch': searcher.space.names(a), 'arch_index': a.tolist(),
-             'latency_ms': float(latency.arch_ms(a)),
-             'accuracy': evaluator.validation(a)} for a in dnas_archs]
-
-  budgets = runs['guided'][cfg.seeds[0]].iteration_ends
-  comparison = report.budget_comparison(curves['guided'], curves['random'],
-                                        budgets, random_budget)
-  summary = {
-      'space': config.space, 'dataset': config.data.name,
-      'latency_source': latency.name,
-      'ops': list(config.search.ops or searcher.space.units[0].choices),
-      'seeds': list(cfg.seeds), 'budget': cfg.budget,
-      'random_budget': random_budget, 'initial': cfg.initial,
-      'per_iteration': cfg.per_iteration,
-      'validation_images': evaluator.num_images,
-      'ref_latency_ms': indicator.ref_latency_ms,
-      'final_hypervolume': {n: curves[n][cfg.budget - 1][1]
-                            for n in report.STRATEGIES},
-      # Random's hypervolume at the guided budget, and at its own budget.
-      'guided_evaluations_to_reach_random_at_budget':
-          pareto.evaluations_to_reach(curves['guided'],
-                                      curves['random'][cfg.budget - 1][1]),
-      'guided_evaluations_to_reach_random_final': pareto.evaluations_to_reach(
-          curves['guided'], curves['random'][-1][1]),
-      'by_budget': comparison,
-      'target_factor_4x_met': all(r['factor_at_least'] >= 4 for r in
-                                  comparison[1:]),
-      'latency_predictions_per_s': throughput,
-      'lut_agreement': None if lut is None else {
-          'lut': lut.name, 'max_relative_error': float(max(errors)),
-          'within_10_percent': bool(max(errors) <= 0.10)},
-      'front_size': len(fronts['guided']),
-      'supernet_evaluations': evaluator.num_evaluations,
-      'seconds': {'supernet_train': train_s, 'search': search_s,
-                  'evaluations': evaluator.seconds,
-                  'total': time.time() - t_start},
-  }
-  report.write_json(workdir, 'front.json', fronts['guided'])
-  report.write_json(workdir, 'fronts.json', {**fronts, 'dnas': dnas})
-  report.write_json(workdir, 'hypervolume.json', {
-      **curves, 'per_seed': per_seed, 'ref_latency_ms':
-      indicator.ref_latency_ms})
-  report.write_json(workdir, 'evaluations.json', {
-      name: {str(seed): {'arch_index': [a.tolist() for a in h.archs],
-                         'accuracy': h.accuracy,
-                         'iteration_ends': h.iteration_ends}
-             for seed, h in runs[name].items()}
-      for name in report.STRATEGIES})
-  report.write_json(workdir, 'summary.json', summary)
-  report.plot_front(workdir, points, fronts, dnas, latency.name)
-  report.plot_hypervolume(workdir, curves, per_seed)
-  return summary
+    dnas = _dnas_points(cfg.dnas_result, encoding, latency, evaluator)
+  return report.write_results(
+      workdir, config, searcher.space, latency, indicator, runs, evaluator,
+      dnas, throughput, {'supernet_train': train_s, 'search': search_s,
+                         'evaluations': evaluator.seconds,
+                         'total_before_report': time.time() - t_start})

@@ -19,16 +19,36 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Optional
 
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import ml_collections
 import numpy as np
 
+from fbnet_jax import latency as latency_lib
 from fbnet_jax import pareto
 
 STRATEGIES = ('guided', 'random')
+
+
+def lut_for(config) -> Optional[latency_lib.LatencyModel]:
+  """The exact lookup table of the config's device, if there is one."""
+  lat = config.latency
+  if (config.space == 'fbnet' and config.get('macro', 'cifar') == 'cifar'
+      and not lat.get('device_file') and lat.device in latency_lib.LUT_DEVICES):
+    return latency_lib.lookup_table_latency(lat.device)
+  return None
+
+
+def latency_throughput(model: latency_lib.LatencyModel, archs) -> float:
+  """Predictions per second of ``model.arch_ms`` after compilation."""
+  model.arch_ms(archs)
+  t0 = time.perf_counter()
+  model.arch_ms(archs)
+  return len(archs) / (time.perf_counter() - t0)
 
 
 def front_entries(space, archs, latency_ms, accuracy) -> list[dict]:
@@ -119,3 +139,99 @@ def plot_hypervolume(workdir: str, curves: dict, per_seed: dict) -> None:
   fig.tight_layout()
   fig.savefig(os.path.join(workdir, 'hypervolume.png'), dpi=110)
   plt.close(fig)
+
+
+def write_results(workdir: str, config: ml_collections.ConfigDict, space,
+                  latency: latency_lib.LatencyModel,
+                  indicator: pareto.HypervolumeIndicator, runs: dict,
+                  evaluator, dnas: Optional[list],
+                  throughput: Optional[float], seconds: dict) -> dict:
+  """Fronts, hypervolume curves, LUT agreement, summary and plots.
+
+  Args:
+    workdir: output directory.
+    config: the run's config.
+    space: the search space.
+    latency: the search's latency source.
+    indicator: the hypervolume with the run's fixed reference point.
+    runs: ``{'guided' | 'random': {seed: evolve.History}}``.
+    evaluator: ``evolve.SupernetEvaluator`` (test accuracy of the front).
+    dnas: fully evaluated DNAS architectures, or None.
+    throughput: latency predictions per second, or None.
+    seconds: wall times so far.
+
+  Returns:
+    The summary (also ``summary.json``).
+  """
+  cfg = config.evolve
+  random_budget = cfg.get('random_budget') or cfg.budget
+  per_seed = {name: {str(seed): pareto.hypervolume_curve(
+      h.archs, h.accuracy, latency.arch_ms, indicator)
+                     for seed, h in runs[name].items()}
+              for name in STRATEGIES}
+  curves = {name: mean_curve(list(per_seed[name].values()))
+            for name in STRATEGIES}
+  fronts, points = {}, {}
+  for name in STRATEGIES:
+    archs = np.concatenate([np.stack(h.archs) for h in runs[name].values()])
+    acc = np.concatenate([h.accuracy for h in runs[name].values()])
+    lat = latency.arch_ms(archs)
+    fronts[name] = front_entries(space, archs, lat, acc)
+    points[name] = (lat, acc)
+  lut = lut_for(config)
+  errors = []
+  for entry in fronts['guided']:
+    arch = np.asarray(entry['arch_index'])
+    entry['flops'] = space.flops(arch)
+    if lut is not None:
+      entry['lut_latency_ms'] = float(lut.arch_ms(arch))
+      errors.append(abs(entry['latency_ms'] / entry['lut_latency_ms'] - 1))
+    if cfg.get('test_front'):
+      entry['test_accuracy'] = evaluator.test(arch)
+  budgets = runs['guided'][cfg.seeds[0]].iteration_ends
+  comparison = budget_comparison(curves['guided'], curves['random'],
+                                 budgets, random_budget)
+  summary = {
+      'space': config.space, 'dataset': config.data.name,
+      'latency_source': latency.name,
+      'ops': list(config.search.ops or space.units[0].choices),
+      'seeds': list(cfg.seeds), 'budget': cfg.budget,
+      'random_budget': random_budget, 'initial': cfg.initial,
+      'per_iteration': cfg.per_iteration,
+      'validation_images': evaluator.num_images,
+      'ref_latency_ms': indicator.ref_latency_ms,
+      'final_hypervolume': {'guided': curves['guided'][cfg.budget - 1][1],
+                            'random': curves['random'][cfg.budget - 1][1],
+                            'random_at_random_budget': curves['random'][-1][1]},
+      'guided_evaluations_to_reach_random_at_budget':
+          pareto.evaluations_to_reach(curves['guided'],
+                                      curves['random'][cfg.budget - 1][1]),
+      'guided_evaluations_to_reach_random_final': pareto.evaluations_to_reach(
+          curves['guided'], curves['random'][-1][1]),
+      'by_budget': comparison,
+      # The first budget is the shared random start (factor 1 by design).
+      'target_factor_4x_met': all(r['factor_at_least'] >= 4
+                                  for r in comparison[1:]),
+      'latency_predictions_per_s': throughput,
+      'lut_agreement': None if lut is None else {
+          'lut': lut.name, 'max_relative_error': float(max(errors)),
+          'within_10_percent': bool(max(errors) <= 0.10)},
+      'front_size': len(fronts['guided']),
+      'supernet_evaluations': evaluator.num_evaluations,
+      'seconds': seconds,
+  }
+  write_json(workdir, 'front.json', fronts['guided'])
+  write_json(workdir, 'fronts.json', {**fronts, 'dnas': dnas})
+  write_json(workdir, 'hypervolume.json', {
+      **curves, 'per_seed': per_seed,
+      'ref_latency_ms': indicator.ref_latency_ms})
+  write_json(workdir, 'evaluations.json', {
+      name: {str(seed): {'arch_index': [a.tolist() for a in h.archs],
+                         'accuracy': h.accuracy,
+                         'iteration_ends': h.iteration_ends}
+             for seed, h in runs[name].items()}
+      for name in STRATEGIES})
+  write_json(workdir, 'summary.json', summary)
+  plot_front(workdir, points, fronts, dnas, latency.name)
+  plot_hypervolume(workdir, curves, per_seed)
+  return summary

@@ -133,3 +133,11 @@ def evaluations_to_reach(curve: list, value: float) -> Optional[int]:
     if hv >= value - 1e-12:
       return int(n)
   return None
+
+
+def hypervolume_curve(archs, accuracy, latency_fn,
+                      indicator: HypervolumeIndicator) -> list:
+  """[[n, hypervolume of the first n evaluations], ...] for n = 1..N."""
+  lat = np.asarray(latency_fn(np.stack(archs)), np.float64)
+  acc = np.asarray(accuracy, np.float64)
+  return [[n, indicator(lat[:n], acc[:n])] for n in range(1, len(acc) + 1)]

@@ -1,11 +1,19 @@
 """Measurement harness: timing function, device-file round trip."""
 
-import numpy as np
-import jax.numpy as jnp
+import json
+import os
 
+import jax.numpy as jnp
+import numpy as np
+
+from configs import closed_loop as closed_loop_config
+from fbnet_jax import closed_loop
+from fbnet_jax import latency
 from fbnet_jax import measure
 from fbnet_jax import spaces
+from meta import adaptation
 from meta import latency_data
+from meta import tasks
 
 
 def test_time_fn_returns_positive_finite_times_and_honours_repeats():
@@ -42,3 +50,42 @@ def test_measure_archs_writes_a_device_file(tmp_path):
   np.testing.assert_allclose(again.latency_ms, device.latency_ms)
   np.testing.assert_array_equal(again.is_query, [False, False, True])
   assert float(again.meta['max_relative_spread']) >= 0
+
+
+def test_a_bundled_devices_file_reproduces_its_meta_test_score(tmp_path):
+  """Adapting through a device file (a copy of a bundled device's rows)
+  gives the bundled device's few-shot score."""
+  bundled = latency_data.bundled_device('fbnet', 'fpga')
+  path = str(tmp_path / 'fpga_copy.npz')
+  latency_data.save_device_file(path, bundled)
+  copy = latency_data.load_device_file(path)
+  predictor = adaptation.MetaPredictor.load(
+      os.path.join(latency.PRETRAINED_DIR, 'fbnet'))
+  method = adaptation.MetaMethod(predictor)
+  scores = [tasks.evaluate(method, [dev], num_samples=10, seeds=range(3),
+                           trim=False)['mean_spearman']
+            for dev in (bundled, copy)]
+  assert scores[0] > 0.95  # the README's fpga number is 0.98
+  assert abs(scores[0] - scores[1]) < 0.01
+
+
+def test_closed_loop_on_a_tiny_config(tmp_path):
+  config = closed_loop_config.get_config('smoke')
+  config.latency.device_file = str(tmp_path / 'local.npz')
+  config.latency.num_samples = 2
+  out = closed_loop.run(config, str(tmp_path / 'loop'), quantiles=(0.5,),
+                        num_query=4)
+  device = latency_data.load_device_file(config.latency.device_file)
+  assert len(device.latency_ms) == 10 + 2 + 4  # references, support, query
+  assert device.is_query.sum() == 4
+  assert out['predictor_check']['num_query'] == 4
+  assert -1.0 <= out['predictor_check']['spearman'] <= 1.0
+  (row,) = out['searches']
+  assert row['measured_ms'] > 0 and row['predicted_ms'] > 0
+  assert out['total_measurements'] == 16 + 10 + 1  # file, then verification
+  with open(tmp_path / 'loop' / 'closed_loop.json') as f:
+    assert json.load(f)['searches'][0]['arch'] == row['arch']
+  # A second run reuses the device file instead of measuring again.
+  again = closed_loop.ensure_device_file(config, config.latency.device_file,
+                                         2, 4)
+  assert again['measured'] == 0

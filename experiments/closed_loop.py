@@ -1,0 +1,43 @@
+r"""The closed loop on this machine: measure, adapt, search, verify.
+
+    python -m experiments.closed_loop --workdir=runs/closed_loop
+
+Measures the reference architectures + ``latency.num_samples`` (10) random
+FBNet architectures on the local JAX backend (and 200 others, used only to
+check the adapted predictor), adapts the meta-trained predictor, searches
+for three targets with it as the latency source, measures each found
+architecture and reports predicted vs. measured latency, the number of
+measurements and the seconds the loop took (``WORKDIR/closed_loop.json``).
+An existing device file (``--config.latency.device_file``) is reused.
+"""
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from fbnet_jax import closed_loop
+from fbnet_jax import compilation_cache
+
+_CONFIG = config_flags.DEFINE_config_file('config', 'configs/closed_loop.py',
+                                          'Search config of the loop.')
+_WORKDIR = flags.DEFINE_string('workdir', 'runs/closed_loop', 'Output.')
+_QUERY = flags.DEFINE_integer('num_query', 200, 'Architectures measured only '
+                              'to check the adapted predictor.')
+
+
+def main(argv):
+  del argv
+  compilation_cache.enable()
+  out = closed_loop.run(_CONFIG.value, _WORKDIR.value,
+                        num_query=_QUERY.value)
+  check = out['predictor_check']
+  print(f'adapted from {out["support_measurements"]} measurements; Spearman '
+        f'on {check.get("num_query", 0)} other measured archs '
+        f'{check.get("spearman", float("nan")):.4f}; max |error| of found '
+        f'archs {100 * out["max_abs_relative_error"]:.1f}%; '
+        f'{out["total_measurements"]} measurements, '
+        f'{out["total_seconds"]:.0f} s in all')
+
+
+if __name__ == '__main__':
+  app.run(main)

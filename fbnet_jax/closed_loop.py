@@ -1,0 +1,173 @@
+"""Closed loop on this machine: measure, adapt, search, verify.
+
+- :func:`ensure_device_file`: a device file of this machine (the space's
+  reference architectures + N random ones, measured with the harness of
+  :mod:`fbnet_jax.measure`), measured only if the file does not exist yet.
+- :func:`verify`: measures found architectures (interleaved with the
+  reference architectures, whose re-measured latencies give the drift since
+  the device file was written) and compares with the predicted latency.
+- :func:`run`: the whole loop for several targets, with an independent check
+  of the adapted predictor on ``num_query`` other measured architectures;
+  counts measurements and seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Sequence
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+import scipy.stats
+
+from fbnet_jax import latency as latency_lib
+from fbnet_jax import measure
+from fbnet_jax import search
+from fbnet_jax import spaces as spaces_lib
+
+
+def measure_config(config: ml_collections.ConfigDict) -> measure.MeasureConfig:
+  m = config.get('measure') or {}
+  return measure.MeasureConfig(
+      space=config.space, macro=config.get('macro', 'cifar'),
+      batch_size=m.get('batch_size', 1), dtype=m.get('dtype', 'float32'),
+      time_budget_s=m.get('time_budget_s', 300.0),
+      spread_bound=m.get('spread_bound', 0.05), seed=m.get('seed', 0))
+
+
+def _space(config):
+  return spaces_lib.get_space(config.space, **(
+      {'macro': config.get('macro', 'cifar')} if config.space == 'fbnet'
+      else {}))
+
+
+def ensure_device_file(config: ml_collections.ConfigDict, path: str,
+                       num_samples: int, num_query: int = 0,
+                       name: str = '') -> dict:
+  """Measures and writes ``path`` unless it exists; returns what it did.
+
+  Rows: the reference architectures, ``num_samples`` random ones (support)
+  and ``num_query`` random ones flagged ``is_query`` (evaluation only), all
+  timed in one interleaved session.
+  """
+  from meta import latency_data  # pylint: disable=g-import-not-at-top
+  if os.path.exists(path):
+    return {'measured': 0, 'seconds': 0.0}
+  t0 = time.time()
+  space = _space(config)
+  mcfg = measure_config(config)
+  refs = latency_data.load_space_data(config.space).reference_archs
+  rng = np.random.default_rng(mcfg.seed + 1)
+  archs = np.concatenate([refs, space.sample(rng, num_samples + num_query)])
+  is_query = np.r_[np.zeros(len(refs) + num_samples, bool),
+                   np.ones(num_query, bool)]
+  device = measure.measure_archs(
+      archs, mcfg, reference_rows=range(len(refs)),
+      name=name or f'local_{jax.default_backend()}', is_query=is_query)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  latency_data.save_device_file(path, device)
+  return {'measured': len(archs), 'seconds': time.time() - t0,
+          'noise': {k: float(device.meta[k]) for k in (
+              'median_relative_spread', 'max_relative_spread',
+              'reference_drift', 'rounds')}}
+
+
+def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
+           device_file: str) -> dict:
+  """Measures ``archs`` now, beside the reference architectures.
+
+  Returns the measured ms and the drift of the references against the
+  device file (median ratio - 1): a drift of several percent means the
+  machine's speed changed between the two sessions.
+  """
+  from meta import latency_data  # pylint: disable=g-import-not-at-top
+  t0 = time.time()
+  saved = latency_data.load_device_file(device_file)
+  refs = latency_data.load_space_data(config.space).reference_archs
+  rows = np.concatenate([refs, np.atleast_2d(archs)])
+  device = measure.measure_archs(rows, measure_config(config),
+                                 reference_rows=range(len(refs)),
+                                 name='verify')
+  ref_rows = saved.reference_rows()
+  have = ref_rows >= 0
+  ratio = (device.latency_ms[:len(refs)][have] /
+           saved.latency_ms[ref_rows[have]])
+  return {'measured_ms': device.latency_ms[len(refs):].tolist(),
+          'drift_vs_device_file': float(np.median(ratio) - 1),
+          'measured': len(rows), 'seconds': time.time() - t0}
+
+
+def run(config: ml_collections.ConfigDict, workdir: str,
+        quantiles: Sequence[float] = (0.2, 0.5, 0.8), num_query: int = 200
+        ) -> dict:
+  """Measure -> adapt -> check on other archs -> search per target -> verify.
+
+  ``config`` is a search config whose ``latency.device_file`` names this
+  machine's device file (measured here if missing, with
+  ``latency.num_samples`` support rows and ``num_query`` query rows).
+  """
+  from meta import latency_data  # pylint: disable=g-import-not-at-top
+  t0 = time.time()
+  os.makedirs(workdir, exist_ok=True)
+  path = config.latency.device_file
+  made = ensure_device_file(config, path, config.latency.num_samples,
+                            num_query)
+  device = latency_data.load_device_file(path)
+  adapted = latency_lib.adapt_predictor(
+      config.space, device, predictor_dir=config.latency.get('predictor_dir')
+      or None, num_samples=config.latency.num_samples,
+      seed=config.latency.get('seed', 0))
+  query = device.is_query
+  check = {}
+  if query.any():
+    pred = adapted.predict_ms(device.archs[query])
+    check = {'num_query': int(query.sum()),
+             'spearman': float(scipy.stats.spearmanr(
+                 pred, device.latency_ms[query])[0]),
+             'median_abs_relative_error': float(np.median(np.abs(
+                 pred / device.latency_ms[query] - 1)))}
+    logging.info('adapted predictor on %d measured query archs: Spearman '
+                 '%.4f', check['num_query'], check['spearman'])
+  support = int((~query).sum())
+  # Targets at quantiles of the predicted latency of random architectures.
+  sample = _space(config).sample(np.random.default_rng(0), 4000)
+  sample_ms = adapted.predict_ms(sample)
+  rows = []
+  measured = made['measured']
+  for q in quantiles:
+    cfg = ml_collections.ConfigDict(config.to_dict())
+    cfg.latency.source = 'predictor'
+    cfg.latency.target_ms = round(float(np.quantile(sample_ms, q)), 3)
+    result = search.train_and_evaluate(cfg, os.path.join(
+        workdir, f'q{int(q * 100)}'), progress=False)
+    check_found = verify(cfg, np.asarray(result['arch_index']), path)
+    measured += check_found['measured']
+    got = check_found['measured_ms'][0]
+    rows.append({'quantile': q, 'target_ms': cfg.latency.target_ms,
+                 'arch': result['arch'],
+                 'predicted_ms': result['latency_ms'][result[
+                     'latency_source']],
+                 'measured_ms': got,
+                 'relative_error': got / cfg.latency.target_ms - 1,
+                 'drift_vs_device_file': check_found['drift_vs_device_file'],
+                 'supernet_accuracy': result['supernet_accuracy']})
+    print(f'target {cfg.latency.target_ms:7.3f} ms  predicted '
+          f'{rows[-1]["predicted_ms"]:7.3f}  measured {got:7.3f} ms '
+          f'({100 * rows[-1]["relative_error"]:+.1f}%)', flush=True)
+  out = {'device_file': os.path.abspath(path),
+         'backend': jax.default_backend(),
+         'device_kind': jax.devices()[0].device_kind,
+         'support_measurements': support,
+         'device_file_measurement': made,
+         'predictor_check': check, 'searches': rows,
+         'max_abs_relative_error': max(abs(r['relative_error'])
+                                       for r in rows),
+         'total_measurements': measured,
+         'total_seconds': time.time() - t0}
+  with open(os.path.join(workdir, 'closed_loop.json'), 'w') as f:
+    json.dump(out, f, indent=1)
+  return out

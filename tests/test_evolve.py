@@ -1,0 +1,159 @@
+"""Evolutionary search: fronts, hypervolume, the accuracy predictor, the
+guided loop on a synthetic problem, and the smoke config end to end."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+import scipy.stats
+
+from configs import evolve_quick
+from fbnet_jax import evolve
+from fbnet_jax import evolve_report
+from fbnet_jax import pareto
+from fbnet_jax import spaces
+
+
+def _encoding(ops=('k3_e1', 'k3_e3', 'k5_e6', 'skip')):
+  space = spaces.get_space('fbnet', macro='cifar')
+  allowed = np.array([c in ops for c in space.units[0].choices])
+  return evolve.Encoding(space, np.broadcast_to(allowed, space.choice_mask
+                                                .shape).copy())
+
+
+def _synthetic(seed=0):
+  """An additive accuracy and latency over the units and choices."""
+  rng = np.random.default_rng(seed)
+  space = spaces.get_space('fbnet', macro='cifar')
+  cost = rng.uniform(0.1, 1.0, space.choice_mask.shape)
+  gain = cost + 0.3 * rng.normal(size=cost.shape)  # slower tends to be better
+  rows = np.arange(space.num_units)
+  latency_fn = lambda archs: 5.0 + cost[rows, np.asarray(archs)].sum(-1)
+  accuracy_fn = lambda arch: float(
+      1 / (1 + np.exp(-0.3 * gain[rows, np.asarray(arch)].sum() + 3)))
+  return latency_fn, accuracy_fn
+
+
+def test_non_dominated_matches_brute_force():
+  points = np.random.default_rng(0).random((200, 2))
+  front = pareto.non_dominated(points)
+  dominated = [bool(np.any(np.all(points <= p, 1) & np.any(points < p, 1)))
+               for p in points]
+  np.testing.assert_array_equal(front, np.nonzero(~np.array(dominated))[0])
+
+
+def test_front_entries_are_mutually_non_dominated():
+  space = spaces.get_space('fbnet', macro='cifar')
+  archs = space.sample(np.random.default_rng(1), 300)
+  lat = np.random.default_rng(2).uniform(10, 50, 300)
+  acc = np.random.default_rng(3).uniform(0.5, 0.9, 300)
+  front = evolve_report.front_entries(space, archs, lat, acc)
+  f = np.array([[p['latency_ms'], -p['accuracy']] for p in front])
+  assert len(front) >= 2
+  assert np.all(np.diff(f[:, 0]) > 0) and np.all(np.diff(f[:, 1]) < 0)
+  for p in f:  # no evaluated point dominates a front point
+    pts = np.stack([lat, -acc], 1)
+    assert not np.any(np.all(pts <= p, 1) & np.any(pts < p, 1))
+
+
+def test_hypervolume_of_a_hand_made_front():
+  hv = pareto.HypervolumeIndicator(ref_latency_ms=100.0)
+  # Normalised: (0.2, -0.5), (0.5, -0.8), (0.8, -0.9); reference (1, 0).
+  # Staircase area: 0.3 * 0.5 + 0.3 * 0.8 + 0.2 * 0.9 = 0.57.
+  lat, acc = [20.0, 50.0, 80.0], [0.5, 0.8, 0.9]
+  assert hv(lat, acc) == pytest.approx(0.57, abs=1e-12)
+  # A dominated point and one beyond the reference change nothing.
+  assert hv(lat + [60.0, 120.0], acc + [0.7, 0.99]) == pytest.approx(0.57)
+  assert hv([], []) == 0.0
+  with pytest.raises(ValueError, match='ref_latency_ms'):
+    pareto.HypervolumeIndicator(0.0)
+
+
+def test_accuracy_predictor_ranks_held_out_architectures():
+  encoding = _encoding()
+  _, accuracy_fn = _synthetic()
+  archs = encoding.sample(np.random.default_rng(0), 280)
+  acc = np.array([accuracy_fn(a) for a in archs])
+  # 80 samples for 66 free one-hot columns (22 units x 4 ops, minus one
+  # per unit); ranks 200 held-out architectures.
+  predictor = pareto.AccuracyPredictor(encoding.allowed, 'ridge').fit(
+      archs[:80], acc[:80])
+  rho = scipy.stats.spearmanr(predictor.predict(archs[80:]), acc[80:])[0]
+  assert rho > 0.9
+
+
+def test_encoding_round_trips_and_respects_the_op_subset():
+  encoding = _encoding(('k3_e1', 'skip'))
+  archs = encoding.sample(np.random.default_rng(0), 50)
+  assert set(np.unique(archs)) <= {0, 8}
+  np.testing.assert_array_equal(encoding.decode(encoding.encode(archs)), archs)
+  np.testing.assert_array_equal(  # floats are rounded, out of range clipped
+      encoding.decode(np.full((1, 22), 0.7))[0], np.full(22, 8))
+  with pytest.raises(ValueError, match='config.search.ops'):
+    encoding.encode(np.full((1, 22), 3))
+
+
+def test_guided_search_beats_random_on_a_synthetic_problem():
+  encoding = _encoding()
+  latency_fn, accuracy_fn = _synthetic()
+  cfg = evolve_quick.get_config().evolve
+  cfg.budget, cfg.initial, cfg.per_iteration = 40, 10, 10
+  cfg.pop_size, cfg.generations = 40, 30
+  rng = np.random.default_rng(0)
+  initial = evolve.unique_random(encoding, rng, cfg.initial)
+  guided = evolve.guided_search(accuracy_fn, latency_fn, encoding, cfg, 0,
+                                initial)
+  random = evolve.random_search(accuracy_fn, encoding, cfg.budget, rng,
+                                initial)
+  assert len(guided) == len(random) == 40
+  assert len(guided.keys()) == 40  # never evaluates an architecture twice
+  assert guided.iteration_ends == [10, 20, 30, 40]
+  np.testing.assert_array_equal(np.stack(guided.archs[:10]), initial)
+  indicator = pareto.HypervolumeIndicator(40.0)
+  hv_guided = pareto.hypervolume_curve(guided.archs, guided.accuracy,
+                                       latency_fn, indicator)
+  hv_random = pareto.hypervolume_curve(random.archs, random.accuracy,
+                                       latency_fn, indicator)
+  assert hv_guided[9] == hv_random[9]
+  assert all(b[1] >= a[1] for a, b in zip(hv_guided, hv_guided[1:]))
+  assert hv_guided[-1][1] > hv_random[-1][1]
+
+
+@pytest.fixture(scope='module')
+def smoke_run(tmp_path_factory):
+  # The search's Searcher and this module's share compiled programs.
+  jax.config.update('jax_compilation_cache_dir',
+                    str(tmp_path_factory.mktemp('xla_cache')))
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+  workdir = str(tmp_path_factory.mktemp('evolve'))
+  summary = evolve.run(evolve_quick.get_config('smoke'), workdir,
+                       progress=False)
+  yield workdir, summary
+  jax.config.update('jax_compilation_cache_dir', None)
+
+
+def test_smoke_config_end_to_end(smoke_run):
+  workdir, summary = smoke_run
+  read = lambda name: json.load(open(os.path.join(workdir, name)))
+  front = read('front.json')
+  assert front and all(set(p) >= {'arch', 'latency_ms', 'accuracy'}
+                       for p in front)
+  for p in front:
+    assert len(p['arch']) == 22 and set(p['arch']) <= {'k3_e1', 'skip'}
+    assert 0.0 <= p['accuracy'] <= 1.0 and p['latency_ms'] > 0
+    assert p['lut_latency_ms'] == pytest.approx(p['latency_ms'], rel=1e-5)
+  f = np.array([[p['latency_ms'], -p['accuracy']] for p in front])
+  assert len(pareto.non_dominated(f)) == len(front)
+  hv = read('hypervolume.json')
+  for name in ('guided', 'random'):
+    curve = np.array(hv[name])
+    np.testing.assert_array_equal(curve[:, 0], np.arange(1, 13))
+    assert np.all(np.diff(curve[:, 1]) >= 0) and np.all(curve[:, 1] <= 1)
+  assert summary == read('summary.json')
+  assert summary['supernet_evaluations'] <= 18  # the shared 6 count once
+  assert summary['lut_agreement']['within_10_percent']
+  assert summary['latency_predictions_per_s'] > 0
+  for plot in ('front.png', 'hypervolume.png'):
+    assert os.path.getsize(os.path.join(workdir, plot)) > 1000

@@ -18,8 +18,8 @@ from configs import quickstart
 def get_config():
   c = quickstart.get_config()
   c.batch_size = 16
-  c.epochs = 5
-  c.steps_per_epoch = 12
+  c.epochs = 4
+  c.steps_per_epoch = 10
   c.search.warmup_epochs = 1
   c.search.arch_every = 1
   c.search.calib_batches = 5

@@ -37,6 +37,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss.unit_ms = 1.0  # latency unit of the fbnet form's log
   c.loss.lam = 2.0
   c.loss.margin = 0.01
+  # Latency in the loss: 'distribution' (expected latency of softmax(theta))
+  # or 'sample' (each example's Gumbel sample, FBNet's choice).
+  c.loss.latency_of = 'distribution'
 
   c.search = ml_collections.ConfigDict()
   c.search.tau0 = 5.0

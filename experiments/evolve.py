@@ -33,7 +33,8 @@ def main(argv):
   print(json.dumps({k: summary[k] for k in (
       'latency_source', 'final_hypervolume',
       'guided_evaluations_to_reach_random_at_budget',
-      'guided_evaluations_to_reach_random_final', 'latency_predictions_per_s',
+      'guided_evaluations_to_reach_random_final', 'speedup_at_random_final',
+      'latency_predictions_per_s',
       'lut_agreement', 'seconds')}, indent=1))
   for row in summary['by_budget']:
     print(f'{row["evaluations"]:4d} evaluations: hv guided '

@@ -197,8 +197,8 @@ def nsga2_front(encoding: Encoding, latency_fn: LatencyFn,
                 predictor: pareto.AccuracyPredictor, cfg, seed: int,
                 seeds_archs: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
-  """NSGA-II (pymoo) on predicted objectives, started from ``seeds_archs``
-  (the evaluated architectures) filled up with random ones.
+  """NSGA-II (pymoo) on predicted objectives, started from the first
+  ``cfg.pop_size`` distinct ``seeds_archs``, filled up with random ones.
 
   Integer variables: rounded SBX crossover and polynomial mutation (pymoo's
   recipe for integer problems), duplicates eliminated.
@@ -209,7 +209,7 @@ def nsga2_front(encoding: Encoding, latency_fn: LatencyFn,
     each rank.
   """
   rng = np.random.default_rng(seed)
-  start = np.unique(encoding.encode(seeds_archs), axis=0)[:cfg.pop_size]
+  start = encoding.encode(seeds_archs)[:cfg.pop_size]
   if len(start) < cfg.pop_size:
     fill = encoding.encode(encoding.sample(rng, cfg.pop_size - len(start)))
     start = np.concatenate([start, fill])
@@ -271,9 +271,13 @@ def guided_search(accuracy_fn: AccuracyFn, latency_fn: LatencyFn,
                                          seed=seed).fit(
                                              np.stack(history.archs),
                                              history.accuracy)
+    evaluated = np.stack(history.archs)
+    # NSGA-II starts from the evaluated architectures, best ranks first.
+    fronts = non_dominated_sorting.NonDominatedSorting().do(np.stack(
+        [latency_fn(evaluated), -np.asarray(history.accuracy)], axis=1))
     archs, objectives, sizes = nsga2_front(
         encoding, latency_fn, predictor, cfg, seed * 1000 + iteration,
-        np.stack(history.archs))
+        evaluated[np.concatenate(fronts)])
     k = min(cfg.per_iteration, cfg.budget - len(history))
     new = pick_spread(archs, objectives, sizes, k, history.keys())
     if len(new) < k:  # the predicted population ran out of new architectures

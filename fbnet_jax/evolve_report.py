@@ -191,6 +191,8 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
   budgets = runs['guided'][cfg.seeds[0]].iteration_ends
   comparison = budget_comparison(curves['guided'], curves['random'],
                                  budgets, random_budget)
+  to_random_final = pareto.evaluations_to_reach(curves['guided'],
+                                                curves['random'][-1][1])
   summary = {
       'space': config.space, 'dataset': config.data.name,
       'latency_source': latency.name,
@@ -206,8 +208,11 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       'guided_evaluations_to_reach_random_at_budget':
           pareto.evaluations_to_reach(curves['guided'],
                                       curves['random'][cfg.budget - 1][1]),
-      'guided_evaluations_to_reach_random_final': pareto.evaluations_to_reach(
-          curves['guided'], curves['random'][-1][1]),
+      'guided_evaluations_to_reach_random_final': to_random_final,
+      # How many times fewer evaluations guided needs for random's final
+      # hypervolume (None: guided never reaches it).
+      'speedup_at_random_final': (random_budget / to_random_final
+                                  if to_random_final else None),
       'by_budget': comparison,
       # The first budget is the shared random start (factor 1 by design).
       'target_factor_4x_met': all(r['factor_at_least'] >= 4

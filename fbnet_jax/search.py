@@ -369,6 +369,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   bar = tqdm.tqdm(total=searcher.total_steps, initial=int(state.step),
                   disable=not progress, desc='search', unit='step')
   metrics = {}
+  epoch_sums = {'ce': jnp.zeros(()), 'accuracy': jnp.zeros(())}
+  epoch_count = 0
   t0 = time.time()
   step = int(state.step)
   while step < searcher.total_steps:
@@ -376,6 +378,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     batch = jax.tree.map(searcher.put_batch, next(weights_iter))
     state, m = searcher.weight_step(state, batch, tau, target)
     metrics.update({k: v for k, v in m.items() if k != 'loss'})
+    # Epoch means of the weight steps' CE and accuracy (device scalars, summed
+    # without a host sync).
+    epoch_sums = jax.tree.map(lambda a, b: a + b, epoch_sums,
+                              {'ce': m['ce'], 'accuracy': m['accuracy']})
+    epoch_count += 1
     step += 1
     if step > warmup_steps and step % s.arch_every == 0:
       batch = jax.tree.map(searcher.put_batch, next(arch_iter))
@@ -392,7 +399,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
              'argmax_latency_ms': float(searcher.latency.arch_ms(
                  probs.argmax(-1))),
              **{k: float(v) for k, v in metrics.items()},
+             # CE and accuracy: means over the epoch's weight steps (the
+             # last batch's alone is noisy); *_last: that batch's.
+             'ce_last': float(metrics['ce']),
+             'accuracy_last': float(metrics['accuracy']),
+             **{k: float(v) / max(epoch_count, 1)
+                for k, v in epoch_sums.items()},
              'probs': probs.round(4).tolist()}
+      epoch_sums = jax.tree.map(jnp.zeros_like, epoch_sums)
+      epoch_count = 0
       history.append(rec)
       writer.scalars(step, {k: v for k, v in rec.items() if k != 'probs'})
       bar.set_postfix(ce=f'{rec.get("ce", 0):.3f}',

@@ -45,12 +45,14 @@ def test_search_writes_a_readable_result(finished):
   assert 0.0 <= saved['supernet_accuracy'] <= 1.0
   assert len(saved['samples']) == 1
   # Derivation for the target loss: the most probable architecture within
-  # 2% of the target by the search's own source (or the argmax when no
-  # change helps); the plain argmax is reported beside it.
+  # 2% of the target by the search's own source, or, when the band cannot
+  # be reached (here: 25 ms is above every k3_e1/skip network), one at
+  # least as close to it as the plain argmax, which is reported beside it.
   assert saved['derivation']['mode'] == 'target'
-  lat = saved['latency_ms'][saved['latency_source']]
-  assert (abs(lat / saved['target_ms'] - 1) <= 0.02 or
-          saved['arch'] == saved['argmax']['arch'])
+  source, target = saved['latency_source'], saved['target_ms']
+  lat = saved['latency_ms'][source]
+  plain = saved['argmax']['latency_ms'][source]
+  assert abs(lat - target) <= max(0.02 * target, abs(plain - target))
   assert len(saved['argmax']['arch']) == 22
   for plot in ('arch_distribution.png', 'latency.png'):
     assert os.path.getsize(os.path.join(workdir, plot)) > 1000

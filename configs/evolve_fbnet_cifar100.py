@@ -39,4 +39,8 @@ def get_config():
   c.evolve.pop_size = 100
   c.evolve.generations = 200
   c.evolve.eval_limit = 5000
+  # FBNet's own schedule for the DNAS points: 10 warm-up epochs, x0.956/epoch.
+  c.evolve.dnas_quantiles = (0.15, 0.5, 0.85)
+  c.evolve.dnas_warmup_epochs = 10
+  c.evolve.dnas_tau_decay = 0.956
   return c

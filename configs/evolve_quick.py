@@ -37,7 +37,13 @@ def evolve_config() -> ml_collections.ConfigDict:
   e.ref_samples = 2000  # reference latency: max of this many random archs
   e.ref_factor = 1.1  # ... times this
   e.throughput_archs = 100_000  # time the latency source on this many
-  e.dnas_result = ''  # a DNAS result.json whose architectures to add
+  # DNAS points to compare with: result.json files (comma-separated) and/or
+  # DNAS searches run here, one per target at these quantiles of random
+  # architectures' latency (same ops, data, schedule and latency source).
+  e.dnas_result = ''
+  e.dnas_quantiles = ()
+  e.dnas_warmup_epochs = 2  # weights only, then alternating steps
+  e.dnas_tau_decay = 0.8  # the quickstart's: stays in the soft regime
   return e
 
 
@@ -62,6 +68,7 @@ def get_config(variant: str = ''):
   c.latency.device = 'raspi4'
   c.evolve = evolve_config()
   c.evolve.seeds = (0, 1)
+  c.evolve.dnas_quantiles = (0.15, 0.5, 0.85)
   if variant == 'smoke':
     c.batch_size = 16
     c.epochs = 2
@@ -78,6 +85,9 @@ def get_config(variant: str = ''):
     c.evolve.pop_size = 16
     c.evolve.generations = 5
     c.evolve.seeds = (0,)
+    # The DNAS points run in the NAS-Bench-201 smoke test (cheaper to
+    # compile); here they would add a second FBNet supernet compile.
+    c.evolve.dnas_quantiles = ()
     c.evolve.eval_limit = 32
     c.evolve.ref_samples = 200
     c.evolve.throughput_archs = 1000

@@ -12,6 +12,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.epochs = 90
   c.checkpoint_every = 200
   c.steps_per_epoch = None  # None: one pass over the weights split
+  c.nb201_cells = 5  # nasbench201: supernet cells per stage (benchmark: 5)
+  # ofa: the pinned resolution unit that latency scores; None = image_size.
+  c.ofa_resolution = None
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'cifar100'

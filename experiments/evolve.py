@@ -3,10 +3,13 @@ r"""Multi-objective evolutionary search on a trained supernet (DyNAS-T).
     python -m experiments.evolve --config=configs/evolve_quick.py --workdir=runs/evolve_quick
     python -m experiments.evolve --config=configs/evolve_fbnet_cifar100.py \
         --workdir=runs/evolve_c100 --config.latency.device=pixel3
+    python -m experiments.evolve --config=configs/evolve_nasbench201.py --workdir=runs/evolve_nb201
+    python -m experiments.evolve --config=configs/evolve_ofa.py --workdir=runs/evolve_ofa
 
 Trains (or resumes) the supernet under ``WORKDIR/supernet``, then runs the
 predictor-guided NSGA-II search and random search at the same budget of full
-evaluations. Writes ``front.json``, ``fronts.json``, ``hypervolume.json``,
+evaluations, and (``config.evolve.dnas_quantiles``) DNAS searches for three
+latency targets, whose derived architectures are scored the same way. Writes ``front.json``, ``fronts.json``, ``hypervolume.json``,
 ``evaluations.json``, ``summary.json``, ``front.png`` and
 ``hypervolume.png`` (see fbnet_jax/evolve_report.py).
 """
@@ -41,6 +44,13 @@ def main(argv):
           f'{row["guided_hv"]:.4f} random {row["random_hv"]:.4f}; random '
           f'needs {row["random_evaluations_to_match"]} (factor >= '
           f'{row["factor_at_least"]:.2f})')
+  if summary.get('dnas'):
+    for p in summary['dnas']['points']:
+      best = p['front_best_accuracy_at_or_below']
+      print(f'DNAS for {p["target_ms"]} ms: {p["latency_ms"]:.2f} ms, '
+            f'accuracy {p["accuracy"]:.4f}; guided front at <= that latency '
+            f'{"-" if best is None else f"{best:.4f}"}'
+            f'{" (dominated)" if p["dominated_by_guided_front"] else ""}')
 
 
 if __name__ == '__main__':

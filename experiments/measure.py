@@ -80,8 +80,7 @@ def select_archs(space, specs, seed):
 def main(argv):
   del argv
   compilation_cache.enable()
-  space = spaces.get_space(_SPACE.value, **(
-      {'macro': _MACRO.value} if _SPACE.value == 'fbnet' else {}))
+  space = spaces.space_for(_SPACE.value, _MACRO.value)
   archs, query, refs = select_archs(space, _ARCHS.value, _SEED.value)
   config = measure.MeasureConfig(
       space=_SPACE.value, macro=_MACRO.value, batch_size=_BATCH.value,

@@ -40,9 +40,7 @@ def measure_config(config: ml_collections.ConfigDict) -> measure.MeasureConfig:
 
 
 def _space(config):
-  return spaces_lib.get_space(config.space, **(
-      {'macro': config.get('macro', 'cifar')} if config.space == 'fbnet'
-      else {}))
+  return spaces_lib.space_for(config.space, config.get('macro', 'cifar'))
 
 
 def ensure_device_file(config: ml_collections.ConfigDict, path: str,

@@ -383,6 +383,15 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                      f'and >= 1, got {cfg.pop_size} and {cfg.generations}.')
   if not cfg.seeds:
     raise ValueError('config.evolve.seeds: expected at least one seed.')
+  if any(not 0 < q < 1 for q in cfg.get('dnas_quantiles', ())):
+    raise ValueError('config.evolve.dnas_quantiles: expected quantiles in '
+                     f'(0, 1), got {tuple(cfg.dnas_quantiles)}.')
+  if cfg.get('dnas_quantiles') and not (
+      0 <= cfg.dnas_warmup_epochs < config.epochs):
+    raise ValueError('config.evolve.dnas_warmup_epochs: expected 0 <= it < '
+                     f'config.epochs ({config.epochs}), got '
+                     f'{cfg.dnas_warmup_epochs}: DNAS needs architecture '
+                     'steps.')
   if config.search.warmup_epochs < config.epochs:
     logging.warning(
         'config.search.warmup_epochs (%d) < config.epochs (%d): the arch '
@@ -391,19 +400,59 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         config.search.warmup_epochs, config.epochs)
 
 
-def _dnas_points(path: str, encoding: Encoding, latency,
-                 evaluator: SupernetEvaluator) -> list[dict]:
-  """The derived and sampled architectures of a DNAS ``result.json``,
-  fully evaluated like the others."""
-  with open(path) as f:
-    result = json.load(f)
-  archs = [result['arch_index']] + [s['arch_index'] for s in
-                                    result.get('samples', [])]
-  archs = np.unique(np.asarray(archs, np.int32), axis=0)
-  encoding.encode(archs)  # clear error if the supernet lacks an op
-  return [{'arch': encoding.space.names(a), 'arch_index': a.tolist(),
-           'latency_ms': float(latency.arch_ms(a)),
-           'accuracy': evaluator.validation(a)} for a in archs]
+def dnas_config(config: ml_collections.ConfigDict,
+                target_ms: float) -> ml_collections.ConfigDict:
+  """A DNAS search (:func:`search.train_and_evaluate`) for one latency
+  target on the evolve config's space, ops, data, schedule and latency
+  source: ``config.evolve.dnas_warmup_epochs`` of weights only, then
+  alternating weight and architecture steps; the architecture is derived for
+  the target (``search.derive='target'``)."""
+  c = ml_collections.ConfigDict(config.to_dict())
+  e = config.evolve
+  c.search.warmup_epochs = e.dnas_warmup_epochs
+  c.search.tau_decay = e.dnas_tau_decay
+  c.search.derive = 'target'
+  c.search.num_derived_samples = 0
+  c.loss.form = 'target'
+  c.latency.target_ms = round(float(target_ms), 3)
+  return c
+
+
+def dnas_searches(config: ml_collections.ConfigDict, workdir: str,
+                  targets, *, progress: bool = True) -> list[str]:
+  """Runs (or resumes) one DNAS search per target in
+  ``workdir/dnas/<target>ms``; returns their ``result.json`` paths."""
+  paths = []
+  for target in targets:
+    cfg = dnas_config(config, target)
+    out = os.path.join(workdir, 'dnas', f'{cfg.latency.target_ms:g}ms')
+    logging.info('DNAS for %.3f ms -> %s', cfg.latency.target_ms, out)
+    search_lib.train_and_evaluate(cfg, out, progress=progress)
+    paths.append(os.path.join(out, 'result.json'))
+  return paths
+
+
+def _dnas_points(paths, encoding: Encoding, latency,
+                 evaluator: SupernetEvaluator, test: bool) -> list[dict]:
+  """The derived architecture of each DNAS ``result.json``, fully evaluated
+  like the others (this run's supernet, BN recalibrated), with the DNAS
+  run's own target and supernet accuracy beside it."""
+  points = []
+  for path in paths:
+    with open(path) as f:
+      result = json.load(f)
+    arch = np.asarray(result['arch_index'], np.int32)
+    encoding.encode(arch[None])  # clear error if the supernet lacks an op
+    point = {'arch': encoding.space.names(arch), 'arch_index': arch.tolist(),
+             'latency_ms': float(latency.arch_ms(arch)),
+             'accuracy': evaluator.validation(arch),
+             'target_ms': result.get('target_ms'),
+             'dnas_supernet_accuracy': result.get('supernet_accuracy'),
+             'result': path}
+    if test:
+      point['test_accuracy'] = evaluator.test(arch)
+    points.append(point)
+  return points
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *,
@@ -457,11 +506,21 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   bar.close()
   search_s = time.time() - t_search
 
+  t_dnas = time.time()
+  dnas_paths = [p for p in cfg.get('dnas_result', '').split(',') if p]
+  if cfg.get('dnas_quantiles'):
+    ref_ms = latency.arch_ms(ref_archs)
+    dnas_paths += dnas_searches(
+        config, workdir, [np.quantile(ref_ms, q) for q in cfg.dnas_quantiles],
+        progress=progress)
   dnas = None
-  if cfg.get('dnas_result'):
-    dnas = _dnas_points(cfg.dnas_result, encoding, latency, evaluator)
+  if dnas_paths:
+    dnas = _dnas_points(dnas_paths, encoding, latency, evaluator,
+                        bool(cfg.get('test_front')))
+  dnas_s = time.time() - t_dnas
   return report.write_results(
       workdir, config, searcher.space, latency, indicator, runs, evaluator,
       dnas, throughput, {'supernet_train': train_s, 'search': search_s,
+                         'dnas': dnas_s,
                          'evaluations': evaluator.seconds,
                          'total_before_report': time.time() - t_start})

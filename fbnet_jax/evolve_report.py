@@ -37,9 +37,13 @@ STRATEGIES = ('guided', 'random')
 def lut_for(config) -> Optional[latency_lib.LatencyModel]:
   """The exact lookup table of the config's device, if there is one."""
   lat = config.latency
+  if lat.get('device_file'):
+    return None
   if (config.space == 'fbnet' and config.get('macro', 'cifar') == 'cifar'
-      and not lat.get('device_file') and lat.device in latency_lib.LUT_DEVICES):
+      and lat.device in latency_lib.LUT_DEVICES):
     return latency_lib.lookup_table_latency(lat.device)
+  if config.space == 'nasbench201':  # every cell measured on every device
+    return latency_lib.cell_table_latency(lat.device)
   return None
 
 
@@ -89,6 +93,29 @@ def budget_comparison(guided: list, random: list, budgets: list,
         'factor_at_least': (random_budget / b if needed is None else
                             needed / b)})
   return rows
+
+
+def dnas_comparison(dnas: list, front: list,
+                    indicator: pareto.HypervolumeIndicator) -> dict:
+  """Each DNAS point against the guided front (both fully evaluated with
+  the same supernet): the front's best accuracy at no more latency, and
+  whether a front architecture dominates the point."""
+  rows = []
+  for p in dnas:
+    faster = [e for e in front if e['latency_ms'] <= p['latency_ms']]
+    best = max((e['accuracy'] for e in faster), default=None)
+    rows.append({
+        'target_ms': p.get('target_ms'), 'latency_ms': p['latency_ms'],
+        'accuracy': p['accuracy'],
+        'front_best_accuracy_at_or_below': best,
+        'dominated_by_guided_front': any(
+            e['accuracy'] >= p['accuracy'] and (
+                e['latency_ms'] < p['latency_ms'] or
+                e['accuracy'] > p['accuracy']) for e in faster)})
+  return {'points': rows,
+          'hypervolume': indicator([p['latency_ms'] for p in dnas],
+                                   [p['accuracy'] for p in dnas]),
+          'dominated': sum(r['dominated_by_guided_front'] for r in rows)}
 
 
 def write_json(workdir: str, name: str, value) -> None:
@@ -222,6 +249,8 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
           'lut': lut.name, 'max_relative_error': float(max(errors)),
           'within_10_percent': bool(max(errors) <= 0.10)},
       'front_size': len(fronts['guided']),
+      'dnas': dnas_comparison(dnas, fronts['guided'], indicator)
+              if dnas else None,
       'supernet_evaluations': evaluator.num_evaluations,
       'seconds': seconds,
   }

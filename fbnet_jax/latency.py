@@ -7,6 +7,9 @@ distribution, differentiable in its probabilities. Two sources:
   (FBNet space, CIFAR setting): ``const + sum_l sum_c p[l, c] table[l, c]``,
   exact for a discrete architecture, the exact expectation for a
   distribution over independent layers.
+- :func:`cell_table_latency`: NAS-Bench-201, where every cell was measured:
+  the exact table of all 5^6 cells (and the exact expectation for
+  independent per-edge distributions).
 - :class:`PredictorLatency`: the meta-learned predictor of :mod:`meta`,
   adapted to the target device from a few measurements. This is the one
   narrow face through which ``fbnet_jax`` uses ``meta``.
@@ -34,6 +37,8 @@ PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)),
                               'meta', 'pretrained')
 # Rows per compiled call of LatencyModel.arch_ms.
 ARCH_CHUNK = 32768
+# Smallest latency a predictor reports (see predictor_latency).
+MIN_PREDICTED_MS = 1e-3
 
 
 class LatencyConfigError(ValueError):
@@ -113,6 +118,42 @@ def lookup_table_latency(device: str) -> LatencyModel:
   return LatencyModel(f'lut:{device}', space, _table_ms, params)
 
 
+def cell_table_latency(device: str) -> LatencyModel:
+  """NAS-Bench-201's measured latency of every cell on ``device`` (the
+  bundled HW-NAS-Bench data: all 5^6 architectures), as an exact table.
+
+  For a discrete cell it returns the measurement; for independent per-edge
+  distributions ``p[e, o]`` the exact expectation
+  ``sum_arch prod_e p[e, arch_e] * ms[arch]`` (a contraction of the
+  ``[5] * 6`` table with the six edge distributions): differentiable, like
+  the FBNet lookup tables.
+  """
+  from meta import latency_data  # pylint: disable=g-import-not-at-top
+  data = latency_data.load_space_data('nasbench201')
+  if device not in data.devices:
+    raise LatencyConfigError(
+        f'config.latency.device: {device!r} is not a bundled NAS-Bench-201 '
+        f'device; expected one of {", ".join(data.devices)}.')
+  space = spaces_lib.get_space('nasbench201')
+  shape = (space.max_choices,) * space.num_units
+  table = np.full(shape, np.nan, np.float32)
+  table[tuple(data.archs.T)] = data.device_latency(device)
+  if np.isnan(table).any():
+    raise LatencyConfigError('nasbench201 data: not every cell has a '
+                             'latency; cannot build an exact table.')
+  return LatencyModel(f'table:{device}', space, _cell_table_ms,
+                      {'table': jnp.asarray(table)})
+
+
+def _cell_table_ms(params, probs):
+  """``probs [..., E, C]`` -> expected ms under the full cell table."""
+  table = params['table']
+  edges = table.ndim
+  letters = 'abcdefghij'[:edges]
+  spec = (letters + ',' + ','.join(f'...{c}' for c in letters) + '->...')
+  return jnp.einsum(spec, table, *[probs[..., e, :] for e in range(edges)])
+
+
 def _table_ms(params, probs):
   """Expected latency under a lookup table: const + sum of p x table."""
   return params['const'] + jnp.einsum('...uc,uc->...', probs,
@@ -120,9 +161,23 @@ def _table_ms(params, probs):
 
 
 def predictor_latency(adapted) -> LatencyModel:
-  """Wraps a :class:`meta.adaptation.AdaptedPredictor`."""
+  """Wraps a :class:`meta.adaptation.AdaptedPredictor`, its milliseconds
+  floored at ``MIN_PREDICTED_MS``.
+
+  The adapted head is linear and extrapolates below zero for architectures
+  faster than any it was adapted on: NAS-Bench-201 cells whose output is cut
+  off by ``none`` edges, measured at 0.012 ms on raspi4, are predicted down
+  to -1.4 ms. A latency must stay positive for the hypervolume's box and
+  the fbnet loss's logarithm; the floor has no gradient, and touches only
+  such degenerate architectures, never a soft distribution of a search.
+  """
+  fn = adapted.latency_fn_with_params
+
+  def floored_ms(params, probs):
+    return jnp.maximum(fn(params, probs), MIN_PREDICTED_MS)
+
   return LatencyModel(f'predictor:{adapted.device}', adapted.space,
-                      adapted.latency_fn_with_params, adapted.params)
+                      floored_ms, adapted.params)
 
 
 def adapt_predictor(space: str, device, *, predictor_dir: Optional[str] = None,
@@ -174,14 +229,17 @@ def latency_source(config: ml_collections.ConfigDict) -> LatencyModel:
 
   lat = config.latency
   if lat.source == 'lut':
-    if config.space != 'fbnet' or config.get('macro', 'cifar') != 'cifar':
-      raise LatencyConfigError(
-          "config.latency.source='lut' needs the FBNet space with the CIFAR "
-          "macro network; use source='predictor' for "
-          f'{config.space}/{config.get("macro", "")}.')
     if lat.get('device_file'):
       raise LatencyConfigError("config.latency.device_file needs "
                                "source='predictor' (a file has no table).")
+    if config.space == 'nasbench201':
+      return cell_table_latency(lat.device)
+    if config.space != 'fbnet' or config.get('macro', 'cifar') != 'cifar':
+      raise LatencyConfigError(
+          "config.latency.source='lut' needs the FBNet space with the CIFAR "
+          'macro network (HW-NAS-Bench tables) or NAS-Bench-201 (every cell '
+          "measured); use source='predictor' for "
+          f'{config.space}/{config.get("macro", "")}.')
     return lookup_table_latency(lat.device)
   if lat.source == 'predictor':
     if lat.get('adapted_dir'):  # a predictor saved by experiments.adapt

@@ -107,9 +107,7 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
   """
   from meta import latency_data  # device-file format lives in meta
 
-  space = spaces_lib.get_space(config.space,
-                               **({'macro': config.macro}
-                                  if config.space == 'fbnet' else {}))
+  space = spaces_lib.space_for(config.space, config.macro)
   archs = space.validate_batch(archs, where='measure: archs')
   t_start = time.time()
   fns = [build_forward(config.space, a, config) for a in tqdm.tqdm(

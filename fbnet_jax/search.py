@@ -98,22 +98,46 @@ def make_optimizers(config, steps_total: int, warmup_steps: int = 0):
           optax.multi_transform({'net': frozen, 'arch': arch}, _labels))
 
 
+def fixed_units(config: ml_collections.ConfigDict,
+                space: spaces_lib.SearchSpace) -> Optional[np.ndarray]:
+  """Units that the search does not search, as one-hot rows (else zeros).
+
+  OFA's resolution unit is fixed: to ``config.ofa_resolution``, the
+  resolution whose latency is searched for (smaller training images stand
+  in for it, as the 8x8 digits do for FBNet's 32x32 CIFAR network), or by
+  default to ``config.data.image_size``. Other spaces fix nothing (None).
+  """
+  if config.space != 'ofa':
+    return None
+  fixed = np.zeros((space.num_units, space.max_choices), np.float32)
+  size = config.get('ofa_resolution') or config.data.image_size
+  if size not in spaces_lib.ofa.RESOLUTIONS:
+    field = ('config.ofa_resolution' if config.get('ofa_resolution')
+             else 'config.data.image_size (config.ofa_resolution unset)')
+    raise ValueError(f'{field}: {size} is not an OFA resolution (expected '
+                     f'{spaces_lib.ofa.RESOLUTIONS[0]}..'
+                     f'{spaces_lib.ofa.RESOLUTIONS[-1]} in steps of 4).')
+  fixed[-1, spaces_lib.ofa.RESOLUTIONS.index(size)] = 1.0
+  return fixed
+
+
 class Searcher:
   """Holds the model, latency source and jitted steps of one search."""
 
   def __init__(self, config: ml_collections.ConfigDict, devices=None):
     self.config = config
     devices = list(devices or jax.devices())
-    self.space = spaces_lib.get_space(
-        config.space, **({'macro': config.macro} if config.space == 'fbnet'
-                         else {}))
+    self.space = spaces_lib.space_for(config.space,
+                                      config.get('macro', 'cifar'))
     self.info = data_lib.dataset_info(config.data.name, config.data.image_size)
     ops = tuple(config.search.get('ops', ()))
     self.model = supernet_lib.build_supernet(
         config.space, macro=config.get('macro', 'cifar'),
-        num_classes=self.info.num_classes, ops=ops)
+        num_classes=self.info.num_classes, ops=ops,
+        cells_per_stage=config.get('nb201_cells') or
+        spaces_lib.nasbench201.CELLS_PER_STAGE)
+    self.fixed = fixed_units(config, self.space)  # errors before latency
     self.latency = latency_lib.latency_source(config)
-    self.fixed = self._fixed_units()
     self.mask = self.space.choice_mask.copy()
     if ops:  # search a subset of the candidates (tests, benchmarks)
       allowed = np.array([c in ops for c in self.space.units[0].choices])
@@ -140,19 +164,6 @@ class Searcher:
     self.calib_step = jax.jit(self._calib_step)
 
   # ------------------------------------------------------------ set-up
-  def _fixed_units(self) -> Optional[np.ndarray]:
-    """OFA's resolution unit is fixed to the config's image size."""
-    if self.config.space != 'ofa':
-      return None
-    fixed = np.zeros((self.space.num_units, self.space.max_choices),
-                     np.float32)
-    size = self.config.data.image_size
-    if size not in spaces_lib.ofa.RESOLUTIONS:
-      raise ValueError(f'config.data.image_size: {size} is not an OFA '
-                       f'resolution ({spaces_lib.ofa.RESOLUTIONS}).')
-    fixed[-1, spaces_lib.ofa.RESOLUTIONS.index(size)] = 1.0
-    return fixed
-
   def init_state(self) -> SearchState:
     state_rng = jax.random.PRNGKey(self.config.seed)
     size = self.info.image_size

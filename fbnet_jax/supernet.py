@@ -13,6 +13,10 @@ architecture inherits are exactly its own blocks'.
   MobileNetV3-Large places them) plus identity for the optional slots (depth
   searched as skippable blocks). The input resolution is the config's (the
   resolution unit is fixed, not searched, in DNAS).
+- :class:`NASBench201Supernet`: the NAS-Bench-201 macro network, every cell
+  the same soft cell: 6 mixed edges of the 5 candidate operations
+  (``fbnet_jax.spaces.nasbench201``), ``cells_per_stage`` cells per stage
+  (5 in the benchmark).
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from __future__ import annotations
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from fbnet_jax import blocks
 from fbnet_jax import spaces as spaces_lib
 from fbnet_jax.spaces import fbnet
+from fbnet_jax.spaces import nasbench201
 from fbnet_jax.spaces import ofa
 
 
@@ -208,8 +214,144 @@ class OFASupernet(nn.Module):
     return nn.Dense(self.num_classes, name='classifier')(x)
 
 
+class ReLUConvBN(nn.Module):
+  """NAS-Bench-201's ReLU -> kxk conv (padding k // 2, no bias) -> BN."""
+  channels: int
+  kernel: int
+  stride: int = 1
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    pad = self.kernel // 2
+    x = nn.Conv(self.channels, (self.kernel, self.kernel),
+                (self.stride, self.stride), padding=((pad, pad), (pad, pad)),
+                use_bias=False, name='conv')(nn.relu(x))
+    return blocks.batch_norm(train, name='bn')(x)
+
+
+def nb201_avg_pool(x: jnp.ndarray) -> jnp.ndarray:
+  """3x3 average pool, stride 1, padding 1, padded pixels not counted
+  (PyTorch's ``AvgPool2d(3, 1, 1, count_include_pad=False)``)."""
+  return nn.avg_pool(x, (3, 3), (1, 1), padding=((1, 1), (1, 1)),
+                     count_include_pad=False)
+
+
+class NASBench201Cell(nn.Module):
+  """A mixed NAS-Bench-201 cell, its edges fused per source node; scannable.
+
+  Mathematically: node 0 is the input, node ``j`` sums ``sum_c weights[:,
+  e, c] * op_c(node_i)`` over its incoming edges ``e = i->j`` (``EDGES``
+  order, ops in ``OP_NAMES`` order: ``none`` is zeros, ``skip_connect`` the
+  identity, ``nor_conv_kxk`` ReLU -> kxk conv -> BN, ``avg_pool_3x3`` a 3x3
+  average not counting the padding); the output is node 3. With a one-hot
+  it is the discrete cell (tested against one written out with lax ops).
+
+  Computed per source node: one 1x1 convolution (a matmul) and one 3x3
+  convolution for all its outgoing edges (their kernels concatenated on the
+  output axis), one BN over all those channels (per-channel, so exact), one
+  pool shared by the edges. Parameters: ``edge_{i}_{j}_nor_conv_1x1_kernel``
+  ``[1, 1, C, C]`` and ``edge_{i}_{j}_nor_conv_3x3_kernel`` ``[3, 3, C, C]``;
+  BN ``node{i}_bn`` over the 1x1 outputs of node i's edges in ``EDGES``
+  order, then their 3x3 outputs. Call: ``(x, weights [B, 6, 5]) -> (x,
+  None)`` (the scan signature).
+  """
+  channels: int
+  train: bool
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, weights: jnp.ndarray):
+    c = self.channels
+    col = {op: nasbench201.OP_NAMES.index(op) for op in nasbench201.OP_NAMES}
+    init = nn.initializers.lecun_normal()
+    incoming = {1: [], 2: [], 3: []}
+    node = x
+    for source in range(3):
+      if source:
+        node = sum(incoming[source])
+      edges = [(e, dest) for e, (src, dest) in enumerate(nasbench201.EDGES)
+               if src == source]
+      kernels = {k: jnp.concatenate([self.param(
+          f'edge_{source}_{dest}_nor_conv_{k}x{k}_kernel', init,
+          (k, k, c, c)) for _, dest in edges], axis=-1) for k in (1, 3)}
+      h = nn.relu(node)
+      y = jnp.concatenate([
+          blocks.pointwise_conv(h, kernels[1]),
+          jax.lax.conv_general_dilated(
+              h, kernels[3], (1, 1), ((1, 1), (1, 1)),
+              dimension_numbers=('NHWC', 'HWIO', 'NHWC'))], axis=-1)
+      y = blocks.batch_norm(self.train, name=f'node{source}_bn')(y)
+      pooled = nb201_avg_pool(node)
+      n = len(edges)
+      for i, (e, dest) in enumerate(edges):
+        w = weights[:, e, :, None, None, None]  # [B, 5, 1, 1, 1]
+        incoming[dest].append(
+            w[:, col['skip_connect']] * node +
+            w[:, col['nor_conv_1x1']] * y[..., i * c:(i + 1) * c] +
+            w[:, col['nor_conv_3x3']] * y[..., (n + i) * c:(n + i + 1) * c] +
+            w[:, col['avg_pool_3x3']] * pooled)
+    return sum(incoming[3]), None
+
+
+class NASBench201Reduction(nn.Module):
+  """NAS-Bench-201's residual reduction block (stride 2): ReLUConvBN 3x3/2,
+  ReLUConvBN 3x3, plus a shortcut of 2x2 average pool and 1x1 conv."""
+  channels: int
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    y = ReLUConvBN(self.channels, 3, 2, name='conv_a')(x, train)
+    y = ReLUConvBN(self.channels, 3, 1, name='conv_b')(y, train)
+    shortcut = nn.avg_pool(x, (2, 2), (2, 2))
+    shortcut = nn.Conv(self.channels, (1, 1), use_bias=False,
+                       name='downsample')(shortcut)
+    return shortcut + y
+
+
+class NASBench201Supernet(nn.Module):
+  """NAS-Bench-201 supernet: ``(images, weights [B, 6, 5], train) ->
+  logits``.
+
+  Stem 3x3 conv (16 channels) + BN; three stages of ``cells_per_stage``
+  cells with 16, 32, 64 channels, a reduction block before the second and
+  third; BN, ReLU, global average pool, linear. Every cell applies the same
+  edge weights; each cell owns its parameters. The cells of a stage share
+  their shape and run under ``nn.scan`` (one compiled body per stage).
+  """
+  num_classes: int = nasbench201.NUM_CLASSES
+  cells_per_stage: int = nasbench201.CELLS_PER_STAGE
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, weights: jnp.ndarray, train: bool):
+    channels = [c for c, _ in nasbench201.STAGES]
+    x = nn.Conv(channels[0], (3, 3), padding=((1, 1), (1, 1)),
+                use_bias=False, name='stem')(x)
+    x = blocks.batch_norm(train, name='stem_bn')(x)
+    for stage, c in enumerate(channels):
+      if stage:
+        x = NASBench201Reduction(c, name=f'reduction{stage}')(x, train)
+      cells = nn.scan(NASBench201Cell,
+                      variable_axes={'params': 0, 'batch_stats': 0},
+                      split_rngs={'params': True}, in_axes=nn.broadcast,
+                      length=self.cells_per_stage)
+      x, _ = cells(c, train, name=f'stage{stage}_cells')(x, weights)
+    x = nn.relu(blocks.batch_norm(train, name='last_bn')(x))
+    return nn.Dense(self.num_classes, name='classifier')(x.mean(axis=(1, 2)))
+
+
 def build_supernet(space: str, *, macro: str = 'cifar', num_classes: int,
-                   ops: Sequence[str] = ()) -> nn.Module:
+                   ops: Sequence[str] = (),
+                   cells_per_stage: int = nasbench201.CELLS_PER_STAGE
+                   ) -> nn.Module:
+  """The supernet of ``space`` (``config.space``).
+
+  Args:
+    space: 'fbnet', 'ofa' or 'nasbench201'.
+    macro: FBNet's macro network ('cifar' or 'imagenet').
+    num_classes: classifier outputs.
+    ops: FBNet only: the candidate ops to build (``config.search.ops``).
+    cells_per_stage: NAS-Bench-201 only: cells per stage
+      (``config.nb201_cells``; the benchmark's 5).
+  """
   if space == 'fbnet':
     ops = tuple(ops) or fbnet.OP_NAMES
     unknown = set(ops) - set(fbnet.OP_NAMES)
@@ -221,6 +363,11 @@ def build_supernet(space: str, *, macro: str = 'cifar', num_classes: int,
     raise ValueError('config.search.ops: op subsets are for the fbnet space.')
   if space == 'ofa':
     return OFASupernet(num_classes=num_classes)
-  raise ValueError(f'config.space: no supernet for {space!r}; DNAS supports '
-                   'fbnet and ofa (nasbench201 is a cell benchmark with a '
-                   'lookup of trained accuracies, not a supernet here).')
+  if space == 'nasbench201':
+    if not isinstance(cells_per_stage, int) or cells_per_stage < 1:
+      raise ValueError('config.nb201_cells: expected a positive number of '
+                       f'cells per stage, got {cells_per_stage!r}.')
+    return NASBench201Supernet(num_classes=num_classes,
+                               cells_per_stage=cells_per_stage)
+  raise ValueError(f'config.space: no supernet for {space!r}; expected one '
+                   'of fbnet, ofa, nasbench201.')

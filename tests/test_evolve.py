@@ -121,6 +121,23 @@ def test_guided_search_beats_random_on_a_synthetic_problem():
   assert hv_guided[-1][1] > hv_random[-1][1]
 
 
+def test_dnas_comparison_against_a_hand_made_front():
+  front = [{'latency_ms': 10.0, 'accuracy': 0.5},
+           {'latency_ms': 20.0, 'accuracy': 0.8}]
+  dnas = [{'latency_ms': 25.0, 'accuracy': 0.7, 'target_ms': 25.0},  # beaten
+          {'latency_ms': 15.0, 'accuracy': 0.6, 'target_ms': 15.0},  # not
+          {'latency_ms': 5.0, 'accuracy': 0.1, 'target_ms': 5.0}]  # fastest
+  out = evolve_report.dnas_comparison(dnas, front, pareto.HypervolumeIndicator(50.0))
+  assert [r['dominated_by_guided_front'] for r in out['points']] == [
+      True, False, False]
+  assert [r['front_best_accuracy_at_or_below'] for r in out['points']] == [
+      0.8, 0.5, None]
+  assert out['dominated'] == 1
+  # Latency / 50 at 0.1, 0.3, 0.5; the union of the boxes up to (1, 0).
+  assert out['hypervolume'] == pytest.approx(
+      0.2 * 0.1 + 0.2 * 0.6 + 0.5 * 0.7)
+
+
 @pytest.fixture(scope='module')
 def smoke_run(tmp_path_factory):
   # The search's Searcher and this module's share compiled programs.
@@ -153,6 +170,7 @@ def test_smoke_config_end_to_end(smoke_run):
     assert np.all(np.diff(curve[:, 1]) >= 0) and np.all(curve[:, 1] <= 1)
   assert summary == read('summary.json')
   assert summary['supernet_evaluations'] <= 18  # the shared 6 count once
+  assert summary['dnas'] is None  # DNAS points: tests/test_evolve_spaces.py
   assert summary['lut_agreement']['within_10_percent']
   assert summary['latency_predictions_per_s'] > 0
   for plot in ('front.png', 'hypervolume.png'):

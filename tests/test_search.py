@@ -84,21 +84,27 @@ def test_resume_reproduces_the_uninterrupted_run(finished, tmp_path):
                              rtol=1e-5, atol=1e-6)
 
 
-def test_sharded_step_matches_one_device():
+@pytest.fixture(scope='module')
+def one_device():
+  """A searcher on one device (the next two tests share its compiles)."""
+  return search.Searcher(quickstart.get_config('smoke'),
+                         devices=jax.devices()[:1])
+
+
+def test_sharded_step_matches_one_device(one_device):
   assert jax.device_count() == 4  # tests/conftest.py fakes 4 CPU devices
   config = quickstart.get_config('smoke')
   batch = {'image': np.random.default_rng(0).normal(
       size=(16, 8, 8, 3)).astype(np.float32),
            'label': np.arange(16, dtype=np.int32) % 10}
   out = []
-  for devices in (jax.devices()[:1], jax.devices()):
-    s = search.Searcher(config, devices=devices)
+  for s in (one_device, search.Searcher(config, devices=jax.devices())):
     state = s.init_state()
     b = jax.tree.map(s.put_batch, batch)
     tau, target = jnp.asarray(1.0), jnp.asarray(20.0)
     state, m = s.weight_step(state, b, tau, target)
     state, m = s.arch_step(state, b, tau, target)
-    if len(devices) == 4:
+    if s.mesh.size == 4:
       assert len(b['image'].sharding.device_set) == 4
     out.append((jax.device_get(state.params), float(m['loss'])))
   np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-4)
@@ -107,18 +113,20 @@ def test_sharded_step_matches_one_device():
                out[0][0], out[1][0])
 
 
-def test_one_compiled_step_serves_every_device():
-  config = quickstart.get_config('smoke')
-  s = search.Searcher(config, devices=jax.devices()[:1])
+def test_one_compiled_step_serves_every_device(one_device):
+  s = one_device
   state = s.init_state()
   batch = jax.tree.map(s.put_batch, {
       'image': np.zeros((16, 8, 8, 3), np.float32),
       'label': np.zeros((16,), np.int32)})
   tau, target = jnp.asarray(1.0), jnp.asarray(20.0)
   losses = []
+  default = s.lat_params
   for device in ('raspi4', 'fpga'):
-    s.lat_params = latency.lookup_table_latency(device).params
+    s.lat_params = jax.device_put(latency.lookup_table_latency(device).params,
+                                  s.replicated)
     _, m = s.arch_step(jax.tree.map(jnp.copy, state), batch, tau, target)
     losses.append(float(m['loss']))
+  s.lat_params = default
   assert s.step_fn._cache_size() == 1  # pylint: disable=protected-access
   assert losses[0] != losses[1]  # the device's table did reach the loss

@@ -1,5 +1,9 @@
-"""The fused supernet layer equals the weighted sum of separate blocks."""
+"""The fused supernet layer equals the weighted sum of separate blocks; the
+NAS-Bench-201 supernet with a one-hot is the discrete cell network."""
 
+import functools
+
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,8 +11,10 @@ import pytest
 
 from fbnet_jax import blocks
 from fbnet_jax import initializers
+from fbnet_jax import spaces
 from fbnet_jax import supernet
 from fbnet_jax.spaces import fbnet
+from fbnet_jax.spaces import nasbench201
 
 
 def _random_like(tree, seed):
@@ -73,3 +79,173 @@ def test_supernet_forward_and_op_subsets():
                    'bn1', 'bn2', 'bn3_res'}  # skip is the identity at layer 0
   with pytest.raises(ValueError, match='unknown ops'):
     supernet.build_supernet('fbnet', num_classes=10, ops=('k7_e9',))
+
+
+# ------------------------------------------------------------ NAS-Bench-201
+@functools.lru_cache(maxsize=None)  # one compile per cell count
+def _nb201_variables(cells, seed=0, size=8):
+  """Supernet variables with random parameters and running statistics (so
+  that a test sees every BN's scale, offset, mean and variance at work)."""
+  model = supernet.build_supernet('nasbench201', num_classes=10,
+                                  cells_per_stage=cells)
+  x = jnp.zeros((2, size, size, 3))
+  w = jnp.ones((2, 6, 5)) / 5
+  variables = initializers.fast_init(model, seed, x, w, train=False)
+  rng = np.random.default_rng(seed)
+  apply = jax.jit(functools.partial(model.apply, train=False))
+
+  def fill(path, leaf):
+    name = getattr(path[-1], 'key', '')
+    if name == 'kernel':
+      return np.asarray(leaf) * rng.uniform(0.5, 1.5)
+    if name in ('scale', 'var'):
+      return rng.uniform(0.5, 1.5, leaf.shape).astype(np.float32)
+    return 0.2 * rng.normal(size=leaf.shape).astype(np.float32)
+
+  return apply, jax.tree_util.tree_map_with_path(fill, variables)
+
+
+def _conv(x, kernel, stride=1):
+  pad = kernel.shape[0] // 2
+  return jax.lax.conv_general_dilated(
+      x, kernel, (stride, stride), [(pad, pad), (pad, pad)],
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def _bn(x, params, stats):  # eval mode: running statistics
+  return ((x - stats['mean']) / jnp.sqrt(stats['var'] + blocks.BN_EPSILON) *
+          params['scale'] + params['bias'])
+
+
+def _relu_conv_bn(x, params, stats, stride=1):
+  return _bn(_conv(jax.nn.relu(x), params['conv']['kernel'], stride),
+             params['bn'], stats['bn'])
+
+
+def _avg_pool_3x3(x):  # PyTorch AvgPool2d(3, 1, 1, count_include_pad=False)
+  window = lambda v: jax.lax.reduce_window(
+      v, 0.0, jax.lax.add, (1, 3, 3, 1), (1, 1, 1, 1),
+      [(0, 0), (1, 1), (1, 1), (0, 0)])
+  return window(x) / window(jnp.ones_like(x))
+
+
+def _nb201_edge(h, op, params, stats, source, dest):
+  """One edge of the discrete cell, from the fused cell's parameters."""
+  if op == 'none':
+    return jnp.zeros_like(h)
+  if op == 'skip_connect':
+    return h
+  if op == 'avg_pool_3x3':
+    return _avg_pool_3x3(h)
+  # node{source}_bn holds the 1x1 outputs of the source's edges, then the
+  # 3x3 ones, in EDGES order.
+  dests = [d for s, d in nasbench201.EDGES if s == source]
+  c = h.shape[-1]
+  i = dests.index(dest) + (len(dests) if op == 'nor_conv_3x3' else 0)
+  bn = lambda tree: {k: v[i * c:(i + 1) * c] for k, v in tree.items()}
+  y = _conv(jax.nn.relu(h), params[f'edge_{source}_{dest}_{op}_kernel'])
+  return _bn(y, bn(params[f'node{source}_bn']), bn(stats[f'node{source}_bn']))
+
+
+def _nb201_reference(variables, x, arch, cells):
+  """The discrete NAS-Bench-201 network of ``arch``, written out with lax
+  ops from the supernet's parameters (only the chosen op of each edge)."""
+  params, stats = variables['params'], variables['batch_stats']
+  ops = [nasbench201.OP_NAMES[a] for a in arch]
+  x = _bn(_conv(x, params['stem']['kernel']), params['stem_bn'],
+          stats['stem_bn'])
+  for stage in range(3):
+    if stage:
+      p, s = params[f'reduction{stage}'], stats[f'reduction{stage}']
+      y = _relu_conv_bn(x, p['conv_a'], s['conv_a'], 2)
+      y = _relu_conv_bn(y, p['conv_b'], s['conv_b'])
+      shortcut = jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 2, 2, 1),
+                                       (1, 2, 2, 1), 'VALID') / 4
+      x = _conv(shortcut, p['downsample']['kernel']) + y
+    for cell in range(cells):
+      p, s = jax.tree.map(lambda a: a[cell], (params[f'stage{stage}_cells'],
+                                              stats[f'stage{stage}_cells']))
+      nodes = [x]
+      for target in (1, 2, 3):
+        nodes.append(sum(
+            _nb201_edge(nodes[src], ops[e], p, s, src, dst)
+            for e, (src, dst) in enumerate(nasbench201.EDGES)
+            if dst == target))
+      x = nodes[3]
+  x = jax.nn.relu(_bn(x, params['last_bn'], stats['last_bn']))
+  return x.mean(axis=(1, 2)) @ params['classifier']['kernel'] + params[
+      'classifier']['bias']
+
+
+@pytest.mark.parametrize('arch', [
+    '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|'
+    'nor_conv_3x3~1|nor_conv_3x3~2|',  # the benchmark's best on CIFAR-10
+    '|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|skip_connect~1|'
+    'avg_pool_3x3~2|',
+    '|none~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|'
+    'nor_conv_1x1~2|',
+    '|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|nor_conv_1x1~0|'
+    'nor_conv_3x3~1|skip_connect~2|',
+])
+def test_nb201_supernet_with_a_one_hot_is_the_discrete_network(arch):
+  space = spaces.get_space('nasbench201')
+  arch = space.from_string(arch)
+  apply, variables = _nb201_variables(cells=2)
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 8, 8, 3))
+  weights = jnp.broadcast_to(space.one_hot(arch), (3, 6, 5))
+  logits = apply(variables, x, weights)
+  chex.assert_shape(logits, (3, 10))
+  expected = _nb201_reference(variables, x, arch, cells=2)
+  np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_nb201_none_edges_contribute_zeros():
+  space = spaces.get_space('nasbench201')
+  apply, variables = _nb201_variables(cells=1)
+  x1 = jax.random.normal(jax.random.PRNGKey(1), (4, 8, 8, 3))
+  x2 = jax.random.normal(jax.random.PRNGKey(2), (4, 8, 8, 3))
+  # Node 3 only through 'none' edges: the cells output zeros, and the
+  # logits no longer depend on the input.
+  dead = jnp.broadcast_to(space.one_hot(space.from_string(
+      '|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|none~1|'
+      'none~2|')), (4, 6, 5))
+  out1 = apply(variables, x1, dead)
+  out2 = apply(variables, x2, dead)
+  np.testing.assert_allclose(out1, out2, atol=1e-6)
+  np.testing.assert_allclose(out1, jnp.broadcast_to(out1[0], out1.shape),
+                             atol=1e-6)
+  live = dead.at[:, 5].set(jax.nn.one_hot(3, 5))  # 2->3: nor_conv_3x3
+  out1 = apply(variables, x1, live)
+  out2 = apply(variables, x2, live)
+  assert np.abs(out1 - out2).max() > 1e-3
+
+
+def test_nb201_edge_is_the_probability_weighted_sum_of_its_ops():
+  cell = supernet.NASBench201Cell(16, train=False)
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 8, 8, 16))
+  # Every edge 'none' but 0->3 (index 3): the cell output is that edge's.
+  base = jnp.zeros((3, 6, 5)).at[:, :, 0].set(1.0)
+  probs = jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(1), (3, 5)))
+  variables = cell.init(jax.random.PRNGKey(2), x, base)
+  variables = jax.tree.map(lambda a: a + 0.3, variables)  # non-trivial BN
+  apply = jax.jit(lambda w: cell.apply(variables, x, w)[0])
+  mixed = apply(base.at[:, 3].set(probs))
+  per_op = [apply(base.at[:, 3].set(jax.nn.one_hot(c, 5))) for c in range(5)]
+  np.testing.assert_allclose(per_op[0], 0.0)  # none
+  np.testing.assert_allclose(per_op[1], x)  # skip_connect
+  np.testing.assert_allclose(per_op[4], _avg_pool_3x3(x), rtol=1e-5,
+                             atol=1e-6)
+  p, s = variables['params'], variables['batch_stats']
+  for c in (2, 3):
+    np.testing.assert_allclose(per_op[c], _nb201_edge(
+        x, nasbench201.OP_NAMES[c], p, s, 0, 3), rtol=1e-4, atol=1e-4)
+  expected = sum(probs[:, c, None, None, None] * y
+                 for c, y in enumerate(per_op))
+  np.testing.assert_allclose(mixed, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_nb201_supernet_config_errors():
+  with pytest.raises(ValueError, match='config.nb201_cells'):
+    supernet.build_supernet('nasbench201', num_classes=10, cells_per_stage=0)
+  with pytest.raises(ValueError, match='config.search.ops'):
+    supernet.build_supernet('nasbench201', num_classes=10, ops=('k3_e1',))

@@ -25,5 +25,11 @@ def get_space(name: str, **kwargs) -> SearchSpace:
   return SPACES[name](**kwargs)
 
 
+def space_for(name: str, macro: str = 'cifar') -> SearchSpace:
+  """The space a config or flags name: ``macro`` (FBNet's macro network,
+  'cifar' or 'imagenet') applies to FBNet only."""
+  return get_space(name, **({'macro': macro} if name == 'fbnet' else {}))
+
+
 __all__ = ['ArchitectureError', 'SearchSpace', 'Unit', 'FBNetSpace',
-           'NASBench201Space', 'OFASpace', 'SPACES', 'get_space']
+           'NASBench201Space', 'OFASpace', 'SPACES', 'get_space', 'space_for']

@@ -40,43 +40,13 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.space = 'nasbench201'
   c.macro = ''  # the FBNet macro network does not apply
   c.nb201_cells = 2  # cells per stage of the supernet (the benchmark's 5)
-  c.epochs = 8
-  # Weights only; per-example soft Gumbel samples of the uniform
-  # distribution, the temperature annealing 5.0 -> 0.14 (evolve_quick.py).
-  c.search.warmup_epochs = c.epochs
-  c.search.hard = False
-  c.search.tau_decay = 0.6
-  c.search.calib_batches = 4  # BN recalibration of each evaluated arch
-  c.search.num_derived_samples = 1
-  c.search.derive = 'argmax'
+  evolve_quick.weights_only_evolve(c)
   c.latency.source = 'predictor'
   c.latency.device = 'raspi4'
   c.latency.target_ms = 15.0  # unused by the weights-only supernet
-  c.evolve = evolve_quick.evolve_config()
-  c.evolve.seeds = (0, 1)
-  c.evolve.dnas_quantiles = (0.15, 0.5, 0.85)
   if variant == 'smoke':
+    evolve_quick.smoke(c)
     c.nb201_cells = 1
-    c.batch_size = 16
-    c.epochs = 2
-    c.search.warmup_epochs = 2
-    c.steps_per_epoch = 8
-    c.checkpoint_every = 8
-    c.data.eval_limit = 32
-    c.search.calib_batches = 2
-    c.evolve.budget = 12
-    c.evolve.random_budget = 12
-    c.evolve.initial = 6
-    c.evolve.per_iteration = 3
-    c.evolve.pop_size = 16
-    c.evolve.generations = 5
-    c.evolve.seeds = (0,)
-    # DNAS points come from a result.json in the test (a DNAS search here
-    # would add a compile; search.train_and_evaluate has its own tests).
-    c.evolve.dnas_quantiles = ()
-    c.evolve.eval_limit = 32
-    c.evolve.ref_samples = 200
-    c.evolve.throughput_archs = 1000
   elif variant:
     raise ValueError(f'Unknown variant {variant!r}; expected smoke.')
   return c

@@ -35,22 +35,12 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.macro = ''  # the FBNet macro network does not apply
   c.data.image_size = 32  # digits, upsampled
   c.ofa_resolution = 224  # the pinned resolution unit that latency scores
-  c.epochs = 8
-  # Weights only; per-example soft Gumbel samples of the uniform
-  # distribution, the temperature annealing 5.0 -> 0.14 (evolve_quick.py).
-  c.search.warmup_epochs = c.epochs
-  c.search.hard = False
-  c.search.tau_decay = 0.6
-  c.search.calib_batches = 4  # BN recalibration of each evaluated arch
-  c.search.num_derived_samples = 1
-  c.search.derive = 'argmax'
+  evolve_quick.weights_only_evolve(c)
   c.latency.source = 'predictor'
   c.latency.device = 'titan_rtx_64'
   c.latency.target_ms = 25.0  # unused by the weights-only supernet
-  c.evolve = evolve_quick.evolve_config()
-  c.evolve.seeds = (0, 1)
-  c.evolve.dnas_quantiles = (0.15, 0.5, 0.85)
-  if variant == 'smoke':
+  if variant == 'smoke':  # smaller still: the OFA supernet is large
+    evolve_quick.smoke(c)
     c.batch_size = 8
     c.epochs = 1
     c.search.warmup_epochs = 1
@@ -64,8 +54,6 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     c.evolve.per_iteration = 2
     c.evolve.pop_size = 8
     c.evolve.generations = 2
-    c.evolve.seeds = (0,)
-    c.evolve.dnas_quantiles = ()
     c.evolve.eval_limit = 16
     c.evolve.ref_samples = 100
     c.evolve.throughput_archs = 100

@@ -47,50 +47,65 @@ def evolve_config() -> ml_collections.ConfigDict:
   return e
 
 
-def get_config(variant: str = ''):
-  c = quickstart.get_config()
-  # Four ops (the latency-spread of FBNet's nine): the supernet compiles in
-  # about a minute on CPU instead of several.
-  c.search.ops = ('k3_e1', 'k3_e3', 'k5_e6', 'skip')
-  c.epochs = 8
-  # Weights only: the architecture distribution stays uniform (OFA/DyNAS-T
-  # sample sub-networks uniformly). Per-example Gumbel samples of it, whose
-  # temperature anneals 5.0 -> 0.14: mixtures of ops early, nearly single
-  # paths at the end. (Hard single paths from the first step did not train
-  # at all on digits: cross-entropy stayed at chance for 8 epochs.)
+def weights_only_evolve(c: ml_collections.ConfigDict, epochs: int = 8
+                        ) -> ml_collections.ConfigDict:
+  """The evolve configs' supernet and search settings, set on ``c``.
+
+  Weights only: the architecture distribution stays uniform (OFA/DyNAS-T
+  sample sub-networks uniformly). Per-example Gumbel samples of it, whose
+  temperature anneals 5.0 -> 0.14: mixtures of ops early, nearly single
+  paths at the end. (Hard single paths from the first step did not train at
+  all on digits: cross-entropy stayed at chance for 8 epochs.)
+  """
+  c.epochs = epochs
   c.search.warmup_epochs = c.epochs
   c.search.hard = False
   c.search.tau_decay = 0.6
   c.search.calib_batches = 4  # BN recalibration of each evaluated arch
   c.search.num_derived_samples = 1
   c.search.derive = 'argmax'
-  c.latency.source = 'lut'
-  c.latency.device = 'raspi4'
   c.evolve = evolve_config()
   c.evolve.seeds = (0, 1)
   c.evolve.dnas_quantiles = (0.15, 0.5, 0.85)
+  return c
+
+
+def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Tiny sizes of an evolve config, for tests. No DNAS searches: each
+  would add a supernet compile (tests give DNAS points as a result.json;
+  ``search.train_and_evaluate`` has its own tests)."""
+  c.batch_size = 16
+  c.epochs = 2
+  c.search.warmup_epochs = 2
+  c.steps_per_epoch = 8
+  c.checkpoint_every = 8
+  c.data.eval_limit = 32
+  c.search.calib_batches = 2
+  c.evolve.budget = 12
+  c.evolve.random_budget = 12
+  c.evolve.initial = 6
+  c.evolve.per_iteration = 3
+  c.evolve.pop_size = 16
+  c.evolve.generations = 5
+  c.evolve.seeds = (0,)
+  c.evolve.dnas_quantiles = ()
+  c.evolve.eval_limit = 32
+  c.evolve.ref_samples = 200
+  c.evolve.throughput_archs = 1000
+  return c
+
+
+def get_config(variant: str = ''):
+  c = quickstart.get_config()
+  # Four ops (the latency-spread of FBNet's nine): the supernet compiles in
+  # about a minute on CPU instead of several.
+  c.search.ops = ('k3_e1', 'k3_e3', 'k5_e6', 'skip')
+  weights_only_evolve(c)
+  c.latency.source = 'lut'
+  c.latency.device = 'raspi4'
   if variant == 'smoke':
-    c.batch_size = 16
-    c.epochs = 2
-    c.search.warmup_epochs = 2
-    c.steps_per_epoch = 8
-    c.checkpoint_every = 8
-    c.data.eval_limit = 32
-    c.search.calib_batches = 2
+    smoke(c)
     c.search.ops = ('k3_e1', 'skip')
-    c.evolve.budget = 12
-    c.evolve.random_budget = 12
-    c.evolve.initial = 6
-    c.evolve.per_iteration = 3
-    c.evolve.pop_size = 16
-    c.evolve.generations = 5
-    c.evolve.seeds = (0,)
-    # The DNAS points run in the NAS-Bench-201 smoke test (cheaper to
-    # compile); here they would add a second FBNet supernet compile.
-    c.evolve.dnas_quantiles = ()
-    c.evolve.eval_limit = 32
-    c.evolve.ref_samples = 200
-    c.evolve.throughput_archs = 1000
   elif variant:
     raise ValueError(f'Unknown variant {variant!r}; expected smoke.')
   return c

@@ -114,6 +114,10 @@ def main(argv):
           row[f'{kind}_speedup_vs_torch'] = t[kind] / row[f'{kind}_step_s']
       print(json.dumps(row), flush=True)
       rows.append(row)
+      _write(rows)  # after every row: a long sweep cut short keeps its rows
+
+
+def _write(rows):
   result = {'machine': f'{platform.node()}: {jax.devices()[0].device_kind} '
                        f'x{jax.device_count()} ({jax.default_backend()}), '
                        f'{os.cpu_count()} CPUs',

@@ -53,6 +53,28 @@ def test_measure_archs_writes_a_device_file(tmp_path):
   assert float(again.meta['max_relative_spread']) >= 0
 
 
+def test_threaded_compilation_keeps_each_network_with_its_row(monkeypatch):
+  # Stand-ins whose cost is set by the first op: rows 0 and 2 are 300
+  # chained matmuls, rows 1 and 3 one. Compiled in 3 threads, each row must
+  # still be timed with its own network.
+  def stand_in(space_name, arch, config):
+    del space_name, config
+    steps = 300 if arch[0] == 0 else 1
+    x = jnp.ones((96, 96))
+    fn = jax.jit(lambda x: jax.lax.fori_loop(0, steps, lambda _, y: y @ x / 96,
+                                             x))
+    fn(x).block_until_ready()
+    return lambda: fn(x)
+
+  monkeypatch.setattr(measure, 'build_forward', stand_in)
+  archs = np.full((4, 22), 8, np.int32)
+  archs[[0, 2], 0] = 0
+  config = measure.MeasureConfig(repeats_per_round=3, min_rounds=1,
+                                 max_rounds=1, compile_workers=3)
+  ms = measure.measure_archs(archs, config, progress=False).latency_ms
+  assert min(ms[0], ms[2]) > 5 * max(ms[1], ms[3]), ms
+
+
 def test_a_bundled_devices_file_reproduces_its_meta_test_score(tmp_path):
   """Adapting through a device file (a copy of a bundled device's rows)
   gives the bundled device's few-shot score."""

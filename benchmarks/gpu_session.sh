@@ -1,0 +1,36 @@
+#!/bin/bash
+# One lent-GPU session (the device tool's 10-minute call), run from the repo
+# root with the wheels of the packages the GPU image lacks in .whl/
+# (ml_collections, grain, array_record, portpicker). Results go to $OUT:
+#   env.txt             GPU, driver and package versions
+#   closed_loop.json    experiments.closed_loop on this GPU (issue 4)
+#   local_device.npz    the measured device file it wrote
+#   supernet_speed.json benchmarks.supernet_speed --torch (issue 3)
+#   *.log               the full console output of each step
+set -u
+OUT=${OUT:-runs/gpu_session}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 FBNET_JAX_CACHE=/tmp/fbnet_jax_xla
+export XLA_PYTHON_CLIENT_MEM_FRACTION=0.45  # leave PyTorch room in the same process
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+  --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+  nproc
+  python3 -c "import jax, flax, optax, chex, torch; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, 'chex', chex.__version__, 'torch', torch.__version__, jax.devices())"
+} > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+t0=$(date +%s)
+timeout "${CLOSED_LOOP_S:-330}" python3 -m experiments.closed_loop \
+  --workdir=runs/gpu_closed_loop \
+  --config.latency.device_file=runs/gpu_closed_loop/local_device.npz \
+  > "$OUT/closed_loop.log" 2>&1
+echo "closed loop: rc $? after $(( $(date +%s) - t0 )) s"
+cp runs/gpu_closed_loop/closed_loop.json runs/gpu_closed_loop/local_device.npz "$OUT/" 2>/dev/null
+grep -E "adapted from|target .* predicted|Traceback|Error" "$OUT/closed_loop.log" | tail -8
+t0=$(date +%s)
+timeout "${SPEED_S:-200}" python3 -m benchmarks.supernet_speed --ops=9 \
+  --batch_sizes=64,256 --repeats=10 --torch \
+  --out="$OUT/supernet_speed.json" > "$OUT/supernet_speed.log" 2>&1
+echo "supernet speed: rc $? after $(( $(date +%s) - t0 )) s"
+grep -E '^\{|Traceback|Error' "$OUT/supernet_speed.log" | tail -6

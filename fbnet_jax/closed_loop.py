@@ -39,6 +39,15 @@ def measure_config(config: ml_collections.ConfigDict) -> measure.MeasureConfig:
       spread_bound=m.get('spread_bound', 0.05), seed=m.get('seed', 0))
 
 
+def _measure(config, archs, **kwargs):
+  """The harness, in a fresh process unless ``measure.fresh_process`` is
+  False (see :func:`measure.measure_archs_in_fresh_process`)."""
+  fresh = (config.get('measure') or {}).get('fresh_process', True)
+  fn = (measure.measure_archs_in_fresh_process if fresh
+        else measure.measure_archs)
+  return fn(archs, measure_config(config), **kwargs)
+
+
 def _space(config):
   return spaces_lib.space_for(config.space, config.get('macro', 'cifar'))
 
@@ -63,8 +72,8 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
   archs = np.concatenate([refs, space.sample(rng, num_samples + num_query)])
   is_query = np.r_[np.zeros(len(refs) + num_samples, bool),
                    np.ones(num_query, bool)]
-  device = measure.measure_archs(
-      archs, mcfg, reference_rows=range(len(refs)),
+  device = _measure(
+      config, archs, reference_rows=list(range(len(refs))),
       name=name or f'local_{jax.default_backend()}', is_query=is_query)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   latency_data.save_device_file(path, device)
@@ -87,9 +96,8 @@ def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
   saved = latency_data.load_device_file(device_file)
   refs = latency_data.load_space_data(config.space).reference_archs
   rows = np.concatenate([refs, np.atleast_2d(archs)])
-  device = measure.measure_archs(rows, measure_config(config),
-                                 reference_rows=range(len(refs)),
-                                 name='verify')
+  device = _measure(config, rows, reference_rows=list(range(len(refs))),
+                    name='verify')
   ref_rows = saved.reference_rows()
   have = ref_rows >= 0
   ratio = (device.latency_ms[:len(refs)][have] /

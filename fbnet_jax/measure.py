@@ -20,6 +20,11 @@ architectures with the hygiene a shared machine needs:
   architecture is under ``spread_bound`` or ``time_budget_s`` runs out;
 - the result says how noisy the measurement was.
 
+:func:`measure_archs_in_fresh_process` runs it in a new interpreter: in one
+that has just run a search, the same networks timed 8-23% slower than in a
+fresh one on the 2-core VM (and compiles slowed down as executables piled
+up), so the closed loop times every session that way.
+
 The output is a :class:`meta.latency_data.Device` (``save_device_file``
 writes the device-file format of ``meta/data/README.md``) with extra arrays
 ``latency_iqr_ms`` and ``num_timings`` and scalar noise figures.
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 from concurrent import futures
 import dataclasses
+import multiprocessing
 import os
 import time
 from typing import Callable, Optional, Sequence
@@ -189,3 +195,20 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
 def _spread(timings) -> np.ndarray:
   return np.array([(np.percentile(t, 75) - np.percentile(t, 25)) /
                    np.median(t) for t in timings])
+
+
+def measure_archs_in_fresh_process(archs: np.ndarray, config: MeasureConfig,
+                                   **kwargs):
+  """:func:`measure_archs` in a new Python process (``spawn``), same result.
+
+  The child starts with nothing compiled and no memory held by earlier work
+  (a search, other measurements) of this process; the environment
+  (``JAX_PLATFORMS``, ``XLA_FLAGS``) is inherited.
+  """
+  ctx = multiprocessing.get_context('spawn')
+  with ctx.Pool(1) as pool:
+    return pool.apply(_measure_child, (np.asarray(archs), config, kwargs))
+
+
+def _measure_child(archs, config, kwargs):
+  return measure_archs(archs, config, **kwargs)

@@ -53,6 +53,19 @@ def test_measure_archs_writes_a_device_file(tmp_path):
   assert float(again.meta['max_relative_spread']) >= 0
 
 
+def test_measuring_in_a_fresh_process_returns_the_same_device(tmp_path):
+  archs = np.full((2, 22), 8, np.int32)  # all skip: cheap to compile
+  archs[1, 3] = 0
+  config = measure.MeasureConfig(repeats_per_round=2, min_rounds=1,
+                                 max_rounds=1, spread_bound=10.0)
+  device = measure.measure_archs_in_fresh_process(
+      archs, config, reference_rows=[0], name='child', progress=False)
+  assert device.name == 'child' and device.space == 'fbnet'
+  np.testing.assert_array_equal(device.archs, archs)
+  assert np.all(device.latency_ms > 0) and int(device.meta['rounds']) == 1
+  np.testing.assert_array_equal(device.meta['num_timings'], [2, 2])
+
+
 def test_threaded_compilation_keeps_each_network_with_its_row(monkeypatch):
   # Stand-ins whose cost is set by the first op: rows 0 and 2 are 300
   # chained matmuls, rows 1 and 3 one. Compiled in 3 threads, each row must

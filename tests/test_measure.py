@@ -17,6 +17,19 @@ from meta import latency_data
 from meta import tasks
 
 
+def _stand_in(steps_of):
+  """A ``build_forward`` stand-in: a chain of ``steps_of(arch)`` matmuls."""
+  def build(space_name, arch, config):
+    del space_name, config
+    steps = steps_of(arch)
+    x = jnp.ones((96, 96))
+    fn = jax.jit(lambda x: jax.lax.fori_loop(0, steps, lambda _, y: y @ x / 96,
+                                             x))
+    fn(x).block_until_ready()
+    return lambda: fn(x)
+  return build
+
+
 def test_time_fn_returns_positive_finite_times_and_honours_repeats():
   x = jnp.ones((64, 64))
   calls = []
@@ -70,16 +83,8 @@ def test_threaded_compilation_keeps_each_network_with_its_row(monkeypatch):
   # Stand-ins whose cost is set by the first op: rows 0 and 2 are 300
   # chained matmuls, rows 1 and 3 one. Compiled in 3 threads, each row must
   # still be timed with its own network.
-  def stand_in(space_name, arch, config):
-    del space_name, config
-    steps = 300 if arch[0] == 0 else 1
-    x = jnp.ones((96, 96))
-    fn = jax.jit(lambda x: jax.lax.fori_loop(0, steps, lambda _, y: y @ x / 96,
-                                             x))
-    fn(x).block_until_ready()
-    return lambda: fn(x)
-
-  monkeypatch.setattr(measure, 'build_forward', stand_in)
+  monkeypatch.setattr(measure, 'build_forward', _stand_in(
+      lambda arch: 300 if arch[0] == 0 else 1))
   archs = np.full((4, 22), 8, np.int32)
   archs[[0, 2], 0] = 0
   config = measure.MeasureConfig(repeats_per_round=3, min_rounds=1,
@@ -110,17 +115,8 @@ def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):
   # architecture's MACs) keep the test fast; the real networks' timing is
   # tested above and the loop's logic is the same.
   space = spaces.get_space('fbnet')
-
-  def stand_in(space_name, arch, config):
-    del space_name, config
-    steps = 1 + int(space.flops(np.asarray(arch)) / 2e7)
-    x = jnp.ones((96, 96))
-    fn = jax.jit(lambda x: jax.lax.fori_loop(0, steps, lambda _, y: y @ x / 96,
-                                             x))
-    fn(x).block_until_ready()
-    return lambda: fn(x)
-
-  monkeypatch.setattr(measure, 'build_forward', stand_in)
+  monkeypatch.setattr(measure, 'build_forward', _stand_in(
+      lambda arch: 1 + int(space.flops(np.asarray(arch)) / 2e7)))
   config = closed_loop_config.get_config('smoke')
   config.latency.device_file = str(tmp_path / 'local.npz')
   config.latency.num_samples = 2

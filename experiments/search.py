@@ -32,6 +32,7 @@ from ml_collections import config_flags
 from fbnet_jax import closed_loop
 from fbnet_jax import compilation_cache
 from fbnet_jax import search
+from meta import latency_data
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/quickstart.py',
                                           'Search configuration.')
@@ -60,8 +61,9 @@ def main(argv):
           f'{made["seconds"]:.0f} s')
   result = search.train_and_evaluate(config, _WORKDIR.value)
   print(search.summary(result))
-  if path and _should_verify(path):
-    check = closed_loop.verify(config, result['arch_index'], path)
+  device = latency_data.load_device_file(path) if path else None
+  if device is not None and _should_verify(device):
+    check = closed_loop.verify(config, result['arch_index'], device)
     predicted = result['latency_ms'][result['latency_source']]
     measured = check['measured_ms'][0]
     result['measured'] = dict(check, predicted_ms=predicted,
@@ -75,11 +77,9 @@ def main(argv):
           f'device file {100 * check["drift_vs_device_file"]:+.1f}%)')
 
 
-def _should_verify(path: str) -> bool:
+def _should_verify(device) -> bool:
   if _VERIFY.value != 'auto':
     return _VERIFY.value == 'yes'
-  from meta import latency_data  # pylint: disable=g-import-not-at-top
-  device = latency_data.load_device_file(path)
   return str(device.meta.get('backend', '')) == jax.default_backend()
 
 

@@ -84,16 +84,16 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
 
 
 def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
-           device_file: str) -> dict:
+           saved) -> dict:
   """Measures ``archs`` now, beside the reference architectures.
 
-  Returns the measured ms and the drift of the references against the
-  device file (median ratio - 1): a drift of several percent means the
-  machine's speed changed between the two sessions.
+  ``saved`` is the loaded device file (a ``meta.latency_data.Device``).
+  Returns the measured ms and the drift of the references against it
+  (median ratio - 1): a drift of several percent means the machine's speed
+  changed between the two sessions.
   """
   from meta import latency_data  # pylint: disable=g-import-not-at-top
   t0 = time.time()
-  saved = latency_data.load_device_file(device_file)
   refs = latency_data.load_space_data(config.space).reference_archs
   rows = np.concatenate([refs, np.atleast_2d(archs)])
   device = _measure(config, rows, reference_rows=list(range(len(refs))),
@@ -150,7 +150,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     cfg.latency.target_ms = round(float(np.quantile(sample_ms, q)), 3)
     result = search.train_and_evaluate(cfg, os.path.join(
         workdir, f'q{int(q * 100)}'), progress=False)
-    check_found = verify(cfg, np.asarray(result['arch_index']), path)
+    check_found = verify(cfg, np.asarray(result['arch_index']), device)
     measured += check_found['measured']
     got = check_found['measured_ms'][0]
     rows.append({'quantile': q, 'target_ms': cfg.latency.target_ms,

@@ -207,8 +207,4 @@ def measure_archs_in_fresh_process(archs: np.ndarray, config: MeasureConfig,
   """
   ctx = multiprocessing.get_context('spawn')
   with ctx.Pool(1) as pool:
-    return pool.apply(_measure_child, (np.asarray(archs), config, kwargs))
-
-
-def _measure_child(archs, config, kwargs):
-  return measure_archs(archs, config, **kwargs)
+    return pool.apply(measure_archs, (np.asarray(archs), config), kwargs)

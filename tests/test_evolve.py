@@ -4,7 +4,6 @@ guided loop on a synthetic problem, and the smoke config end to end."""
 import json
 import os
 
-import jax
 import numpy as np
 import pytest
 import scipy.stats
@@ -139,16 +138,13 @@ def test_dnas_comparison_against_a_hand_made_front():
 
 
 @pytest.fixture(scope='module')
-def smoke_run(tmp_path_factory):
+def smoke_run(tmp_path_factory, module_compilation_cache):
   # The search's Searcher and this module's share compiled programs.
-  jax.config.update('jax_compilation_cache_dir',
-                    str(tmp_path_factory.mktemp('xla_cache')))
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+  del module_compilation_cache
   workdir = str(tmp_path_factory.mktemp('evolve'))
   summary = evolve.run(evolve_quick.get_config('smoke'), workdir,
                        progress=False)
-  yield workdir, summary
-  jax.config.update('jax_compilation_cache_dir', None)
+  return workdir, summary
 
 
 def test_smoke_config_end_to_end(smoke_run):

@@ -146,12 +146,10 @@ def test_nb201_cell_table_is_the_measurement_and_its_exact_expectation():
 
 
 @pytest.fixture(scope='module')
-def nb201_run(tmp_path_factory):
+def nb201_run(tmp_path_factory, module_compilation_cache):
   # The supernet's and the evolution's Searchers share compiled programs
   # through the cache.
-  jax.config.update('jax_compilation_cache_dir',
-                    str(tmp_path_factory.mktemp('xla_cache')))
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+  del module_compilation_cache
   workdir = str(tmp_path_factory.mktemp('evolve_nb201'))
   # A DNAS result.json (the fields evolve reads) as the DNAS point.
   dnas_result = os.path.join(workdir, 'dnas_result.json')
@@ -161,8 +159,7 @@ def nb201_run(tmp_path_factory):
   config = evolve_nasbench201.get_config('smoke')
   config.evolve.dnas_result = dnas_result
   summary = evolve.run(config, workdir, progress=False)
-  yield workdir, summary
-  jax.config.update('jax_compilation_cache_dir', None)
+  return workdir, summary
 
 
 def test_dnas_config_is_a_target_search_on_the_evolve_setup():

@@ -15,14 +15,8 @@ from fbnet_jax import latency
 from fbnet_jax import search
 
 
-@pytest.fixture(scope='module', autouse=True)
-def compilation_cache(tmp_path_factory):
-  """The three runs below share shapes: compile the supernet once."""
-  jax.config.update('jax_compilation_cache_dir',
-                    str(tmp_path_factory.mktemp('xla_cache')))
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
-  yield
-  jax.config.update('jax_compilation_cache_dir', None)
+# The three runs below share shapes: compile the supernet once.
+pytestmark = pytest.mark.usefixtures('module_compilation_cache')
 
 
 @pytest.fixture(scope='module')

@@ -27,7 +27,8 @@ up), so the closed loop times every session that way.
 
 The output is a :class:`meta.latency_data.Device` (``save_device_file``
 writes the device-file format of ``meta/data/README.md``) with extra arrays
-``latency_iqr_ms`` and ``num_timings`` and scalar noise figures.
+``latency_iqr_ms``, ``latency_min_ms`` and ``num_timings`` and scalar noise
+figures.
 """
 
 from __future__ import annotations
@@ -187,6 +188,8 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
                 else np.asarray(is_query, bool)),
       source='measured',
       meta=dict(latency_iqr_ms=(q75 - q25).astype(np.float32),
+                latency_min_ms=(np.array([np.min(t) for t in timings]) *
+                                1e3).astype(np.float32),
                 num_timings=np.array([len(t) for t in timings], np.int32),
                 **noise))
   return device

@@ -57,6 +57,8 @@ def test_measure_archs_writes_a_device_file(tmp_path):
       device.latency_ms))
   assert int(device.meta['rounds']) == 2
   np.testing.assert_array_equal(device.meta['num_timings'], [6, 6, 6])
+  assert np.all(device.meta['latency_min_ms'] > 0)
+  assert np.all(device.meta['latency_min_ms'] <= device.latency_ms)
   path = str(tmp_path / 'unit.npz')
   latency_data.save_device_file(path, device)
   again = latency_data.load_device_file(path)
@@ -64,6 +66,8 @@ def test_measure_archs_writes_a_device_file(tmp_path):
   np.testing.assert_allclose(again.latency_ms, device.latency_ms)
   np.testing.assert_array_equal(again.is_query, [False, False, True])
   assert float(again.meta['max_relative_spread']) >= 0
+  np.testing.assert_allclose(again.meta['latency_min_ms'],
+                             device.meta['latency_min_ms'])
 
 
 def test_measuring_in_a_fresh_process_returns_the_same_device(tmp_path):

@@ -1,0 +1,87 @@
+r"""How much a network's measured latency moves between measuring sessions.
+
+    python -m benchmarks.session_noise --sessions=6 --pause_s=60 \
+        --out=benchmarks/results/cpu_2026-11-27/session_noise.json
+
+Measures the same FBNet architectures (the 10 reference architectures and
+``--num_random`` random ones) in ``--sessions`` separate measuring sessions,
+each in a fresh process (as the closed loop does), ``--pause_s`` apart.
+For each statistic the harness can store (the median of a session's timings,
+the default of device files, and their minimum), it reports how much one
+architecture's value moves across sessions: the relative standard deviation
+and the largest ratio to the architecture's median over sessions. A
+statistic that moves less between sessions is the one a device file should
+hold on a machine whose speed moves, because the closed loop compares
+sessions hours apart. Run it under ``taskset`` and with ``XLA_FLAGS`` to
+compare thread settings (both are recorded in the output).
+"""
+
+import json
+import os
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from fbnet_jax import measure
+from fbnet_jax import spaces
+from meta import latency_data
+
+_SESSIONS = flags.DEFINE_integer('sessions', 6, 'Measuring sessions.')
+_PAUSE = flags.DEFINE_float('pause_s', 60.0, 'Seconds between sessions.')
+_RANDOM = flags.DEFINE_integer('num_random', 6, 'Random architectures.')
+_BUDGET = flags.DEFINE_float('time_budget_s', 60.0, 'Timing budget of a '
+                             'session (after compilation).')
+_OUT = flags.DEFINE_string('out', '', 'JSON output.')
+
+
+def main(argv):
+  del argv
+  refs = latency_data.load_space_data('fbnet').reference_archs
+  archs = np.concatenate([refs, spaces.get_space('fbnet').sample(
+      np.random.default_rng(7), _RANDOM.value)])
+  config = measure.MeasureConfig(time_budget_s=_BUDGET.value)
+  stats = {'median': [], 'min': []}
+  sessions = []
+  for s in range(_SESSIONS.value):
+    if s:
+      time.sleep(_PAUSE.value)
+    t0 = time.time()
+    dev = measure.measure_archs_in_fresh_process(
+        archs, config, reference_rows=list(range(len(refs))), progress=False)
+    stats['median'].append(np.asarray(dev.latency_ms, float))
+    stats['min'].append(np.asarray(dev.meta['latency_min_ms'], float))
+    sessions.append({'start': t0, 'seconds': time.time() - t0,
+                     'rounds': int(dev.meta['rounds']),
+                     'median_relative_spread': float(
+                         dev.meta['median_relative_spread'])})
+    print(f'session {s}: median of medians {np.median(stats["median"][-1]):.3f}'
+          f' ms, of minima {np.median(stats["min"][-1]):.3f} ms '
+          f'({sessions[-1]["seconds"]:.0f} s)', flush=True)
+  out = {'archs': archs.tolist(), 'sessions': sessions, 'statistics': {},
+         'xla_flags': os.environ.get('XLA_FLAGS', ''),
+         'cpu_affinity': sorted(os.sched_getaffinity(0))}
+  for name, values in stats.items():
+    v = np.stack(values)  # [sessions, archs]
+    rel = v / np.median(v, axis=0) - 1
+    out['statistics'][name] = {
+        'ms': v.tolist(),
+        'relative_std_per_arch_mean': float(np.mean(
+            v.std(axis=0, ddof=1) / v.mean(axis=0))),
+        'max_abs_relative_deviation': float(np.abs(rel).max()),
+        'share_within_5pct': float(np.mean(np.abs(rel) <= 0.05)),
+        'share_within_10pct': float(np.mean(np.abs(rel) <= 0.10)),
+    }
+    print(f'{name:6s}: mean relative std across sessions '
+          f'{out["statistics"][name]["relative_std_per_arch_mean"]:.3f}, '
+          f'max |deviation| {out["statistics"][name]["max_abs_relative_deviation"]:.3f}, '
+          f'within 5%: {out["statistics"][name]["share_within_5pct"]:.2f}')
+  if _OUT.value:
+    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
+    with open(_OUT.value, 'w') as f:
+      json.dump(out, f, indent=1)
+
+
+if __name__ == '__main__':
+  app.run(main)

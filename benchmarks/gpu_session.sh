@@ -12,6 +12,10 @@ OUT=${OUT:-runs/gpu_session}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 FBNET_JAX_CACHE=/tmp/fbnet_jax_xla
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.45  # leave PyTorch room in the same process
+# XLA's GPU autotuning results on disk: every measuring session of the loop
+# runs in a fresh process, which would otherwise autotune the same
+# convolutions again (4-20 s per network on an H100, 2026-11-27).
+export XLA_FLAGS="${XLA_FLAGS:-} --xla_gpu_per_fusion_autotune_cache_dir=/tmp/fbnet_jax_autotune"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
   --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD

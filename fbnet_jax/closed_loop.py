@@ -160,10 +160,18 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                  'measured_ms': got,
                  'relative_error': got / cfg.latency.target_ms - 1,
                  'drift_vs_device_file': check_found['drift_vs_device_file'],
+                 # The error with the machine's own speed change divided
+                 # out: measured / (1 + the references' drift) vs target.
+                 'relative_error_vs_references': got / (
+                     1 + check_found['drift_vs_device_file']) /
+                                                 cfg.latency.target_ms - 1,
                  'supernet_accuracy': result['supernet_accuracy']})
     print(f'target {cfg.latency.target_ms:7.3f} ms  predicted '
           f'{rows[-1]["predicted_ms"]:7.3f}  measured {got:7.3f} ms '
-          f'({100 * rows[-1]["relative_error"]:+.1f}%)', flush=True)
+          f'({100 * rows[-1]["relative_error"]:+.1f}%; references '
+          f'{100 * rows[-1]["drift_vs_device_file"]:+.1f}%, '
+          f'{100 * rows[-1]["relative_error_vs_references"]:+.1f}% against '
+          'them)', flush=True)
   out = {'device_file': os.path.abspath(path),
          'backend': jax.default_backend(),
          'device_kind': jax.devices()[0].device_kind,

@@ -133,6 +133,10 @@ def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):
   assert -1.0 <= out['predictor_check']['spearman'] <= 1.0
   (row,) = out['searches']
   assert row['measured_ms'] > 0 and row['predicted_ms'] > 0
+  np.testing.assert_allclose(
+      1 + row['relative_error_vs_references'],
+      (1 + row['relative_error']) / (1 + row['drift_vs_device_file']),
+      rtol=1e-6)
   assert out['total_measurements'] == 16 + 10 + 1  # file, then verification
   with open(tmp_path / 'loop' / 'closed_loop.json') as f:
     assert json.load(f)['searches'][0]['arch'] == row['arch']

@@ -8,8 +8,10 @@ Measures the same FBNet architectures (the 10 reference architectures and
 each in a fresh process (as the closed loop does), ``--pause_s`` apart.
 For each statistic the harness can store (the median of a session's timings,
 the default of device files, and their minimum), it reports how much one
-architecture's value moves across sessions: the relative standard deviation
-and the largest ratio to the architecture's median over sessions. A
+architecture's value moves across sessions (relative standard deviation,
+largest deviation from its median over sessions), raw and after dividing
+each session by its references' speed (the closed loop's drift
+correction). A
 statistic that moves less between sessions is the one a device file should
 hold on a machine whose speed moves, because the closed loop compares
 sessions hours apart. Run it under ``taskset`` and with ``XLA_FLAGS`` to
@@ -34,6 +36,32 @@ _RANDOM = flags.DEFINE_integer('num_random', 6, 'Random architectures.')
 _BUDGET = flags.DEFINE_float('time_budget_s', 60.0, 'Timing budget of a '
                              'session (after compilation).')
 _OUT = flags.DEFINE_string('out', '', 'JSON output.')
+
+
+def summarize(ms: np.ndarray, num_refs: int) -> dict:
+  """Session-to-session movement of ``ms [sessions, archs]``, whose first
+  ``num_refs`` columns are the reference architectures: raw, and for the
+  other architectures after dividing each session by the median ratio of
+  its references to their typical value (the closed loop's drift
+  correction)."""
+  ratio = ms / np.median(ms, axis=0)
+  corrected = (ratio / np.median(ratio[:, :num_refs], axis=1,
+                                 keepdims=True))[:, num_refs:]
+
+  def rel_std(v):
+    return float(np.mean(v.std(axis=0, ddof=1) / v.mean(axis=0)))
+
+  return {
+      'ms': ms.tolist(),
+      'session_speed': np.median(ratio, axis=1).tolist(),
+      'relative_std_per_arch_mean': rel_std(ms),
+      'max_abs_relative_deviation': float(np.abs(ratio - 1).max()),
+      'share_within_5pct': float(np.mean(np.abs(ratio - 1) <= 0.05)),
+      'share_within_10pct': float(np.mean(np.abs(ratio - 1) <= 0.10)),
+      'vs_references_relative_std': rel_std(corrected),
+      'vs_references_max_abs_deviation': float(np.abs(
+          corrected / np.median(corrected, axis=0) - 1).max()),
+  }
 
 
 def main(argv):
@@ -63,20 +91,13 @@ def main(argv):
          'xla_flags': os.environ.get('XLA_FLAGS', ''),
          'cpu_affinity': sorted(os.sched_getaffinity(0))}
   for name, values in stats.items():
-    v = np.stack(values)  # [sessions, archs]
-    rel = v / np.median(v, axis=0) - 1
-    out['statistics'][name] = {
-        'ms': v.tolist(),
-        'relative_std_per_arch_mean': float(np.mean(
-            v.std(axis=0, ddof=1) / v.mean(axis=0))),
-        'max_abs_relative_deviation': float(np.abs(rel).max()),
-        'share_within_5pct': float(np.mean(np.abs(rel) <= 0.05)),
-        'share_within_10pct': float(np.mean(np.abs(rel) <= 0.10)),
-    }
-    print(f'{name:6s}: mean relative std across sessions '
-          f'{out["statistics"][name]["relative_std_per_arch_mean"]:.3f}, '
-          f'max |deviation| {out["statistics"][name]["max_abs_relative_deviation"]:.3f}, '
-          f'within 5%: {out["statistics"][name]["share_within_5pct"]:.2f}')
+    out['statistics'][name] = summarize(np.stack(values), len(refs))
+    row = out['statistics'][name]
+    print(f'{name:6s}: relative std across sessions '
+          f'{row["relative_std_per_arch_mean"]:.3f} (max |deviation| '
+          f'{row["max_abs_relative_deviation"]:.3f}); divided by the '
+          f'references of the same session {row["vs_references_relative_std"]:.3f}'
+          f' (max {row["vs_references_max_abs_deviation"]:.3f})')
   if _OUT.value:
     os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
     with open(_OUT.value, 'w') as f:

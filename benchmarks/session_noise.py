@@ -11,11 +11,10 @@ the default of device files, and their minimum), it reports how much one
 architecture's value moves across sessions (relative standard deviation,
 largest deviation from its median over sessions), raw and after dividing
 each session by its references' speed (the closed loop's drift
-correction). A
-statistic that moves less between sessions is the one a device file should
-hold on a machine whose speed moves, because the closed loop compares
-sessions hours apart. Run it under ``taskset`` and with ``XLA_FLAGS`` to
-compare thread settings (both are recorded in the output).
+correction). A statistic that moves less between sessions is the one a
+device file should hold on a machine whose speed moves, because the closed
+loop compares sessions hours apart. Run it under ``taskset`` and with
+``XLA_FLAGS`` to compare thread settings (both are recorded in the output).
 """
 
 import json

@@ -95,8 +95,9 @@ def main(argv):
     print(f'{name:6s}: relative std across sessions '
           f'{row["relative_std_per_arch_mean"]:.3f} (max |deviation| '
           f'{row["max_abs_relative_deviation"]:.3f}); divided by the '
-          f'references of the same session {row["vs_references_relative_std"]:.3f}'
-          f' (max {row["vs_references_max_abs_deviation"]:.3f})')
+          'references of the same session '
+          f'{row["vs_references_relative_std"]:.3f} (max '
+          f'{row["vs_references_max_abs_deviation"]:.3f})')
   if _OUT.value:
     os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
     with open(_OUT.value, 'w') as f:

@@ -50,6 +50,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.warmup_epochs = 10
   c.search.arch_every = 4  # one arch step (20% split) per 4 weight steps
   c.search.hard = False  # straight-through hard Gumbel samples
+  # 'mixture': every candidate its own weights, mixed per example (DNAS).
+  # 'elastic' (ofa only, weights only): OFA's weight sharing, one sampled
+  # sub-network per batch (supernet.OFAElasticSupernet).
+  c.search.supernet = 'mixture'
   c.search.num_derived_samples = 3
   c.search.derive = ''  # '' = 'target' for target/budget losses, else 'argmax'
   c.search.derive_tolerance = 0.02  # relative band of 'target' derivation

@@ -26,6 +26,7 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fbnet_jax import initializers
 from fbnet_jax.spaces import fbnet
@@ -167,11 +168,16 @@ class Conv(nn.Module):
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array,
+               kernel_mask: Optional[jax.Array] = None) -> jax.Array:
+    """``kernel_mask``: multiplies the kernel (broadcast to ``[k, k, cin /
+    groups, features]``), e.g. to use only its centre."""
     cin = x.shape[-1]
     k, s, g = self.kernel_size, self.strides, self.groups
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (k, k, cin // g, self.features), jnp.float32)
+    if kernel_mask is not None:
+      kernel = kernel * kernel_mask
     kernel = kernel.astype(self.dtype)
     x = x.astype(self.dtype)
     depthwise = g == cin == self.features
@@ -297,11 +303,16 @@ class SqueezeExcite(nn.Module):
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array,
+               reduced_mask: Optional[jax.Array] = None) -> jax.Array:
+    """``reduced_mask`` ``[reduced]``: zeroes reduced channels (OFA's
+    elastic width uses the first ones)."""
     _check_input('SqueezeExcite', x, self.channels)
     s = jnp.mean(x, axis=(1, 2), keepdims=True)
     s = nn.relu(Conv(self.reduced, 1, use_bias=True, dtype=self.dtype,
                      name='reduce')(s))
+    if reduced_mask is not None:
+      s = s * reduced_mask
     s = hard_sigmoid(Conv(self.channels, 1, use_bias=True, dtype=self.dtype,
                           name='expand')(s))
     return x * s
@@ -361,3 +372,87 @@ class MBConvBlock(nn.Module):
     y = batch_norm(train, self.dtype,
                    last_bn_name('project_bn', self.has_residual))(y)
     return x + y if self.has_residual else y
+
+
+class ElasticMBConvBlock(nn.Module):
+  """OFA's elastic block slot: one set of weights for every kernel size and
+  expansion of :class:`MBConvBlock`, plus skipping the slot.
+
+  The parameters are the largest candidate's (``k7``, ``e6``). Candidate
+  ``k{k}_e{e}`` uses the centre ``k x k`` of each depthwise kernel, the
+  first ``mid(e)`` hidden channels and the first
+  ``make_divisible(mid(e) // 4)`` squeeze-excite channels: OFA's elastic
+  kernel and width (without OFA's learned kernel transformations); ``skip``
+  is the identity (elastic depth). Masks instead of slices keep one
+  compiled program for every sub-network: the block always does the
+  largest candidate's work, and its output is exactly the chosen
+  candidate's, batch-norm statistics of the used channels included (tested
+  against :class:`MBConvBlock` holding the sliced weights).
+
+  Call with ``choice``: one-hot ``[len(choices)]`` over ``choices`` (the
+  slot's unit choices, ``'k{k}_e{e}'`` and optionally ``'skip'``), shared
+  by the whole batch.
+  """
+  in_channels: int
+  out_channels: int
+  stride: int
+  choices: tuple[str, ...]
+  se: bool = False
+  hswish: bool = False
+  dtype: Dtype = jnp.float32
+
+  def mid(self, expansion: int) -> int:
+    return ofa.make_divisible(round(self.in_channels * expansion))
+
+  @property
+  def has_residual(self) -> bool:
+    return self.stride == 1 and self.in_channels == self.out_channels
+
+  def masks(self) -> dict[str, np.ndarray]:
+    """Per choice: 'kernel' ``[C, kmax, kmax]``, 'hidden' ``[C, mid_max]``,
+    'reduced' ``[C, reduced_max]`` and 'skip' ``[C]`` (host constants)."""
+    kmax, mid_max = max(ofa.KERNELS), self.mid(max(ofa.EXPANSIONS))
+    red_max = ofa.make_divisible(mid_max // 4)
+    n = len(self.choices)
+    out = {'kernel': np.zeros((n, kmax, kmax), np.float32),
+           'hidden': np.zeros((n, mid_max), np.float32),
+           'reduced': np.zeros((n, red_max), np.float32),
+           'skip': np.zeros((n,), np.float32)}
+    for c, op in enumerate(self.choices):
+      if op == ofa.SKIP:
+        if not self.has_residual:
+          raise ValueError(f'ElasticMBConvBlock: skip needs stride 1 and '
+                           f'in == out channels, got stride {self.stride}, '
+                           f'{self.in_channels} -> {self.out_channels}.')
+        out['skip'][c] = 1.0
+        continue
+      kernel, expansion = (int(t[1:]) for t in op.split('_'))
+      lo = (kmax - kernel) // 2
+      out['kernel'][c, lo:lo + kernel, lo:lo + kernel] = 1.0
+      mid = self.mid(expansion)
+      out['hidden'][c, :mid] = 1.0
+      out['reduced'][c, :ofa.make_divisible(mid // 4)] = 1.0
+    return out
+
+  @nn.compact
+  def __call__(self, x: jax.Array, choice: jax.Array,
+               train: bool) -> jax.Array:
+    _check_input('ElasticMBConvBlock', x, self.in_channels)
+    m = jax.tree.map(lambda t: jnp.tensordot(choice, t, 1), self.masks())
+    act = hard_swish if self.hswish else nn.relu
+    mid = m['hidden'].shape[-1]
+    y = Conv(mid, 1, dtype=self.dtype, name='expand')(x)
+    y = act(batch_norm(train, self.dtype, 'expand_bn')(y)) * m['hidden']
+    y = Conv(mid, m['kernel'].shape[-1], self.stride, groups=mid,
+             dtype=self.dtype, name='dw')(
+                 y, kernel_mask=m['kernel'][:, :, None, None])
+    y = act(batch_norm(train, self.dtype, 'dw_bn')(y)) * m['hidden']
+    if self.se:
+      y = SqueezeExcite(mid, m['reduced'].shape[-1], dtype=self.dtype,
+                        name='se')(y, reduced_mask=m['reduced'])
+    y = Conv(self.out_channels, 1, dtype=self.dtype, name='project')(y)
+    y = batch_norm(train, self.dtype,
+                   last_bn_name('project_bn', self.has_residual))(y)
+    if not self.has_residual:
+      return y
+    return x + (1.0 - m['skip']) * y

@@ -413,6 +413,7 @@ def dnas_config(config: ml_collections.ConfigDict,
   c.search.tau_decay = e.dnas_tau_decay
   c.search.derive = 'target'
   c.search.num_derived_samples = 0
+  c.search.supernet = 'mixture'  # DNAS mixes candidates; elastic cannot
   c.loss.form = 'target'
   c.latency.target_ms = round(float(target_ms), 3)
   return c

@@ -19,6 +19,11 @@ Design choices:
   (the running averages mix all candidates' past mixtures and would bias the
   comparison) but discard their updates, so the 20% arch split never leaks
   into the statistics that evaluation uses.
+- ``config.search.supernet = 'elastic'`` (OFA only): OFA's weight-sharing
+  supernet trains weights only, each weight step one sub-network drawn by
+  the space's own sampler (``Searcher.sample_path``), as OFA and DyNAS-T
+  train theirs; evaluation and BN recalibration are the same as for the
+  mixture.
 - Data parallel over all devices with ``jax.sharding``: a 1-D mesh
   ``('data',)``, batches sharded on axis 0, state replicated.
 - Orbax checkpoints every ``config.checkpoint_every`` steps; the data streams
@@ -131,9 +136,17 @@ class Searcher:
                                       config.get('macro', 'cifar'))
     self.info = data_lib.dataset_info(config.data.name, config.data.image_size)
     ops = tuple(config.search.get('ops', ()))
+    self.elastic = config.search.get('supernet', 'mixture') == 'elastic'
+    if self.elastic and config.search.warmup_epochs < config.epochs:
+      raise ValueError(
+          "config.search.supernet: the 'elastic' supernet trains weights "
+          'only (one sampled sub-network per batch) and has no architecture '
+          f'steps; expected config.search.warmup_epochs >= config.epochs, '
+          f'got {config.search.warmup_epochs} < {config.epochs}.')
     self.model = supernet_lib.build_supernet(
         config.space, macro=config.get('macro', 'cifar'),
         num_classes=self.info.num_classes, ops=ops,
+        kind=config.search.get('supernet', 'mixture'),
         cells_per_stage=config.get('nb201_cells') or
         spaces_lib.nasbench201.CELLS_PER_STAGE)
     self.fixed = fixed_units(config, self.space)  # errors before latency
@@ -188,13 +201,17 @@ class Searcher:
 
   # ------------------------------------------------------------- steps
   def _step(self, state: SearchState, batch, tau, target_ms, arch_step,
-            lat_params):
+            lat_params, path=None):
     """One weight step (``arch_step`` False) or architecture step (True).
 
     Both kinds share one compiled program (``arch_step`` is traced): the
     forward pass and per-example Gumbel sampling are the same, the loss and
     which parameters move differ. Compiling the supernet once instead of
     twice matters on CPU, where XLA takes minutes for it.
+
+    ``path`` (one-hot ``[units, choices]``; the elastic supernet's weight
+    steps): the whole batch trains that one sub-network instead of
+    per-example Gumbel samples of the mixture.
     """
     stream = jnp.where(arch_step, state.arch_step, state.step)
     rng = jax.random.fold_in(
@@ -202,9 +219,13 @@ class Searcher:
     cfg = self.config
 
     def loss_fn(params):
-      weights = dnas.gumbel_softmax(rng, params['arch'], self.mask, tau,
-                                    batch['image'].shape[0],
-                                    hard=cfg.search.hard, fixed=self.fixed)
+      if path is None:
+        weights = dnas.gumbel_softmax(rng, params['arch'], self.mask, tau,
+                                      batch['image'].shape[0],
+                                      hard=cfg.search.hard, fixed=self.fixed)
+      else:
+        weights = jnp.broadcast_to(path, (batch['image'].shape[0],) +
+                                   path.shape)
       logits, updates = self.model.apply(
           {'params': params['net'], 'batch_stats': state.batch_stats},
           batch['image'], weights, train=True, mutable=['batch_stats'])
@@ -246,15 +267,30 @@ class Searcher:
     return state, {'loss': loss, 'ce': ce, 'accuracy': acc,
                    'sampled_latency_ms': lat}
 
-  def weight_step(self, state, batch, tau, target_ms):
+  def weight_step(self, state, batch, tau, target_ms, path=None):
     return self.step_fn(state, batch, tau, target_ms, jnp.asarray(False),
-                        self.lat_params)
+                        self.lat_params, path)
+
+  def sample_path(self, step: int) -> np.ndarray:
+    """One-hot ``[units, choices]`` of the sub-network that weight step
+    ``step`` of the elastic supernet trains: drawn by the space's own
+    sampler (OFA's: kernel, expansion and depth uniform), fixed units
+    pinned, a function of (seed, step) so that a resumed run draws the
+    same ones."""
+    rng = np.random.default_rng([self.config.seed, step])
+    arch = self.space.sample(rng, 1)[0]
+    if self.fixed is not None:
+      rows = self.fixed.sum(-1) > 0
+      arch[rows] = self.fixed[rows].argmax(-1)
+    return self.space.one_hot(arch).astype(np.float32)
 
   def arch_step(self, state, batch, tau, target_ms):
     return self.step_fn(state, batch, tau, target_ms, jnp.asarray(True),
-                        self.lat_params)
+                        self.lat_params, None)
 
   def _eval_step(self, state: SearchState, batch, arch_probs):
+    """(correct, counted) on ``batch`` for one discrete architecture
+    (``arch_probs``: its one-hot rows)."""
     weights = jnp.broadcast_to(arch_probs, (batch['image'].shape[0],) +
                                arch_probs.shape)
     logits = self.model.apply(
@@ -387,7 +423,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   while step < searcher.total_steps:
     tau = jnp.asarray(searcher.temperature(step), jnp.float32)
     batch = jax.tree.map(searcher.put_batch, next(weights_iter))
-    state, m = searcher.weight_step(state, batch, tau, target)
+    path = (jnp.asarray(searcher.sample_path(step)) if searcher.elastic
+            else None)
+    state, m = searcher.weight_step(state, batch, tau, target, path)
     metrics.update({k: v for k, v in m.items() if k != 'loss'})
     # Epoch means of the weight steps' CE and accuracy (device scalars, summed
     # without a host sync).

@@ -13,6 +13,11 @@ architecture inherits are exactly its own blocks'.
   MobileNetV3-Large places them) plus identity for the optional slots (depth
   searched as skippable blocks). The input resolution is the config's (the
   resolution unit is fixed, not searched, in DNAS).
+- :class:`OFAElasticSupernet`: the same space with OFA's own weight sharing:
+  one elastic block per slot (:class:`blocks.ElasticMBConvBlock`) serves
+  every kernel, expansion and skip; the batch runs one sub-network. One
+  compiled program of 20 blocks instead of 190 candidates: what makes OFA
+  searches feasible on a CPU (``config.search.supernet = 'elastic'``).
 - :class:`NASBench201Supernet`: the NAS-Bench-201 macro network, every cell
   the same soft cell: 6 mixed edges of the 5 candidate operations
   (``fbnet_jax.spaces.nasbench201``), ``cells_per_stage`` cells per stage
@@ -214,6 +219,37 @@ class OFASupernet(nn.Module):
     return nn.Dense(self.num_classes, name='classifier')(x)
 
 
+class OFAElasticSupernet(nn.Module):
+  """OFA's weight-sharing MobileNetV3 supernet: ``(images, weights [B, 21,
+  C], train) -> logits`` for the one sub-network ``weights[0]`` (one-hot
+  rows; the whole batch runs it, as in OFA's and SPOS's training and in
+  evaluating one architecture). The resolution unit is ignored, as in
+  :class:`OFASupernet`; stem, first block and head are those of
+  :class:`OFASupernet`.
+  """
+  num_classes: int = 1000
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, weights: jnp.ndarray, train: bool):
+    space = spaces_lib.get_space('ofa')
+    x = nn.Conv(ofa.STEM_CHANNELS, (3, 3), (2, 2), use_bias=False,
+                name='stem')(x)
+    x = blocks.hard_swish(blocks.batch_norm(train, name='stem_bn')(x))
+    x = blocks.MBConvBlock(ofa.STEM_CHANNELS, ofa.STEM_CHANNELS, 1, 3, 1,
+                           name='first_block')(x, train)
+    for b, shape in enumerate(space.blocks):
+      choices = space.units[b].choices
+      x = blocks.ElasticMBConvBlock(
+          shape.in_channels, shape.out_channels, shape.stride, choices,
+          se=shape.se, hswish=shape.hswish, name=f'block{b}')(
+              x, weights[0, b, :len(choices)], train)
+    x = nn.Conv(ofa.FINAL_EXPAND, (1, 1), use_bias=False, name='final')(x)
+    x = blocks.hard_swish(blocks.batch_norm(train, name='final_bn')(x))
+    x = x.mean(axis=(1, 2))
+    x = blocks.hard_swish(nn.Dense(ofa.FEATURE_MIX, name='feature_mix')(x))
+    return nn.Dense(self.num_classes, name='classifier')(x)
+
+
 class ReLUConvBN(nn.Module):
   """NAS-Bench-201's ReLU -> kxk conv (padding k // 2, no bias) -> BN."""
   channels: int
@@ -339,7 +375,7 @@ class NASBench201Supernet(nn.Module):
 
 
 def build_supernet(space: str, *, macro: str = 'cifar', num_classes: int,
-                   ops: Sequence[str] = (),
+                   ops: Sequence[str] = (), kind: str = 'mixture',
                    cells_per_stage: int = nasbench201.CELLS_PER_STAGE
                    ) -> nn.Module:
   """The supernet of ``space`` (``config.space``).
@@ -349,9 +385,18 @@ def build_supernet(space: str, *, macro: str = 'cifar', num_classes: int,
     macro: FBNet's macro network ('cifar' or 'imagenet').
     num_classes: classifier outputs.
     ops: FBNet only: the candidate ops to build (``config.search.ops``).
+    kind: 'mixture' (every candidate its own weights, mixed per example:
+      DNAS) or, for OFA only, 'elastic' (:class:`OFAElasticSupernet`)
+      (``config.search.supernet``).
     cells_per_stage: NAS-Bench-201 only: cells per stage
       (``config.nb201_cells``; the benchmark's 5).
   """
+  if kind not in ('mixture', 'elastic'):
+    raise ValueError(f'config.search.supernet: unknown {kind!r}; expected '
+                     "'mixture' or 'elastic'.")
+  if kind == 'elastic' and space != 'ofa':
+    raise ValueError("config.search.supernet: 'elastic' (OFA's weight "
+                     f"sharing) is for the ofa space, not {space!r}.")
   if space == 'fbnet':
     ops = tuple(ops) or fbnet.OP_NAMES
     unknown = set(ops) - set(fbnet.OP_NAMES)
@@ -362,6 +407,8 @@ def build_supernet(space: str, *, macro: str = 'cifar', num_classes: int,
   if ops:
     raise ValueError('config.search.ops: op subsets are for the fbnet space.')
   if space == 'ofa':
+    if kind == 'elastic':
+      return OFAElasticSupernet(num_classes=num_classes)
     return OFASupernet(num_classes=num_classes)
   if space == 'nasbench201':
     if not isinstance(cells_per_stage, int) or cells_per_stage < 1:

@@ -18,6 +18,7 @@ from fbnet_jax import latency
 from fbnet_jax import pareto
 from fbnet_jax import search
 from fbnet_jax import spaces
+from fbnet_jax import supernet
 from fbnet_jax.spaces import nasbench201
 from fbnet_jax.spaces import ofa
 from meta import latency_data
@@ -54,6 +55,45 @@ def test_ofa_encoding_pins_the_resolution_and_keeps_stages_prefixes():
   # Any integer vector decodes to a valid architecture (pymoo's offspring).
   x = rng.integers(0, encoding.upper + 1, (300, encoding.num_vars))
   space.validate_batch(encoding.decode(x))
+
+
+def test_ofa_elastic_training_samples_valid_pinned_subnetworks():
+  config = evolve_ofa.get_config('smoke')
+  assert config.search.supernet == 'elastic'
+  searcher = search.Searcher(config)  # builds, does not compile
+  assert isinstance(searcher.model, supernet.OFAElasticSupernet)
+  space = searcher.space
+  paths = np.stack([searcher.sample_path(step) for step in range(200)])
+  assert paths.shape == (200, space.num_units, space.max_choices)
+  np.testing.assert_array_equal(paths.sum(-1), 1.0)
+  archs = paths.argmax(-1)
+  space.validate_batch(archs)  # stages stay prefixes
+  assert np.all(archs[:, -1] ==
+                ofa.RESOLUTIONS.index(config.ofa_resolution))
+  depths = (archs[:, :20] != space.skip_index).reshape(200, 5, 4).sum(-1)
+  assert set(depths.ravel()) == set(ofa.DEPTHS)  # OFA's uniform depth
+  # A function of (seed, step): a resumed run trains the same sub-networks.
+  np.testing.assert_array_equal(searcher.sample_path(7), paths[7])
+  # DNAS points of an elastic evolve run search the mixture supernet.
+  assert evolve.dnas_config(config, 10.0).search.supernet == 'mixture'
+
+
+@pytest.mark.parametrize('change, message', [
+    (dict(space='fbnet', macro='cifar', ofa_resolution=None),
+     r"config\.search\.supernet: 'elastic' .* not 'fbnet'"),
+    (dict(epochs=3), r'config\.search\.supernet: .*warmup_epochs >= '
+     r'config\.epochs, got 1 < 3'),
+    (dict(supernet='shared'), r"config\.search\.supernet: unknown 'shared'"),
+])
+def test_elastic_supernet_config_errors(change, message):
+  config = evolve_ofa.get_config('smoke')
+  for key, value in change.items():
+    if key == 'supernet':
+      config.search.supernet = value
+    else:
+      config[key] = value
+  with pytest.raises(ValueError, match=message):
+    search.Searcher(config)
 
 
 def test_ofa_guided_search_keeps_the_resolution_pinned():

@@ -1,5 +1,6 @@
 """The fused supernet layer equals the weighted sum of separate blocks; the
-NAS-Bench-201 supernet with a one-hot is the discrete cell network."""
+NAS-Bench-201 supernet with a one-hot is the discrete cell network; OFA's
+elastic block is each candidate with its slice of the shared weights."""
 
 import functools
 
@@ -11,6 +12,7 @@ import pytest
 
 from fbnet_jax import blocks
 from fbnet_jax import initializers
+from fbnet_jax import models
 from fbnet_jax import spaces
 from fbnet_jax import supernet
 from fbnet_jax.spaces import fbnet
@@ -259,3 +261,90 @@ def test_nb201_supernet_config_errors():
     supernet.build_supernet('nasbench201', num_classes=10, cells_per_stage=0)
   with pytest.raises(ValueError, match='config.search.ops'):
     supernet.build_supernet('nasbench201', num_classes=10, ops=('k3_e1',))
+
+
+@pytest.mark.parametrize('slot, op', [
+    (2, 'k5_e4'),   # stage 1: ReLU, no squeeze-excite, residual
+    (4, 'k3_e6'),   # stage 2's first: stride 2, squeeze-excite
+    (13, 'k7_e3'),  # stage 4: h-swish, squeeze-excite, residual
+])
+def test_elastic_block_is_the_candidate_with_sliced_weights(slot, op):
+  # OFA's weight sharing: candidate k{k}_e{e} of an elastic slot computes
+  # what MBConvBlock(k, e) computes with the centre of every depthwise
+  # kernel and the first hidden / squeeze-excite channels of each weight
+  # and BN statistic; in training mode (batch statistics) and at eval.
+  space = spaces.get_space('ofa')
+  shape, choices = space.blocks[slot], space.units[slot].choices
+  elastic = blocks.ElasticMBConvBlock(
+      shape.in_channels, shape.out_channels, shape.stride, choices,
+      se=shape.se, hswish=shape.hswish)
+  kernel, expansion = (int(t[1:]) for t in op.split('_'))
+  block = blocks.MBConvBlock(shape.in_channels, shape.out_channels,
+                             shape.stride, kernel, expansion, se=shape.se,
+                             hswish=shape.hswish)
+  rng = np.random.default_rng(slot)  # host-side: eager jax compiles per shape
+  x = rng.normal(size=(3, 8, 8, shape.in_channels)).astype(np.float32)
+  choice = np.eye(len(choices), dtype=np.float32)[choices.index(op)]
+  big = jax.tree.map(
+      lambda l: (0.5 * rng.normal(size=l.shape) + (l.ndim == 1)).astype(
+          np.float32), initializers.fast_init(elastic, 0, x, choice, False))
+  big['batch_stats'] = jax.tree.map(np.abs, big['batch_stats'])
+  mid, lo = block.mid, (7 - kernel) // 2
+  red = spaces.ofa.make_divisible(mid // 4)
+
+  def cut(path, leaf):  # the candidate's slice of an elastic weight
+    names = [getattr(p, 'key', '') for p in path]
+    if names[-2:] == ['dw', 'kernel']:
+      return leaf[lo:lo + kernel, lo:lo + kernel, :, :mid]
+    if 'se' in names:
+      if names[-2:] == ['reduce', 'kernel']:
+        return leaf[:, :, :mid, :red]
+      if names[-2:] == ['reduce', 'bias']:
+        return leaf[:red]
+      if names[-2:] == ['expand', 'kernel']:
+        return leaf[:, :, :red, :mid]
+      return leaf[:mid]
+    if names[-2:] == ['project', 'kernel']:
+      return leaf[:, :, :mid]
+    if names[0].startswith('project'):
+      return leaf
+    return leaf[..., :mid]  # expand, expand_bn, dw_bn
+  small = jax.tree_util.tree_map_with_path(cut, big)
+
+  def both(big, small, train):
+    kw = dict(mutable=['batch_stats']) if train else {}
+    return (elastic.apply(big, x, choice, train, **kw),
+            block.apply(small, x, train, **kw))
+
+  (got, stats), (want, want_stats) = jax.jit(both, static_argnums=2)(
+      big, small, True)
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(stats['batch_stats']['dw_bn']['mean'][:mid],
+                             want_stats['batch_stats']['dw_bn']['mean'],
+                             rtol=1e-4, atol=1e-5)
+  got, want = jax.jit(both, static_argnums=2)(big, small, False)
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+  if 'skip' in choices:
+    skip = np.eye(len(choices), dtype=np.float32)[choices.index('skip')]
+    np.testing.assert_allclose(
+        jax.jit(elastic.apply, static_argnums=3)(big, x, skip, False), x)
+
+
+def test_elastic_ofa_supernet_holds_exactly_the_largest_subnetwork():
+  # OFA's weight sharing: every sub-network's weights are a part of the
+  # largest one's (k7, e6, depth 4 everywhere), so the supernet's parameters
+  # are that network's, counted by the space (plus the feature-mix bias,
+  # which OFA's own classifier head lacks and the supernets keep).
+  space = spaces.get_space('ofa')
+  model = supernet.build_supernet('ofa', num_classes=1000, kind='elastic')
+  x = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
+  w = jax.ShapeDtypeStruct((1, space.num_units, space.max_choices),
+                           jnp.float32)
+  logits, variables = jax.eval_shape(
+      lambda x, w: model.init_with_output(jax.random.key(0), x, w,
+                                          train=False), x, w)
+  assert logits.shape == (1, 1000)
+  largest = space.from_native(np.full((1, 20), 7), np.full((1, 20), 6),
+                              [[4] * 5], [224])[0]
+  assert models.count_params(variables) == (space.params(largest) +
+                                            spaces.ofa.FEATURE_MIX)

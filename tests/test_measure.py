@@ -122,6 +122,9 @@ def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):
   monkeypatch.setattr(measure, 'build_forward', _stand_in(
       lambda arch: 1 + int(space.flops(np.asarray(arch)) / 2e7)))
   config = closed_loop_config.get_config('smoke')
+  # Skip blocks alone: the loop's searches compile in a quarter of the time
+  # (their DNAS is tested in test_search.py).
+  config.search.ops = ('skip',)
   config.latency.device_file = str(tmp_path / 'local.npz')
   config.latency.num_samples = 2
   out = closed_loop.run(config, str(tmp_path / 'loop'), quantiles=(0.5,),

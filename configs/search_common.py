@@ -32,6 +32,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.latency.adapted_dir = ''  # or a predictor saved by experiments.adapt
   c.latency.num_samples = 10  # measurements besides the references
   c.latency.seed = 0
+  # Predictor support besides the references: 'random' measured rows of the
+  # device, or 'spread' (uniform to nearly the cheapest architectures, timed
+  # by the device's exact table; FBNet CIFAR / NAS-Bench-201 devices).
+  c.latency.support = 'random'
 
   c.loss = ml_collections.ConfigDict()
   c.loss.form = 'target'  # 'fbnet', 'target' (about T) or 'budget' (<= T)

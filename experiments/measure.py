@@ -7,7 +7,8 @@ r"""Measures architectures on this machine's JAX backend -> a device file.
 
 ``--archs`` is a comma-separated list of: ``reference`` (the space's 10
 reference architectures), ``random:N`` (N uniformly random ones),
-``query:N`` (N random ones flagged ``is_query``: evaluation only),
+``spread:N`` (N from uniform to nearly the cheapest: a support set that
+covers the fast end, ``SearchSpace.sample_spread``), ``query:N`` (N random ones flagged ``is_query``: evaluation only),
 ``result:PATH`` (the derived and sampled architectures of a search) and
 ``file:PATH`` (the architectures of another device file). The output is a
 device file (``meta/data/README.md``) usable as it is by
@@ -56,8 +57,9 @@ def select_archs(space, specs, seed):
       refs += list(range(len(archs), len(archs) + len(ref)))
       archs += list(ref)
       query += [False] * len(ref)
-    elif kind in ('random', 'query'):
-      new = space.sample(rng, int(arg))
+    elif kind in ('random', 'query', 'spread'):
+      new = (space.sample_spread if kind == 'spread' else space.sample)(
+          rng, int(arg))
       archs += list(new)
       query += [kind == 'query'] * len(new)
     elif kind == 'result':
@@ -73,7 +75,8 @@ def select_archs(space, specs, seed):
       query += list(dev.is_query)
     else:
       raise ValueError(f'--archs: unknown item {spec!r}; expected reference, '
-                       'random:N, query:N, result:PATH or file:PATH.')
+                       'random:N, spread:N, query:N, result:PATH or '
+                       'file:PATH.')
   return np.asarray(archs, np.int32), np.asarray(query, bool), refs
 
 

@@ -218,12 +218,53 @@ def adapt_predictor(space: str, device, *, predictor_dir: Optional[str] = None,
                          device=device.name)
 
 
+def adapt_predictor_spread(config: ml_collections.ConfigDict, device):
+  """The predictor adapted from the references + ``num_samples``
+  architectures spread from uniform to nearly the cheapest
+  (``SearchSpace.sample_spread``), timed by the device's exact table.
+
+  The table stands in for measuring the chosen architectures on the device
+  (on your own device: ``experiments.measure --archs=reference,spread:10``
+  and ``config.latency.device_file``). Random measured rows of a bundled
+  device leave the fast end unseen, where a search's front ends.
+  """
+  from meta import adaptation
+
+  lat = config.latency
+  if lat.get('device_file'):
+    raise LatencyConfigError(
+        "config.latency.support='spread' times the chosen architectures "
+        'with a bundled device\'s table; a device file holds what was '
+        'measured (measure them: experiments.measure --archs=reference,'
+        'spread:10).')
+  if config.space == 'nasbench201':
+    table = cell_table_latency(lat.device)
+  elif config.space == 'fbnet' and config.get('macro', 'cifar') == 'cifar':
+    table = lookup_table_latency(lat.device)
+  else:
+    raise LatencyConfigError(
+        "config.latency.support='spread' needs an exact table to time the "
+        'chosen architectures (FBNet CIFAR or NAS-Bench-201); '
+        f'{config.space} has none.')
+  space = spaces_lib.space_for(config.space, config.get('macro', 'cifar'))
+  refs = device.reference_rows()
+  rng = np.random.default_rng(lat.get('seed', 0))
+  archs = np.concatenate([device.archs[refs[refs >= 0]],
+                          space.sample_spread(rng, lat.get('num_samples', 10))])
+  path = lat.get('predictor_dir') or os.path.join(PRETRAINED_DIR,
+                                                  config.space)
+  predictor = adaptation.MetaPredictor.load(path)
+  return predictor.adapt(archs, np.asarray(table.arch_ms(archs), np.float64),
+                         device=device.name)
+
+
 def latency_source(config: ml_collections.ConfigDict) -> LatencyModel:
   """The latency model that ``config.latency`` asks for.
 
   Fields: ``source`` ('lut' or 'predictor'), ``device`` (a bundled device
   name) or ``device_file`` (a device file), and for the predictor
-  ``predictor_dir``, ``num_samples``, ``seed``.
+  ``predictor_dir``, ``num_samples``, ``seed``, ``support`` ('random':
+  measured rows of the device; 'spread': :func:`adapt_predictor_spread`).
   """
   from meta import latency_data
 
@@ -259,6 +300,12 @@ def latency_source(config: ml_collections.ConfigDict) -> LatencyModel:
             f'space is {config.space!r}.')
     else:
       device = latency_data.bundled_device(config.space, lat.device)
+    support = lat.get('support', 'random')
+    if support == 'spread':
+      return predictor_latency(adapt_predictor_spread(config, device))
+    if support != 'random':
+      raise LatencyConfigError("config.latency.support: expected 'random' "
+                               f"or 'spread', got {support!r}.")
     adapted = adapt_predictor(config.space, device,
                               predictor_dir=lat.get('predictor_dir') or None,
                               num_samples=lat.get('num_samples', 10),

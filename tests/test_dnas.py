@@ -182,3 +182,25 @@ def test_derive_for_target_reaches_band_at_least_cost():
   masked[:, 0] = -np.inf
   arch, _ = dnas.derive_for_target(masked, arch_ms, 3.0)
   assert (arch != 0).all()
+
+
+@pytest.mark.parametrize('change, message', [
+    (dict(support='grid'), r"config\.latency\.support: expected 'random' or "
+     r"'spread', got 'grid'"),
+    (dict(support='spread', device_file='runs/x.npz'),
+     r"support='spread' times the chosen architectures"),
+])
+def test_spread_support_config_errors(change, message, tmp_path):
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  config = quickstart.get_config()
+  config.latency.source = 'predictor'
+  for key, value in change.items():
+    config.latency[key] = value
+  if config.latency.device_file:  # a valid file: the error is the support's
+    from meta import latency_data  # pylint: disable=g-import-not-at-top
+    path = str(tmp_path / 'dev.npz')
+    latency_data.save_device_file(
+        path, latency_data.bundled_device('fbnet', 'raspi4'))
+    config.latency.device_file = path
+  with pytest.raises(latency.LatencyConfigError, match=message):
+    latency.latency_source(config)

@@ -147,3 +147,16 @@ def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):
   again = closed_loop.ensure_device_file(config, config.latency.device_file,
                                          2, 4)
   assert again['measured'] == 0
+
+
+def test_measure_cli_selects_spread_and_query_architectures():
+  from experiments import measure as measure_cli  # pylint: disable=g-import-not-at-top
+  space = spaces.get_space('fbnet')
+  archs, query, refs = measure_cli.select_archs(
+      space, ['reference', 'spread:6', 'query:3'], seed=0)
+  assert archs.shape == (19, 22) and refs == list(range(10))
+  np.testing.assert_array_equal(query, [False] * 16 + [True] * 3)
+  skip = space.units[0].choices.index('skip')
+  assert (archs[10:16] == skip).mean(-1)[-1] > 0.5  # the last is mostly skip
+  with np.testing.assert_raises_regex(ValueError, 'spread:N'):
+    measure_cli.select_archs(space, ['grid:4'], seed=0)

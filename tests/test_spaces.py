@@ -123,3 +123,33 @@ def test_unit_features_are_finite_and_masked():
     assert feats.shape == (sp.num_units, sp.max_choices, len(names))
     assert np.isfinite(feats).all()
     assert np.all(feats[~sp.choice_mask] == 0)
+
+
+@pytest.mark.parametrize('name, cheapest, floor_unreached', [
+    # FBNet: skip, or the grouped k3_e1 where a skip needs a projection
+    # that costs more; uniform samples never come near the floor.
+    ('fbnet', {'skip', 'k3_e1_g2'}, True),
+    # NAS-Bench-201's 15,625 cells: uniform samples reach it too.
+    ('nasbench201', {'none'}, False)])
+def test_spread_samples_run_from_uniform_to_nearly_the_cheapest(
+    name, cheapest, floor_unreached):
+  space = spaces.get_space(name)
+  names = [space.units[u].choices[c]
+           for u, c in enumerate(space.cheapest_choices())]
+  assert set(names) == cheapest
+  archs = space.sample_spread(np.random.default_rng(0), 40)
+  space.validate_batch(archs)
+  flops = np.array([space.flops(a) for a in archs])
+  assert flops[-10:].mean() < 0.5 * flops[:10].mean()
+  uniform = np.array([space.flops(a) for a in
+                      space.sample(np.random.default_rng(1), 200)])
+  if floor_unreached:
+    assert flops.min() < 0.5 * uniform.min()
+
+
+def test_ofa_spread_samples_keep_stages_prefixes():
+  space = spaces.get_space('ofa')
+  archs = space.sample_spread(np.random.default_rng(0), 50)
+  space.validate_batch(archs)  # raises for a skipped block before a present
+  depths = (archs[:, :20] != space.skip_index).reshape(50, 5, 4).sum(-1)
+  assert depths[-10:].mean() < depths[:10].mean()

@@ -184,6 +184,26 @@ class FBNetSupernet(nn.Module):
     return nn.Dense(self.num_classes, name='classifier')(x.mean(axis=(1, 2)))
 
 
+def _ofa_stem(x: jnp.ndarray, train: bool) -> jnp.ndarray:
+  """MobileNetV3's fixed stem and first block (called from a supernet's
+  compact ``__call__``: the modules are the caller's children)."""
+  x = nn.Conv(ofa.STEM_CHANNELS, (3, 3), (2, 2), use_bias=False,
+              name='stem')(x)
+  x = blocks.hard_swish(blocks.batch_norm(train, name='stem_bn')(x))
+  return blocks.MBConvBlock(ofa.STEM_CHANNELS, ofa.STEM_CHANNELS, 1, 3, 1,
+                            name='first_block')(x, train)
+
+
+def _ofa_head(x: jnp.ndarray, train: bool, num_classes: int) -> jnp.ndarray:
+  """MobileNetV3's fixed head: final 1x1 conv, pool, feature mix,
+  classifier (the caller's children, like :func:`_ofa_stem`)."""
+  x = nn.Conv(ofa.FINAL_EXPAND, (1, 1), use_bias=False, name='final')(x)
+  x = blocks.hard_swish(blocks.batch_norm(train, name='final_bn')(x))
+  x = x.mean(axis=(1, 2))
+  x = blocks.hard_swish(nn.Dense(ofa.FEATURE_MIX, name='feature_mix')(x))
+  return nn.Dense(num_classes, name='classifier')(x)
+
+
 class OFASupernet(nn.Module):
   """MobileNetV3 supernet: ``(images, weights [B, 21, C], train) -> logits``.
 
@@ -195,11 +215,7 @@ class OFASupernet(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray, weights: jnp.ndarray, train: bool):
     space = spaces_lib.get_space('ofa')
-    x = nn.Conv(ofa.STEM_CHANNELS, (3, 3), (2, 2), use_bias=False,
-                name='stem')(x)
-    x = blocks.hard_swish(blocks.batch_norm(train, name='stem_bn')(x))
-    x = blocks.MBConvBlock(ofa.STEM_CHANNELS, ofa.STEM_CHANNELS, 1, 3, 1,
-                           name='first_block')(x, train)
+    x = _ofa_stem(x, train)
     for b, shape in enumerate(space.blocks):
       cands = []
       for op in space.units[b].choices:
@@ -212,11 +228,7 @@ class OFASupernet(nn.Module):
             expansion, se=shape.se, hswish=shape.hswish,
             name=f'block{b}_{op}'))
       x = MixedLayer(cands, name=f'block{b}')(x, weights[:, b], train)
-    x = nn.Conv(ofa.FINAL_EXPAND, (1, 1), use_bias=False, name='final')(x)
-    x = blocks.hard_swish(blocks.batch_norm(train, name='final_bn')(x))
-    x = x.mean(axis=(1, 2))
-    x = blocks.hard_swish(nn.Dense(ofa.FEATURE_MIX, name='feature_mix')(x))
-    return nn.Dense(self.num_classes, name='classifier')(x)
+    return _ofa_head(x, train, self.num_classes)
 
 
 class OFAElasticSupernet(nn.Module):
@@ -232,22 +244,14 @@ class OFAElasticSupernet(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray, weights: jnp.ndarray, train: bool):
     space = spaces_lib.get_space('ofa')
-    x = nn.Conv(ofa.STEM_CHANNELS, (3, 3), (2, 2), use_bias=False,
-                name='stem')(x)
-    x = blocks.hard_swish(blocks.batch_norm(train, name='stem_bn')(x))
-    x = blocks.MBConvBlock(ofa.STEM_CHANNELS, ofa.STEM_CHANNELS, 1, 3, 1,
-                           name='first_block')(x, train)
+    x = _ofa_stem(x, train)
     for b, shape in enumerate(space.blocks):
       choices = space.units[b].choices
       x = blocks.ElasticMBConvBlock(
           shape.in_channels, shape.out_channels, shape.stride, choices,
           se=shape.se, hswish=shape.hswish, name=f'block{b}')(
               x, weights[0, b, :len(choices)], train)
-    x = nn.Conv(ofa.FINAL_EXPAND, (1, 1), use_bias=False, name='final')(x)
-    x = blocks.hard_swish(blocks.batch_norm(train, name='final_bn')(x))
-    x = x.mean(axis=(1, 2))
-    x = blocks.hard_swish(nn.Dense(ofa.FEATURE_MIX, name='feature_mix')(x))
-    return nn.Dense(self.num_classes, name='classifier')(x)
+    return _ofa_head(x, train, self.num_classes)
 
 
 class ReLUConvBN(nn.Module):

@@ -8,7 +8,8 @@ r"""Measures architectures on this machine's JAX backend -> a device file.
 ``--archs`` is a comma-separated list of: ``reference`` (the space's 10
 reference architectures), ``random:N`` (N uniformly random ones),
 ``spread:N`` (N from uniform to nearly the cheapest: a support set that
-covers the fast end, ``SearchSpace.sample_spread``), ``query:N`` (N random ones flagged ``is_query``: evaluation only),
+covers the fast end, ``SearchSpace.sample_spread``), ``query:N`` (N random
+ones flagged ``is_query``: evaluation only),
 ``result:PATH`` (the derived and sampled architectures of a search) and
 ``file:PATH`` (the architectures of another device file). The output is a
 device file (``meta/data/README.md``) usable as it is by

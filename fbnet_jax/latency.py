@@ -180,6 +180,33 @@ def predictor_latency(adapted) -> LatencyModel:
                       floored_ms, adapted.params)
 
 
+def _load_predictor(space: str, predictor_dir: Optional[str]):
+  """The meta-trained predictor in ``predictor_dir`` (default: the bundled
+  one of ``space``), checked to be one of ``space``."""
+  from meta import adaptation  # the narrow face: only the adaptation API
+
+  path = predictor_dir or os.path.join(PRETRAINED_DIR, space)
+  if not os.path.exists(os.path.join(path, adaptation.CONFIG_FILE)):
+    raise LatencyConfigError(
+        f'config.latency.predictor_dir: {path} holds no meta-trained '
+        'predictor; run python -m experiments.meta_train first.')
+  predictor = adaptation.MetaPredictor.load(path)
+  if predictor.config.space != space:
+    raise LatencyConfigError(f'{path}: predictor of space '
+                             f'{predictor.config.space!r}, not {space!r}.')
+  return predictor
+
+
+def _exact_table(config: ml_collections.ConfigDict) -> Optional[LatencyModel]:
+  """``config.latency.device``'s exact latencies: NAS-Bench-201's measured
+  cells or an FBNet CIFAR lookup table; None for other spaces."""
+  if config.space == 'nasbench201':
+    return cell_table_latency(config.latency.device)
+  if config.space == 'fbnet' and config.get('macro', 'cifar') == 'cifar':
+    return lookup_table_latency(config.latency.device)
+  return None
+
+
 def adapt_predictor(space: str, device, *, predictor_dir: Optional[str] = None,
                     num_samples: int = 10, seed: int = 0):
   """Adapts the meta-trained predictor to a device from a few measurements.
@@ -196,17 +223,7 @@ def adapt_predictor(space: str, device, *, predictor_dir: Optional[str] = None,
     num_samples: measurements besides the references.
     seed: seed of the sample draw.
   """
-  from meta import adaptation  # the narrow face: only the adaptation API
-
-  path = predictor_dir or os.path.join(PRETRAINED_DIR, space)
-  if not os.path.exists(os.path.join(path, adaptation.CONFIG_FILE)):
-    raise LatencyConfigError(
-        f'config.latency.predictor_dir: {path} holds no meta-trained '
-        'predictor; run python -m experiments.meta_train first.')
-  predictor = adaptation.MetaPredictor.load(path)
-  if predictor.config.space != space:
-    raise LatencyConfigError(f'{path}: predictor of space '
-                             f'{predictor.config.space!r}, not {space!r}.')
+  predictor = _load_predictor(space, predictor_dir)
   refs = device.reference_rows()
   others = np.nonzero(~device.is_query)[0]
   others = others[~np.isin(others, refs)]
@@ -228,8 +245,6 @@ def adapt_predictor_spread(config: ml_collections.ConfigDict, device):
   and ``config.latency.device_file``). Random measured rows of a bundled
   device leave the fast end unseen, where a search's front ends.
   """
-  from meta import adaptation
-
   lat = config.latency
   if lat.get('device_file'):
     raise LatencyConfigError(
@@ -237,11 +252,8 @@ def adapt_predictor_spread(config: ml_collections.ConfigDict, device):
         'with a bundled device\'s table; a device file holds what was '
         'measured (measure them: experiments.measure --archs=reference,'
         'spread:10).')
-  if config.space == 'nasbench201':
-    table = cell_table_latency(lat.device)
-  elif config.space == 'fbnet' and config.get('macro', 'cifar') == 'cifar':
-    table = lookup_table_latency(lat.device)
-  else:
+  table = _exact_table(config)
+  if table is None:
     raise LatencyConfigError(
         "config.latency.support='spread' needs an exact table to time the "
         'chosen architectures (FBNet CIFAR or NAS-Bench-201); '
@@ -251,9 +263,7 @@ def adapt_predictor_spread(config: ml_collections.ConfigDict, device):
   rng = np.random.default_rng(lat.get('seed', 0))
   archs = np.concatenate([device.archs[refs[refs >= 0]],
                           space.sample_spread(rng, lat.get('num_samples', 10))])
-  path = lat.get('predictor_dir') or os.path.join(PRETRAINED_DIR,
-                                                  config.space)
-  predictor = adaptation.MetaPredictor.load(path)
+  predictor = _load_predictor(config.space, lat.get('predictor_dir') or None)
   return predictor.adapt(archs, np.asarray(table.arch_ms(archs), np.float64),
                          device=device.name)
 
@@ -273,15 +283,14 @@ def latency_source(config: ml_collections.ConfigDict) -> LatencyModel:
     if lat.get('device_file'):
       raise LatencyConfigError("config.latency.device_file needs "
                                "source='predictor' (a file has no table).")
-    if config.space == 'nasbench201':
-      return cell_table_latency(lat.device)
-    if config.space != 'fbnet' or config.get('macro', 'cifar') != 'cifar':
+    table = _exact_table(config)
+    if table is None:
       raise LatencyConfigError(
           "config.latency.source='lut' needs the FBNet space with the CIFAR "
           'macro network (HW-NAS-Bench tables) or NAS-Bench-201 (every cell '
           "measured); use source='predictor' for "
           f'{config.space}/{config.get("macro", "")}.')
-    return lookup_table_latency(lat.device)
+    return table
   if lat.source == 'predictor':
     if lat.get('adapted_dir'):  # a predictor saved by experiments.adapt
       from meta import adaptation

@@ -31,12 +31,19 @@ def evolve_config() -> ml_collections.ConfigDict:
   e.pop_size = 64  # NSGA-II on predicted accuracy
   e.generations = 60
   e.predictor = 'ridge'  # 'ridge' or 'gbrt' (pareto.AccuracyPredictor)
+  # Also fit on SearchSpace.path_features (NAS-Bench-201: which
+  # input->output paths stay connected, and their ops).
+  e.path_features = False
   e.seeds = (0, 1, 2)
   e.eval_limit = None  # validation images ('arch' split); None = all
   e.test_front = True  # also score the front on the held-out eval split
   e.ref_samples = 2000  # reference latency: max of this many random archs
   e.ref_factor = 1.1  # ... times this
   e.throughput_archs = 100_000  # time the latency source on this many
+  # Latency in the loop (DyNAS-T): measure each fully evaluated architecture
+  # and re-adapt the predictor on the measurements (predictor source, on a
+  # bundled device whose exact table stands in for measuring).
+  e.measure_latency = False
   # DNAS points to compare with: result.json files (comma-separated) and/or
   # DNAS searches run here, one per target at these quantiles of random
   # architectures' latency (same ops, data, schedule and latency source).

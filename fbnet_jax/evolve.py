@@ -51,6 +51,7 @@ import tqdm
 
 from fbnet_jax import data as data_lib
 from fbnet_jax import evolve_report as report
+from fbnet_jax import latency as latency_lib
 from fbnet_jax import pareto
 from fbnet_jax import search as search_lib
 from fbnet_jax import spaces as spaces_lib
@@ -126,14 +127,23 @@ def allowed_choices(space: spaces_lib.SearchSpace, mask: np.ndarray,
 # ------------------------------------------------------------ strategies
 @dataclasses.dataclass
 class History:
-  """Fully evaluated architectures in evaluation order."""
+  """Fully evaluated architectures in evaluation order.
+
+  ``predicted_ms``: the guided search's latency of each architecture as its
+  latency source gave it when the architecture was chosen (with latency in
+  the loop: before it was measured).
+  """
   archs: list = dataclasses.field(default_factory=list)
   accuracy: list = dataclasses.field(default_factory=list)
   iteration_ends: list = dataclasses.field(default_factory=list)
+  predicted_ms: list = dataclasses.field(default_factory=list)
 
-  def add(self, arch, accuracy: float) -> None:
+  def add(self, arch, accuracy: float, predicted_ms: Optional[float] = None
+          ) -> None:
     self.archs.append(np.asarray(arch, np.int32))
     self.accuracy.append(float(accuracy))
+    if predicted_ms is not None:
+      self.predicted_ms.append(float(predicted_ms))
 
   def keys(self) -> set:
     return {a.tobytes() for a in self.archs}
@@ -254,21 +264,36 @@ def pick_spread(archs: np.ndarray, objectives: np.ndarray, sizes: list,
 def guided_search(accuracy_fn: AccuracyFn, latency_fn: LatencyFn,
                   encoding: Encoding, cfg: ml_collections.ConfigDict,
                   seed: int, initial: np.ndarray,
-                  progress: Optional[tqdm.tqdm] = None) -> History:
+                  progress: Optional[tqdm.tqdm] = None,
+                  refine: Optional[Callable[[np.ndarray], LatencyFn]] = None
+                  ) -> History:
   """DyNAS-T's loop: fit the predictor, NSGA-II on predictions, fully
   evaluate ``cfg.per_iteration`` candidates from the predicted front, until
-  ``cfg.budget`` full evaluations."""
+  ``cfg.budget`` full evaluations.
+
+  ``refine``: latency in the loop (:class:`LatencyInTheLoop`): after each
+  round of full evaluations, ``refine(evaluated archs)`` measures them and
+  returns the latency function re-adapted on the measurements.
+  """
   rng = np.random.default_rng(seed + 1)
   history = History()
-  for arch in initial:
-    history.add(arch, accuracy_fn(arch))
-    if progress is not None:
-      progress.update(1)
-  history.iteration_ends.append(len(history))
+
+  def evaluate(archs):
+    for arch, ms in zip(archs, np.atleast_1d(latency_fn(archs))):
+      history.add(arch, accuracy_fn(arch), ms)
+      if progress is not None:
+        progress.update(1)
+    history.iteration_ends.append(len(history))
+
+  evaluate(initial)
   iteration = 0
   while len(history) < cfg.budget:
-    predictor = pareto.AccuracyPredictor(encoding.allowed, cfg.predictor,
-                                         seed=seed).fit(
+    if refine is not None:
+      latency_fn = refine(np.stack(history.archs))
+    predictor = pareto.AccuracyPredictor(
+        encoding.allowed, cfg.predictor, seed=seed,
+        extra=(encoding.space.path_features if cfg.get('path_features')
+               else None)).fit(
                                              np.stack(history.archs),
                                              history.accuracy)
     evaluated = np.stack(history.archs)
@@ -284,16 +309,56 @@ def guided_search(accuracy_fn: AccuracyFn, latency_fn: LatencyFn,
       new = np.concatenate([new, unique_random(
           encoding, rng, k - len(new),
           history.keys() | {a.tobytes() for a in new})])
-    for arch in new:
-      history.add(arch, accuracy_fn(arch))
-      if progress is not None:
-        progress.update(1)
-    history.iteration_ends.append(len(history))
+    evaluate(new)
     iteration += 1
     logging.info('guided seed %d iteration %d: %d evaluations, best '
                  'accuracy %.4f', seed, iteration, len(history),
                  max(history.accuracy))
   return history
+
+
+class LatencyInTheLoop:
+  """DyNAS-T measures the latency of every fully evaluated architecture,
+  not only its accuracy; here the measurements also re-adapt the
+  meta-learned predictor, so that NSGA-II's latency objective is fitted
+  where the search is looking (``config.evolve.measure_latency``).
+
+  ``measured``: the device's exact latencies; for a bundled device its
+  lookup table (FBNet) or measured cells (NAS-Bench-201) stand in for
+  measuring on the device. Calling the loop with the architectures
+  evaluated so far measures them and returns the latency function of the
+  predictor re-adapted on its support plus these (one compiled adaptation:
+  the support is padded to a fixed size).
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict,
+               model: latency_lib.LatencyModel):
+    lat = config.latency
+    if lat.source != 'predictor' or lat.get('adapted_dir'):
+      raise ValueError(
+          'config.evolve.measure_latency: expected '
+          "config.latency.source='predictor' adapted here (not adapted_dir), "
+          f'got source={lat.source!r}; a lookup table needs no refinement.')
+    if lat.get('device_file'):
+      raise ValueError(
+          'config.evolve.measure_latency: a device file cannot time new '
+          'architectures; expected a bundled device (its exact table stands '
+          'in for the device).')
+    self.measured = latency_lib.exact_table(config)
+    if self.measured is None:
+      raise ValueError(
+          'config.evolve.measure_latency: no exact latencies of '
+          f'{lat.device!r} in space {config.space!r} to measure with '
+          '(FBNet CIFAR lookup tables or NAS-Bench-201 only).')
+    self.support = latency_lib.support_for(config)
+    self.model = model
+    self.size = len(self.support.archs) + config.evolve.budget
+
+  def __call__(self, archs: np.ndarray) -> LatencyFn:
+    archs = np.asarray(archs, np.int32)
+    ms = self.measured.arch_ms(archs)
+    adapted = self.support.adapt(archs, ms, pad_to=self.size)
+    return self.model.with_params(adapted.params).arch_ms
 
 
 # ------------------------------------------------------------ evaluation
@@ -480,10 +545,15 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   encoding = Encoding(searcher.space, allowed_choices(
       searcher.space, searcher.mask, searcher.fixed))
   latency = searcher.latency
+  # The latency of fully evaluated architectures (fronts, hypervolume):
+  # measured with latency in the loop, else the search's source.
+  loop = LatencyInTheLoop(config, latency) if cfg.get(
+      'measure_latency') else None
+  scoring = loop.measured if loop else latency
   evaluator = SupernetEvaluator(searcher, state, cfg.get('eval_limit'))
   ref_archs = encoding.sample(np.random.default_rng(0), cfg.ref_samples)
   indicator = pareto.HypervolumeIndicator(
-      float(latency.arch_ms(ref_archs).max()) * cfg.ref_factor)
+      float(scoring.arch_ms(ref_archs).max()) * cfg.ref_factor)
   throughput = None
   if cfg.get('throughput_archs'):
     throughput = report.latency_throughput(latency, encoding.sample(
@@ -503,25 +573,27 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
                                          random_budget, rng, initial, bar)
     runs['guided'][seed] = guided_search(evaluator.validation,
                                          latency.arch_ms, encoding, cfg, seed,
-                                         initial, bar)
+                                         initial, bar, loop)
   bar.close()
   search_s = time.time() - t_search
 
   t_dnas = time.time()
   dnas_paths = [p for p in cfg.get('dnas_result', '').split(',') if p]
   if cfg.get('dnas_quantiles'):
-    ref_ms = latency.arch_ms(ref_archs)
+    ref_ms = scoring.arch_ms(ref_archs)
     dnas_paths += dnas_searches(
         config, workdir, [np.quantile(ref_ms, q) for q in cfg.dnas_quantiles],
         progress=progress)
   dnas = None
   if dnas_paths:
-    dnas = _dnas_points(dnas_paths, encoding, latency, evaluator,
+    dnas = _dnas_points(dnas_paths, encoding, scoring, evaluator,
                         bool(cfg.get('test_front')))
   dnas_s = time.time() - t_dnas
   return report.write_results(
-      workdir, config, searcher.space, latency, indicator, runs, evaluator,
+      workdir, config, searcher.space, latency, scoring, indicator, runs,
+      evaluator,
       dnas, throughput, {'supernet_train': train_s, 'search': search_s,
                          'dnas': dnas_s,
                          'evaluations': evaluator.seconds,
-                         'total_before_report': time.time() - t_start})
+                         'total_before_report': time.time() - t_start},
+      loop.size if loop else None)

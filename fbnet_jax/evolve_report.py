@@ -118,6 +118,26 @@ def dnas_comparison(dnas: list, front: list,
           'dominated': sum(r['dominated_by_guided_front'] for r in rows)}
 
 
+def prediction_error_by_round(histories: dict,
+                              measured: latency_lib.LatencyModel) -> dict:
+  """``{seed: [{'evaluations', 'median_abs', 'max_abs', 'mean'}, ...]}``:
+  relative error of each round's latencies as predicted when chosen,
+  against their measurement."""
+  out = {}
+  for seed, h in histories.items():
+    err = (np.asarray(h.predicted_ms) /
+           measured.arch_ms(np.stack(h.archs)) - 1)
+    rows, start = [], 0
+    for end in h.iteration_ends:
+      e = err[start:end]
+      rows.append({'evaluations': int(end),
+                   'median_abs': float(np.median(np.abs(e))),
+                   'max_abs': float(np.abs(e).max()), 'mean': float(e.mean())})
+      start = end
+    out[str(seed)] = rows
+  return out
+
+
 def write_json(workdir: str, name: str, value) -> None:
   tmp = os.path.join(workdir, name + '.tmp')
   with open(tmp, 'w') as f:
@@ -170,9 +190,11 @@ def plot_hypervolume(workdir: str, curves: dict, per_seed: dict) -> None:
 
 def write_results(workdir: str, config: ml_collections.ConfigDict, space,
                   latency: latency_lib.LatencyModel,
+                  scoring: latency_lib.LatencyModel,
                   indicator: pareto.HypervolumeIndicator, runs: dict,
                   evaluator, dnas: Optional[list],
-                  throughput: Optional[float], seconds: dict) -> dict:
+                  throughput: Optional[float], seconds: dict,
+                  latency_measurements: Optional[int] = None) -> dict:
   """Fronts, hypervolume curves, LUT agreement, summary and plots.
 
   Args:
@@ -180,12 +202,17 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
     config: the run's config.
     space: the search space.
     latency: the search's latency source.
+    scoring: the latency of fully evaluated architectures (fronts and
+      hypervolume): ``latency``, or the measurements of latency in the loop
+      (``config.evolve.measure_latency``).
     indicator: the hypervolume with the run's fixed reference point.
     runs: ``{'guided' | 'random': {seed: evolve.History}}``.
     evaluator: ``evolve.SupernetEvaluator`` (test accuracy of the front).
     dnas: fully evaluated DNAS architectures, or None.
     throughput: latency predictions per second, or None.
     seconds: wall times so far.
+    latency_measurements: with latency in the loop, the measurements per
+      seed (the predictor's support + every full evaluation).
 
   Returns:
     The summary (also ``summary.json``).
@@ -193,7 +220,7 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
   cfg = config.evolve
   random_budget = cfg.get('random_budget') or cfg.budget
   per_seed = {name: {str(seed): pareto.hypervolume_curve(
-      h.archs, h.accuracy, latency.arch_ms, indicator)
+      h.archs, h.accuracy, scoring.arch_ms, indicator)
                      for seed, h in runs[name].items()}
               for name in STRATEGIES}
   curves = {name: mean_curve(list(per_seed[name].values()))
@@ -202,17 +229,31 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
   for name in STRATEGIES:
     archs = np.concatenate([np.stack(h.archs) for h in runs[name].values()])
     acc = np.concatenate([h.accuracy for h in runs[name].values()])
-    lat = latency.arch_ms(archs)
+    lat = scoring.arch_ms(archs)
     fronts[name] = front_entries(space, archs, lat, acc)
     points[name] = (lat, acc)
+  measured = scoring is not latency
+  # With latency in the loop the front's latencies are measurements; what
+  # is checked against the table is then what the predictor said of each
+  # front architecture before it was measured.
+  compared = 'predicted_latency_ms' if measured else 'latency_ms'
+  predicted = {}
+  for h in runs['guided'].values():
+    for arch, ms in zip(h.archs, h.predicted_ms):
+      predicted.setdefault(arch.tobytes(), ms)
+  by_round = prediction_error_by_round(runs['guided'], scoring) if (
+      measured) else None
   lut = lut_for(config)
   errors = []
   for entry in fronts['guided']:
     arch = np.asarray(entry['arch_index'])
     entry['flops'] = space.flops(arch)
+    if measured:
+      entry['predicted_latency_ms'] = predicted[
+          arch.astype(np.int32).tobytes()]
     if lut is not None:
       entry['lut_latency_ms'] = float(lut.arch_ms(arch))
-      errors.append(abs(entry['latency_ms'] / entry['lut_latency_ms'] - 1))
+      errors.append(abs(entry[compared] / entry['lut_latency_ms'] - 1))
     if cfg.get('test_front'):
       entry['test_accuracy'] = evaluator.test(arch)
   budgets = runs['guided'][cfg.seeds[0]].iteration_ends
@@ -223,6 +264,10 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
   summary = {
       'space': config.space, 'dataset': config.data.name,
       'latency_source': latency.name,
+      'latency_of_evaluated': scoring.name,
+      # Latency measurements the guided search's predictor adapted on, per
+      # seed (support + every full evaluation), with latency in the loop.
+      'latency_measurements': latency_measurements,
       'ops': list(config.search.ops or space.units[0].choices),
       'seeds': list(cfg.seeds), 'budget': cfg.budget,
       'random_budget': random_budget, 'initial': cfg.initial,
@@ -246,8 +291,13 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
                                   for r in comparison[1:]),
       'latency_predictions_per_s': throughput,
       'lut_agreement': None if lut is None else {
-          'lut': lut.name, 'max_relative_error': float(max(errors)),
+          'lut': lut.name, 'compared': compared,
+          'max_relative_error': float(max(errors)),
+          'median_relative_error': float(np.median(errors)),
           'within_10_percent': bool(max(errors) <= 0.10)},
+      # With latency in the loop: the guided search's predictions against
+      # the measurements, per round of full evaluations and seed.
+      'prediction_error_by_round': by_round,
       'front_size': len(fronts['guided']),
       'dnas': dnas_comparison(dnas, fronts['guided'], indicator)
               if dnas else None,
@@ -262,10 +312,11 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
   write_json(workdir, 'evaluations.json', {
       name: {str(seed): {'arch_index': [a.tolist() for a in h.archs],
                          'accuracy': h.accuracy,
+                         'predicted_ms': h.predicted_ms,
                          'iteration_ends': h.iteration_ends}
              for seed, h in runs[name].items()}
       for name in STRATEGIES})
   write_json(workdir, 'summary.json', summary)
-  plot_front(workdir, points, fronts, dnas, latency.name)
+  plot_front(workdir, points, fronts, dnas, scoring.name)
   plot_hypervolume(workdir, curves, per_seed)
   return summary

@@ -19,6 +19,7 @@ distribution, differentiable in its probabilities. Two sources:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from typing import Any, Callable, Optional
@@ -72,6 +73,13 @@ class LatencyModel:
     # included), so that scoring many architectures is not op-by-op.
     self._index_ms = jax.jit(lambda params, archs: self.fn(
         params, jax.nn.one_hot(archs, num_choices, dtype=jnp.float32)))
+
+  def with_params(self, params) -> 'LatencyModel':
+    """This model with other params (a re-adapted predictor), sharing its
+    compiled programs."""
+    other = copy.copy(self)
+    other.params = params
+    return other
 
   def expected_ms(self, probs: jnp.ndarray) -> jnp.ndarray:
     """``probs [..., U, C] -> ms [...]`` with this device's params."""
@@ -197,9 +205,10 @@ def _load_predictor(space: str, predictor_dir: Optional[str]):
   return predictor
 
 
-def _exact_table(config: ml_collections.ConfigDict) -> Optional[LatencyModel]:
+def exact_table(config: ml_collections.ConfigDict) -> Optional[LatencyModel]:
   """``config.latency.device``'s exact latencies: NAS-Bench-201's measured
-  cells or an FBNet CIFAR lookup table; None for other spaces."""
+  cells or an FBNet CIFAR lookup table; None for other spaces (an unknown
+  device is an error)."""
   if config.space == 'nasbench201':
     return cell_table_latency(config.latency.device)
   if config.space == 'fbnet' and config.get('macro', 'cifar') == 'cifar':
@@ -207,13 +216,37 @@ def _exact_table(config: ml_collections.ConfigDict) -> Optional[LatencyModel]:
   return None
 
 
-def adapt_predictor(space: str, device, *, predictor_dir: Optional[str] = None,
-                    num_samples: int = 10, seed: int = 0):
-  """Adapts the meta-trained predictor to a device from a few measurements.
+@dataclasses.dataclass
+class PredictorSupport:
+  """A meta-trained predictor and the measurements it adapts on.
 
-  Support: the device's reference architectures + ``num_samples`` random
-  non-query rows (all non-query rows if ``num_samples`` is 0 or larger than
-  what is there).
+  ``adapt(archs, ms)`` adapts on these measurements plus more: the
+  evolutionary search's latency-in-the-loop (``config.evolve.
+  measure_latency``) re-adapts on the architectures it has measured.
+  """
+  predictor: Any  # meta.adaptation.MetaPredictor
+  archs: np.ndarray  # int [S, U]
+  ms: np.ndarray  # float [S]
+  device: str
+
+  def adapt(self, archs=None, ms=None, pad_to: int = 0):
+    """A :class:`meta.adaptation.AdaptedPredictor` on the support plus the
+    ``archs`` measured at ``ms``; ``pad_to`` fixes the support size (one
+    compiled adaptation for growing sets)."""
+    all_archs, all_ms = self.archs, self.ms
+    if archs is not None and len(archs):
+      all_archs = np.concatenate([all_archs, np.asarray(archs, np.int32)])
+      all_ms = np.concatenate([all_ms, np.asarray(ms, np.float64)])
+    return self.predictor.adapt(all_archs, all_ms, device=self.device,
+                                pad_to=pad_to)
+
+
+def predictor_support(space: str, device, *,
+                      predictor_dir: Optional[str] = None,
+                      num_samples: int = 10, seed: int = 0) -> PredictorSupport:
+  """The meta-trained predictor and a device's measurements to adapt it on:
+  the reference architectures + ``num_samples`` random non-query rows (all
+  non-query rows if ``num_samples`` is 0 or larger than what is there).
 
   Args:
     space: search-space name.
@@ -231,14 +264,20 @@ def adapt_predictor(space: str, device, *, predictor_dir: Optional[str] = None,
     others = np.random.default_rng(seed).choice(others, num_samples,
                                                 replace=False)
   rows = np.concatenate([refs[refs >= 0], others])
-  return predictor.adapt(device.archs[rows], device.latency_ms[rows],
-                         device=device.name)
+  return PredictorSupport(predictor, device.archs[rows],
+                          device.latency_ms[rows], device.name)
 
 
-def adapt_predictor_spread(config: ml_collections.ConfigDict, device):
-  """The predictor adapted from the references + ``num_samples``
-  architectures spread from uniform to nearly the cheapest
-  (``SearchSpace.sample_spread``), timed by the device's exact table.
+def adapt_predictor(space: str, device, **kwargs):
+  """The predictor adapted on :func:`predictor_support` (same arguments)."""
+  return predictor_support(space, device, **kwargs).adapt()
+
+
+def spread_support(config: ml_collections.ConfigDict,
+                   device) -> PredictorSupport:
+  """The references + ``num_samples`` architectures spread from uniform to
+  nearly the cheapest (``SearchSpace.sample_spread``), timed by the device's
+  exact table.
 
   The table stands in for measuring the chosen architectures on the device
   (on your own device: ``experiments.measure --archs=reference,spread:10``
@@ -252,7 +291,7 @@ def adapt_predictor_spread(config: ml_collections.ConfigDict, device):
         'with a bundled device\'s table; a device file holds what was '
         'measured (measure them: experiments.measure --archs=reference,'
         'spread:10).')
-  table = _exact_table(config)
+  table = exact_table(config)
   if table is None:
     raise LatencyConfigError(
         "config.latency.support='spread' needs an exact table to time the "
@@ -264,8 +303,35 @@ def adapt_predictor_spread(config: ml_collections.ConfigDict, device):
   archs = np.concatenate([device.archs[refs[refs >= 0]],
                           space.sample_spread(rng, lat.get('num_samples', 10))])
   predictor = _load_predictor(config.space, lat.get('predictor_dir') or None)
-  return predictor.adapt(archs, np.asarray(table.arch_ms(archs), np.float64),
-                         device=device.name)
+  return PredictorSupport(predictor, archs,
+                          np.asarray(table.arch_ms(archs), np.float64),
+                          device.name)
+
+
+def support_for(config: ml_collections.ConfigDict) -> PredictorSupport:
+  """The predictor and measurements that ``config.latency`` (source
+  'predictor', not ``adapted_dir``) adapts on."""
+  from meta import latency_data
+
+  lat = config.latency
+  if lat.get('device_file'):
+    device = latency_data.load_device_file(lat.device_file)
+    if device.space != config.space:
+      raise LatencyConfigError(
+          f'{lat.device_file}: field space is {device.space!r}, the search '
+          f'space is {config.space!r}.')
+  else:
+    device = latency_data.bundled_device(config.space, lat.device)
+  support = lat.get('support', 'random')
+  if support == 'spread':
+    return spread_support(config, device)
+  if support != 'random':
+    raise LatencyConfigError("config.latency.support: expected 'random' "
+                             f"or 'spread', got {support!r}.")
+  return predictor_support(config.space, device,
+                           predictor_dir=lat.get('predictor_dir') or None,
+                           num_samples=lat.get('num_samples', 10),
+                           seed=lat.get('seed', 0))
 
 
 def latency_source(config: ml_collections.ConfigDict) -> LatencyModel:
@@ -274,16 +340,14 @@ def latency_source(config: ml_collections.ConfigDict) -> LatencyModel:
   Fields: ``source`` ('lut' or 'predictor'), ``device`` (a bundled device
   name) or ``device_file`` (a device file), and for the predictor
   ``predictor_dir``, ``num_samples``, ``seed``, ``support`` ('random':
-  measured rows of the device; 'spread': :func:`adapt_predictor_spread`).
+  measured rows of the device; 'spread': :func:`spread_support`).
   """
-  from meta import latency_data
-
   lat = config.latency
   if lat.source == 'lut':
     if lat.get('device_file'):
       raise LatencyConfigError("config.latency.device_file needs "
                                "source='predictor' (a file has no table).")
-    table = _exact_table(config)
+    table = exact_table(config)
     if table is None:
       raise LatencyConfigError(
           "config.latency.source='lut' needs the FBNet space with the CIFAR "
@@ -301,25 +365,7 @@ def latency_source(config: ml_collections.ConfigDict) -> LatencyModel:
             f'{adapted.config.space} predictor, the search space is '
             f'{config.space!r}.')
       return predictor_latency(adapted)
-    if lat.get('device_file'):
-      device = latency_data.load_device_file(lat.device_file)
-      if device.space != config.space:
-        raise LatencyConfigError(
-            f'{lat.device_file}: field space is {device.space!r}, the search '
-            f'space is {config.space!r}.')
-    else:
-      device = latency_data.bundled_device(config.space, lat.device)
-    support = lat.get('support', 'random')
-    if support == 'spread':
-      return predictor_latency(adapt_predictor_spread(config, device))
-    if support != 'random':
-      raise LatencyConfigError("config.latency.support: expected 'random' "
-                               f"or 'spread', got {support!r}.")
-    adapted = adapt_predictor(config.space, device,
-                              predictor_dir=lat.get('predictor_dir') or None,
-                              num_samples=lat.get('num_samples', 10),
-                              seed=lat.get('seed', 0))
-    return predictor_latency(adapted)
+    return predictor_latency(support_for(config).adapt())
   raise LatencyConfigError(f"config.latency.source: expected 'lut' or "
                            f"'predictor', got {lat.source!r}.")
 

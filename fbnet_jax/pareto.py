@@ -17,7 +17,7 @@ the search loop:
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from pymoo.indicators import hv as pymoo_hv
@@ -84,15 +84,19 @@ class AccuracyPredictor:
       dozen samples) or 'gbrt' (gradient-boosted trees; captures
       interactions, wants more samples).
     seed: seed of the trees.
+    extra: optional ``archs [N, U] -> float [N, P]`` features appended to
+      the one-hot ones (``SearchSpace.path_features``).
   """
 
-  def __init__(self, allowed: np.ndarray, kind: str = 'ridge', seed: int = 0):
+  def __init__(self, allowed: np.ndarray, kind: str = 'ridge', seed: int = 0,
+               extra: Optional[Callable[[np.ndarray], np.ndarray]] = None):
     if kind not in PREDICTORS:
       raise ValueError(f'config.evolve.predictor: expected one of '
                        f'{PREDICTORS}, got {kind!r}.')
     self.allowed = np.asarray(allowed, bool)
     self.kind = kind
     self.seed = seed
+    self.extra = extra
     self._model = None
     self._mean = 0.0
     self._std = 1.0
@@ -100,7 +104,10 @@ class AccuracyPredictor:
   def features(self, archs) -> np.ndarray:
     archs = np.asarray(archs, np.int64)
     one_hot = np.eye(self.allowed.shape[1], dtype=np.float32)[archs]
-    return one_hot[..., self.allowed]
+    x = one_hot[..., self.allowed]
+    if self.extra is None:
+      return x
+    return np.concatenate([x, self.extra(archs)], axis=-1)
 
   def fit(self, archs, accuracy) -> 'AccuracyPredictor':
     x = self.features(archs)

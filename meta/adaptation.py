@@ -90,7 +90,7 @@ def _reference_archs(space: str) -> np.ndarray:
 
 
 def support_arrays(space: str, support_archs, support_ms, reference_ms,
-                   target: str) -> dict:
+                   target: str, pad_to: int = 0) -> dict:
   """Fixed-shape support set: all references (weight 0 where missing) first,
   then the other measured architectures; labels standardised on the support.
 
@@ -102,6 +102,8 @@ def support_arrays(space: str, support_archs, support_ms, reference_ms,
     reference_ms: optional float [R] latencies of the references (NaN where
       missing); if None, they are looked up in ``support_archs``.
     target: 'log' or 'linear'.
+    pad_to: pad with weight-0 rows up to this many (one compiled adaptation
+      serves support sets of different sizes).
   """
   sp = spaces_lib.get_space(space)
   refs = _reference_archs(space)
@@ -121,6 +123,10 @@ def support_arrays(space: str, support_archs, support_ms, reference_ms,
   ms = np.concatenate([np.where(present, ref_ms, 1.), support_ms[~is_ref]])
   weights = np.concatenate([present, np.ones(len(others), bool)]).astype(
       np.float32)
+  pad = max(0, pad_to - len(archs))
+  archs = np.concatenate([archs, np.repeat(refs[:1].astype(np.int32), pad, 0)])
+  ms = np.concatenate([ms, np.ones(pad, ms.dtype)])
+  weights = np.concatenate([weights, np.zeros(pad, np.float32)])
   t = maml.to_target(jnp.asarray(ms), target)
   mean, std = maml.support_stats(t, jnp.asarray(weights))
   return dict(support_probs=jnp.asarray(sp.one_hot(archs)),
@@ -206,10 +212,11 @@ class MetaPredictor:
                             device)
 
   def adapt(self, support_archs, support_ms, reference_ms=None,
-            device: str = '') -> AdaptedPredictor:
-    """Adapts to a device from its measurements (references + samples)."""
+            device: str = '', pad_to: int = 0) -> AdaptedPredictor:
+    """Adapts to a device from its measurements (references + samples);
+    ``pad_to``: see :func:`support_arrays`."""
     arrays = support_arrays(self.config.space, support_archs, support_ms,
-                            reference_ms, self.config.meta.target)
+                            reference_ms, self.config.meta.target, pad_to)
     return self.adapt_arrays(arrays, device)
 
   def adapt_to_device(self, device: latency_data.Device) -> AdaptedPredictor:

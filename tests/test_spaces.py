@@ -83,6 +83,23 @@ def test_nasbench201_live_edges():
                                 [False, False, False, True, False, False])
 
 
+def test_nasbench201_path_features_hand_checked():
+  sp = spaces.get_space('nasbench201')
+  # Blocks: path 0->3 at 0 (4 ops), 0->1->3 at 4 (16), 0->2->3 at 20 (16),
+  # 0->1->2->3 at 36 (64); ops skip, 1x1, 3x3, pool = digits 0..3.
+  x = sp.path_features(np.array([[1] * 6,  # every path: skips
+                                 [3, 3, 3, 0, 3, 3],  # 0->3 cut; 3x3 convs
+                                 [0, 2, 1, 4, 3, 0]]))  # only 0->3 alive
+  assert x.shape == (3, 100)
+  np.testing.assert_array_equal(np.nonzero(x[0])[0], [0, 4, 20, 36])
+  np.testing.assert_array_equal(np.nonzero(x[1])[0],
+                                [4 + 10, 20 + 10, 36 + 42])
+  np.testing.assert_array_equal(np.nonzero(x[2])[0], [3])  # pool on 0->3
+  fbnet = spaces.get_space('fbnet', macro='cifar')
+  assert fbnet.path_features(fbnet.sample(np.random.default_rng(0), 2)
+                             ).shape == (2, 0)
+
+
 def test_nasbench201_flops():
   sp = spaces.get_space('nasbench201')
   none = sp.flops([0] * 6)

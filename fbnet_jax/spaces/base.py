@@ -196,6 +196,12 @@ class SearchSpace(abc.ABC):
       names: the F feature names.
     """
 
+  def path_features(self, archs) -> np.ndarray:
+    """Features of how the choices combine, beyond one choice per unit,
+    for accuracy predictors: float32 ``[N, P]`` (none by default, P = 0).
+    """
+    return np.zeros((len(np.atleast_2d(archs)), 0), np.float32)
+
   # --------------------------------------------------------- data interface
   def from_data(self, npz) -> np.ndarray:
     """Architectures ``[N, num_units]`` from a bundled file or device file."""

@@ -20,6 +20,9 @@ OP_NAMES = ('none', 'skip_connect', 'nor_conv_1x1', 'nor_conv_3x3',
             'avg_pool_3x3')
 # (source node, target node) of each edge, in the canonical string's order.
 EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+# The cell's input->output paths, as indices into EDGES: 0->3, 0->1->3,
+# 0->2->3, 0->1->2->3.
+PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))
 STAGES = ((16, 32), (32, 16), (64, 8))  # (channels, spatial size)
 CELLS_PER_STAGE = 5
 NUM_CLASSES = 10
@@ -143,6 +146,25 @@ class NASBench201Space(base.SearchSpace):
     arch = self.validate(arch)
     _, params = self.cost_tables()
     return self._fixed()[1] + float(params[np.arange(6), arch].sum())
+
+  def path_features(self, archs) -> np.ndarray:
+    """BANANAS' path encoding (White et al., AAAI 2021): for each of the
+    cell's four input->output paths, a one-hot of the sequence of
+    operations along it, all zero when a ``none`` edge cuts it.
+
+    4 + 16 + 16 + 64 = 100 features; what one-hot edge features miss is
+    that a cell's accuracy depends on which paths stay connected.
+    """
+    archs = np.asarray(np.atleast_2d(archs), np.int64)
+    blocks = []
+    for path in PATHS:
+      ops = archs[:, path] - 1  # the four non-none ops: 0..3
+      alive = (ops >= 0).all(-1)
+      index = (np.clip(ops, 0, 3) * 4 ** np.arange(len(path))[::-1]).sum(-1)
+      block = np.zeros((len(archs), 4 ** len(path)), np.float32)
+      block[np.arange(len(archs)), index] = alive
+      blocks.append(block)
+    return np.concatenate(blocks, axis=1)
 
   def unit_features(self):
     macs, params = self.cost_tables()

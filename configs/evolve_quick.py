@@ -44,6 +44,10 @@ def evolve_config() -> ml_collections.ConfigDict:
   # and re-adapt the predictor on the measurements (predictor source, on a
   # bundled device whose exact table stands in for measuring).
   e.measure_latency = False
+  # ... and measure each round's candidates before evaluating them, re-adapt
+  # and re-run NSGA-II, this many times (more measurements, no more full
+  # evaluations).
+  e.latency_probes = 0
   # DNAS points to compare with: result.json files (comma-separated) and/or
   # DNAS searches run here, one per target at these quantiles of random
   # architectures' latency (same ops, data, schedule and latency source).

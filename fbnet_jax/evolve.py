@@ -273,10 +273,15 @@ def guided_search(accuracy_fn: AccuracyFn, latency_fn: LatencyFn,
 
   ``refine``: latency in the loop (:class:`LatencyInTheLoop`): after each
   round of full evaluations, ``refine(evaluated archs)`` measures them and
-  returns the latency function re-adapted on the measurements.
+  returns the latency function re-adapted on the measurements. With
+  ``cfg.latency_probes`` = P > 0, a round's candidates are also measured
+  before they are evaluated, and NSGA-II runs again on the re-adapted
+  predictor, P times (P x ``per_iteration`` more latency measurements a
+  round, no more full evaluations).
   """
   rng = np.random.default_rng(seed + 1)
   history = History()
+  probed = []  # measured candidates that were not evaluated
 
   def evaluate(archs):
     for arch, ms in zip(archs, np.atleast_1d(latency_fn(archs))):
@@ -285,17 +290,12 @@ def guided_search(accuracy_fn: AccuracyFn, latency_fn: LatencyFn,
         progress.update(1)
     history.iteration_ends.append(len(history))
 
-  evaluate(initial)
-  iteration = 0
-  while len(history) < cfg.budget:
-    if refine is not None:
-      latency_fn = refine(np.stack(history.archs))
-    predictor = pareto.AccuracyPredictor(
-        encoding.allowed, cfg.predictor, seed=seed,
-        extra=(encoding.space.path_features if cfg.get('path_features')
-               else None)).fit(
-                                             np.stack(history.archs),
-                                             history.accuracy)
+  def measured():
+    keys = history.keys()
+    return np.stack(history.archs +
+                    [a for a in probed if a.tobytes() not in keys])
+
+  def propose(latency_fn, predictor, k, iteration):
     evaluated = np.stack(history.archs)
     # NSGA-II starts from the evaluated architectures, best ranks first.
     fronts = non_dominated_sorting.NonDominatedSorting().do(np.stack(
@@ -303,8 +303,24 @@ def guided_search(accuracy_fn: AccuracyFn, latency_fn: LatencyFn,
     archs, objectives, sizes = nsga2_front(
         encoding, latency_fn, predictor, cfg, seed * 1000 + iteration,
         evaluated[np.concatenate(fronts)])
+    return pick_spread(archs, objectives, sizes, k, history.keys())
+
+  evaluate(initial)
+  iteration = 0
+  while len(history) < cfg.budget:
+    if refine is not None:
+      latency_fn = refine(measured())
+    predictor = pareto.AccuracyPredictor(
+        encoding.allowed, cfg.predictor, seed=seed,
+        extra=(encoding.space.path_features if cfg.get('path_features')
+               else None)).fit(np.stack(history.archs), history.accuracy)
     k = min(cfg.per_iteration, cfg.budget - len(history))
-    new = pick_spread(archs, objectives, sizes, k, history.keys())
+    new = propose(latency_fn, predictor, k, iteration)
+    for _ in range(cfg.get('latency_probes', 0) if refine is not None else 0):
+      known = {a.tobytes() for a in probed}
+      probed.extend(a for a in new if a.tobytes() not in known)
+      latency_fn = refine(measured())
+      new = propose(latency_fn, predictor, k, iteration)
     if len(new) < k:  # the predicted population ran out of new architectures
       new = np.concatenate([new, unique_random(
           encoding, rng, k - len(new),
@@ -352,7 +368,9 @@ class LatencyInTheLoop:
           '(FBNet CIFAR lookup tables or NAS-Bench-201 only).')
     self.support = latency_lib.support_for(config)
     self.model = model
-    self.size = len(self.support.archs) + config.evolve.budget
+    e = config.evolve
+    self.size = len(self.support.archs) + e.budget * (
+        1 + e.get('latency_probes', 0))
 
   def __call__(self, archs: np.ndarray) -> LatencyFn:
     archs = np.asarray(archs, np.int32)

@@ -258,3 +258,29 @@ def test_report_with_latency_in_the_loop_checks_the_predictions(tmp_path):
   for r in rounds:
     assert r['mean'] == pytest.approx(-0.2, rel=1e-4)
     assert r['max_abs'] == pytest.approx(0.2, rel=1e-4)
+
+
+def test_latency_probes_measure_candidates_before_evaluating_them():
+  encoding = _encoding()
+  latency_fn, accuracy_fn = _synthetic()
+  cfg = evolve_quick.get_config().evolve
+  cfg.budget, cfg.initial, cfg.per_iteration = 16, 8, 4
+  cfg.pop_size, cfg.generations, cfg.latency_probes = 16, 5, 1
+  calls = []
+
+  def refine(archs):
+    calls.append({a.tobytes() for a in archs})
+    return lambda a, k=len(calls): latency_fn(a) * (1 + k)
+
+  initial = evolve.unique_random(encoding, np.random.default_rng(0), 8)
+  history = evolve.guided_search(accuracy_fn, latency_fn, encoding, cfg, 0,
+                                 initial, refine=refine)
+  # Per round: the evaluated ones, then they + the round's 4 candidates.
+  assert [len(c) for c in calls[::2]] == [8, 12]
+  assert all(len(b - a) == 4 and a < b for a, b in zip(calls[::2],
+                                                        calls[1::2]))
+  assert len(calls) == 4
+  # Each round's architectures were predicted by the last re-adaptation.
+  archs = np.stack(history.archs)
+  want = latency_fn(archs) * np.repeat([1, 3, 5], [8, 4, 4])
+  np.testing.assert_allclose(history.predicted_ms, want, rtol=1e-6)

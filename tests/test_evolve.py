@@ -3,6 +3,7 @@ guided loop on a synthetic problem, and the smoke config end to end."""
 
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -172,6 +173,34 @@ def test_smoke_config_end_to_end(smoke_run):
   assert summary['latency_predictions_per_s'] > 0
   for plot in ('front.png', 'hypervolume.png'):
     assert os.path.getsize(os.path.join(workdir, plot)) > 1000
+
+
+def test_smoke_run_with_latency_in_the_loop(smoke_run, tmp_path):
+  """The same trained supernet (copied, so that the run resumes it),
+  searched with the adapted predictor and latency in the loop."""
+  workdir, lut_summary = smoke_run
+  shutil.copytree(os.path.join(workdir, 'supernet'), tmp_path / 'supernet')
+  config = evolve_quick.get_config('smoke')
+  config.latency.source = 'predictor'
+  config.evolve.measure_latency = True
+  config.evolve.latency_probes = 1
+  summary = evolve.run(config, str(tmp_path), progress=False)
+  assert summary['latency_source'] == 'predictor:raspi4'
+  assert summary['latency_of_evaluated'] == 'lut:raspi4'
+  assert summary['latency_measurements'] == 20 + 2 * 12
+  # Random search does not use the latency source: with measured latencies
+  # its curve is the lookup-table run's.
+  assert (summary['final_hypervolume']['random'] ==
+          lut_summary['final_hypervolume']['random'])
+  front = json.load(open(tmp_path / 'front.json'))
+  errors = [abs(p['predicted_latency_ms'] / p['lut_latency_ms'] - 1)
+            for p in front]
+  assert all(p['latency_ms'] == pytest.approx(p['lut_latency_ms'], rel=1e-5)
+             for p in front)
+  assert summary['lut_agreement']['max_relative_error'] == pytest.approx(
+      max(errors))
+  assert [r['evaluations'] for r in summary['prediction_error_by_round'][
+      '0']] == [6, 9, 12]
 
 
 def test_guided_search_refines_its_latency_after_each_round():

@@ -33,6 +33,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
+# optax >= 0.2.5 has optax.tree.norm (global_norm is deprecated there);
+# older versions, as some accelerator images carry, only global_norm.
+_tree_norm = getattr(getattr(optax, 'tree', None), 'norm', None) or (
+    optax.global_norm)
+
 PyTree = Any
 
 
@@ -173,7 +178,7 @@ def adapt(meta_params: PyTree, net: NetFns, apply_modulator: Callable,
     if cfg.first_order:
       grads = jax.lax.stop_gradient(grads)
     if cfg.grad_clip:  # keeps a learned step size from diverging on a task
-      norm = optax.global_norm(grads)
+      norm = _tree_norm(grads)
       grads = jax.tree.map(
           lambda g: g * jnp.minimum(1.0, cfg.grad_clip / (norm + 1e-12)), grads)
     net_params = jax.tree.map(lambda p, g, lr, m: p - lr * m * g, net_params,

@@ -158,6 +158,20 @@ def plot_front(workdir: str, points: dict, fronts: dict,
     ax.step([p['latency_ms'] for p in front], [p['accuracy'] for p in front],
             where='post', marker='o', ms=4, color=colors[name],
             label=f'{name}: front ({len(front)})')
+  # The guided front's other latency, where it differs: the prediction made
+  # before measuring (latency in the loop), or the lookup table's value of
+  # a predicted front.
+  other, label = 'predicted_latency_ms', 'guided front: predicted before measuring'
+  if not any(other in p for p in fronts['guided']):
+    other, label = 'lut_latency_ms', 'guided front: lookup table'
+  pairs = [(p['latency_ms'], p[other], p['accuracy'])
+           for p in fronts['guided'] if other in p]
+  if pairs and any(abs(a / b - 1) > 1e-4 for a, b, _ in pairs):
+    for a, b, acc in pairs:
+      ax.plot([a, b], [acc, acc], color='0.5', lw=0.8, zorder=1)
+    ax.scatter([b for _, b, _ in pairs], [acc for _, _, acc in pairs],
+               s=28, facecolors='none', edgecolors='tab:blue', zorder=4,
+               label=label)
   if dnas:
     ax.scatter([p['latency_ms'] for p in dnas], [p['accuracy'] for p in dnas],
                marker='*', s=120, color='tab:red', label='DNAS', zorder=5)

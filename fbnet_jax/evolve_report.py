@@ -35,16 +35,14 @@ STRATEGIES = ('guided', 'random')
 
 
 def lut_for(config) -> Optional[latency_lib.LatencyModel]:
-  """The exact lookup table of the config's device, if there is one."""
+  """The exact latencies of the config's device (``latency.exact_table``),
+  if there are any: none for a device file or an FBNet device without a
+  lookup table."""
   lat = config.latency
-  if lat.get('device_file'):
+  if lat.get('device_file') or (config.space == 'fbnet' and
+                                lat.device not in latency_lib.LUT_DEVICES):
     return None
-  if (config.space == 'fbnet' and config.get('macro', 'cifar') == 'cifar'
-      and lat.device in latency_lib.LUT_DEVICES):
-    return latency_lib.lookup_table_latency(lat.device)
-  if config.space == 'nasbench201':  # every cell measured on every device
-    return latency_lib.cell_table_latency(lat.device)
-  return None
+  return latency_lib.exact_table(config)
 
 
 def latency_throughput(model: latency_lib.LatencyModel, archs) -> float:

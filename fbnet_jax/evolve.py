@@ -131,12 +131,14 @@ class History:
 
   ``predicted_ms``: the guided search's latency of each architecture as its
   latency source gave it when the architecture was chosen (with latency in
-  the loop: before it was measured).
+  the loop: before it was measured). ``probed``: candidates whose latency
+  was measured before they were evaluated (``latency_probes``).
   """
   archs: list = dataclasses.field(default_factory=list)
   accuracy: list = dataclasses.field(default_factory=list)
   iteration_ends: list = dataclasses.field(default_factory=list)
   predicted_ms: list = dataclasses.field(default_factory=list)
+  probed: list = dataclasses.field(default_factory=list)
 
   def add(self, arch, accuracy: float, predicted_ms: Optional[float] = None
           ) -> None:
@@ -147,6 +149,10 @@ class History:
 
   def keys(self) -> set:
     return {a.tobytes() for a in self.archs}
+
+  def measured_keys(self) -> set:
+    """Evaluated and probed architectures (bytes keys)."""
+    return self.keys() | {a.tobytes() for a in self.probed}
 
   def __len__(self):
     return len(self.archs)
@@ -281,7 +287,6 @@ def guided_search(accuracy_fn: AccuracyFn, latency_fn: LatencyFn,
   """
   rng = np.random.default_rng(seed + 1)
   history = History()
-  probed = []  # measured candidates that were not evaluated
 
   def evaluate(archs):
     for arch, ms in zip(archs, np.atleast_1d(latency_fn(archs))):
@@ -293,7 +298,7 @@ def guided_search(accuracy_fn: AccuracyFn, latency_fn: LatencyFn,
   def measured():
     keys = history.keys()
     return np.stack(history.archs +
-                    [a for a in probed if a.tobytes() not in keys])
+                    [a for a in history.probed if a.tobytes() not in keys])
 
   def propose(latency_fn, predictor, k, iteration):
     evaluated = np.stack(history.archs)
@@ -317,8 +322,8 @@ def guided_search(accuracy_fn: AccuracyFn, latency_fn: LatencyFn,
     k = min(cfg.per_iteration, cfg.budget - len(history))
     new = propose(latency_fn, predictor, k, iteration)
     for _ in range(cfg.get('latency_probes', 0) if refine is not None else 0):
-      known = {a.tobytes() for a in probed}
-      probed.extend(a for a in new if a.tobytes() not in known)
+      known = {a.tobytes() for a in history.probed}
+      history.probed.extend(a for a in new if a.tobytes() not in known)
       latency_fn = refine(measured())
       new = propose(latency_fn, predictor, k, iteration)
     if len(new) < k:  # the predicted population ran out of new architectures
@@ -369,6 +374,7 @@ class LatencyInTheLoop:
     self.support = latency_lib.support_for(config)
     self.model = model
     e = config.evolve
+    # Support rows to pad to: every evaluation and probe can add one.
     self.size = len(self.support.archs) + e.budget * (
         1 + e.get('latency_probes', 0))
 
@@ -614,4 +620,4 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
                          'dnas': dnas_s,
                          'evaluations': evaluator.seconds,
                          'total_before_report': time.time() - t_start},
-      loop.size if loop else None)
+      len(loop.support.archs) if loop else None)

@@ -206,7 +206,7 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
                   indicator: pareto.HypervolumeIndicator, runs: dict,
                   evaluator, dnas: Optional[list],
                   throughput: Optional[float], seconds: dict,
-                  latency_measurements: Optional[int] = None) -> dict:
+                  support_size: Optional[int] = None) -> dict:
   """Fronts, hypervolume curves, LUT agreement, summary and plots.
 
   Args:
@@ -223,8 +223,8 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
     dnas: fully evaluated DNAS architectures, or None.
     throughput: latency predictions per second, or None.
     seconds: wall times so far.
-    latency_measurements: with latency in the loop, the measurements per
-      seed (the predictor's support + every full evaluation).
+    support_size: with latency in the loop, the measurements the predictor
+      was first adapted on.
 
   Returns:
     The summary (also ``summary.json``).
@@ -277,9 +277,12 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       'space': config.space, 'dataset': config.data.name,
       'latency_source': latency.name,
       'latency_of_evaluated': scoring.name,
-      # Latency measurements the guided search's predictor adapted on, per
-      # seed (support + every full evaluation), with latency in the loop.
-      'latency_measurements': latency_measurements,
+      # With latency in the loop, the guided search's latency measurements
+      # per seed: the predictor's support + every distinct architecture it
+      # evaluated or probed.
+      'latency_measurements': None if support_size is None else {
+          str(seed): support_size + len(h.measured_keys())
+          for seed, h in runs['guided'].items()},
       'ops': list(config.search.ops or space.units[0].choices),
       'seeds': list(cfg.seeds), 'budget': cfg.budget,
       'random_budget': random_budget, 'initial': cfg.initial,
@@ -325,6 +328,7 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       name: {str(seed): {'arch_index': [a.tolist() for a in h.archs],
                          'accuracy': h.accuracy,
                          'predicted_ms': h.predicted_ms,
+                         'probed': [a.tolist() for a in h.probed],
                          'iteration_ends': h.iteration_ends}
              for seed, h in runs[name].items()}
       for name in STRATEGIES})

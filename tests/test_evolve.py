@@ -187,7 +187,12 @@ def test_smoke_run_with_latency_in_the_loop(smoke_run, tmp_path):
   summary = evolve.run(config, str(tmp_path), progress=False)
   assert summary['latency_source'] == 'predictor:raspi4'
   assert summary['latency_of_evaluated'] == 'lut:raspi4'
-  assert summary['latency_measurements'] == 20 + 2 * 12
+  # 20 support rows + the 12 evaluated + the probed ones never evaluated
+  # (at most 3 per guided round, 2 rounds).
+  guided = json.load(open(tmp_path / 'evaluations.json'))['guided']['0']
+  measured = {tuple(a) for a in guided['arch_index'] + guided['probed']}
+  assert summary['latency_measurements'] == {'0': 20 + len(measured)}
+  assert 12 <= len(measured) <= 12 + 2 * 3 and guided['probed']
   # Random search does not use the latency source: with measured latencies
   # its curve is the lookup-table run's.
   assert (summary['final_hypervolume']['random'] ==
@@ -270,7 +275,7 @@ def test_report_with_latency_in_the_loop_checks_the_predictions(tmp_path):
   summary = evolve_report.write_results(
       str(tmp_path), config, encoding.space, low, table,
       pareto.HypervolumeIndicator(60.0), runs, Evaluator(), None, None, {},
-      latency_measurements=32)
+      support_size=20)
   front = json.load(open(tmp_path / 'front.json'))
   for p in front:
     assert p['latency_ms'] == pytest.approx(p['lut_latency_ms'], rel=1e-6)
@@ -281,7 +286,7 @@ def test_report_with_latency_in_the_loop_checks_the_predictions(tmp_path):
   assert agreement['max_relative_error'] == pytest.approx(0.2, rel=1e-4)
   assert not agreement['within_10_percent']
   assert summary['latency_of_evaluated'] == 'lut:raspi4'
-  assert summary['latency_measurements'] == 32
+  assert summary['latency_measurements'] == {'0': 20 + 12}
   rounds = summary['prediction_error_by_round']['0']
   assert [r['evaluations'] for r in rounds] == [6, 9, 12]
   for r in rounds:

@@ -56,7 +56,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.hard = False  # straight-through hard Gumbel samples
   # 'mixture': every candidate its own weights, mixed per example (DNAS).
   # 'elastic' (ofa only, weights only): OFA's weight sharing, one sampled
-  # sub-network per batch (supernet.OFAElasticSupernet).
+  # sub-network per batch (supernet.OFAElasticSupernet). 'masked' (ofa
+  # only): the same weights, each example its own soft choice (FBNetV2's
+  # masked DNAS): OFA's DNAS supernet that compiles in minutes on a CPU.
   c.search.supernet = 'mixture'
   c.search.num_derived_samples = 3
   c.search.derive = ''  # '' = 'target' for target/budget losses, else 'argmax'

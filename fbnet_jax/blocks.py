@@ -391,7 +391,14 @@ class ElasticMBConvBlock(nn.Module):
 
   Call with ``choice``: one-hot ``[len(choices)]`` over ``choices`` (the
   slot's unit choices, ``'k{k}_e{e}'`` and optionally ``'skip'``), shared
-  by the whole batch.
+  by the whole batch; or ``[batch, len(choices)]``, one (soft) choice per
+  example: FBNetV2's masked DNAS (DMaskingNAS), where every mask is the
+  probability-weighted sum of the candidates' masks. The depthwise
+  convolution is linear in its kernel, so its masked kernel mix is computed
+  as one convolution per kernel size, weighted per example. For one-hot
+  rows this is exactly the chosen candidate; for soft rows it is FBNetV2's
+  approximation of the mixture (one set of channels, softly masked), not
+  the sum of the candidates' outputs.
   """
   in_channels: int
   out_channels: int
@@ -438,14 +445,33 @@ class ElasticMBConvBlock(nn.Module):
   def __call__(self, x: jax.Array, choice: jax.Array,
                train: bool) -> jax.Array:
     _check_input('ElasticMBConvBlock', x, self.in_channels)
-    m = jax.tree.map(lambda t: jnp.tensordot(choice, t, 1), self.masks())
+    masks = self.masks()
+    m = jax.tree.map(lambda t: jnp.tensordot(choice, t, 1), masks)
+    per_example = choice.ndim == 2
+    if per_example:  # [B, n] -> broadcast over [B, H, W, n]
+      m = {k: v.reshape(v.shape[:1] + (1,) * (4 - v.ndim) + v.shape[1:])
+           for k, v in m.items() if k != 'kernel'}
     act = hard_swish if self.hswish else nn.relu
-    mid = m['hidden'].shape[-1]
+    mid, kmax = m['hidden'].shape[-1], masks['kernel'].shape[-1]
     y = Conv(mid, 1, dtype=self.dtype, name='expand')(x)
     y = act(batch_norm(train, self.dtype, 'expand_bn')(y)) * m['hidden']
-    y = Conv(mid, m['kernel'].shape[-1], self.stride, groups=mid,
-             dtype=self.dtype, name='dw')(
-                 y, kernel_mask=m['kernel'][:, :, None, None])
+    dw = Conv(mid, kmax, self.stride, groups=mid, dtype=self.dtype,
+              name='dw')
+    if per_example:
+      # One convolution per distinct kernel mask, weighted per example by
+      # the total probability of the choices that use it.
+      kernels = np.unique(masks['kernel'].reshape(len(self.choices), -1),
+                          axis=0)
+      out = 0.0
+      for kernel in kernels[kernels.sum(-1) > 0]:
+        uses = (masks['kernel'].reshape(len(self.choices), -1) ==
+                kernel).all(-1).astype(np.float32)
+        p = (choice @ uses)[:, None, None, None]
+        out = out + p * dw(y, kernel_mask=kernel.reshape(
+            kmax, kmax)[:, :, None, None])
+      y = out
+    else:
+      y = dw(y, kernel_mask=m['kernel'][:, :, None, None])
     y = act(batch_norm(train, self.dtype, 'dw_bn')(y)) * m['hidden']
     if self.se:
       y = SqueezeExcite(mid, m['reduced'].shape[-1], dtype=self.dtype,

@@ -18,6 +18,9 @@ architecture inherits are exactly its own blocks'.
   every kernel, expansion and skip; the batch runs one sub-network. One
   compiled program of 20 blocks instead of 190 candidates: what makes OFA
   searches feasible on a CPU (``config.search.supernet = 'elastic'``).
+  With ``per_example`` (``config.search.supernet = 'masked'``) each example
+  runs its own soft choice through the same elastic weights: FBNetV2's
+  masked DNAS (DMaskingNAS), the DNAS supernet of OFA on a CPU.
 - :class:`NASBench201Supernet`: the NAS-Bench-201 macro network, every cell
   the same soft cell: 6 mixed edges of the 5 candidate operations
   (``fbnet_jax.spaces.nasbench201``), ``cells_per_stage`` cells per stage
@@ -238,8 +241,13 @@ class OFAElasticSupernet(nn.Module):
   evaluating one architecture). The resolution unit is ignored, as in
   :class:`OFASupernet`; stem, first block and head are those of
   :class:`OFASupernet`.
+
+  ``per_example``: every example runs its own row of ``weights`` (soft
+  choices too: FBNetV2's masked mixture, see
+  :class:`blocks.ElasticMBConvBlock`), for DNAS.
   """
   num_classes: int = 1000
+  per_example: bool = False
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, weights: jnp.ndarray, train: bool):
@@ -250,7 +258,8 @@ class OFAElasticSupernet(nn.Module):
       x = blocks.ElasticMBConvBlock(
           shape.in_channels, shape.out_channels, shape.stride, choices,
           se=shape.se, hswish=shape.hswish, name=f'block{b}')(
-              x, weights[0, b, :len(choices)], train)
+              x, (weights[:, b, :len(choices)] if self.per_example
+                  else weights[0, b, :len(choices)]), train)
     return _ofa_head(x, train, self.num_classes)
 
 
@@ -390,16 +399,17 @@ def build_supernet(space: str, *, macro: str = 'cifar', num_classes: int,
     num_classes: classifier outputs.
     ops: FBNet only: the candidate ops to build (``config.search.ops``).
     kind: 'mixture' (every candidate its own weights, mixed per example:
-      DNAS) or, for OFA only, 'elastic' (:class:`OFAElasticSupernet`)
-      (``config.search.supernet``).
+      DNAS) or, for OFA only, 'elastic' (:class:`OFAElasticSupernet`: one
+      sub-network per batch) or 'masked' (the same weights, one soft choice
+      per example: FBNetV2's masked DNAS) (``config.search.supernet``).
     cells_per_stage: NAS-Bench-201 only: cells per stage
       (``config.nb201_cells``; the benchmark's 5).
   """
-  if kind not in ('mixture', 'elastic'):
+  if kind not in ('mixture', 'elastic', 'masked'):
     raise ValueError(f'config.search.supernet: unknown {kind!r}; expected '
-                     "'mixture' or 'elastic'.")
-  if kind == 'elastic' and space != 'ofa':
-    raise ValueError("config.search.supernet: 'elastic' (OFA's weight "
+                     "'mixture', 'elastic' or 'masked'.")
+  if kind in ('elastic', 'masked') and space != 'ofa':
+    raise ValueError(f"config.search.supernet: {kind!r} (OFA's weight "
                      f"sharing) is for the ofa space, not {space!r}.")
   if space == 'fbnet':
     ops = tuple(ops) or fbnet.OP_NAMES
@@ -411,8 +421,9 @@ def build_supernet(space: str, *, macro: str = 'cifar', num_classes: int,
   if ops:
     raise ValueError('config.search.ops: op subsets are for the fbnet space.')
   if space == 'ofa':
-    if kind == 'elastic':
-      return OFAElasticSupernet(num_classes=num_classes)
+    if kind in ('elastic', 'masked'):
+      return OFAElasticSupernet(num_classes=num_classes,
+                                per_example=kind == 'masked')
     return OFASupernet(num_classes=num_classes)
   if space == 'nasbench201':
     if not isinstance(cells_per_stage, int) or cells_per_stage < 1:

@@ -348,3 +348,46 @@ def test_elastic_ofa_supernet_holds_exactly_the_largest_subnetwork():
                               [[4] * 5], [224])[0]
   assert models.count_params(variables) == (space.params(largest) +
                                             spaces.ofa.FEATURE_MIX)
+
+
+def test_masked_block_runs_each_examples_own_choice():
+  # config.search.supernet='masked': per-example rows. One-hot rows give each
+  # example exactly what the shared-choice elastic block gives it (eval
+  # mode: no batch coupling); a soft row is FBNetV2's masked mixture, which
+  # is linear in the depthwise kernel mask: for two choices differing only
+  # in the kernel it equals the mix of their outputs.
+  space = spaces.get_space('ofa')
+  slot = 14  # h-swish, squeeze-excite, residual, skip allowed
+  shape, choices = space.blocks[slot], space.units[slot].choices
+  elastic = blocks.ElasticMBConvBlock(
+      shape.in_channels, shape.out_channels, shape.stride, choices,
+      se=shape.se, hswish=shape.hswish)
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(3, 8, 8, shape.in_channels)).astype(np.float32)
+  eye = np.eye(len(choices), dtype=np.float32)
+  rows = eye[[choices.index(op) for op in ('k3_e3', 'k7_e6', 'skip')]]
+  variables = jax.tree.map(
+      lambda l: (0.5 * rng.normal(size=l.shape) + (l.ndim == 1)).astype(
+          np.float32), initializers.fast_init(elastic, 0, x, rows[0], False))
+  variables['batch_stats'] = jax.tree.map(np.abs, variables['batch_stats'])
+  apply = jax.jit(elastic.apply, static_argnums=3)
+  got = apply(variables, x, rows, False)
+  for i, row in enumerate(rows):
+    np.testing.assert_allclose(got[i], apply(variables, x, row, False)[i],
+                               rtol=1e-4, atol=1e-3)
+  # A soft row: the shared path masks the depthwise kernel with the mixed
+  # mask in one convolution, the per-example path sums one convolution per
+  # kernel size; the same by linearity (hidden, squeeze-excite and skip
+  # masks mixed alike).
+  soft = (0.2 * eye[choices.index('k3_e6')] + 0.5 * eye[choices.index(
+      'k7_e4')] + 0.3 * eye[choices.index('skip')])
+  np.testing.assert_allclose(apply(variables, x, np.stack([soft] * 3), False),
+                             apply(variables, x, soft, False),
+                             rtol=1e-4, atol=1e-3)
+
+
+def test_masked_supernet_is_ofa_only():
+  assert supernet.build_supernet('ofa', num_classes=10,
+                                 kind='masked').per_example
+  with pytest.raises(ValueError, match="'masked'.*ofa space"):
+    supernet.build_supernet('fbnet', num_classes=10, kind='masked')

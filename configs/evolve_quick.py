@@ -48,6 +48,10 @@ def evolve_config() -> ml_collections.ConfigDict:
   # and re-run NSGA-II, this many times (more measurements, no more full
   # evaluations).
   e.latency_probes = 0
+  # With latency.device_file a device file of this machine: measure the
+  # reported front (and DNAS points) here with the harness, beside the
+  # reference architectures, and report how far the predictor was off.
+  e.measure_front = False
   # DNAS points to compare with: result.json files (comma-separated) and/or
   # DNAS searches run here, one per target at these quantiles of random
   # architectures' latency (same ops, data, schedule and latency source).

@@ -39,6 +39,17 @@ def main(argv):
       'guided_evaluations_to_reach_random_final', 'speedup_at_random_final',
       'latency_predictions_per_s',
       'lut_agreement', 'seconds')}, indent=1))
+  here = summary.get('measured_agreement')
+  if here:
+    print(f'front measured on {here["device"]}: predicted vs measured max '
+          f'{100 * here["raw"]["max_relative_error"]:.1f}% (median '
+          f'{100 * here["raw"]["median_relative_error"]:.1f}%); the '
+          'references moved '
+          f'{100 * here["drift_vs_device_file"]:+.1f}% since the device file, '
+          'against them max '
+          f'{100 * here["vs_references"]["max_relative_error"]:.1f}% (median '
+          f'{100 * here["vs_references"]["median_relative_error"]:.1f}%); '
+          f'{here["measured"]} measurements, {here["seconds"]:.0f} s')
   for row in summary['by_budget']:
     print(f'{row["evaluations"]:4d} evaluations: hv guided '
           f'{row["guided_hv"]:.4f} random {row["random_hv"]:.4f}; random '

@@ -6,6 +6,9 @@
 - :func:`verify`: measures found architectures (interleaved with the
   reference architectures, whose re-measured latencies give the drift since
   the device file was written) and compares with the predicted latency.
+- :func:`check_measured_here`: a clear error unless a device file was
+  measured by this harness on this machine's backend with the config's
+  settings (what :func:`verify` compares against must be).
 - :func:`run`: the whole loop for several targets, with an independent check
   of the adapted predictor on ``num_query`` other measured architectures;
   counts measurements and seconds.
@@ -81,6 +84,33 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
           'noise': {k: float(device.meta[k]) for k in (
               'median_relative_spread', 'max_relative_spread',
               'reference_drift', 'rounds')}}
+
+
+def check_measured_here(config: ml_collections.ConfigDict, device,
+                        path: str) -> None:
+  """Raises ``ValueError`` naming ``path`` and the field unless ``device``
+  (loaded from ``path``) was measured by :mod:`fbnet_jax.measure` on this
+  machine's kind of device with the batch size, dtype and (FBNet) macro
+  network that measuring here would use: a new measurement is only
+  comparable with such a file."""
+  want = measure_config(config)
+  if 'device_kind' not in device.meta:
+    raise ValueError(
+        f'{path}: no field device_kind, so it was not written by '
+        'experiments.measure; measuring here to compare with it needs a '
+        'device file of this machine (python -m experiments.measure '
+        f'--space={config.space} --archs=reference,random:10 --out=...).')
+  expected = [('device_kind', jax.devices()[0].device_kind),
+              ('batch_size', want.batch_size), ('dtype', want.dtype)]
+  if config.space == 'fbnet':
+    expected.append(('macro', want.macro))
+  for field, value in expected:
+    got = device.meta[field].item() if field in device.meta else None
+    if got != value:
+      raise ValueError(
+          f'{path}: field {field} is {got!r}, but measuring on this machine '
+          f'would use {value!r}; expected a device file measured here with '
+          'the same settings (config.measure, config.macro).')
 
 
 def verify(config: ml_collections.ConfigDict, archs: np.ndarray,

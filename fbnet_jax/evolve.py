@@ -17,7 +17,8 @@ Fronts are computed from fully evaluated architectures only (never from
 predictions); the hypervolume against the number of evaluations compares
 the two. Latency comes from the config's latency source (lookup table or
 adapted predictor); the front is re-scored with the exact lookup table when
-the device has one.
+the device has one, and, for a device file of this machine, measured here
+with the harness (``config.evolve.measure_front``, :class:`FrontMeasurement`).
 
 Honest evaluation: the supernet trains its weights on the 'weights' split
 (80% of the training data) and recalibrates BN on it. With
@@ -49,6 +50,7 @@ from pymoo.optimize import minimize
 from pymoo.util.nds import non_dominated_sorting
 import tqdm
 
+from fbnet_jax import closed_loop
 from fbnet_jax import data as data_lib
 from fbnet_jax import evolve_report as report
 from fbnet_jax import latency as latency_lib
@@ -364,7 +366,8 @@ class LatencyInTheLoop:
       raise ValueError(
           'config.evolve.measure_latency: a device file cannot time new '
           'architectures; expected a bundled device (its exact table stands '
-          'in for the device).')
+          'in for the device). For a device file of this machine, '
+          'config.evolve.measure_front=True measures the front here.')
     self.measured = latency_lib.exact_table(config)
     if self.measured is None:
       raise ValueError(
@@ -383,6 +386,42 @@ class LatencyInTheLoop:
     ms = self.measured.arch_ms(archs)
     adapted = self.support.adapt(archs, ms, pad_to=self.size)
     return self.model.with_params(adapted.params).arch_ms
+
+
+class FrontMeasurement:
+  """Measures the reported front on this machine with the harness
+  (``config.evolve.measure_front``), for a search whose latency source is
+  the predictor adapted to ``config.latency.device_file``, a device file of
+  this machine: the front's architectures are timed in a fresh process,
+  interleaved with the reference architectures, whose drift against the
+  device file says how much the machine's own speed moved in between
+  (:func:`closed_loop.verify`).
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    lat = config.latency
+    if lat.source != 'predictor' or not lat.get('device_file'):
+      raise ValueError(
+          'config.evolve.measure_front: expected '
+          "config.latency.source='predictor' with a device_file of this "
+          f'machine, got source={lat.source!r}, device_file='
+          f"{lat.get('device_file')!r}; a bundled device's front is "
+          're-scored with its exact table instead.')
+    if config.space not in ('fbnet', 'ofa'):
+      raise ValueError(
+          'config.evolve.measure_front: the harness builds fbnet and ofa '
+          f'networks, not {config.space!r}.')
+    from meta import latency_data  # pylint: disable=g-import-not-at-top
+    self.config = config
+    self.device = latency_data.load_device_file(lat.device_file)
+    closed_loop.check_measured_here(config, self.device, lat.device_file)
+    self.name = (f'measured here ({jax.devices()[0].device_kind}, '
+                 f'{self.device.name})')
+
+  def __call__(self, archs: np.ndarray) -> dict:
+    """``{'measured_ms', 'drift_vs_device_file', 'measured', 'seconds'}``."""
+    return closed_loop.verify(self.config, np.asarray(archs, np.int32),
+                              self.device)
 
 
 # ------------------------------------------------------------ evaluation
@@ -502,7 +541,10 @@ def dnas_config(config: ml_collections.ConfigDict,
   c.search.tau_decay = e.dnas_tau_decay
   c.search.derive = 'target'
   c.search.num_derived_samples = 0
-  c.search.supernet = 'mixture'  # DNAS mixes candidates; elastic cannot
+  # DNAS mixes candidates per example; OFA's elastic one-path weights do
+  # that as FBNetV2's masked mixture (the 190-block mixture supernet takes
+  # over 10 minutes to compile on a CPU).
+  c.search.supernet = 'masked' if config.space == 'ofa' else 'mixture'
   c.loss.form = 'target'
   c.latency.target_ms = round(float(target_ms), 3)
   return c
@@ -573,6 +615,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   # measured with latency in the loop, else the search's source.
   loop = LatencyInTheLoop(config, latency) if cfg.get(
       'measure_latency') else None
+  measure_front = FrontMeasurement(config) if cfg.get(
+      'measure_front') else None
   scoring = loop.measured if loop else latency
   evaluator = SupernetEvaluator(searcher, state, cfg.get('eval_limit'))
   ref_archs = encoding.sample(np.random.default_rng(0), cfg.ref_samples)
@@ -620,4 +664,4 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
                          'dnas': dnas_s,
                          'evaluations': evaluator.seconds,
                          'total_before_report': time.time() - t_start},
-      len(loop.support.archs) if loop else None)
+      len(loop.support.archs) if loop else None, measure_front)

@@ -93,6 +93,29 @@ def budget_comparison(guided: list, random: list, budgets: list,
   return rows
 
 
+def agreement(reported, exact) -> dict:
+  """Relative errors of ``reported`` latencies against ``exact`` ones."""
+  errors = np.asarray(reported, np.float64) / np.asarray(exact) - 1
+  return {'relative_errors': errors.tolist(),
+          'max_relative_error': float(np.abs(errors).max()),
+          'median_relative_error': float(np.median(np.abs(errors))),
+          'within_10_percent': bool(np.abs(errors).max() <= 0.10)}
+
+
+def measure_points(points: list, measure) -> dict:
+  """Measures ``points`` (front or DNAS entries) with ``measure``
+  (``evolve.FrontMeasurement``), adds ``measured_latency_ms`` and
+  ``measured_vs_references_ms`` (divided by the references' drift since the
+  device file) to each, and returns the measurement's bookkeeping."""
+  check = measure(np.stack([np.asarray(p['arch_index']) for p in points]))
+  scale = 1 + check['drift_vs_device_file']
+  for p, ms in zip(points, check['measured_ms']):
+    p['measured_latency_ms'] = float(ms)
+    p['measured_vs_references_ms'] = float(ms) / scale
+  return {k: check[k] for k in ('drift_vs_device_file', 'measured',
+                                'seconds')}
+
+
 def dnas_comparison(dnas: list, front: list,
                     indicator: pareto.HypervolumeIndicator) -> dict:
   """Each DNAS point against the guided front (both fully evaluated with
@@ -157,11 +180,15 @@ def plot_front(workdir: str, points: dict, fronts: dict,
             where='post', marker='o', ms=4, color=colors[name],
             label=f'{name}: front ({len(front)})')
   # The guided front's other latency, where it differs: the prediction made
-  # before measuring (latency in the loop), or the lookup table's value of
-  # a predicted front.
-  other, label = 'predicted_latency_ms', 'guided front: predicted before measuring'
-  if not any(other in p for p in fronts['guided']):
-    other, label = 'lut_latency_ms', 'guided front: lookup table'
+  # before measuring (latency in the loop), the lookup table's value of
+  # a predicted front, or its measurement on this machine.
+  # a predicted front, or its measurement on this machine.
+  for other, label in (
+      ('predicted_latency_ms', 'guided front: predicted before measuring'),
+      ('lut_latency_ms', 'guided front: lookup table'),
+      ('measured_latency_ms', 'guided front: measured here')):
+    if any(other in p for p in fronts['guided']):
+      break
   pairs = [(p['latency_ms'], p[other], p['accuracy'])
            for p in fronts['guided'] if other in p]
   if pairs and any(abs(a / b - 1) > 1e-4 for a, b, _ in pairs):
@@ -206,7 +233,8 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
                   indicator: pareto.HypervolumeIndicator, runs: dict,
                   evaluator, dnas: Optional[list],
                   throughput: Optional[float], seconds: dict,
-                  support_size: Optional[int] = None) -> dict:
+                  support_size: Optional[int] = None,
+                  measure=None) -> dict:
   """Fronts, hypervolume curves, LUT agreement, summary and plots.
 
   Args:
@@ -225,6 +253,8 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
     seconds: wall times so far.
     support_size: with latency in the loop, the measurements the predictor
       was first adapted on.
+    measure: ``evolve.FrontMeasurement`` (``config.evolve.measure_front``):
+      the guided front and the DNAS points are measured on this machine.
 
   Returns:
     The summary (also ``summary.json``).
@@ -256,7 +286,6 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
   by_round = prediction_error_by_round(runs['guided'], scoring) if (
       measured) else None
   lut = lut_for(config)
-  errors = []
   for entry in fronts['guided']:
     arch = np.asarray(entry['arch_index'])
     entry['flops'] = space.flops(arch)
@@ -265,9 +294,23 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
           arch.astype(np.int32).tobytes()]
     if lut is not None:
       entry['lut_latency_ms'] = float(lut.arch_ms(arch))
-      errors.append(abs(entry[compared] / entry['lut_latency_ms'] - 1))
     if cfg.get('test_front'):
       entry['test_accuracy'] = evaluator.test(arch)
+  measured_here = None
+  if measure is not None:
+    t0 = time.time()
+    measured_here = measure_points(fronts['guided'] + (dnas or []), measure)
+    front = fronts['guided']
+    measured_here = {
+        'device': measure.name, 'compared': 'latency_ms',
+        'raw': agreement([p['latency_ms'] for p in front],
+                         [p['measured_latency_ms'] for p in front]),
+        # The machine's own speed change since the device file divided out.
+        'vs_references': agreement(
+            [p['latency_ms'] for p in front],
+            [p['measured_vs_references_ms'] for p in front]),
+        **measured_here}
+    seconds = {**seconds, 'measure_front': time.time() - t0}
   budgets = runs['guided'][cfg.seeds[0]].iteration_ends
   comparison = budget_comparison(curves['guided'], curves['random'],
                                  budgets, random_budget)
@@ -307,9 +350,11 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       'latency_predictions_per_s': throughput,
       'lut_agreement': None if lut is None else {
           'lut': lut.name, 'compared': compared,
-          'max_relative_error': float(max(errors)),
-          'median_relative_error': float(np.median(errors)),
-          'within_10_percent': bool(max(errors) <= 0.10)},
+          **agreement([p[compared] for p in fronts['guided']],
+                      [p['lut_latency_ms'] for p in fronts['guided']])},
+      # config.evolve.measure_front: the front's latencies against their
+      # measurement on this machine, raw and relative to the references.
+      'measured_agreement': measured_here,
       # With latency in the loop: the guided search's predictions against
       # the measurements, per round of full evaluations and seed.
       'prediction_error_by_round': by_round,

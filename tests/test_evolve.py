@@ -294,6 +294,96 @@ def test_report_with_latency_in_the_loop_checks_the_predictions(tmp_path):
     assert r['max_abs'] == pytest.approx(0.2, rel=1e-4)
 
 
+def test_report_measures_the_front_here(tmp_path):
+  """``config.evolve.measure_front``: the front and the DNAS points are
+  measured (here by a stand-in running 25% slower than predicted, in a
+  session whose references also ran 25% slower than in the device file):
+  30-20% off raw, exact against the references."""
+  from fbnet_jax import latency as latency_lib
+  config = evolve_quick.get_config('smoke')
+  table = latency_lib.lookup_table_latency('raspi4')
+  encoding = _encoding(('k3_e1', 'skip'))
+  _, accuracy_fn = _synthetic()
+  cfg = config.evolve
+  initial = evolve.unique_random(encoding, np.random.default_rng(0), 6)
+  runs = {'guided': {0: evolve.guided_search(
+      accuracy_fn, table.arch_ms, encoding, cfg, 0, initial)},
+          'random': {0: evolve.random_search(
+              accuracy_fn, encoding, cfg.budget, np.random.default_rng(1),
+              initial)}}
+  dnas_arch = initial[0]
+  dnas = [{'arch': encoding.space.names(dnas_arch),
+           'arch_index': dnas_arch.tolist(),
+           'latency_ms': float(table.arch_ms(dnas_arch)),
+           'accuracy': accuracy_fn(dnas_arch)}]
+  calls = []
+
+  class Measure:
+    name = 'stand-in'
+
+    def __call__(self, archs):
+      calls.append(archs)
+      return {'measured_ms': (1.25 * table.arch_ms(archs)).tolist(),
+              'drift_vs_device_file': 0.25, 'measured': 10 + len(archs),
+              'seconds': 1.0}
+
+  class Evaluator:
+    num_images, num_evaluations = 10, 18
+    test = staticmethod(accuracy_fn)
+
+  summary = evolve_report.write_results(
+      str(tmp_path), config, encoding.space, table, table,
+      pareto.HypervolumeIndicator(60.0), runs, Evaluator(), dnas, None, {},
+      measure=Measure())
+  front = json.load(open(tmp_path / 'front.json'))
+  assert len(calls) == 1 and len(calls[0]) == len(front) + 1
+  for p in front + json.load(open(tmp_path / 'fronts.json'))['dnas']:
+    assert p['measured_latency_ms'] == pytest.approx(1.25 * p['latency_ms'],
+                                                     rel=1e-5)
+    assert p['measured_vs_references_ms'] == pytest.approx(p['latency_ms'],
+                                                           rel=1e-5)
+  here = summary['measured_agreement']
+  assert here['raw']['max_relative_error'] == pytest.approx(0.2, rel=1e-4)
+  assert not here['raw']['within_10_percent']
+  assert here['vs_references']['max_relative_error'] < 1e-5
+  assert here['vs_references']['within_10_percent']
+  assert here['measured'] == 10 + len(front) + 1
+  assert 'measure_front' in summary['seconds']
+  assert summary['lut_agreement']['max_relative_error'] < 1e-6
+
+
+def test_measure_front_needs_a_device_file_measured_here(tmp_path):
+  from meta import latency_data
+  config = evolve_quick.get_config('smoke')
+  config.evolve.measure_front = True
+  with pytest.raises(ValueError, match='device_file of this machine'):
+    evolve.FrontMeasurement(config)  # the lookup table of a bundled device
+  config.latency.source = 'predictor'
+  bundled = latency_data.bundled_device('fbnet', 'raspi4')
+  path = str(tmp_path / 'raspi4_copy.npz')
+  latency_data.save_device_file(path, bundled)
+  config.latency.device_file = path
+  with pytest.raises(ValueError, match='raspi4_copy.npz: no field '
+                     'device_kind'):
+    evolve.FrontMeasurement(config)
+  here = dict(device_kind=np.array(jax.devices()[0].device_kind),
+              batch_size=np.int32(8), dtype=np.array('float32'),
+              macro=np.array('cifar'))
+  latency_data.save_device_file(path, latency_data.Device(
+      'mine', 'fbnet', bundled.archs, bundled.latency_ms, bundled.is_query,
+      meta=here))
+  with pytest.raises(ValueError, match=r'field batch_size is 8.*would use 1'):
+    evolve.FrontMeasurement(config)
+  here['batch_size'] = np.int32(1)
+  latency_data.save_device_file(path, latency_data.Device(
+      'mine', 'fbnet', bundled.archs, bundled.latency_ms, bundled.is_query,
+      meta=here))
+  assert 'mine' in evolve.FrontMeasurement(config).name
+  config.space = 'nasbench201'
+  with pytest.raises(ValueError, match='fbnet and ofa'):
+    evolve.FrontMeasurement(config)
+
+
 def test_latency_probes_measure_candidates_before_evaluating_them():
   encoding = _encoding()
   latency_fn, accuracy_fn = _synthetic()

@@ -118,21 +118,31 @@ def check_latency_range(min_latency_ms: float, config) -> None:
 
 
 def derive(theta: jnp.ndarray, choice_mask: np.ndarray, rng: jax.Array,
-           num_samples: int, fixed: Optional[np.ndarray] = None
-           ) -> tuple[np.ndarray, np.ndarray]:
-  """Argmax architecture ``[U]`` and ``num_samples`` sampled ones ``[N, U]``."""
+           num_samples: int, fixed: Optional[np.ndarray] = None,
+           space=None) -> tuple[np.ndarray, np.ndarray]:
+  """Argmax architecture ``[U]`` and ``num_samples`` sampled ones ``[N, U]``.
+
+  With ``space`` (a ``SearchSpace``), the argmax is the most probable
+  *valid* architecture (``space.most_probable``; OFA's stages are prefixes
+  of blocks) and samples are made valid (``space.make_valid``).
+  """
   p = probabilities(theta, choice_mask, fixed)
-  argmax = np.asarray(jnp.argmax(p, -1), np.int32)
   logits = jnp.log(jnp.maximum(p, 1e-30))
-  samples = jax.random.categorical(rng, logits, axis=-1,
-                                   shape=(num_samples,) + p.shape[:1])
-  return argmax, np.asarray(samples, np.int32)
+  argmax = np.asarray(jnp.argmax(p, -1), np.int32)
+  samples = np.asarray(jax.random.categorical(
+      rng, logits, axis=-1, shape=(num_samples,) + p.shape[:1]), np.int32)
+  if space is not None:
+    log_p = np.where(np.asarray(p) > 0, np.asarray(logits), -np.inf)
+    argmax = space.most_probable(log_p)
+    samples = space.make_valid(samples) if num_samples else samples
+  return argmax, samples
 
 
 def derive_for_target(log_probs: np.ndarray, arch_ms: Callable[[np.ndarray],
                                                                np.ndarray],
                       target_ms: float, tolerance: float = 0.02,
-                      max_changes: int = 64) -> tuple[np.ndarray, list[dict]]:
+                      max_changes: int = 64, space=None
+                      ) -> tuple[np.ndarray, list[dict]]:
   """The most probable architecture whose latency is within ``tolerance``
   (relative) of ``target_ms``, by greedy repair of the argmax.
 
@@ -150,13 +160,17 @@ def derive_for_target(log_probs: np.ndarray, arch_ms: Callable[[np.ndarray],
     target_ms: the target.
     tolerance: relative half-width of the accepted band.
     max_changes: at most this many unit changes.
+    space: a ``SearchSpace`` with rules beyond per-unit choices (OFA): the
+      start is its most probable valid architecture and only valid changes
+      are considered.
 
   Returns:
     (architecture ``[U]``, the changes made: ``{'unit', 'from', 'to',
     'latency_ms', 'log_prob_cost'}`` each).
   """
   log_probs = np.asarray(log_probs, np.float64)
-  arch = np.argmax(log_probs, -1).astype(np.int32)
+  arch = (np.argmax(log_probs, -1).astype(np.int32) if space is None
+          else space.most_probable(log_probs))
   units, choices = log_probs.shape
   lat = float(arch_ms(arch[None])[0])
   changes = []
@@ -169,6 +183,9 @@ def derive_for_target(log_probs: np.ndarray, arch_ms: Callable[[np.ndarray],
     u_idx, c_idx = np.divmod(np.arange(units * choices), choices)
     cand[np.arange(units * choices), u_idx] = c_idx
     valid = allowed[u_idx, c_idx] & (c_idx != arch[u_idx])
+    if space is not None:
+      valid &= space.valid_rows(cand)
+    cand = np.where(valid[:, None], cand, arch[None])  # scored, never taken
     cand_lat = np.asarray(arch_ms(cand), np.float64)
     gain = np.where(error > 0, lat - cand_lat, cand_lat - lat)  # ms towards T
     # Overshooting past the band on the other side is no gain.

@@ -527,7 +527,7 @@ def report(searcher, state, history, config) -> dict:
   rng = jax.random.PRNGKey(config.seed + 7)
   argmax, samples = dnas.derive(state.params['arch'], searcher.mask, rng,
                                 config.search.num_derived_samples,
-                                searcher.fixed)
+                                searcher.fixed, searcher.space)
   sources = latency_lib.all_sources(config)
   limit = config.data.get('eval_limit')
   mode = config.search.get('derive') or (
@@ -543,7 +543,7 @@ def report(searcher, state, history, config) -> dict:
     log_probs = np.where(allowed, log_probs, -np.inf)
     arch, changes = dnas.derive_for_target(
         log_probs, searcher.latency.arch_ms, float(config.latency.target_ms),
-        config.search.get('derive_tolerance', 0.02))
+        config.search.get('derive_tolerance', 0.02), space=searcher.space)
   elif mode != 'argmax':
     raise ValueError(f"config.search.derive: expected 'argmax' or 'target', "
                      f'got {mode!r}.')

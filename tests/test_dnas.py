@@ -184,6 +184,49 @@ def test_derive_for_target_reaches_band_at_least_cost():
   assert (arch != 0).all()
 
 
+def test_ofa_derivation_is_the_most_probable_valid_architecture():
+  # OFA's stages are prefixes of blocks. A distribution whose per-slot
+  # argmax skips slot 3 of stage 1 but keeps slot 4 is invalid; the most
+  # probable valid one is found per stage by enumerating depth 2/3/4.
+  space = spaces.get_space('ofa')
+  skip = space.skip_index
+  rng = np.random.default_rng(0)
+  log_probs = np.full(space.choice_mask.shape, -np.inf)
+  for u, unit in enumerate(space.units):
+    log_probs[u, :unit.num_choices] = np.log(rng.dirichlet(
+        np.ones(unit.num_choices)))
+  # Stage 1 (slots 0-3): slot 2 prefers skip (0.6), slot 3 a block (0.7).
+  log_probs[2, :10] = np.log(np.r_[[0.4 / 9] * 9, 0.6])
+  log_probs[3, :10] = np.log(np.r_[0.7, [0.3 / 9] * 9])
+  argmax = np.argmax(log_probs, -1)
+  assert not space.valid_rows(argmax)[0]
+  best = space.most_probable(log_probs)
+  assert space.valid_rows(best)[0]
+  # Depth 4 (0.4/9 * 0.7) beats depth 2 (0.6 * 0.3/9) and depth 3.
+  np.testing.assert_array_equal(best[2:4], [0, 0])
+  # Brute force over every valid depth combination of all five stages.
+  score = lambda a: log_probs[np.arange(space.num_units), a].sum()
+  import itertools  # pylint: disable=g-import-not-at-top
+  for depths in itertools.product((2, 3, 4), repeat=5):
+    cand = best.copy()
+    for stage, d in enumerate(depths):
+      for slot in range(4):
+        u = stage * 4 + slot
+        cand[u] = (skip if slot >= d else
+                   int(np.argmax(log_probs[u, :skip])))
+    assert score(cand) <= score(best) + 1e-9
+  # Target derivation only ever takes valid changes.
+  cost = rng.uniform(1, 3, log_probs.shape)
+  cost[:20, skip] = 0.0
+  arch_ms = lambda a: cost[np.arange(space.num_units),
+                           np.asarray(a)].sum(-1)
+  start = arch_ms(best[None])[0]
+  arch, changes = dnas.derive_for_target(log_probs, arch_ms, 0.6 * start,
+                                         tolerance=0.05, space=space)
+  assert changes and space.valid_rows(arch)[0]
+  assert abs(arch_ms(arch[None])[0] / (0.6 * start) - 1) <= 0.05
+
+
 @pytest.mark.parametrize('change, message', [
     (dict(support='grid'), r"config\.latency\.support: expected 'random' or "
      r"'spread', got 'grid'"),

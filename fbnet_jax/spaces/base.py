@@ -122,6 +122,25 @@ class SearchSpace(abc.ABC):
     """Rows of ``archs`` that break the space-specific rules."""
     return np.zeros((0,), np.int64)
 
+  def valid_rows(self, archs) -> np.ndarray:
+    """bool ``[N]``: which rows of in-range ``archs`` keep the
+    space-specific rules (all of them, except in OFA)."""
+    archs = np.atleast_2d(np.asarray(archs))
+    ok = np.ones(len(archs), bool)
+    ok[self._constraint_violations(archs)] = False
+    return ok
+
+  def make_valid(self, archs) -> np.ndarray:
+    """The space's repair of in-range rows (OFA: every block after a
+    stage's first skipped one is skipped too); valid rows are unchanged."""
+    return self._repair(np.atleast_2d(np.asarray(archs, np.int32)), None)
+
+  def most_probable(self, log_probs) -> np.ndarray:
+    """The most probable valid architecture ``[U]`` under independent
+    per-unit ``log_probs [U, C]`` (disallowed choices ``-inf``): the
+    argmax, where every argmax is valid."""
+    return np.argmax(np.asarray(log_probs), -1).astype(np.int32)
+
   # ---------------------------------------------------------------- helpers
   def names(self, arch) -> list[str]:
     """Choice names of a (valid) architecture."""

@@ -121,6 +121,26 @@ class OFASpace(base.SearchSpace):
   def _constraint_violations(self, archs):
     return np.nonzero(self._depth_violations(archs))[0]
 
+  def most_probable(self, log_probs) -> np.ndarray:
+    """The most probable valid architecture: per stage, the depth ``d``
+    whose first ``d`` slots at their best block choice and the rest
+    skipped is most probable (the plain argmax may skip a slot and keep a
+    later one)."""
+    log_probs = np.asarray(log_probs, np.float64)
+    arch = np.argmax(log_probs, -1).astype(np.int32)
+    blocks = log_probs[:self.num_blocks].reshape(5, MAX_DEPTH, -1)
+    best = blocks[:, :, :self.skip_index].argmax(-1)
+    best_lp = np.take_along_axis(blocks, best[..., None], -1)[..., 0]
+    skip_lp = blocks[:, :, self.skip_index]
+    for stage in range(5):
+      scores = [best_lp[stage, :d].sum() + skip_lp[stage, d:].sum()
+                for d in DEPTHS]
+      depth = DEPTHS[int(np.argmax(scores))]
+      rows = np.arange(stage * MAX_DEPTH, (stage + 1) * MAX_DEPTH)
+      arch[rows] = np.where(np.arange(MAX_DEPTH) < depth, best[stage],
+                            self.skip_index)
+    return arch
+
   def names_unchecked(self, arch) -> list[str]:
     return [u.choices[c] if 0 <= c < u.num_choices else str(c)
             for u, c in zip(self.units, arch)]

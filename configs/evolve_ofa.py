@@ -16,13 +16,19 @@ Latency: the bundled meta-trained predictor adapted to titan_rtx_64 (OFA's
 meta-test device) for the network at ``config.ofa_resolution`` = 224 px,
 the resolution unit pinned there (the 32 px digits stand in for it during
 training, as the 8x8 digits do for FBNet's CIFAR network). There is no
-lookup table for this space, so the front is not re-scored.
+lookup table for this space; to re-score the front, measure it here:
+
+    python -m experiments.measure --space=ofa --archs=reference,random:10 --out=runs/my_cpu_ofa.npz
+    python -m experiments.evolve --config=configs/evolve_ofa.py --workdir=W \
+        --config.latency.device_file=runs/my_cpu_ofa.npz --config.evolve.measure_front=True
 
 Compute: one compiled program of 20 blocks (about 1.5 minutes to compile on
-2 CPU cores); the per-candidate 'mixture' supernet of DNAS holds 190 blocks
-and takes over 10 minutes, so the DNAS points are off here (on an
-accelerator: ``--config.evolve.dnas_quantiles=0.15,0.5,0.85``). Variants:
-``configs/evolve_ofa.py:smoke`` (tiny).
+2 CPU cores). DNAS points are off by default, for time: each DNAS search
+trains its own supernet (``--config.evolve.dnas_quantiles=0.15,0.5,0.85``
+runs three, with the 'masked' supernet: the same elastic weights, one soft
+choice per example, FBNetV2's masked DNAS; the per-candidate 'mixture'
+supernet holds 190 blocks and takes over 10 minutes to compile on a CPU).
+Variants: ``configs/evolve_ofa.py:smoke`` (tiny).
 """
 
 import ml_collections
@@ -42,7 +48,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   c.latency.device = 'titan_rtx_64'
   c.latency.target_ms = 25.0  # unused by the weights-only supernet
   c.search.supernet = 'elastic'  # OFA's weight sharing (see above)
-  c.evolve.dnas_quantiles = ()  # DNAS needs the mixture supernet
+  c.evolve.dnas_quantiles = ()  # off for time (see above)
   if variant == 'smoke':  # smaller still: the OFA supernet is large
     evolve_quick.smoke(c)
     c.batch_size = 8

@@ -74,8 +74,9 @@ def test_ofa_elastic_training_samples_valid_pinned_subnetworks():
   assert set(depths.ravel()) == set(ofa.DEPTHS)  # OFA's uniform depth
   # A function of (seed, step): a resumed run trains the same sub-networks.
   np.testing.assert_array_equal(searcher.sample_path(7), paths[7])
-  # DNAS points of an elastic evolve run search the mixture supernet.
-  assert evolve.dnas_config(config, 10.0).search.supernet == 'mixture'
+  # DNAS points of an elastic evolve run search the masked supernet (the
+  # same elastic weights, a soft choice per example).
+  assert evolve.dnas_config(config, 10.0).search.supernet == 'masked'
 
 
 @pytest.mark.parametrize('change, message', [

@@ -445,8 +445,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       rec = {'step': step, 'epoch': step / searcher.steps_per_epoch,
              'tau': float(tau),
              'expected_latency_ms': float(searcher.latency(jnp.asarray(probs))),
+             # The most probable valid architecture (OFA: stages stay
+             # prefixes of blocks; elsewhere the argmax).
              'argmax_latency_ms': float(searcher.latency.arch_ms(
-                 probs.argmax(-1))),
+                 searcher.space.most_probable(
+                     np.log(np.maximum(probs, 1e-30))))),
              **{k: float(v) for k, v in metrics.items()},
              # CE and accuracy: means over the epoch's weight steps (the
              # last batch's alone is noisy); *_last: that batch's.

@@ -37,6 +37,28 @@ def _synthetic(seed=0):
   return latency_fn, accuracy_fn
 
 
+class _Evaluator:
+  """The report's view of ``evolve.SupernetEvaluator``, on the synthetic
+  accuracy."""
+  num_images, num_evaluations = 10, 18
+  test = staticmethod(_synthetic()[1])
+
+
+def _smoke_runs(config, latency_fn):
+  """Guided and random search of the smoke config on the synthetic
+  accuracy (ops k3_e1 and skip): ``(encoding, initial, runs)``."""
+  encoding = _encoding(('k3_e1', 'skip'))
+  _, accuracy_fn = _synthetic()
+  cfg = config.evolve
+  initial = evolve.unique_random(encoding, np.random.default_rng(0), 6)
+  runs = {'guided': {0: evolve.guided_search(
+      accuracy_fn, latency_fn, encoding, cfg, 0, initial)},
+          'random': {0: evolve.random_search(
+              accuracy_fn, encoding, cfg.budget, np.random.default_rng(1),
+              initial)}}
+  return encoding, initial, runs
+
+
 def test_non_dominated_matches_brute_force():
   points = np.random.default_rng(0).random((200, 2))
   front = pareto.non_dominated(points)
@@ -258,23 +280,10 @@ def test_report_with_latency_in_the_loop_checks_the_predictions(tmp_path):
   # A "predictor" 20% under the table: the front must report the table's
   # (measured) latencies and flag the predictions as 20% off.
   low = table.with_params(jax.tree.map(lambda x: 0.8 * x, table.params))
-  encoding = _encoding(('k3_e1', 'skip'))
-  _, accuracy_fn = _synthetic()
-  cfg = config.evolve
-  initial = evolve.unique_random(encoding, np.random.default_rng(0), 6)
-  runs = {'guided': {0: evolve.guided_search(
-      accuracy_fn, low.arch_ms, encoding, cfg, 0, initial)},
-          'random': {0: evolve.random_search(
-              accuracy_fn, encoding, cfg.budget, np.random.default_rng(1),
-              initial)}}
-
-  class Evaluator:
-    num_images, num_evaluations = 10, 18
-    test = staticmethod(accuracy_fn)
-
+  encoding, _, runs = _smoke_runs(config, low.arch_ms)
   summary = evolve_report.write_results(
       str(tmp_path), config, encoding.space, low, table,
-      pareto.HypervolumeIndicator(60.0), runs, Evaluator(), None, None, {},
+      pareto.HypervolumeIndicator(60.0), runs, _Evaluator(), None, None, {},
       support_size=20)
   front = json.load(open(tmp_path / 'front.json'))
   for p in front:
@@ -302,15 +311,8 @@ def test_report_measures_the_front_here(tmp_path):
   from fbnet_jax import latency as latency_lib
   config = evolve_quick.get_config('smoke')
   table = latency_lib.lookup_table_latency('raspi4')
-  encoding = _encoding(('k3_e1', 'skip'))
+  encoding, initial, runs = _smoke_runs(config, table.arch_ms)
   _, accuracy_fn = _synthetic()
-  cfg = config.evolve
-  initial = evolve.unique_random(encoding, np.random.default_rng(0), 6)
-  runs = {'guided': {0: evolve.guided_search(
-      accuracy_fn, table.arch_ms, encoding, cfg, 0, initial)},
-          'random': {0: evolve.random_search(
-              accuracy_fn, encoding, cfg.budget, np.random.default_rng(1),
-              initial)}}
   dnas_arch = initial[0]
   dnas = [{'arch': encoding.space.names(dnas_arch),
            'arch_index': dnas_arch.tolist(),
@@ -327,13 +329,9 @@ def test_report_measures_the_front_here(tmp_path):
               'drift_vs_device_file': 0.25, 'measured': 10 + len(archs),
               'seconds': 1.0}
 
-  class Evaluator:
-    num_images, num_evaluations = 10, 18
-    test = staticmethod(accuracy_fn)
-
   summary = evolve_report.write_results(
       str(tmp_path), config, encoding.space, table, table,
-      pareto.HypervolumeIndicator(60.0), runs, Evaluator(), dnas, None, {},
+      pareto.HypervolumeIndicator(60.0), runs, _Evaluator(), dnas, None, {},
       measure=Measure())
   front = json.load(open(tmp_path / 'front.json'))
   assert len(calls) == 1 and len(calls[0]) == len(front) + 1

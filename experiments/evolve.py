@@ -5,6 +5,10 @@ r"""Multi-objective evolutionary search on a trained supernet (DyNAS-T).
         --workdir=runs/evolve_c100 --config.latency.device=pixel3
     python -m experiments.evolve --config=configs/evolve_nasbench201.py --workdir=runs/evolve_nb201
     python -m experiments.evolve --config=configs/evolve_ofa.py --workdir=runs/evolve_ofa
+    python -m experiments.measure --archs=reference,random:10 --out=runs/my_cpu.npz
+    python -m experiments.evolve --config=configs/evolve_quick.py --workdir=runs/evolve_here \
+        --config.latency.source=predictor --config.latency.device_file=runs/my_cpu.npz \
+        --config.evolve.measure_front=True   # the front measured on this machine
 
 Trains (or resumes) the supernet under ``WORKDIR/supernet``, then runs the
 predictor-guided NSGA-II search and random search at the same budget of full

@@ -460,12 +460,11 @@ class ElasticMBConvBlock(nn.Module):
     if per_example:
       # One convolution per distinct kernel mask, weighted per example by
       # the total probability of the choices that use it.
-      kernels = np.unique(masks['kernel'].reshape(len(self.choices), -1),
-                          axis=0)
+      flat = masks['kernel'].reshape(len(self.choices), -1)
+      kernels = np.unique(flat, axis=0)
       out = 0.0
       for kernel in kernels[kernels.sum(-1) > 0]:
-        uses = (masks['kernel'].reshape(len(self.choices), -1) ==
-                kernel).all(-1).astype(np.float32)
+        uses = (flat == kernel).all(-1).astype(np.float32)
         p = (choice @ uses)[:, None, None, None]
         out = out + p * dw(y, kernel_mask=kernel.reshape(
             kmax, kmax)[:, :, None, None])

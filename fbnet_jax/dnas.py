@@ -128,14 +128,12 @@ def derive(theta: jnp.ndarray, choice_mask: np.ndarray, rng: jax.Array,
   """
   p = probabilities(theta, choice_mask, fixed)
   logits = jnp.log(jnp.maximum(p, 1e-30))
-  argmax = np.asarray(jnp.argmax(p, -1), np.int32)
   samples = np.asarray(jax.random.categorical(
       rng, logits, axis=-1, shape=(num_samples,) + p.shape[:1]), np.int32)
-  if space is not None:
-    log_p = np.where(np.asarray(p) > 0, np.asarray(logits), -np.inf)
-    argmax = space.most_probable(log_p)
-    samples = space.make_valid(samples) if num_samples else samples
-  return argmax, samples
+  if space is None:
+    return np.asarray(jnp.argmax(p, -1), np.int32), samples
+  log_p = np.where(np.asarray(p) > 0, np.asarray(logits), -np.inf)
+  return space.most_probable(log_p), space.make_valid(samples)
 
 
 def derive_for_target(log_probs: np.ndarray, arch_ms: Callable[[np.ndarray],

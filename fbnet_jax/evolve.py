@@ -415,8 +415,7 @@ class FrontMeasurement:
     self.config = config
     self.device = latency_data.load_device_file(lat.device_file)
     closed_loop.check_measured_here(config, self.device, lat.device_file)
-    self.name = (f'measured here ({jax.devices()[0].device_kind}, '
-                 f'{self.device.name})')
+    self.name = f'{jax.devices()[0].device_kind} ({self.device.name})'
 
   def __call__(self, archs: np.ndarray) -> dict:
     """``{'measured_ms', 'drift_vs_device_file', 'measured', 'seconds'}``."""
@@ -601,6 +600,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   """
   check_config(config)
   cfg = config.evolve
+  # Config errors before the supernet trains, not after.
+  measure_front = FrontMeasurement(config) if cfg.get(
+      'measure_front') else None
   t_start = time.time()
   os.makedirs(workdir, exist_ok=True)
   supernet_dir = os.path.join(workdir, 'supernet')
@@ -615,8 +617,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   # measured with latency in the loop, else the search's source.
   loop = LatencyInTheLoop(config, latency) if cfg.get(
       'measure_latency') else None
-  measure_front = FrontMeasurement(config) if cfg.get(
-      'measure_front') else None
   scoring = loop.measured if loop else latency
   evaluator = SupernetEvaluator(searcher, state, cfg.get('eval_limit'))
   ref_archs = encoding.sample(np.random.default_rng(0), cfg.ref_samples)

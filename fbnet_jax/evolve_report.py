@@ -182,7 +182,6 @@ def plot_front(workdir: str, points: dict, fronts: dict,
   # The guided front's other latency, where it differs: the prediction made
   # before measuring (latency in the loop), the lookup table's value of
   # a predicted front, or its measurement on this machine.
-  # a predicted front, or its measurement on this machine.
   for other, label in (
       ('predicted_latency_ms', 'guided front: predicted before measuring'),
       ('lut_latency_ms', 'guided front: lookup table'),
@@ -299,7 +298,7 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
   measured_here = None
   if measure is not None:
     t0 = time.time()
-    measured_here = measure_points(fronts['guided'] + (dnas or []), measure)
+    bookkeeping = measure_points(fronts['guided'] + (dnas or []), measure)
     front = fronts['guided']
     measured_here = {
         'device': measure.name, 'compared': 'latency_ms',
@@ -309,7 +308,7 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
         'vs_references': agreement(
             [p['latency_ms'] for p in front],
             [p['measured_vs_references_ms'] for p in front]),
-        **measured_here}
+        **bookkeeping}
     seconds = {**seconds, 'measure_front': time.time() - t0}
   budgets = runs['guided'][cfg.seeds[0]].iteration_ends
   comparison = budget_comparison(curves['guided'], curves['random'],

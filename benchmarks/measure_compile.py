@@ -20,6 +20,7 @@ from absl import flags
 import jax
 import numpy as np
 
+import benchmarks
 from fbnet_jax import measure
 from fbnet_jax import spaces
 
@@ -54,9 +55,7 @@ def main(argv):
            'per_net_s': [s for _, s in built], 'latency_ms': ms}
     print(json.dumps(run), flush=True)
     result['runs'].append(run)
-    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-    with open(_OUT.value, 'w') as f:
-      json.dump(result, f, indent=1)
+    benchmarks.write_json(_OUT.value, result)
 
 
 if __name__ == '__main__':

@@ -19,6 +19,7 @@ from absl import flags
 import jax
 import numpy as np
 
+import benchmarks
 from configs import help_fbnet
 from fbnet_jax import spaces
 from meta import latency_data
@@ -71,9 +72,7 @@ def main(argv):
       'predictions_per_s': 10_000 / adapt_s,
   }
   print(json.dumps(result, indent=1))
-  os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-  with open(_OUT.value, 'w') as f:
-    json.dump(result, f, indent=1)
+  benchmarks.write_json(_OUT.value, result)
 
 
 if __name__ == '__main__':

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import benchmarks
 from configs import search_common
 from fbnet_jax import compilation_cache
 from fbnet_jax import search
@@ -122,9 +123,7 @@ def _write(rows):
                        f'x{jax.device_count()} ({jax.default_backend()}), '
                        f'{os.cpu_count()} CPUs',
             'rows': rows}
-  os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-  with open(_OUT.value, 'w') as f:
-    json.dump(result, f, indent=1)
+  benchmarks.write_json(_OUT.value, result)
 
 
 if __name__ == '__main__':

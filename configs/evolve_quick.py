@@ -41,8 +41,11 @@ def evolve_config() -> ml_collections.ConfigDict:
   e.ref_factor = 1.1  # ... times this
   e.throughput_archs = 100_000  # time the latency source on this many
   # Latency in the loop (DyNAS-T): measure each fully evaluated architecture
-  # and re-adapt the predictor on the measurements (predictor source, on a
-  # bundled device whose exact table stands in for measuring).
+  # and re-adapt the predictor on the measurements (predictor source; on a
+  # bundled device its exact table stands in for measuring; with
+  # latency.device_file a device file of this machine, the harness measures
+  # here, random search's architectures too: set random_budget to what you
+  # can afford to measure).
   e.measure_latency = False
   # ... and measure each round's candidates before evaluating them, re-adapt
   # and re-run NSGA-II, this many times (more measurements, no more full

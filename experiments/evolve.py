@@ -9,6 +9,10 @@ r"""Multi-objective evolutionary search on a trained supernet (DyNAS-T).
     python -m experiments.evolve --config=configs/evolve_quick.py --workdir=runs/evolve_here \
         --config.latency.source=predictor --config.latency.device_file=runs/my_cpu.npz \
         --config.evolve.measure_front=True   # the front measured on this machine
+    python -m experiments.evolve --config=configs/evolve_quick.py --workdir=runs/evolve_loop_here \
+        --config.latency.source=predictor --config.latency.device_file=runs/my_cpu.npz \
+        --config.evolve.measure_latency=True --config.evolve.random_budget=48
+        # latency in the loop here: every evaluated architecture measured
 
 Trains (or resumes) the supernet under ``WORKDIR/supernet``, then runs the
 predictor-guided NSGA-II search and random search at the same budget of full
@@ -54,6 +58,14 @@ def main(argv):
           f'{100 * here["vs_references"]["max_relative_error"]:.1f}% (median '
           f'{100 * here["vs_references"]["median_relative_error"]:.1f}%); '
           f'{here["measured"]} measurements, {here["seconds"]:.0f} s')
+  loop = summary.get('measured_in_the_loop')
+  if loop:
+    drift = loop['drift_vs_device_file']
+    print(f'latency in the loop on {loop["device"]}: {loop["architectures"]} '
+          f'architectures measured in {loop["sessions"]} sessions '
+          f'({loop["measurements"]} measurements with the references), '
+          f'{loop["seconds"]:.0f} s; references {100 * min(drift):+.1f}% to '
+          f'{100 * max(drift):+.1f}% since the device file')
   for row in summary['by_budget']:
     print(f'{row["evaluations"]:4d} evaluations: hv guided '
           f'{row["guided_hv"]:.4f} random {row["random_hv"]:.4f}; random '

@@ -9,6 +9,9 @@
 - :func:`check_measured_here`: a clear error unless a device file was
   measured by this harness on this machine's backend with the config's
   settings (what :func:`verify` compares against must be).
+- :class:`MeasuredHere`: latencies of any architectures, measured here on
+  demand (:func:`verify`) on the device file's scale and cached: the
+  evolutionary search's latency in the loop on your own machine.
 - :func:`run`: the whole loop for several targets, with an independent check
   of the adapted predictor on ``num_query`` other measured architectures;
   counts measurements and seconds.
@@ -137,6 +140,109 @@ def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
           'measured': len(rows), 'seconds': time.time() - t0}
 
 
+class MeasuredHere:
+  """Latencies measured on this machine, on the scale of its device file.
+
+  ``arch_ms(archs)`` times the architectures not measured yet in one
+  session of the harness (a fresh process, interleaved with the reference
+  architectures: :func:`verify`) and divides them by the references' drift
+  since the device file, so that measurements of different sessions, and
+  the device file's own rows, are comparable. What is measured is kept, in
+  memory and in ``cache_path`` (JSON, rewritten after each session): a
+  rerun measures only what is new.
+
+  It is what :class:`fbnet_jax.evolve.LatencyInTheLoop` measures with when
+  ``config.latency.device_file`` is a device file of this machine.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, device, path: str,
+               cache_path: str = '', measure_fn=None):
+    """``device``: the device file at ``path``, loaded; ``measure_fn``:
+    :func:`verify` (tests pass a stand-in)."""
+    check_measured_here(config, device, path)
+    self.config = config
+    self.device = device
+    self.space = _space(config)
+    self.name = f'measured:{device.name}'
+    self.cache_path = cache_path
+    self.sessions = []  # one entry per measuring session
+    self._measure = measure_fn or verify
+    self._ms = {a.astype(np.int32).tobytes(): float(ms)
+                for a, ms in zip(device.archs, device.latency_ms)}
+    self._here = {}  # measured by this object (and its cache)
+    self._raw = {}  # ... as measured: (ms, session index)
+    if cache_path and os.path.exists(cache_path):
+      with open(cache_path) as f:
+        cached = json.load(f)
+      if cached.get('device_file') != os.path.abspath(path):
+        raise ValueError(
+            f'{cache_path}: field device_file is '
+            f"{cached.get('device_file')!r}, expected {os.path.abspath(path)!r}"
+            ' (measurements are on the scale of the device file they were '
+            'divided by; remove the cache to measure again).')
+      for arch, ms, raw, session in zip(
+          cached['arch_index'], cached['latency_ms'], cached['raw_ms'],
+          cached['session']):
+        key = np.asarray(arch, np.int32).tobytes()
+        self._here[key] = float(ms)
+        self._raw[key] = (float(raw), int(session))
+      self._ms.update(self._here)
+      self.sessions = cached['sessions']
+    self._path = path
+
+  def arch_ms(self, archs) -> np.ndarray:
+    """Milliseconds of ``[N, U]`` (or one ``[U]``) architectures."""
+    archs = np.asarray(archs)
+    single = archs.ndim == 1
+    archs = self.space.validate_batch(np.atleast_2d(archs)).astype(np.int32)
+    new = {}
+    for a in archs:
+      if a.tobytes() not in self._ms:
+        new.setdefault(a.tobytes(), a)
+    if new:
+      self._measure_new(np.stack(list(new.values())))
+    out = np.array([self._ms[a.tobytes()] for a in archs], np.float32)
+    return out[0] if single else out
+
+  def _measure_new(self, archs: np.ndarray) -> None:
+    check = self._measure(self.config, archs, self.device)
+    scale = 1 + check['drift_vs_device_file']
+    for a, ms in zip(archs, check['measured_ms']):
+      self._here[a.tobytes()] = self._ms[a.tobytes()] = float(ms) / scale
+      self._raw[a.tobytes()] = (float(ms), len(self.sessions))
+    self.sessions.append({
+        'architectures': len(archs), 'measured': int(check['measured']),
+        'drift_vs_device_file': float(check['drift_vs_device_file']),
+        'seconds': float(check['seconds'])})
+    logging.info('measured %d architectures here in %.0f s (references '
+                 '%+.1f%% since the device file)', len(archs),
+                 check['seconds'], 100 * check['drift_vs_device_file'])
+    if self.cache_path:
+      tmp = self.cache_path + '.tmp'
+      with open(tmp, 'w') as f:
+        json.dump({'device_file': os.path.abspath(self._path),
+                   'arch_index': [np.frombuffer(k, np.int32).tolist()
+                                  for k in self._here],
+                   'latency_ms': list(self._here.values()),
+                   # As measured, and in which session (whose references'
+                   # drift the latency was divided by).
+                   'raw_ms': [self._raw[k][0] for k in self._here],
+                   'session': [self._raw[k][1] for k in self._here],
+                   'sessions': self.sessions}, f)
+      os.replace(tmp, self.cache_path)
+
+  def summary(self) -> dict:
+    """What was measured: sessions, architectures, measurements (with the
+    references timed beside them), seconds and the references' drifts."""
+    return {'device': f'{jax.devices()[0].device_kind} ({self.device.name})',
+            'sessions': len(self.sessions),
+            'architectures': len(self._here),
+            'measurements': sum(s['measured'] for s in self.sessions),
+            'seconds': sum(s['seconds'] for s in self.sessions),
+            'drift_vs_device_file': [s['drift_vs_device_file']
+                                     for s in self.sessions]}
+
+
 def run(config: ml_collections.ConfigDict, workdir: str,
         quantiles: Sequence[float] = (0.2, 0.5, 0.8), num_query: int = 200
         ) -> dict:
@@ -153,6 +259,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   made = ensure_device_file(config, path, config.latency.num_samples,
                             num_query)
   device = latency_data.load_device_file(path)
+  check_measured_here(config, device, path)  # verify compares with it
   adapted = latency_lib.adapt_predictor(
       config.space, device, predictor_dir=config.latency.get('predictor_dir')
       or None, num_samples=config.latency.num_samples,

@@ -346,16 +346,21 @@ class LatencyInTheLoop:
   meta-learned predictor, so that NSGA-II's latency objective is fitted
   where the search is looking (``config.evolve.measure_latency``).
 
-  ``measured``: the device's exact latencies; for a bundled device its
-  lookup table (FBNet) or measured cells (NAS-Bench-201) stand in for
-  measuring on the device. Calling the loop with the architectures
-  evaluated so far measures them and returns the latency function of the
-  predictor re-adapted on its support plus these (one compiled adaptation:
-  the support is padded to a fixed size).
+  ``measured``: the device's latencies. With ``config.latency.device_file``
+  a device file of this machine, they are measured here with the harness
+  (:class:`closed_loop.MeasuredHere`: each round's new architectures in
+  one session beside the reference architectures, on the device file's
+  scale, cached in ``cache_path``); for a bundled device its lookup table
+  (FBNet) or measured cells (NAS-Bench-201) stand in for measuring on the
+  device. Calling the loop with the architectures evaluated so far
+  measures them and returns the latency function of the predictor
+  re-adapted on its support plus these (one compiled adaptation: the
+  support is padded to a fixed size).
   """
 
   def __init__(self, config: ml_collections.ConfigDict,
-               model: latency_lib.LatencyModel):
+               model: latency_lib.LatencyModel, cache_path: str = '',
+               measure_fn=None):
     lat = config.latency
     if lat.source != 'predictor' or lat.get('adapted_dir'):
       raise ValueError(
@@ -363,23 +368,35 @@ class LatencyInTheLoop:
           "config.latency.source='predictor' adapted here (not adapted_dir), "
           f'got source={lat.source!r}; a lookup table needs no refinement.')
     if lat.get('device_file'):
-      raise ValueError(
-          'config.evolve.measure_latency: a device file cannot time new '
-          'architectures; expected a bundled device (its exact table stands '
-          'in for the device). For a device file of this machine, '
-          'config.evolve.measure_front=True measures the front here.')
-    self.measured = latency_lib.exact_table(config)
+      if config.space not in ('fbnet', 'ofa'):
+        raise ValueError(
+            'config.evolve.measure_latency: the harness builds fbnet and ofa '
+            f'networks, not {config.space!r}; expected a bundled device '
+            '(its exact table stands in for the device).')
+      from meta import latency_data  # pylint: disable=g-import-not-at-top
+      self.measured = closed_loop.MeasuredHere(
+          config, latency_data.load_device_file(lat.device_file),
+          lat.device_file, cache_path, measure_fn)
+    else:
+      self.measured = latency_lib.exact_table(config)
     if self.measured is None:
       raise ValueError(
           'config.evolve.measure_latency: no exact latencies of '
           f'{lat.device!r} in space {config.space!r} to measure with '
-          '(FBNet CIFAR lookup tables or NAS-Bench-201 only).')
+          '(FBNet CIFAR lookup tables or NAS-Bench-201 only; or a device '
+          'file of this machine in config.latency.device_file, measured '
+          'here with the harness).')
     self.support = latency_lib.support_for(config)
     self.model = model
     e = config.evolve
     # Support rows to pad to: every evaluation and probe can add one.
     self.size = len(self.support.archs) + e.budget * (
         1 + e.get('latency_probes', 0))
+
+  @property
+  def measures_here(self) -> bool:
+    """Whether measuring costs a harness session (not a table lookup)."""
+    return isinstance(self.measured, closed_loop.MeasuredHere)
 
   def __call__(self, archs: np.ndarray) -> LatencyFn:
     archs = np.asarray(archs, np.int32)
@@ -519,6 +536,13 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                      f'config.epochs ({config.epochs}), got '
                      f'{cfg.dnas_warmup_epochs}: DNAS needs architecture '
                      'steps.')
+  if cfg.get('measure_latency') and config.latency.get('device_file'):
+    # Measured here in the loop: the file must be this machine's (before the
+    # supernet trains, not after).
+    from meta import latency_data  # pylint: disable=g-import-not-at-top
+    path = config.latency.device_file
+    closed_loop.check_measured_here(
+        config, latency_data.load_device_file(path), path)
   if config.search.warmup_epochs < config.epochs:
     logging.warning(
         'config.search.warmup_epochs (%d) < config.epochs (%d): the arch '
@@ -615,13 +639,18 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   latency = searcher.latency
   # The latency of fully evaluated architectures (fronts, hypervolume):
   # measured with latency in the loop, else the search's source.
-  loop = LatencyInTheLoop(config, latency) if cfg.get(
-      'measure_latency') else None
+  loop = LatencyInTheLoop(config, latency, os.path.join(
+      workdir, 'measured_here.json')) if cfg.get('measure_latency') else None
   scoring = loop.measured if loop else latency
+  # The hypervolume's reference point and the DNAS targets, from
+  # ``ref_samples`` random architectures: by the predictor where measuring
+  # them would take harness sessions (any fixed point serves both
+  # strategies alike).
+  bounds = latency if loop and loop.measures_here else scoring
   evaluator = SupernetEvaluator(searcher, state, cfg.get('eval_limit'))
   ref_archs = encoding.sample(np.random.default_rng(0), cfg.ref_samples)
   indicator = pareto.HypervolumeIndicator(
-      float(scoring.arch_ms(ref_archs).max()) * cfg.ref_factor)
+      float(bounds.arch_ms(ref_archs).max()) * cfg.ref_factor)
   throughput = None
   if cfg.get('throughput_archs'):
     throughput = report.latency_throughput(latency, encoding.sample(
@@ -648,7 +677,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   t_dnas = time.time()
   dnas_paths = [p for p in cfg.get('dnas_result', '').split(',') if p]
   if cfg.get('dnas_quantiles'):
-    ref_ms = scoring.arch_ms(ref_archs)
+    ref_ms = bounds.arch_ms(ref_archs)
     dnas_paths += dnas_searches(
         config, workdir, [np.quantile(ref_ms, q) for q in cfg.dnas_quantiles],
         progress=progress)
@@ -664,4 +693,5 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
                          'dnas': dnas_s,
                          'evaluations': evaluator.seconds,
                          'total_before_report': time.time() - t_start},
-      len(loop.support.archs) if loop else None, measure_front)
+      len(loop.support.archs) if loop else None, measure_front,
+      harness=loop.measured if loop and loop.measures_here else None)

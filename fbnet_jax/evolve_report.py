@@ -179,26 +179,35 @@ def plot_front(workdir: str, points: dict, fronts: dict,
     ax.step([p['latency_ms'] for p in front], [p['accuracy'] for p in front],
             where='post', marker='o', ms=4, color=colors[name],
             label=f'{name}: front ({len(front)})')
-  # The guided front's other latency, where it differs: the prediction made
-  # before measuring (latency in the loop), the lookup table's value of
-  # a predicted front, or its measurement on this machine.
-  for other, label in (
-      ('predicted_latency_ms', 'guided front: predicted before measuring'),
-      ('lut_latency_ms', 'guided front: lookup table'),
-      ('measured_latency_ms', 'guided front: measured here')):
-    if any(other in p for p in fronts['guided']):
-      break
-  pairs = [(p['latency_ms'], p[other], p['accuracy'])
-           for p in fronts['guided'] if other in p]
-  if pairs and any(abs(a / b - 1) > 1e-4 for a, b, _ in pairs):
+  # The guided front's other latencies, where they differ: the prediction
+  # made before measuring (latency in the loop), the lookup table's value
+  # of a predicted front, its measurement on this machine.
+  for other, label, marker in (
+      ('predicted_latency_ms', 'guided front: predicted before measuring',
+       'o'),
+      ('lut_latency_ms', 'guided front: lookup table', 's'),
+      ('measured_latency_ms', 'guided front: measured here', 'D')):
+    pairs = [(p['latency_ms'], p[other], p['accuracy'])
+             for p in fronts['guided'] if other in p]
+    if not pairs or all(abs(a / b - 1) <= 1e-4 for a, b, _ in pairs):
+      continue
     for a, b, acc in pairs:
       ax.plot([a, b], [acc, acc], color='0.5', lw=0.8, zorder=1)
     ax.scatter([b for _, b, _ in pairs], [acc for _, _, acc in pairs],
-               s=28, facecolors='none', edgecolors='tab:blue', zorder=4,
-               label=label)
+               s=28, marker=marker, facecolors='none', edgecolors='tab:blue',
+               zorder=4, label=label)
   if dnas:
     ax.scatter([p['latency_ms'] for p in dnas], [p['accuracy'] for p in dnas],
                marker='*', s=120, color='tab:red', label='DNAS', zorder=5)
+    here = [p for p in dnas if 'measured_latency_ms' in p]
+    for p in here:
+      ax.plot([p['latency_ms'], p['measured_latency_ms']],
+              [p['accuracy']] * 2, color='tab:red', lw=0.8, zorder=1)
+    if here:
+      ax.scatter([p['measured_latency_ms'] for p in here],
+                 [p['accuracy'] for p in here], marker='*', s=120,
+                 facecolors='none', edgecolors='tab:red', zorder=5,
+                 label='DNAS: measured here')
   ax.set_xlabel(f'latency (ms, {latency_name})')
   ax.set_ylabel('supernet accuracy (validation)')
   ax.set_title('fully evaluated architectures and their Pareto fronts')
@@ -233,7 +242,7 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
                   evaluator, dnas: Optional[list],
                   throughput: Optional[float], seconds: dict,
                   support_size: Optional[int] = None,
-                  measure=None) -> dict:
+                  measure=None, harness=None) -> dict:
   """Fronts, hypervolume curves, LUT agreement, summary and plots.
 
   Args:
@@ -254,6 +263,9 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       was first adapted on.
     measure: ``evolve.FrontMeasurement`` (``config.evolve.measure_front``):
       the guided front and the DNAS points are measured on this machine.
+    harness: with latency in the loop on this machine, ``scoring`` itself
+      (``closed_loop.MeasuredHere``), whose measuring sessions are
+      summarised.
 
   Returns:
     The summary (also ``summary.json``).
@@ -357,6 +369,8 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       # With latency in the loop: the guided search's predictions against
       # the measurements, per round of full evaluations and seed.
       'prediction_error_by_round': by_round,
+      # With latency in the loop on this machine: its harness sessions.
+      'measured_in_the_loop': harness.summary() if harness else None,
       'front_size': len(fronts['guided']),
       'dnas': dnas_comparison(dnas, fronts['guided'], indicator)
               if dnas else None,

@@ -74,7 +74,8 @@ class MeasureConfig:
   batch_size: int = 1
   dtype: str = 'float32'
   warmup: int = 3
-  repeats_per_round: int = 5
+  round_warmup: int = 1  # untimed calls of a network before each round's
+  repeats_per_round: int = 5  # ... timed ones
   min_rounds: int = 3
   max_rounds: int = 20
   spread_bound: float = 0.05  # stop when every IQR / median is below this
@@ -148,7 +149,7 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
                   disable=not progress)
   while rounds < config.max_rounds:
     for i in rng.permutation(len(archs)):
-      timings[i].extend(time_fn(fns[i], warmup=1,
+      timings[i].extend(time_fn(fns[i], warmup=config.round_warmup,
                                 repeats=config.repeats_per_round))
     rounds += 1
     bar.update(1)
@@ -200,14 +201,33 @@ def _spread(timings) -> np.ndarray:
                    np.median(t) for t in timings])
 
 
+# JAX's persistent compilation cache settings a child process inherits.
+_CACHE_OPTIONS = ('jax_compilation_cache_dir',
+                  'jax_persistent_cache_min_compile_time_secs',
+                  'jax_persistent_cache_min_entry_size_bytes')
+
+
 def measure_archs_in_fresh_process(archs: np.ndarray, config: MeasureConfig,
                                    **kwargs):
   """:func:`measure_archs` in a new Python process (``spawn``), same result.
 
   The child starts with nothing compiled and no memory held by earlier work
   (a search, other measurements) of this process; the environment
-  (``JAX_PLATFORMS``, ``XLA_FLAGS``) is inherited.
+  (``JAX_PLATFORMS``, ``XLA_FLAGS``) is inherited, and so is this process's
+  persistent compilation cache (:mod:`fbnet_jax.compilation_cache`), if it
+  has one: the reference architectures, timed in every session, then
+  compile once per machine, and a network measured again loads its
+  executable instead of compiling it.
   """
+  cache = {name: getattr(jax.config, name) for name in _CACHE_OPTIONS}
   ctx = multiprocessing.get_context('spawn')
   with ctx.Pool(1) as pool:
-    return pool.apply(measure_archs, (np.asarray(archs), config), kwargs)
+    return pool.apply(_measure_in_child,
+                      (np.asarray(archs), config, cache, kwargs))
+
+
+def _measure_in_child(archs, config, cache, kwargs):
+  if cache['jax_compilation_cache_dir']:
+    for name, value in cache.items():
+      jax.config.update(name, value)
+  return measure_archs(archs, config, **kwargs)

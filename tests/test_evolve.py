@@ -350,6 +350,20 @@ def test_report_measures_the_front_here(tmp_path):
   assert summary['lut_agreement']['max_relative_error'] < 1e-6
 
 
+def _file_measured_here(path, batch_size=1):
+  """raspi4's rows written as if ``experiments.measure`` had measured them
+  on this machine (``closed_loop.check_measured_here``'s fields)."""
+  from meta import latency_data
+  bundled = latency_data.bundled_device('fbnet', 'raspi4')
+  here = dict(device_kind=np.array(jax.devices()[0].device_kind),
+              batch_size=np.int32(batch_size), dtype=np.array('float32'),
+              macro=np.array('cifar'))
+  latency_data.save_device_file(path, latency_data.Device(
+      'mine', 'fbnet', bundled.archs, bundled.latency_ms, bundled.is_query,
+      meta=here))
+  return latency_data.load_device_file(path)
+
+
 def test_measure_front_needs_a_device_file_measured_here(tmp_path):
   from meta import latency_data
   config = evolve_quick.get_config('smoke')
@@ -357,29 +371,141 @@ def test_measure_front_needs_a_device_file_measured_here(tmp_path):
   with pytest.raises(ValueError, match='device_file of this machine'):
     evolve.FrontMeasurement(config)  # the lookup table of a bundled device
   config.latency.source = 'predictor'
-  bundled = latency_data.bundled_device('fbnet', 'raspi4')
   path = str(tmp_path / 'raspi4_copy.npz')
-  latency_data.save_device_file(path, bundled)
+  latency_data.save_device_file(
+      path, latency_data.bundled_device('fbnet', 'raspi4'))
   config.latency.device_file = path
   with pytest.raises(ValueError, match='raspi4_copy.npz: no field '
                      'device_kind'):
     evolve.FrontMeasurement(config)
-  here = dict(device_kind=np.array(jax.devices()[0].device_kind),
-              batch_size=np.int32(8), dtype=np.array('float32'),
-              macro=np.array('cifar'))
-  latency_data.save_device_file(path, latency_data.Device(
-      'mine', 'fbnet', bundled.archs, bundled.latency_ms, bundled.is_query,
-      meta=here))
+  _file_measured_here(path, batch_size=8)
   with pytest.raises(ValueError, match=r'field batch_size is 8.*would use 1'):
     evolve.FrontMeasurement(config)
-  here['batch_size'] = np.int32(1)
-  latency_data.save_device_file(path, latency_data.Device(
-      'mine', 'fbnet', bundled.archs, bundled.latency_ms, bundled.is_query,
-      meta=here))
+  _file_measured_here(path)
   assert 'mine' in evolve.FrontMeasurement(config).name
   config.space = 'nasbench201'
   with pytest.raises(ValueError, match='fbnet and ofa'):
     evolve.FrontMeasurement(config)
+
+
+class _StandInHarness:
+  """``closed_loop.verify``'s stand-in: a session on a machine running 25%
+  slower than when its device file was measured (references included), so
+  that what it measures is the table's latency on the file's scale."""
+
+  def __init__(self, table):
+    self.table, self.calls = table, []
+
+  def __call__(self, config, archs, device):
+    self.calls.append(np.asarray(archs))
+    return {'measured_ms': (1.25 * self.table.arch_ms(archs)).tolist(),
+            'drift_vs_device_file': 0.25, 'measured': 10 + len(archs),
+            'seconds': 2.0}
+
+
+def test_measured_here_measures_each_architecture_once(tmp_path):
+  from fbnet_jax import closed_loop
+  from fbnet_jax import latency as latency_lib
+  config = evolve_quick.get_config('smoke')
+  path = str(tmp_path / 'mine.npz')
+  device = _file_measured_here(path)
+  table = latency_lib.lookup_table_latency('raspi4')
+  harness = _StandInHarness(table)
+  cache = str(tmp_path / 'measured_here.json')
+  here = closed_loop.MeasuredHere(config, device, path, cache, harness)
+  assert here.name == 'measured:mine'
+  # The device file's rows are measurements already.
+  np.testing.assert_allclose(here.arch_ms(device.archs[:5]),
+                             device.latency_ms[:5])
+  assert not harness.calls
+  archs = _encoding().sample(np.random.default_rng(0), 6)
+  batch = np.concatenate([archs, archs[:2]])  # repeats measured once
+  np.testing.assert_allclose(here.arch_ms(batch), table.arch_ms(batch),
+                             rtol=1e-5)  # divided by the references' drift
+  assert [len(c) for c in harness.calls] == [6]
+  assert here.arch_ms(archs[3]) == pytest.approx(table.arch_ms(archs[3]),
+                                                 rel=1e-5)
+  assert len(harness.calls) == 1
+  summary = here.summary()
+  assert (summary['sessions'], summary['architectures'],
+          summary['measurements']) == (1, 6, 16)
+  assert summary['drift_vs_device_file'] == [0.25]
+  # A rerun resumes from the cache instead of measuring again.
+  again = closed_loop.MeasuredHere(config, device, path, cache, harness)
+  np.testing.assert_allclose(again.arch_ms(archs), table.arch_ms(archs),
+                             rtol=1e-5)
+  assert len(harness.calls) == 1 and again.summary() == summary
+  other = str(tmp_path / 'other.npz')
+  _file_measured_here(other)
+  with pytest.raises(ValueError, match='measured_here.json: field '
+                     'device_file'):
+    closed_loop.MeasuredHere(config, device, other, cache, harness)
+
+
+def test_latency_in_the_loop_measures_here_with_a_device_file(tmp_path):
+  from fbnet_jax import latency as latency_lib
+  config = evolve_quick.get_config('smoke')
+  config.latency.source = 'predictor'
+  config.latency.device_file = str(tmp_path / 'mine.npz')
+  config.evolve.measure_latency = True
+  _file_measured_here(config.latency.device_file, batch_size=8)
+  with pytest.raises(ValueError, match=r'field batch_size is 8.*would use 1'):
+    evolve.check_config(config)  # before the supernet trains
+  _file_measured_here(config.latency.device_file)
+  evolve.check_config(config)
+  model = latency_lib.latency_source(config)
+  table = latency_lib.lookup_table_latency('raspi4')
+  harness = _StandInHarness(table)
+  loop = evolve.LatencyInTheLoop(config, model, measure_fn=harness)
+  assert loop.measures_here and loop.measured.name == 'measured:mine'
+  assert len(loop.support.archs) == 20  # references + num_samples
+  # Skip-heavy networks, as on the fast end of a front: the re-adapted
+  # predictor learns what the harness measured.
+  space, rng = model.space, np.random.default_rng(0)
+  archs = np.where(rng.random((32, 22)) < 0.9, 8, space.sample(rng, 32))
+  exact = table.arch_ms(archs[16:])
+  before = np.abs(model.arch_ms(archs[16:]) / exact - 1)
+  after = np.abs(loop(archs[:16])(archs[16:]) / exact - 1)
+  assert [len(c) for c in harness.calls] == [16]
+  assert np.median(after) < min(0.05, 0.5 * np.median(before))
+  config.space = 'nasbench201'
+  with pytest.raises(ValueError, match='fbnet and ofa'):
+    evolve.LatencyInTheLoop(config, model, measure_fn=harness)
+
+
+def test_report_with_latency_measured_here(tmp_path):
+  """Latency in the loop on this machine: the fronts and the hypervolume
+  use the harness's measurements (random search's architectures measured
+  too), and the report says what was measured."""
+  from fbnet_jax import closed_loop
+  from fbnet_jax import latency as latency_lib
+  config = evolve_quick.get_config('smoke')
+  config.latency.source = 'predictor'
+  path = config.latency.device_file = str(tmp_path / 'mine.npz')
+  device = _file_measured_here(path)
+  table = latency_lib.lookup_table_latency('raspi4')
+  harness = _StandInHarness(table)
+  here = closed_loop.MeasuredHere(config, device, path, measure_fn=harness)
+  low = table.with_params(jax.tree.map(lambda x: 0.8 * x, table.params))
+  encoding, _, runs = _smoke_runs(config, low.arch_ms)
+  summary = evolve_report.write_results(
+      str(tmp_path), config, encoding.space, low, here,
+      pareto.HypervolumeIndicator(60.0), runs, _Evaluator(), None, None, {},
+      support_size=20, harness=here)
+  evaluated = {a.tobytes() for h in runs.values() for a in h[0].archs}
+  loop = summary['measured_in_the_loop']
+  assert loop['architectures'] == len(evaluated) == sum(
+      len(c) for c in harness.calls)
+  assert loop['measurements'] == 10 * loop['sessions'] + len(evaluated)
+  assert summary['latency_of_evaluated'] == 'measured:mine'
+  assert summary['lut_agreement'] is None  # a device file has no table
+  for p in json.load(open(tmp_path / 'front.json')):
+    assert p['latency_ms'] == pytest.approx(
+        float(table.arch_ms(np.asarray(p['arch_index']))), rel=1e-5)
+    assert p['predicted_latency_ms'] == pytest.approx(0.8 * p['latency_ms'],
+                                                      rel=1e-5)
+  for r in summary['prediction_error_by_round']['0']:
+    assert r['mean'] == pytest.approx(-0.2, rel=1e-4)
 
 
 def test_latency_probes_measure_candidates_before_evaluating_them():

@@ -442,6 +442,34 @@ def test_measured_here_measures_each_architecture_once(tmp_path):
     closed_loop.MeasuredHere(config, device, other, cache, harness)
 
 
+def test_measured_here_serves_ofa_architectures(tmp_path):
+  from fbnet_jax import closed_loop
+  from meta import latency_data
+  config = evolve_quick.get_config('smoke')
+  config.space = 'ofa'
+  bundled = latency_data.bundled_device('ofa', 'titan_rtx_64')
+  path = str(tmp_path / 'ofa_here.npz')
+  latency_data.save_device_file(path, latency_data.Device(
+      'mine', 'ofa', bundled.archs, bundled.latency_ms, bundled.is_query,
+      meta=dict(device_kind=np.array(jax.devices()[0].device_kind),
+                batch_size=np.int32(1), dtype=np.array('float32'))))
+  device = latency_data.load_device_file(path)
+  calls = []
+
+  def harness(config, archs, device):  # 2 ms per unit of choice index
+    calls.append(len(archs))
+    return {'measured_ms': (2.0 * archs.sum(1)).tolist(),
+            'drift_vs_device_file': 0.0, 'measured': 10 + len(archs),
+            'seconds': 1.0}
+
+  here = closed_loop.MeasuredHere(config, device, path, measure_fn=harness)
+  np.testing.assert_allclose(here.arch_ms(device.archs[:3]),
+                             device.latency_ms[:3], rtol=1e-6)
+  archs = spaces.get_space('ofa').sample(np.random.default_rng(0), 4)
+  np.testing.assert_allclose(here.arch_ms(archs), 2.0 * archs.sum(1))
+  assert calls == [4]
+
+
 def test_latency_in_the_loop_measures_here_with_a_device_file(tmp_path):
   from fbnet_jax import latency as latency_lib
   config = evolve_quick.get_config('smoke')

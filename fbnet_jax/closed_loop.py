@@ -167,28 +167,29 @@ class MeasuredHere:
     self.cache_path = cache_path
     self.sessions = []  # one entry per measuring session
     self._measure = measure_fn or verify
+    self._path = os.path.abspath(path)
     self._ms = {a.astype(np.int32).tobytes(): float(ms)
                 for a, ms in zip(device.archs, device.latency_ms)}
-    self._here = {}  # measured by this object (and its cache)
-    self._raw = {}  # ... as measured: (ms, session index)
+    # Measured by this object (and its cache): key -> (ms on the device
+    # file's scale, ms as measured, session index).
+    self._here = {}
     if cache_path and os.path.exists(cache_path):
       with open(cache_path) as f:
         cached = json.load(f)
-      if cached.get('device_file') != os.path.abspath(path):
+      if cached.get('device_file') != self._path:
         raise ValueError(
             f'{cache_path}: field device_file is '
-            f"{cached.get('device_file')!r}, expected {os.path.abspath(path)!r}"
+            f"{cached.get('device_file')!r}, expected {self._path!r}"
             ' (measurements are on the scale of the device file they were '
             'divided by; remove the cache to measure again).')
-      for arch, ms, raw, session in zip(
-          cached['arch_index'], cached['latency_ms'], cached['raw_ms'],
-          cached['session']):
-        key = np.asarray(arch, np.int32).tobytes()
-        self._here[key] = float(ms)
-        self._raw[key] = (float(raw), int(session))
-      self._ms.update(self._here)
+      for arch, *record in zip(cached['arch_index'], cached['latency_ms'],
+                               cached['raw_ms'], cached['session']):
+        self._add(np.asarray(arch, np.int32).tobytes(), *record)
       self.sessions = cached['sessions']
-    self._path = path
+
+  def _add(self, key: bytes, ms: float, raw: float, session: int) -> None:
+    self._here[key] = (float(ms), float(raw), int(session))
+    self._ms[key] = float(ms)
 
   def arch_ms(self, archs) -> np.ndarray:
     """Milliseconds of ``[N, U]`` (or one ``[U]``) architectures."""
@@ -208,8 +209,7 @@ class MeasuredHere:
     check = self._measure(self.config, archs, self.device)
     scale = 1 + check['drift_vs_device_file']
     for a, ms in zip(archs, check['measured_ms']):
-      self._here[a.tobytes()] = self._ms[a.tobytes()] = float(ms) / scale
-      self._raw[a.tobytes()] = (float(ms), len(self.sessions))
+      self._add(a.tobytes(), float(ms) / scale, ms, len(self.sessions))
     self.sessions.append({
         'architectures': len(archs), 'measured': int(check['measured']),
         'drift_vs_device_file': float(check['drift_vs_device_file']),
@@ -218,29 +218,34 @@ class MeasuredHere:
                  '%+.1f%% since the device file)', len(archs),
                  check['seconds'], 100 * check['drift_vs_device_file'])
     if self.cache_path:
+      ms, raw, session = zip(*self._here.values())
       tmp = self.cache_path + '.tmp'
       with open(tmp, 'w') as f:
-        json.dump({'device_file': os.path.abspath(self._path),
+        json.dump({'device_file': self._path,
                    'arch_index': [np.frombuffer(k, np.int32).tolist()
                                   for k in self._here],
-                   'latency_ms': list(self._here.values()),
+                   'latency_ms': ms,
                    # As measured, and in which session (whose references'
                    # drift the latency was divided by).
-                   'raw_ms': [self._raw[k][0] for k in self._here],
-                   'session': [self._raw[k][1] for k in self._here],
+                   'raw_ms': raw, 'session': session,
                    'sessions': self.sessions}, f)
       os.replace(tmp, self.cache_path)
 
   def summary(self) -> dict:
     """What was measured: sessions, architectures, measurements (with the
     references timed beside them), seconds and the references' drifts."""
-    return {'device': f'{jax.devices()[0].device_kind} ({self.device.name})',
+    return {'device': device_label(self.device),
             'sessions': len(self.sessions),
             'architectures': len(self._here),
             'measurements': sum(s['measured'] for s in self.sessions),
             'seconds': sum(s['seconds'] for s in self.sessions),
             'drift_vs_device_file': [s['drift_vs_device_file']
                                      for s in self.sessions]}
+
+
+def device_label(device) -> str:
+  """This machine's kind of device and the device file's name."""
+  return f'{jax.devices()[0].device_kind} ({device.name})'
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,

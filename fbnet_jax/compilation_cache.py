@@ -11,6 +11,11 @@ import os
 import jax
 
 
+_OPTIONS = ('jax_compilation_cache_dir',
+            'jax_persistent_cache_min_compile_time_secs',
+            'jax_persistent_cache_min_entry_size_bytes')
+
+
 def enable() -> None:
   path = os.environ.get('FBNET_JAX_CACHE',
                         os.path.join(os.path.expanduser('~'), '.cache',
@@ -18,6 +23,17 @@ def enable() -> None:
   if path == 'off':
     return
   os.makedirs(path, exist_ok=True)
-  jax.config.update('jax_compilation_cache_dir', path)
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
-  jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+  restore(dict(zip(_OPTIONS, (path, 1.0, 0))))
+
+
+def settings() -> dict:
+  """This process's cache settings, to hand to another process."""
+  return {name: getattr(jax.config, name) for name in _OPTIONS}
+
+
+def restore(values: dict) -> None:
+  """Applies :func:`settings` of another process (nothing if it had no
+  cache)."""
+  if values['jax_compilation_cache_dir']:
+    for name, value in values.items():
+      jax.config.update(name, value)

@@ -432,7 +432,7 @@ class FrontMeasurement:
     self.config = config
     self.device = latency_data.load_device_file(lat.device_file)
     closed_loop.check_measured_here(config, self.device, lat.device_file)
-    self.name = f'{jax.devices()[0].device_kind} ({self.device.name})'
+    self.name = closed_loop.device_label(self.device)
 
   def __call__(self, archs: np.ndarray) -> dict:
     """``{'measured_ms', 'drift_vs_device_file', 'measured', 'seconds'}``."""
@@ -642,11 +642,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   loop = LatencyInTheLoop(config, latency, os.path.join(
       workdir, 'measured_here.json')) if cfg.get('measure_latency') else None
   scoring = loop.measured if loop else latency
+  harness = scoring if loop and loop.measures_here else None
   # The hypervolume's reference point and the DNAS targets, from
   # ``ref_samples`` random architectures: by the predictor where measuring
   # them would take harness sessions (any fixed point serves both
   # strategies alike).
-  bounds = latency if loop and loop.measures_here else scoring
+  bounds = latency if harness else scoring
   evaluator = SupernetEvaluator(searcher, state, cfg.get('eval_limit'))
   ref_archs = encoding.sample(np.random.default_rng(0), cfg.ref_samples)
   indicator = pareto.HypervolumeIndicator(
@@ -694,4 +695,4 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
                          'evaluations': evaluator.seconds,
                          'total_before_report': time.time() - t_start},
       len(loop.support.archs) if loop else None, measure_front,
-      harness=loop.measured if loop and loop.measures_here else None)
+      harness=harness)

@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
+from fbnet_jax import compilation_cache
 from fbnet_jax import initializers
 from fbnet_jax import models
 from fbnet_jax import spaces as spaces_lib
@@ -201,12 +202,6 @@ def _spread(timings) -> np.ndarray:
                    np.median(t) for t in timings])
 
 
-# JAX's persistent compilation cache settings a child process inherits.
-_CACHE_OPTIONS = ('jax_compilation_cache_dir',
-                  'jax_persistent_cache_min_compile_time_secs',
-                  'jax_persistent_cache_min_entry_size_bytes')
-
-
 def measure_archs_in_fresh_process(archs: np.ndarray, config: MeasureConfig,
                                    **kwargs):
   """:func:`measure_archs` in a new Python process (``spawn``), same result.
@@ -219,15 +214,12 @@ def measure_archs_in_fresh_process(archs: np.ndarray, config: MeasureConfig,
   compile once per machine, and a network measured again loads its
   executable instead of compiling it.
   """
-  cache = {name: getattr(jax.config, name) for name in _CACHE_OPTIONS}
   ctx = multiprocessing.get_context('spawn')
   with ctx.Pool(1) as pool:
-    return pool.apply(_measure_in_child,
-                      (np.asarray(archs), config, cache, kwargs))
+    return pool.apply(_measure_in_child, (np.asarray(archs), config,
+                                          compilation_cache.settings(), kwargs))
 
 
 def _measure_in_child(archs, config, cache, kwargs):
-  if cache['jax_compilation_cache_dir']:
-    for name, value in cache.items():
-      jax.config.update(name, value)
+  compilation_cache.restore(cache)
   return measure_archs(archs, config, **kwargs)

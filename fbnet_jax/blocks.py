@@ -20,8 +20,10 @@ Convolutions that are followed by BatchNorm carry no bias.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import flax.linen as nn
 import jax
@@ -110,6 +112,29 @@ def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
   return total // 2, total - total // 2
 
 
+_CONV_OVERRIDE: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(
+    'fbnet_jax_conv', default=None)
+
+
+@contextlib.contextmanager
+def conv_implementation(choice: str) -> Iterator[None]:
+  """Within this block (this thread), models trace with ``choice``'s
+  convolutions: ``'xla'`` (native convolution ops) or ``'fast'``.
+
+  The ONNX exporter traces with ``'xla'``, so that the exported graph holds
+  ``Conv`` nodes that deployment runtimes optimise, not the matmuls and
+  shifted sums that are fast under XLA's CPU backend.
+  """
+  if choice not in ('xla', 'fast'):
+    raise ValueError(f"conv_implementation: expected 'xla' or 'fast', got "
+                     f'{choice!r}.')
+  token = _CONV_OVERRIDE.set(choice)
+  try:
+    yield
+  finally:
+    _CONV_OVERRIDE.reset(token)
+
+
 def fast_conv_enabled() -> bool:
   """Whether :class:`Conv` computes pointwise and depthwise convolutions
   with matmuls and shifted sums instead of XLA's convolution.
@@ -117,9 +142,10 @@ def fast_conv_enabled() -> bool:
   XLA's CPU convolution is 3-8x slower than these for the 1x1, grouped 1x1
   and depthwise shapes of mobile blocks (fwd + bwd, measured in
   ``benchmarks/supernet_speed.py``); on GPU/TPU the native convolution is
-  used. ``FBNET_JAX_CONV=xla`` or ``=fast`` forces either.
+  used. ``FBNET_JAX_CONV=xla`` or ``=fast`` forces either, and so does
+  :func:`conv_implementation` for the code it wraps.
   """
-  choice = os.environ.get('FBNET_JAX_CONV', 'auto')
+  choice = _CONV_OVERRIDE.get() or os.environ.get('FBNET_JAX_CONV', 'auto')
   if choice == 'auto':
     return jax.default_backend() == 'cpu'
   return choice == 'fast'

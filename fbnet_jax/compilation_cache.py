@@ -4,6 +4,9 @@ A supernet step takes XLA a minute or more to compile on CPU; with the cache
 a second search of the same shapes (another device or target, a resumed
 run) starts at once. Directory: ``$FBNET_JAX_CACHE`` or
 ``~/.cache/fbnet_jax/xla``; ``FBNET_JAX_CACHE=off`` disables it.
+:func:`onnx_dir` is its sibling for exported ONNX graphs (the measurement
+harness's ``onnxruntime`` runtime), which take longer to export than the
+same networks take to compile.
 """
 
 import os
@@ -37,3 +40,10 @@ def restore(values: dict) -> None:
   if values['jax_compilation_cache_dir']:
     for name, value in values.items():
       jax.config.update(name, value)
+
+
+def onnx_dir() -> str:
+  """Where exported ONNX graphs are kept while the cache is on ('' if off):
+  beside the XLA cache, ``<its directory>_onnx``."""
+  xla = jax.config.jax_compilation_cache_dir
+  return xla.rstrip(os.sep) + '_onnx' if xla else ''

@@ -49,6 +49,38 @@ def build_model(config, arch: Sequence[int], num_classes: int):
                    'architecture (fbnet or ofa).')
 
 
+def load_trained(config: ml_collections.ConfigDict, arch: Sequence[int],
+                 workdir: str) -> tuple[Any, dict, int]:
+  """(model, variables, step) of ``arch`` retrained in ``workdir``.
+
+  Reads the latest orbax checkpoint that :func:`train_and_evaluate` wrote
+  and checks that its parameters are those of ``arch``'s network.
+  """
+  directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f'{workdir}: no checkpoints/ directory; retrain '
+                            'the architecture first (experiments.train).')
+  info = data_lib.dataset_info(config.data.name, config.data.image_size)
+  model = build_model(config, arch, info.num_classes)
+  with ocp.CheckpointManager(directory) as manager:
+    step = manager.latest_step()
+    if step is None:
+      raise FileNotFoundError(f'{directory}: holds no checkpoint.')
+    state = manager.restore(step, args=ocp.args.StandardRestore())
+  variables = {'params': state['params'], 'batch_stats': state['batch_stats']}
+  x = jnp.zeros((1, info.image_size, info.image_size, info.channels))
+  expected = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x,
+                                               train=False))
+  got = jax.tree.map(np.shape, variables)
+  want = jax.tree.map(lambda v: tuple(v.shape), dict(expected))
+  if got != want:
+    raise ValueError(f'{directory}: its parameters are not those of the '
+                     f'architecture {list(arch)} with {info.num_classes} '
+                     'classes; was it retrained from another result.json or '
+                     'config?')
+  return model, variables, int(step)
+
+
 def load_arch(path: str) -> tuple[list[int], dict]:
   """The derived architecture of a search's ``result.json``."""
   with open(path) as f:

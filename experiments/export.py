@@ -1,0 +1,58 @@
+r"""Exports a found and retrained architecture to ONNX, checked against JAX.
+
+    python -m experiments.train --arch=runs/quickstart/result.json \
+        --config=configs/quickstart.py
+    python -m experiments.export --arch=runs/quickstart/result.json \
+        --config=configs/quickstart.py
+
+Reads the retrained weights (default: ``retrain/`` next to the result),
+writes ``model.onnx`` there (NHWC float32 images of any batch size ->
+logits), runs the eval split through ONNX Runtime and JAX and writes the
+comparison to ``export.json`` beside it. Needs ``pip install -e '.[onnx]'``.
+"""
+
+import json
+import os
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from fbnet_jax import export
+from fbnet_jax import retrain
+
+_CONFIG = config_flags.DEFINE_config_file('config', 'configs/quickstart.py',
+                                          'Config the network was retrained '
+                                          'with.')
+_ARCH = flags.DEFINE_string('arch', None, 'result.json of a search.',
+                            required=True)
+_RETRAIN_DIR = flags.DEFINE_string('retrain_dir', None, 'experiments.train\'s '
+                                   'workdir (default: retrain/ next to the '
+                                   'result).')
+_OUT = flags.DEFINE_string('out', None, 'ONNX file (default: '
+                           'RETRAIN_DIR/model.onnx).')
+
+
+def main(argv):
+  del argv
+  arch, found = retrain.load_arch(_ARCH.value)
+  config = _CONFIG.value
+  if found['space'] != config.space:
+    raise ValueError(f'{_ARCH.value}: field space is {found["space"]!r}, the '
+                     f'config\'s is {config.space!r}.')
+  retrain_dir = _RETRAIN_DIR.value or os.path.join(
+      os.path.dirname(_ARCH.value), 'retrain')
+  out = _OUT.value or os.path.join(retrain_dir, 'model.onnx')
+  report = export.export_retrained(config, arch, retrain_dir, out)
+  with open(os.path.join(os.path.dirname(os.path.abspath(out)),
+                         'export.json'), 'w') as f:
+    json.dump(report, f, indent=1)
+  print(f'{report["path"]} ({report["onnx_megabytes"]:.1f} MB, checkpoint '
+        f'step {report["checkpoint_step"]}): eval accuracy onnxruntime '
+        f'{report["accuracy_onnxruntime"]:.4f} vs jax '
+        f'{report["accuracy_jax"]:.4f} on {report["num_eval"]} images; '
+        f'largest logit difference {report["max_abs_logit_difference"]:.2e}')
+
+
+if __name__ == '__main__':
+  app.run(main)

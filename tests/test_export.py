@@ -1,0 +1,192 @@
+"""ONNX export: native convolutions in the graph, same outputs as JAX, timed
+by the harness on ONNX Runtime, retrained weights exported and checked."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import quickstart
+from fbnet_jax import blocks
+from fbnet_jax import export
+from fbnet_jax import initializers
+from fbnet_jax import measure
+from fbnet_jax import models
+from fbnet_jax import retrain
+
+needs_onnx = pytest.mark.skipif(not export.available(),
+                                reason="needs the 'onnx' extra")
+
+# One real block per network, the rest skips: exports in seconds.
+_ARCH_A = [8] * 22
+_ARCH_A[5] = 0  # k3_e1
+_ARCH_B = [8] * 22
+_ARCH_B[9] = 7  # k5_e6
+
+
+def test_conv_implementation_is_scoped(monkeypatch):
+  monkeypatch.setenv('FBNET_JAX_CONV', 'fast')
+  assert blocks.fast_conv_enabled()
+  with blocks.conv_implementation('xla'):
+    assert not blocks.fast_conv_enabled()
+    with blocks.conv_implementation('fast'):
+      assert blocks.fast_conv_enabled()
+    assert not blocks.fast_conv_enabled()
+  assert blocks.fast_conv_enabled()
+  with pytest.raises(ValueError, match="expected 'xla' or 'fast'"):
+    with blocks.conv_implementation('cudnn'):
+      pass
+
+
+def test_conv_implementation_changes_the_traced_graph(monkeypatch):
+  monkeypatch.setenv('FBNET_JAX_CONV', 'fast')
+  model = models.FBNetModel(tuple(_ARCH_B), macro='cifar')
+  x = jnp.zeros((1, 32, 32, 3))
+  variables = initializers.fast_init(model, 0, x, train=False)
+
+  def convolutions():
+    jaxpr = jax.make_jaxpr(lambda x: model.apply(variables, x,
+                                                 train=False))(x)
+    return str(jaxpr).count('conv_general_dilated')
+
+  fast = convolutions()
+  with blocks.conv_implementation('xla'):
+    native = convolutions()
+  # The stem and the 3 convolutions of the k5_e6 block (two 1x1 group
+  # convolutions and the depthwise one) are native under 'xla'.
+  assert native >= fast + 3
+
+
+def test_measure_config_rejects_an_unknown_runtime():
+  with pytest.raises(ValueError, match='MeasureConfig.runtime'):
+    measure.MeasureConfig(runtime='tflite')
+  with pytest.raises(ValueError, match='float32'):
+    measure.MeasureConfig(runtime='onnxruntime', dtype='bfloat16')
+
+
+def test_missing_extra_is_a_clear_error(monkeypatch):
+  real = export.importlib.import_module
+
+  def fake(name, *args):
+    if name == 'jax2onnx':
+      raise ImportError('No module named jax2onnx')
+    return real(name, *args)
+
+  monkeypatch.setattr(export.importlib, 'import_module', fake)
+  assert not export.available()
+  with pytest.raises(ImportError, match=r"pip install -e '\.\[onnx\]'"):
+    export.to_onnx(None, None, (1, 32, 32, 3))
+
+
+@needs_onnx
+def test_onnx_graph_has_native_convolutions_and_matches_jax():
+  model = models.FBNetModel(tuple(_ARCH_B), macro='cifar', num_classes=10)
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 32, 32, 3))
+  variables = initializers.fast_init(model, 0, x, train=False)
+  # Non-trivial batch-norm statistics, so that folding them is tested.
+  variables = jax.tree.map(lambda v: v * 1.3 + 0.05, variables)
+  proto = export.to_onnx(model, variables, ('B', 32, 32, 3))
+  ops = [node.op_type for node in proto.graph.node]
+  with blocks.conv_implementation('xla'):
+    jaxpr = str(jax.make_jaxpr(lambda x: model.apply(variables, x,
+                                                     train=False))(x))
+  # Every convolution of the network is one Conv node (stem, the skips'
+  # 1x1 projections, the block's three, the head), no matmul emulation.
+  assert ops.count('Conv') == jaxpr.count('conv_general_dilated') >= 5
+  assert 'Einsum' not in ops
+  session = export.onnxruntime_session(proto)
+  for batch in (1, 3):  # the batch dimension is dynamic
+    got = export.onnxruntime_forward(session, np.asarray(x[:batch]))()
+    want = model.apply(variables, x[:batch], train=False)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@needs_onnx
+def test_harness_times_onnxruntime_as_its_own_device():
+  archs = np.array([_ARCH_A, _ARCH_B], np.int32)
+  config = measure.MeasureConfig(runtime='onnxruntime', warmup=1,
+                                 repeats_per_round=3, min_rounds=2,
+                                 max_rounds=2)
+  device = measure.measure_archs(archs, config, reference_rows=[0],
+                                 name='here_onnxruntime', progress=False)
+  assert np.all(np.isfinite(device.latency_ms))
+  assert np.all(device.latency_ms > 0)
+  assert list(device.meta['num_timings']) == [6, 6]
+  assert str(device.meta['backend']) == 'onnxruntime-cpu'
+  assert str(device.meta['runtime']) == 'onnxruntime'
+
+
+@needs_onnx
+def test_export_retrained_network_agrees_with_jax(tmp_path):
+  config = quickstart.get_config('smoke')
+  config.retrain.steps_per_epoch = 5
+  retrain.train_and_evaluate(config, _ARCH_A, str(tmp_path / 'retrain'),
+                             progress=False)
+  out = tmp_path / 'retrain' / 'model.onnx'
+  report = export.export_retrained(config, _ARCH_A, str(tmp_path / 'retrain'),
+                                   str(out), progress=False)
+  assert out.exists() and report['checkpoint_step'] == 5
+  assert report['num_eval'] == 32
+  assert report['accuracy_onnxruntime'] == report['accuracy_jax']
+  assert report['max_abs_logit_difference'] < 1e-3
+  json.dumps(report)  # what experiments.export writes
+
+
+def test_load_trained_rejects_another_architecture(tmp_path):
+  config = quickstart.get_config('smoke')
+  config.retrain.steps_per_epoch = 1
+  config.retrain.epochs = 1
+  retrain.train_and_evaluate(config, _ARCH_A, str(tmp_path / 'r'),
+                             progress=False)
+  _, variables, step = retrain.load_trained(config, _ARCH_A,
+                                                str(tmp_path / 'r'))
+  assert step == 1 and 'batch_stats' in variables
+  with pytest.raises(ValueError, match='not those of the architecture'):
+    retrain.load_trained(config, _ARCH_B, str(tmp_path / 'r'))
+  with pytest.raises(FileNotFoundError, match='experiments.train'):
+    retrain.load_trained(config, _ARCH_A, str(tmp_path / 'none'))
+
+
+def test_closed_loop_compares_only_files_of_the_same_runtime(tmp_path):
+  from configs import closed_loop as closed_loop_config
+  from fbnet_jax import closed_loop
+  from meta import latency_data
+  bundled = latency_data.bundled_device('fbnet', 'raspi4')
+  path = str(tmp_path / 'ort.npz')
+  latency_data.save_device_file(path, latency_data.Device(
+      'mine_onnxruntime', 'fbnet', bundled.archs, bundled.latency_ms,
+      bundled.is_query, meta=dict(
+          runtime=np.array('onnxruntime'),
+          device_kind=np.array(measure.device_kind('onnxruntime')),
+          batch_size=np.int32(1), dtype=np.array('float32'),
+          macro=np.array('cifar'))))
+  device = latency_data.load_device_file(path)
+  config = closed_loop_config.get_config('smoke')
+  with pytest.raises(ValueError, match=r"field runtime is 'onnxruntime'.*"
+                     r"would use 'jax'"):
+    closed_loop.check_measured_here(config, device, path)
+  config.measure.runtime = 'onnxruntime'
+  closed_loop.check_measured_here(config, device, path)  # comparable
+  assert closed_loop.measure_config(config).runtime == 'onnxruntime'
+  assert 'mine_onnxruntime' in closed_loop.device_label(device)
+
+
+@needs_onnx
+def test_exported_graphs_are_cached_by_key(tmp_path):
+  model = models.FBNetModel(tuple(_ARCH_A), macro='cifar')
+  x = jnp.zeros((1, 32, 32, 3))
+  variables = initializers.fast_init(model, 0, x, train=False)
+  builds = []
+
+  def build():
+    builds.append(1)
+    return export.to_onnx(model, variables, x.shape)
+
+  first = export.cached(str(tmp_path), 'a', build)
+  again = export.cached(str(tmp_path), 'a', build)
+  assert first == again and len(builds) == 1
+  assert len(list(tmp_path.glob('a_jax2onnx-*.onnx'))) == 1
+  export.cached('', 'a', build)  # no cache: exported again
+  assert len(builds) == 2

@@ -22,6 +22,8 @@ latency measured in an evolutionary search's loop. Run it under
 ``taskset`` and with ``XLA_FLAGS`` to compare thread settings (both are
 recorded in the output). The persistent compilation cache is on: sessions
 after the first load their executables instead of compiling.
+``--runtime=onnxruntime`` asks the same of ONNX Runtime (graphs exported
+once, then loaded from the cache beside XLA's).
 """
 
 import os
@@ -44,6 +46,8 @@ _FAST = flags.DEFINE_integer('num_fast', 0, 'Skip-heavy architectures.')
 _BUDGET = flags.DEFINE_float('time_budget_s', 60.0, 'Timing budget of a '
                              'session (after compilation).')
 _OUT = flags.DEFINE_string('out', '', 'JSON output.')
+_RUNTIME = flags.DEFINE_enum('runtime', 'jax', list(measure.RUNTIMES),
+                             'Time with the JAX backend or ONNX Runtime.')
 
 
 def rel_std(v: np.ndarray) -> float:
@@ -85,7 +89,8 @@ def main(argv):
   groups = {'random': np.arange(_RANDOM.value),
             'skip_heavy': _RANDOM.value + np.arange(_FAST.value)}
   archs = np.concatenate([refs, space.sample(rng, _RANDOM.value), fast])
-  config = measure.MeasureConfig(time_budget_s=_BUDGET.value)
+  config = measure.MeasureConfig(time_budget_s=_BUDGET.value,
+                                 runtime=_RUNTIME.value)
   stats = {'median': [], 'min': []}
   sessions = []
   for s in range(_SESSIONS.value):
@@ -104,6 +109,7 @@ def main(argv):
           f' ms, of minima {np.median(stats["min"][-1]):.3f} ms '
           f'({sessions[-1]["seconds"]:.0f} s)', flush=True)
   out = {'archs': archs.tolist(), 'sessions': sessions, 'statistics': {},
+         'runtime': _RUNTIME.value,
          'xla_flags': os.environ.get('XLA_FLAGS', ''),
          'cpu_affinity': sorted(os.sched_getaffinity(0))}
   for name, values in stats.items():

@@ -22,6 +22,9 @@ def get_config(variant: str = ''):
   c.measure.time_budget_s = 300.0
   c.measure.spread_bound = 0.05
   c.measure.seed = 0
+  # 'jax': the local JAX backend; 'onnxruntime': every network exported to
+  # ONNX and timed on ONNX Runtime's CPU provider (the onnx extra).
+  c.measure.runtime = 'jax'
   # Every measuring session in a new process: after a search, the same
   # networks timed 8-23% slower in the searching process (2-core VM).
   c.measure.fresh_process = True

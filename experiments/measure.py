@@ -4,6 +4,8 @@ r"""Measures architectures on this machine's JAX backend -> a device file.
         --seed=0 --out=runs/my_cpu.npz
     python -m experiments.measure --archs=reference,random:10,query:200 --out=runs/my_cpu_eval.npz
     python -m experiments.measure --archs=result:runs/quickstart/result.json --out=runs/found.npz
+    python -m experiments.measure --runtime=onnxruntime --archs=reference,random:10 \
+        --out=runs/my_cpu_onnxruntime.npz
 
 ``--archs`` is a comma-separated list of: ``reference`` (the space's 10
 reference architectures), ``random:N`` (N uniformly random ones),
@@ -14,7 +16,9 @@ ones flagged ``is_query``: evaluation only),
 ``file:PATH`` (the architectures of another device file). The output is a
 device file (``meta/data/README.md``) usable as it is by
 ``experiments.meta_test --device_file`` and ``experiments.adapt``, with the
-measurement's noise figures.
+measurement's noise figures. ``--runtime=onnxruntime`` times each network
+exported to ONNX on ONNX Runtime instead (a separate device name; needs
+``pip install -e '.[onnx]'``).
 """
 
 import json
@@ -45,6 +49,10 @@ _BUDGET = flags.DEFINE_float('time_budget_s', 600.0,
                              'Stop adding rounds after this many seconds.')
 _SPREAD = flags.DEFINE_float('spread_bound', 0.05,
                              'Stop when every IQR/median is below this.')
+_RUNTIME = flags.DEFINE_enum('runtime', 'jax', list(measure.RUNTIMES),
+                             'jax: the local JAX backend; onnxruntime: each '
+                             'network exported to ONNX and run on ONNX '
+                             "Runtime's CPU provider (needs the onnx extra).")
 
 
 def select_archs(space, specs, seed):
@@ -89,9 +97,11 @@ def main(argv):
   config = measure.MeasureConfig(
       space=_SPACE.value, macro=_MACRO.value, batch_size=_BATCH.value,
       dtype=_DTYPE.value, time_budget_s=_BUDGET.value,
-      spread_bound=_SPREAD.value, seed=_SEED.value)
+      spread_bound=_SPREAD.value, seed=_SEED.value, runtime=_RUNTIME.value)
   import jax  # pylint: disable=g-import-not-at-top
-  name = _NAME.value or f'{platform.node()}_{jax.default_backend()}'
+  name = _NAME.value or platform.node() + (
+      f'_{jax.default_backend()}' if _RUNTIME.value == 'jax' else
+      '_onnxruntime_cpu')
   device = measure.measure_archs(archs, config, reference_rows=refs,
                                  name=name, is_query=query)
   latency_data.save_device_file(_OUT.value, device)

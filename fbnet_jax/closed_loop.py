@@ -42,7 +42,8 @@ def measure_config(config: ml_collections.ConfigDict) -> measure.MeasureConfig:
       space=config.space, macro=config.get('macro', 'cifar'),
       batch_size=m.get('batch_size', 1), dtype=m.get('dtype', 'float32'),
       time_budget_s=m.get('time_budget_s', 300.0),
-      spread_bound=m.get('spread_bound', 0.05), seed=m.get('seed', 0))
+      spread_bound=m.get('spread_bound', 0.05), seed=m.get('seed', 0),
+      runtime=m.get('runtime', 'jax'))
 
 
 def _measure(config, archs, **kwargs):
@@ -80,7 +81,9 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
                    np.ones(num_query, bool)]
   device = _measure(
       config, archs, reference_rows=list(range(len(refs))),
-      name=name or f'local_{jax.default_backend()}', is_query=is_query)
+      name=name or ('local_' + (jax.default_backend() if mcfg.runtime == 'jax'
+                                else 'onnxruntime_cpu')),
+      is_query=is_query)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   latency_data.save_device_file(path, device)
   return {'measured': len(archs), 'seconds': time.time() - t0,
@@ -103,12 +106,15 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
         'experiments.measure; measuring here to compare with it needs a '
         'device file of this machine (python -m experiments.measure '
         f'--space={config.space} --archs=reference,random:10 --out=...).')
-  expected = [('device_kind', jax.devices()[0].device_kind),
+  expected = [('runtime', want.runtime),
+              ('device_kind', measure.device_kind(want.runtime)),
               ('batch_size', want.batch_size), ('dtype', want.dtype)]
   if config.space == 'fbnet':
     expected.append(('macro', want.macro))
   for field, value in expected:
     got = device.meta[field].item() if field in device.meta else None
+    if field == 'runtime' and got is None:
+      got = 'jax'  # device files written before the ONNX Runtime option
     if got != value:
       raise ValueError(
           f'{path}: field {field} is {got!r}, but measuring on this machine '
@@ -244,8 +250,10 @@ class MeasuredHere:
 
 
 def device_label(device) -> str:
-  """This machine's kind of device and the device file's name."""
-  return f'{jax.devices()[0].device_kind} ({device.name})'
+  """This machine's kind of device (or CPU, for ONNX Runtime) and the
+  device file's name."""
+  runtime = device.meta['runtime'].item() if 'runtime' in device.meta else 'jax'
+  return f'{measure.device_kind(runtime)} ({device.name})'
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,
@@ -316,7 +324,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
           'them)', flush=True)
   out = {'device_file': os.path.abspath(path),
          'backend': jax.default_backend(),
-         'device_kind': jax.devices()[0].device_kind,
+         'runtime': measure_config(config).runtime,
+         'device_kind': measure.device_kind(measure_config(config).runtime),
          'support_measurements': support,
          'device_file_measurement': made,
          'predictor_check': check, 'searches': rows,

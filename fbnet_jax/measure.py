@@ -37,6 +37,7 @@ from concurrent import futures
 import dataclasses
 import multiprocessing
 import os
+import platform
 import time
 from typing import Callable, Optional, Sequence
 
@@ -83,6 +84,19 @@ class MeasureConfig:
   time_budget_s: float = 600.0
   seed: int = 0
   compile_workers: int = 0  # threads compiling; 0: min(16, CPUs) on CPU, 1 else
+  runtime: str = 'jax'  # or 'onnxruntime': exported to ONNX, run on its CPU
+  onnx_threads: int = 0  # ONNX Runtime intra-op threads; 0: its default
+
+  def __post_init__(self):
+    if self.runtime not in RUNTIMES:
+      raise ValueError(f'MeasureConfig.runtime: expected one of {RUNTIMES}, '
+                       f'got {self.runtime!r}.')
+    if self.runtime == 'onnxruntime' and self.dtype != 'float32':
+      raise ValueError('MeasureConfig.dtype: the onnxruntime runtime times '
+                       f'float32 graphs, got {self.dtype!r}.')
+
+
+RUNTIMES = ('jax', 'onnxruntime')
 
 
 def build_forward(space: str, arch, config: MeasureConfig
@@ -102,6 +116,14 @@ def build_forward(space: str, arch, config: MeasureConfig
       size=(config.batch_size, size, size, 3)), dtype)
   variables = initializers.fast_init(model, 0, x[:1].astype(jnp.float32),
                                      train=False)
+  if config.runtime == 'onnxruntime':
+    from fbnet_jax import export  # optional dependencies
+    key = f'{space}_{config.macro}_b{config.batch_size}_' + '-'.join(
+        map(str, arch))
+    graph = export.cached(compilation_cache.onnx_dir(), key,
+                          lambda: export.to_onnx(model, variables, x.shape))
+    session = export.onnxruntime_session(graph, threads=config.onnx_threads)
+    return export.onnxruntime_forward(session, np.asarray(x))
   variables = jax.tree.map(lambda v: jnp.asarray(v, dtype), variables)
   apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
   compiled = apply.lower(variables, x).compile()
@@ -129,10 +151,13 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
   t_start = time.time()
   workers = config.compile_workers or (
       min(16, os.cpu_count() or 1) if jax.default_backend() == 'cpu' else 1)
+  if config.runtime == 'onnxruntime':
+    workers = 1  # jax2onnx's conversion is not documented as thread-safe
   with futures.ThreadPoolExecutor(workers) as pool:
     fns = list(tqdm.tqdm(
         pool.map(lambda a: build_forward(config.space, a, config), archs),
-        total=len(archs), desc='compile', disable=not progress, unit='net'))
+        total=len(archs), desc='compile' if config.runtime == 'jax' else
+        'export', disable=not progress, unit='net'))
   compile_s = time.time() - t_start
   rng = np.random.default_rng(config.seed)
   refs = list(reference_rows)
@@ -175,8 +200,10 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
       max_reference_drift=np.float32(np.abs(drift).max() if refs else 0.0),
       compile_seconds=np.float32(compile_s),
       measure_seconds=np.float32(time.time() - t_measure),
-      backend=np.array(jax.default_backend()),
-      device_kind=np.array(jax.devices()[0].device_kind),
+      backend=np.array(jax.default_backend() if config.runtime == 'jax'
+                       else 'onnxruntime-cpu'),
+      device_kind=np.array(device_kind(config.runtime)),
+      runtime=np.array(config.runtime),
       batch_size=np.int32(config.batch_size), dtype=np.array(config.dtype),
       macro=np.array(config.macro))
   logging.info('measured %d archs in %d rounds: median spread %.3f, max %.3f,'
@@ -195,6 +222,14 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
                 num_timings=np.array([len(t) for t in timings], np.int32),
                 **noise))
   return device
+
+
+def device_kind(runtime: str = 'jax') -> str:
+  """What a device file measured here with ``runtime`` records as its
+  ``device_kind``: JAX's name of the first local device, or the CPU's."""
+  if runtime == 'jax':
+    return jax.devices()[0].device_kind
+  return platform.processor() or platform.machine()
 
 
 def _spread(timings) -> np.ndarray:

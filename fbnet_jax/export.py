@@ -155,7 +155,10 @@ def export_retrained(config: ml_collections.ConfigDict, arch: Sequence[int],
       config.data.name, batch_size=config.retrain.batch_size,
       image_size=config.data.image_size, data_dir=config.data.get('data_dir'),
       limit=config.data.get('eval_limit'))
+  num_eval = min(info.num_eval, config.data.get('eval_limit') or
+                 info.num_eval)
   for batch in tqdm.tqdm(batches, desc='check', unit='batch',
+                         total=-(-num_eval // config.retrain.batch_size),
                          disable=not progress):
     images = np.asarray(batch['image'], np.float32)
     mask = np.asarray(batch['mask']) > 0

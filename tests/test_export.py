@@ -15,6 +15,7 @@ from fbnet_jax import initializers
 from fbnet_jax import measure
 from fbnet_jax import models
 from fbnet_jax import retrain
+from fbnet_jax import spaces
 
 needs_onnx = pytest.mark.skipif(not export.available(),
                                 reason="needs the 'onnx' extra")
@@ -190,3 +191,23 @@ def test_exported_graphs_are_cached_by_key(tmp_path):
   assert len(list(tmp_path.glob('a_jax2onnx-*.onnx'))) == 1
   export.cached('', 'a', build)  # no cache: exported again
   assert len(builds) == 2
+
+
+@needs_onnx
+def test_mobilenet_v3_blocks_export_exactly():
+  """Squeeze-excite, hard-sigmoid and h-swish (OFA's blocks) survive the
+  export; the smallest OFA resolution keeps it quick."""
+  space = spaces.get_space('ofa')
+  arch = space.sample(np.random.default_rng(0), 1)[0]
+  arch[-1] = 0  # the smallest resolution
+  model = models.OFAModel(tuple(int(a) for a in arch), num_classes=10)
+  x = jax.random.normal(jax.random.PRNGKey(0),
+                        (2, model.input_size, model.input_size, 3))
+  variables = initializers.fast_init(model, 0, x, train=False)
+  variables = jax.tree.map(lambda v: v * 1.3 + 0.05, variables)
+  proto = export.to_onnx(model, variables, x.shape)
+  got = export.onnxruntime_forward(export.onnxruntime_session(proto),
+                                   np.asarray(x))()
+  want = model.apply(variables, x, train=False)
+  assert np.abs(np.asarray(want)).max() > 1e-3  # not a vanishing output
+  np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)

@@ -98,10 +98,8 @@ def main(argv):
       space=_SPACE.value, macro=_MACRO.value, batch_size=_BATCH.value,
       dtype=_DTYPE.value, time_budget_s=_BUDGET.value,
       spread_bound=_SPREAD.value, seed=_SEED.value, runtime=_RUNTIME.value)
-  import jax  # pylint: disable=g-import-not-at-top
-  name = _NAME.value or platform.node() + (
-      f'_{jax.default_backend()}' if _RUNTIME.value == 'jax' else
-      '_onnxruntime_cpu')
+  name = _NAME.value or (
+      f'{platform.node()}_{measure.backend_name(_RUNTIME.value)}')
   device = measure.measure_archs(archs, config, reference_rows=refs,
                                  name=name, is_query=query)
   latency_data.save_device_file(_OUT.value, device)

@@ -81,8 +81,7 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
                    np.ones(num_query, bool)]
   device = _measure(
       config, archs, reference_rows=list(range(len(refs))),
-      name=name or ('local_' + (jax.default_backend() if mcfg.runtime == 'jax'
-                                else 'onnxruntime_cpu')),
+      name=name or f'local_{measure.backend_name(mcfg.runtime)}',
       is_query=is_query)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   latency_data.save_device_file(path, device)
@@ -112,9 +111,8 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
   if config.space == 'fbnet':
     expected.append(('macro', want.macro))
   for field, value in expected:
-    got = device.meta[field].item() if field in device.meta else None
-    if field == 'runtime' and got is None:
-      got = 'jax'  # device files written before the ONNX Runtime option
+    got = (measure.file_runtime(device) if field == 'runtime' else
+           device.meta[field].item() if field in device.meta else None)
     if got != value:
       raise ValueError(
           f'{path}: field {field} is {got!r}, but measuring on this machine '
@@ -252,8 +250,7 @@ class MeasuredHere:
 def device_label(device) -> str:
   """This machine's kind of device (or CPU, for ONNX Runtime) and the
   device file's name."""
-  runtime = device.meta['runtime'].item() if 'runtime' in device.meta else 'jax'
-  return f'{measure.device_kind(runtime)} ({device.name})'
+  return f'{measure.device_kind(measure.file_runtime(device))} ({device.name})'
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,

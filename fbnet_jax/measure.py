@@ -200,8 +200,7 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
       max_reference_drift=np.float32(np.abs(drift).max() if refs else 0.0),
       compile_seconds=np.float32(compile_s),
       measure_seconds=np.float32(time.time() - t_measure),
-      backend=np.array(jax.default_backend() if config.runtime == 'jax'
-                       else 'onnxruntime-cpu'),
+      backend=np.array(backend_name(config.runtime)),
       device_kind=np.array(device_kind(config.runtime)),
       runtime=np.array(config.runtime),
       batch_size=np.int32(config.batch_size), dtype=np.array(config.dtype),
@@ -222,6 +221,19 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
                 num_timings=np.array([len(t) for t in timings], np.int32),
                 **noise))
   return device
+
+
+def backend_name(runtime: str = 'jax') -> str:
+  """What a device file measured here with ``runtime`` records as its
+  ``backend`` (and default names carry): JAX's default backend, or
+  ``onnxruntime_cpu``."""
+  return jax.default_backend() if runtime == 'jax' else 'onnxruntime_cpu'
+
+
+def file_runtime(device) -> str:
+  """The runtime a device file was measured with (files written before
+  the ONNX Runtime option: ``jax``)."""
+  return device.meta['runtime'].item() if 'runtime' in device.meta else 'jax'
 
 
 def device_kind(runtime: str = 'jax') -> str:

@@ -115,7 +115,7 @@ def test_harness_times_onnxruntime_as_its_own_device():
   assert np.all(np.isfinite(device.latency_ms))
   assert np.all(device.latency_ms > 0)
   assert list(device.meta['num_timings']) == [6, 6]
-  assert str(device.meta['backend']) == 'onnxruntime-cpu'
+  assert str(device.meta['backend']) == 'onnxruntime_cpu'
   assert str(device.meta['runtime']) == 'onnxruntime'
 
 

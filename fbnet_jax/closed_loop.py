@@ -319,10 +319,11 @@ def run(config: ml_collections.ConfigDict, workdir: str,
           f'{100 * rows[-1]["drift_vs_device_file"]:+.1f}%, '
           f'{100 * rows[-1]["relative_error_vs_references"]:+.1f}% against '
           'them)', flush=True)
+  runtime = measure_config(config).runtime
   out = {'device_file': os.path.abspath(path),
          'backend': jax.default_backend(),
-         'runtime': measure_config(config).runtime,
-         'device_kind': measure.device_kind(measure_config(config).runtime),
+         'runtime': runtime,
+         'device_kind': measure.device_kind(runtime),
          'support_measurements': support,
          'device_file_measurement': made,
          'predictor_check': check, 'searches': rows,

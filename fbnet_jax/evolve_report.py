@@ -272,10 +272,11 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
   """
   cfg = config.evolve
   random_budget = cfg.get('random_budget') or cfg.budget
-  # Every evaluated architecture at once: measured here with the harness
-  # (``harness``), that is one session instead of one per history.
-  scoring.arch_ms(np.concatenate([np.stack(h.archs) for r in runs.values()
-                                  for h in r.values()]))
+  if harness is not None:
+    # Every evaluated architecture at once: one harness session instead of
+    # one per history (a table needs no such warm-up).
+    harness.arch_ms(np.concatenate([np.stack(h.archs) for r in runs.values()
+                                    for h in r.values()]))
   per_seed = {name: {str(seed): pareto.hypervolume_curve(
       h.archs, h.accuracy, scoring.arch_ms, indicator)
                      for seed, h in runs[name].items()}

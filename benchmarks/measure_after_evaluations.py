@@ -26,6 +26,7 @@ from configs import evolve_quick
 from fbnet_jax import closed_loop
 from fbnet_jax import compilation_cache
 from fbnet_jax import evolve
+from fbnet_jax import nsga
 from fbnet_jax import search as search_lib
 from meta import latency_data
 
@@ -74,7 +75,7 @@ def main(argv):
   searcher = search_lib.Searcher(config)
   state = evolve.restore_supernet(searcher, _SUPERNET.value)
   evaluator = evolve.SupernetEvaluator(searcher, state, None)
-  encoding = evolve.Encoding(searcher.space, evolve.allowed_choices(
+  encoding = nsga.Encoding(searcher.space, nsga.allowed_choices(
       searcher.space, searcher.mask, searcher.fixed))
   for arch in encoding.sample(np.random.default_rng(5), _EVALUATIONS.value):
     evaluator.validation(arch)

@@ -155,7 +155,7 @@ class MeasuredHere:
   memory and in ``cache_path`` (JSON, rewritten after each session): a
   rerun measures only what is new.
 
-  It is what :class:`fbnet_jax.evolve.LatencyInTheLoop` measures with when
+  It is what :class:`fbnet_jax.latency_loop.LatencyInTheLoop` measures with when
   ``config.latency.device_file`` is a device file of this machine.
   """
 

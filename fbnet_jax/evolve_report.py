@@ -104,7 +104,7 @@ def agreement(reported, exact) -> dict:
 
 def measure_points(points: list, measure) -> dict:
   """Measures ``points`` (front or DNAS entries) with ``measure``
-  (``evolve.FrontMeasurement``), adds ``measured_latency_ms`` and
+  (``latency_loop.FrontMeasurement``), adds ``measured_latency_ms`` and
   ``measured_vs_references_ms`` (divided by the references' drift since the
   device file) to each, and returns the measurement's bookkeeping."""
   check = measure(np.stack([np.asarray(p['arch_index']) for p in points]))
@@ -254,14 +254,15 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       hypervolume): ``latency``, or the measurements of latency in the loop
       (``config.evolve.measure_latency``).
     indicator: the hypervolume with the run's fixed reference point.
-    runs: ``{'guided' | 'random': {seed: evolve.History}}``.
+    runs: ``{'guided' | 'random': {seed: nsga.History}}``.
     evaluator: ``evolve.SupernetEvaluator`` (test accuracy of the front).
     dnas: fully evaluated DNAS architectures, or None.
     throughput: latency predictions per second, or None.
     seconds: wall times so far.
     support_size: with latency in the loop, the measurements the predictor
       was first adapted on.
-    measure: ``evolve.FrontMeasurement`` (``config.evolve.measure_front``):
+    measure: ``latency_loop.FrontMeasurement``
+      (``config.evolve.measure_front``):
       the guided front and the DNAS points are measured on this machine.
     harness: with latency in the loop on this machine, ``scoring`` itself
       (``closed_loop.MeasuredHere``), whose measuring sessions are

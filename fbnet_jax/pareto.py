@@ -1,6 +1,6 @@
 """Pareto fronts, hypervolume and the accuracy predictor of the evolution.
 
-The evolutionary search (:mod:`fbnet_jax.evolve`) minimises two objectives,
+The evolutionary search (:mod:`fbnet_jax.nsga`) minimises two objectives,
 ``latency_ms`` and ``-accuracy``. This module holds what it needs besides
 the search loop:
 

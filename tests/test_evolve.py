@@ -13,6 +13,8 @@ import scipy.stats
 from configs import evolve_quick
 from fbnet_jax import evolve
 from fbnet_jax import evolve_report
+from fbnet_jax import latency_loop
+from fbnet_jax import nsga
 from fbnet_jax import pareto
 from fbnet_jax import spaces
 
@@ -20,8 +22,8 @@ from fbnet_jax import spaces
 def _encoding(ops=('k3_e1', 'k3_e3', 'k5_e6', 'skip')):
   space = spaces.get_space('fbnet', macro='cifar')
   allowed = np.array([c in ops for c in space.units[0].choices])
-  return evolve.Encoding(space, np.broadcast_to(allowed, space.choice_mask
-                                                .shape).copy())
+  return nsga.Encoding(space, np.broadcast_to(allowed, space.choice_mask
+                                              .shape).copy())
 
 
 def _synthetic(seed=0):
@@ -50,10 +52,10 @@ def _smoke_runs(config, latency_fn):
   encoding = _encoding(('k3_e1', 'skip'))
   _, accuracy_fn = _synthetic()
   cfg = config.evolve
-  initial = evolve.unique_random(encoding, np.random.default_rng(0), 6)
-  runs = {'guided': {0: evolve.guided_search(
+  initial = nsga.unique_random(encoding, np.random.default_rng(0), 6)
+  runs = {'guided': {0: nsga.guided_search(
       accuracy_fn, latency_fn, encoding, cfg, 0, initial)},
-          'random': {0: evolve.random_search(
+          'random': {0: nsga.random_search(
               accuracy_fn, encoding, cfg.budget, np.random.default_rng(1),
               initial)}}
   return encoding, initial, runs
@@ -125,11 +127,11 @@ def test_guided_search_beats_random_on_a_synthetic_problem():
   cfg.budget, cfg.initial, cfg.per_iteration = 40, 10, 10
   cfg.pop_size, cfg.generations = 40, 30
   rng = np.random.default_rng(0)
-  initial = evolve.unique_random(encoding, rng, cfg.initial)
-  guided = evolve.guided_search(accuracy_fn, latency_fn, encoding, cfg, 0,
-                                initial)
-  random = evolve.random_search(accuracy_fn, encoding, cfg.budget, rng,
-                                initial)
+  initial = nsga.unique_random(encoding, rng, cfg.initial)
+  guided = nsga.guided_search(accuracy_fn, latency_fn, encoding, cfg, 0,
+                              initial)
+  random = nsga.random_search(accuracy_fn, encoding, cfg.budget, rng,
+                              initial)
   assert len(guided) == len(random) == 40
   assert len(guided.keys()) == 40  # never evaluates an architecture twice
   assert guided.iteration_ends == [10, 20, 30, 40]
@@ -242,9 +244,9 @@ def test_guided_search_refines_its_latency_after_each_round():
     seen.append(len(archs))
     return lambda a, k=len(seen): latency_fn(a) * (1 + k)
 
-  initial = evolve.unique_random(encoding, np.random.default_rng(0), 8)
-  history = evolve.guided_search(accuracy_fn, latency_fn, encoding, cfg, 0,
-                                 initial, refine=refine)
+  initial = nsga.unique_random(encoding, np.random.default_rng(0), 8)
+  history = nsga.guided_search(accuracy_fn, latency_fn, encoding, cfg, 0,
+                               initial, refine=refine)
   assert seen == [8, 12, 16]  # before each NSGA-II round, on all evaluated
   archs = np.stack(history.archs)
   want = latency_fn(archs) * np.repeat([1, 2, 3, 4], [8, 4, 4, 4])
@@ -256,7 +258,7 @@ def test_latency_in_the_loop_learns_the_measured_fast_end():
   config = evolve_quick.get_config()
   config.latency.source = 'predictor'
   model = latency_lib.latency_source(config)
-  loop = evolve.LatencyInTheLoop(config, model)
+  loop = latency_loop.LatencyInTheLoop(config, model)
   space = model.space
   rng = np.random.default_rng(0)
   # Skip-heavy networks, as on the fast end of a front: 16 to measure, 16
@@ -268,7 +270,7 @@ def test_latency_in_the_loop_learns_the_measured_fast_end():
   assert np.median(after) < min(0.05, 0.5 * np.median(before))
   with pytest.raises(ValueError, match='source'):
     config.latency.source = 'lut'
-    evolve.LatencyInTheLoop(config, model)
+    latency_loop.LatencyInTheLoop(config, model)
 
 
 def test_report_with_latency_in_the_loop_checks_the_predictions(tmp_path):
@@ -369,7 +371,8 @@ def test_measure_front_needs_a_device_file_measured_here(tmp_path):
   config = evolve_quick.get_config('smoke')
   config.evolve.measure_front = True
   with pytest.raises(ValueError, match='device_file of this machine'):
-    evolve.FrontMeasurement(config)  # the lookup table of a bundled device
+    # The lookup table of a bundled device.
+    latency_loop.FrontMeasurement(config)
   config.latency.source = 'predictor'
   path = str(tmp_path / 'raspi4_copy.npz')
   latency_data.save_device_file(
@@ -377,15 +380,15 @@ def test_measure_front_needs_a_device_file_measured_here(tmp_path):
   config.latency.device_file = path
   with pytest.raises(ValueError, match='raspi4_copy.npz: no field '
                      'device_kind'):
-    evolve.FrontMeasurement(config)
+    latency_loop.FrontMeasurement(config)
   _file_measured_here(path, batch_size=8)
   with pytest.raises(ValueError, match=r'field batch_size is 8.*would use 1'):
-    evolve.FrontMeasurement(config)
+    latency_loop.FrontMeasurement(config)
   _file_measured_here(path)
-  assert 'mine' in evolve.FrontMeasurement(config).name
+  assert 'mine' in latency_loop.FrontMeasurement(config).name
   config.space = 'nasbench201'
   with pytest.raises(ValueError, match='fbnet and ofa'):
-    evolve.FrontMeasurement(config)
+    latency_loop.FrontMeasurement(config)
 
 
 class _StandInHarness:
@@ -484,7 +487,7 @@ def test_latency_in_the_loop_measures_here_with_a_device_file(tmp_path):
   model = latency_lib.latency_source(config)
   table = latency_lib.lookup_table_latency('raspi4')
   harness = _StandInHarness(table)
-  loop = evolve.LatencyInTheLoop(config, model, measure_fn=harness)
+  loop = latency_loop.LatencyInTheLoop(config, model, measure_fn=harness)
   assert loop.measures_here and loop.measured.name == 'measured:mine'
   assert len(loop.support.archs) == 20  # references + num_samples
   # Skip-heavy networks, as on the fast end of a front: the re-adapted
@@ -498,7 +501,7 @@ def test_latency_in_the_loop_measures_here_with_a_device_file(tmp_path):
   assert np.median(after) < min(0.05, 0.5 * np.median(before))
   config.space = 'nasbench201'
   with pytest.raises(ValueError, match='fbnet and ofa'):
-    evolve.LatencyInTheLoop(config, model, measure_fn=harness)
+    latency_loop.LatencyInTheLoop(config, model, measure_fn=harness)
 
 
 def test_report_with_latency_measured_here(tmp_path):
@@ -548,9 +551,9 @@ def test_latency_probes_measure_candidates_before_evaluating_them():
     calls.append({a.tobytes() for a in archs})
     return lambda a, k=len(calls): latency_fn(a) * (1 + k)
 
-  initial = evolve.unique_random(encoding, np.random.default_rng(0), 8)
-  history = evolve.guided_search(accuracy_fn, latency_fn, encoding, cfg, 0,
-                                 initial, refine=refine)
+  initial = nsga.unique_random(encoding, np.random.default_rng(0), 8)
+  history = nsga.guided_search(accuracy_fn, latency_fn, encoding, cfg, 0,
+                               initial, refine=refine)
   # Per round: the evaluated ones, then they + the round's 4 candidates.
   assert [len(c) for c in calls[::2]] == [8, 12]
   assert all(len(b - a) == 4 and a < b for a, b in zip(calls[::2],

@@ -15,6 +15,7 @@ from configs import evolve_ofa
 from fbnet_jax import evolve
 from fbnet_jax import evolve_report
 from fbnet_jax import latency
+from fbnet_jax import nsga
 from fbnet_jax import pareto
 from fbnet_jax import search
 from fbnet_jax import spaces
@@ -26,7 +27,7 @@ from meta import latency_data
 
 def test_nb201_encoding_covers_every_op_of_every_edge():
   space = spaces.get_space('nasbench201')
-  encoding = evolve.Encoding(space, evolve.allowed_choices(
+  encoding = nsga.Encoding(space, nsga.allowed_choices(
       space, space.choice_mask))
   np.testing.assert_array_equal(encoding.upper, np.full(6, 4))
   archs = encoding.sample(np.random.default_rng(0), 500)
@@ -34,7 +35,7 @@ def test_nb201_encoding_covers_every_op_of_every_edge():
   for e in range(6):
     assert set(archs[:, e]) == set(range(5))
   np.testing.assert_array_equal(encoding.decode(encoding.encode(archs)), archs)
-  unique = evolve.unique_random(encoding, np.random.default_rng(1), 100)
+  unique = nsga.unique_random(encoding, np.random.default_rng(1), 100)
   assert len({a.tobytes() for a in unique}) == 100
 
 
@@ -44,7 +45,7 @@ def test_ofa_encoding_pins_the_resolution_and_keeps_stages_prefixes():
   fixed = search.fixed_units(config, space)
   resolution = ofa.RESOLUTIONS.index(config.ofa_resolution)
   assert fixed.sum() == 1 and fixed[-1, resolution] == 1
-  encoding = evolve.Encoding(space, evolve.allowed_choices(
+  encoding = nsga.Encoding(space, nsga.allowed_choices(
       space, space.choice_mask, fixed))
   assert encoding.upper[-1] == 0  # the resolution is not a free variable
   rng = np.random.default_rng(0)
@@ -102,7 +103,7 @@ def test_ofa_guided_search_keeps_the_resolution_pinned():
   # pinned resolution), on a synthetic additive problem.
   config = evolve_ofa.get_config('smoke')
   space = spaces.get_space('ofa')
-  encoding = evolve.Encoding(space, evolve.allowed_choices(
+  encoding = nsga.Encoding(space, nsga.allowed_choices(
       space, space.choice_mask, search.fixed_units(config, space)))
   rng = np.random.default_rng(0)
   cost = rng.uniform(0.1, 1.0, space.choice_mask.shape)
@@ -111,9 +112,9 @@ def test_ofa_guided_search_keeps_the_resolution_pinned():
   accuracy_fn = lambda arch: float(np.tanh(latency_fn(arch) / 10))
   cfg = config.evolve
   cfg.budget, cfg.initial, cfg.per_iteration = 12, 6, 3
-  initial = evolve.unique_random(encoding, rng, cfg.initial)
-  history = evolve.guided_search(accuracy_fn, latency_fn, encoding, cfg, 0,
-                                 initial)
+  initial = nsga.unique_random(encoding, rng, cfg.initial)
+  history = nsga.guided_search(accuracy_fn, latency_fn, encoding, cfg, 0,
+                               initial)
   archs = space.validate_batch(np.stack(history.archs))
   assert len(history.keys()) == 12 and history.iteration_ends == [6, 9, 12]
   assert np.all(archs[:, -1] == ofa.RESOLUTIONS.index(config.ofa_resolution))

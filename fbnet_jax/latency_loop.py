@@ -1,0 +1,120 @@
+"""Latency measured during and after the evolutionary search: the device's
+exact tables, or this machine's harness for a device file of this machine.
+
+- :class:`LatencyInTheLoop` (``config.evolve.measure_latency``): measures
+  every fully evaluated architecture during the search and re-adapts the
+  meta-learned latency predictor on the measurements, for the guided
+  search's ``refine`` (:func:`fbnet_jax.nsga.guided_search`).
+- :class:`FrontMeasurement` (``config.evolve.measure_front``): measures the
+  reported front here with the harness after the search
+  (:func:`fbnet_jax.closed_loop.verify`).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+import numpy as np
+
+from fbnet_jax import closed_loop
+from fbnet_jax import latency as latency_lib
+from fbnet_jax import nsga
+
+
+class LatencyInTheLoop:
+  """DyNAS-T measures the latency of every fully evaluated architecture,
+  not only its accuracy; here the measurements also re-adapt the
+  meta-learned predictor, so that NSGA-II's latency objective is fitted
+  where the search is looking (``config.evolve.measure_latency``).
+
+  ``measured``: the device's latencies. With ``config.latency.device_file``
+  a device file of this machine, they are measured here with the harness
+  (:class:`closed_loop.MeasuredHere`: each round's new architectures in
+  one session beside the reference architectures, on the device file's
+  scale, cached in ``cache_path``); for a bundled device its lookup table
+  (FBNet) or measured cells (NAS-Bench-201) stand in for measuring on the
+  device. Calling the loop with the architectures evaluated so far
+  measures them and returns the latency function of the predictor
+  re-adapted on its support plus these (one compiled adaptation: the
+  support is padded to a fixed size).
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict,
+               model: latency_lib.LatencyModel, cache_path: str = '',
+               measure_fn=None):
+    lat = config.latency
+    if lat.source != 'predictor' or lat.get('adapted_dir'):
+      raise ValueError(
+          'config.evolve.measure_latency: expected '
+          "config.latency.source='predictor' adapted here (not adapted_dir), "
+          f'got source={lat.source!r}; a lookup table needs no refinement.')
+    if lat.get('device_file'):
+      if config.space not in ('fbnet', 'ofa'):
+        raise ValueError(
+            'config.evolve.measure_latency: the harness builds fbnet and ofa '
+            f'networks, not {config.space!r}; expected a bundled device '
+            '(its exact table stands in for the device).')
+      from meta import latency_data  # pylint: disable=g-import-not-at-top
+      self.measured = closed_loop.MeasuredHere(
+          config, latency_data.load_device_file(lat.device_file),
+          lat.device_file, cache_path, measure_fn)
+    else:
+      self.measured = latency_lib.exact_table(config)
+    if self.measured is None:
+      raise ValueError(
+          'config.evolve.measure_latency: no exact latencies of '
+          f'{lat.device!r} in space {config.space!r} to measure with '
+          '(FBNet CIFAR lookup tables or NAS-Bench-201 only; or a device '
+          'file of this machine in config.latency.device_file, measured '
+          'here with the harness).')
+    self.support = latency_lib.support_for(config)
+    self.model = model
+    e = config.evolve
+    # Support rows to pad to: every evaluation and probe can add one.
+    self.size = len(self.support.archs) + e.budget * (
+        1 + e.get('latency_probes', 0))
+
+  @property
+  def measures_here(self) -> bool:
+    """Whether measuring costs a harness session (not a table lookup)."""
+    return isinstance(self.measured, closed_loop.MeasuredHere)
+
+  def __call__(self, archs: np.ndarray) -> nsga.LatencyFn:
+    archs = np.asarray(archs, np.int32)
+    ms = self.measured.arch_ms(archs)
+    adapted = self.support.adapt(archs, ms, pad_to=self.size)
+    return self.model.with_params(adapted.params).arch_ms
+
+
+class FrontMeasurement:
+  """Measures the reported front on this machine with the harness
+  (``config.evolve.measure_front``), for a search whose latency source is
+  the predictor adapted to ``config.latency.device_file``, a device file of
+  this machine: the front's architectures are timed in a fresh process,
+  interleaved with the reference architectures, whose drift against the
+  device file says how much the machine's own speed moved in between
+  (:func:`closed_loop.verify`).
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    lat = config.latency
+    if lat.source != 'predictor' or not lat.get('device_file'):
+      raise ValueError(
+          'config.evolve.measure_front: expected '
+          "config.latency.source='predictor' with a device_file of this "
+          f'machine, got source={lat.source!r}, device_file='
+          f"{lat.get('device_file')!r}; a bundled device's front is "
+          're-scored with its exact table instead.')
+    if config.space not in ('fbnet', 'ofa'):
+      raise ValueError(
+          'config.evolve.measure_front: the harness builds fbnet and ofa '
+          f'networks, not {config.space!r}.')
+    from meta import latency_data  # pylint: disable=g-import-not-at-top
+    self.config = config
+    self.device = latency_data.load_device_file(lat.device_file)
+    closed_loop.check_measured_here(config, self.device, lat.device_file)
+    self.name = closed_loop.device_label(self.device)
+
+  def __call__(self, archs: np.ndarray) -> dict:
+    """``{'measured_ms', 'drift_vs_device_file', 'measured', 'seconds'}``."""
+    return closed_loop.verify(self.config, np.asarray(archs, np.int32),
+                              self.device)

@@ -1,4 +1,4 @@
-"""Tests for the input pipelines (fbnet_jax/data.py).
+"""Tests for the input pipelines (fbnet_jax/data.py, fbnet_jax/augment.py).
 
 digits runs for real (it ships inside scikit-learn). CIFAR-10/100 and
 ImageNet run through ``tfds.testing.mock_data``, which replaces what
@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from fbnet_jax import augment
 from fbnet_jax import data
 
 tfds = pytest.importorskip('tensorflow_datasets')
@@ -298,7 +299,7 @@ def test_imagenet_mocked():
 def test_random_resized_crop_box_fits(height, width):
   rng = np.random.default_rng(0)
   for _ in range(200):
-    top, left, crop_h, crop_w = data._random_resized_crop_box(
+    top, left, crop_h, crop_w = augment.random_resized_crop_box(
         height, width, rng)
     assert 0 < crop_h and 0 < crop_w
     assert 0 <= top and top + crop_h <= height

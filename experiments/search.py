@@ -32,6 +32,7 @@ from ml_collections import config_flags
 from fbnet_jax import closed_loop
 from fbnet_jax import compilation_cache
 from fbnet_jax import search
+from fbnet_jax import search_report
 from meta import latency_data
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/quickstart.py',
@@ -60,7 +61,7 @@ def main(argv):
     print(f'measured {made["measured"]} architectures -> {path} in '
           f'{made["seconds"]:.0f} s')
   result = search.train_and_evaluate(config, _WORKDIR.value)
-  print(search.summary(result))
+  print(search_report.summary(result))
   device = latency_data.load_device_file(path) if path else None
   if device is not None and _should_verify(device):
     check = closed_loop.verify(config, result['arch_index'], device)

@@ -5,7 +5,8 @@ split (80% of the training data) and the architecture parameters on the
 arch split (the other 20%), after warm-up epochs of weights only; the
 Gumbel-softmax temperature anneals per epoch (FBNet: 5.0, x0.956). It
 derives the argmax and sampled architectures, scores them with every
-available latency source, and writes ``workdir/result.json`` and plots.
+available latency source, and writes ``workdir/result.json`` and plots
+(:mod:`fbnet_jax.search_report`).
 
 Design choices:
 - Steps are pure and jitted once; the temperature and the latency target
@@ -53,6 +54,7 @@ from fbnet_jax import data as data_lib
 from fbnet_jax import dnas
 from fbnet_jax import initializers
 from fbnet_jax import latency as latency_lib
+from fbnet_jax import search_report
 from fbnet_jax import spaces as spaces_lib
 from fbnet_jax import supernet as supernet_lib
 from fbnet_jax import reporting
@@ -466,18 +468,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                       lat=f'{rec["expected_latency_ms"]:.2f}ms')
     manager.save(step, args=ocp.args.StandardSave(state))
     if manager.should_save(step) or end_of_epoch:
-      _write_history(workdir, history)
+      search_report.write_history(workdir, history)
     if stop_after is not None and step >= stop_after:
       _final_save(manager, step, state)
-      _write_history(workdir, history)
+      search_report.write_history(workdir, history)
       bar.close()
       return {}
   _final_save(manager, step, state)
-  _write_history(workdir, history)
+  search_report.write_history(workdir, history)
   bar.close()
   writer.close()
   logging.info('Search: %d steps in %.1fs.', step, time.time() - t0)
-  result = report(searcher, state, history, config)
+  result = search_report.report(searcher, state, history, config)
   with open(os.path.join(workdir, RESULT_FILE), 'w') as f:
     json.dump(result, f, indent=1)
   reporting.plot_search(history, searcher.space, config, workdir)
@@ -490,13 +492,6 @@ def _final_save(manager, step, state):
   manager.wait_until_finished()
 
 
-def _write_history(workdir, history):
-  tmp = os.path.join(workdir, 'history.json.tmp')
-  with open(tmp, 'w') as f:
-    json.dump(history, f)
-  os.replace(tmp, os.path.join(workdir, 'history.json'))
-
-
 def _min_latency(searcher) -> float:
   """Smallest latency among 2048 random architectures of the searched
   choices (for the fbnet-form loss's range check)."""
@@ -506,79 +501,3 @@ def _min_latency(searcher) -> float:
   archs = np.stack([[rng.choice(len(row), p=row) for row in p]
                     for _ in range(2048)])
   return float(np.min(searcher.latency.arch_ms(archs)))
-
-
-def describe(space, arch, sources: dict) -> dict:
-  """Ops, FLOPs, params and latency from every source of one architecture."""
-  return {'arch': space.names(arch), 'arch_index': [int(a) for a in arch],
-          'flops': space.flops(arch), 'params': space.params(arch),
-          'latency_ms': {name: float(src.arch_ms(arch))
-                         for name, src in sources.items()}}
-
-
-def report(searcher, state, history, config) -> dict:
-  """The result: the derived architecture and sampled ones, each fully
-  described.
-
-  Derivation (``config.search.derive``): 'argmax' takes the most probable
-  op per unit (FBNet); 'target' (the default for the target and budget loss
-  forms) takes the most probable architecture whose latency, by the search's
-  own latency source, is within ``config.search.derive_tolerance`` of the
-  target (``dnas.derive_for_target``). The plain argmax is always reported
-  too, under ``argmax``.
-  """
-  rng = jax.random.PRNGKey(config.seed + 7)
-  argmax, samples = dnas.derive(state.params['arch'], searcher.mask, rng,
-                                config.search.num_derived_samples,
-                                searcher.fixed, searcher.space)
-  sources = latency_lib.all_sources(config)
-  limit = config.data.get('eval_limit')
-  mode = config.search.get('derive') or (
-      'target' if config.loss.form in ('target', 'budget') else 'argmax')
-  changes = []
-  arch = argmax
-  if mode == 'target':
-    log_probs = np.log(np.maximum(searcher.probs(state), 1e-30))
-    allowed = searcher.mask.copy()
-    if searcher.fixed is not None:  # fixed units keep their one choice
-      rows = searcher.fixed.sum(-1) > 0
-      allowed[rows] = searcher.fixed[rows] > 0
-    log_probs = np.where(allowed, log_probs, -np.inf)
-    arch, changes = dnas.derive_for_target(
-        log_probs, searcher.latency.arch_ms, float(config.latency.target_ms),
-        config.search.get('derive_tolerance', 0.02), space=searcher.space)
-  elif mode != 'argmax':
-    raise ValueError(f"config.search.derive: expected 'argmax' or 'target', "
-                     f'got {mode!r}.')
-  best = describe(searcher.space, arch, sources)
-  best['supernet_accuracy'] = searcher.accuracy(state, arch, limit)
-  best['derivation'] = {'mode': mode, 'changes_from_argmax': changes}
-  plain = describe(searcher.space, argmax, sources)
-  plain['supernet_accuracy'] = (best['supernet_accuracy'] if not changes else
-                                searcher.accuracy(state, argmax, limit))
-  sampled = []
-  for arch in samples:
-    d = describe(searcher.space, arch, sources)
-    d['supernet_accuracy'] = searcher.accuracy(state, arch, limit)
-    sampled.append(d)
-  return {'space': config.space, 'macro': config.get('macro', ''),
-          'dataset': config.data.name, 'device': config.latency.get(
-              'device_file') or config.latency.device,
-          'latency_source': searcher.latency.name,
-          'target_ms': config.latency.get('target_ms'),
-          **best,
-          'expected_latency_ms': history[-1]['expected_latency_ms'],
-          'argmax': plain,
-          'samples': sampled}
-
-
-def summary(result: dict) -> str:
-  """A few lines for the console."""
-  lat = ', '.join(f'{k} {v:.2f} ms' for k, v in result['latency_ms'].items())
-  return (f'space {result["space"]}  device {result["device"]}  target '
-          f'{result["target_ms"]} ms\n'
-          f'arch {" ".join(result["arch"])}\n'
-          f'latency: {lat}\n'
-          f'MACs {result["flops"] / 1e6:.1f}M  params '
-          f'{result["params"] / 1e6:.2f}M  supernet accuracy '
-          f'{result["supernet_accuracy"]:.3f}')

@@ -1,0 +1,112 @@
+"""What the DNAS search writes: its history and the derived architecture,
+described.
+
+Files in the workdir of :func:`fbnet_jax.search.train_and_evaluate`:
+
+- ``history.json`` (:func:`write_history`, atomically, at checkpoints and
+  epoch ends; read back when a run resumes): one record per epoch (and the
+  last step), with the temperature, losses, accuracy, expected and argmax
+  latency and the architecture probabilities.
+- ``result.json``: what :func:`report` returns. It derives the architecture
+  from the trained architecture parameters (the argmax, or the most
+  probable one within the latency target) and describes it, the plain
+  argmax and the sampled architectures (:func:`describe`: ops, FLOPs,
+  params, the latency from every available source, and the supernet's
+  accuracy with inherited weights).
+
+:func:`summary` is the console's view of the result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+
+from fbnet_jax import dnas
+from fbnet_jax import latency as latency_lib
+
+
+def write_history(workdir, history):
+  tmp = os.path.join(workdir, 'history.json.tmp')
+  with open(tmp, 'w') as f:
+    json.dump(history, f)
+  os.replace(tmp, os.path.join(workdir, 'history.json'))
+
+
+def describe(space, arch, sources: dict) -> dict:
+  """Ops, FLOPs, params and latency from every source of one architecture."""
+  return {'arch': space.names(arch), 'arch_index': [int(a) for a in arch],
+          'flops': space.flops(arch), 'params': space.params(arch),
+          'latency_ms': {name: float(src.arch_ms(arch))
+                         for name, src in sources.items()}}
+
+
+def report(searcher, state, history, config) -> dict:
+  """The result: the derived architecture and sampled ones, each fully
+  described.
+
+  Derivation (``config.search.derive``): 'argmax' takes the most probable
+  op per unit (FBNet); 'target' (the default for the target and budget loss
+  forms) takes the most probable architecture whose latency, by the search's
+  own latency source, is within ``config.search.derive_tolerance`` of the
+  target (``dnas.derive_for_target``). The plain argmax is always reported
+  too, under ``argmax``.
+  """
+  rng = jax.random.PRNGKey(config.seed + 7)
+  argmax, samples = dnas.derive(state.params['arch'], searcher.mask, rng,
+                                config.search.num_derived_samples,
+                                searcher.fixed, searcher.space)
+  sources = latency_lib.all_sources(config)
+  limit = config.data.get('eval_limit')
+  mode = config.search.get('derive') or (
+      'target' if config.loss.form in ('target', 'budget') else 'argmax')
+  changes = []
+  arch = argmax
+  if mode == 'target':
+    log_probs = np.log(np.maximum(searcher.probs(state), 1e-30))
+    allowed = searcher.mask.copy()
+    if searcher.fixed is not None:  # fixed units keep their one choice
+      rows = searcher.fixed.sum(-1) > 0
+      allowed[rows] = searcher.fixed[rows] > 0
+    log_probs = np.where(allowed, log_probs, -np.inf)
+    arch, changes = dnas.derive_for_target(
+        log_probs, searcher.latency.arch_ms, float(config.latency.target_ms),
+        config.search.get('derive_tolerance', 0.02), space=searcher.space)
+  elif mode != 'argmax':
+    raise ValueError(f"config.search.derive: expected 'argmax' or 'target', "
+                     f'got {mode!r}.')
+  best = describe(searcher.space, arch, sources)
+  best['supernet_accuracy'] = searcher.accuracy(state, arch, limit)
+  best['derivation'] = {'mode': mode, 'changes_from_argmax': changes}
+  plain = describe(searcher.space, argmax, sources)
+  plain['supernet_accuracy'] = (best['supernet_accuracy'] if not changes else
+                                searcher.accuracy(state, argmax, limit))
+  sampled = []
+  for arch in samples:
+    d = describe(searcher.space, arch, sources)
+    d['supernet_accuracy'] = searcher.accuracy(state, arch, limit)
+    sampled.append(d)
+  return {'space': config.space, 'macro': config.get('macro', ''),
+          'dataset': config.data.name, 'device': config.latency.get(
+              'device_file') or config.latency.device,
+          'latency_source': searcher.latency.name,
+          'target_ms': config.latency.get('target_ms'),
+          **best,
+          'expected_latency_ms': history[-1]['expected_latency_ms'],
+          'argmax': plain,
+          'samples': sampled}
+
+
+def summary(result: dict) -> str:
+  """A few lines for the console."""
+  lat = ', '.join(f'{k} {v:.2f} ms' for k, v in result['latency_ms'].items())
+  return (f'space {result["space"]}  device {result["device"]}  target '
+          f'{result["target_ms"]} ms\n'
+          f'arch {" ".join(result["arch"])}\n'
+          f'latency: {lat}\n'
+          f'MACs {result["flops"] / 1e6:.1f}M  params '
+          f'{result["params"] / 1e6:.2f}M  supernet accuracy '
+          f'{result["supernet_accuracy"]:.3f}')

@@ -197,6 +197,10 @@ def test_smoke_config_end_to_end(smoke_run):
   assert summary['latency_predictions_per_s'] > 0
   for plot in ('front.png', 'hypervolume.png'):
     assert os.path.getsize(os.path.join(workdir, plot)) > 1000
+  printed = evolve_report.console_summary(summary)
+  assert printed.count(' evaluations: hv guided ') == len(summary['by_budget'])
+  assert json.loads(printed[:printed.index('\n}') + 2])['seconds'] == (
+      summary['seconds'])
 
 
 def test_smoke_run_with_latency_in_the_loop(smoke_run, tmp_path):

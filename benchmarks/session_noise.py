@@ -34,6 +34,7 @@ from absl import flags
 import numpy as np
 
 import benchmarks
+from fbnet_jax import closed_loop
 from fbnet_jax import compilation_cache
 from fbnet_jax import measure
 from fbnet_jax import spaces
@@ -43,6 +44,11 @@ _SESSIONS = flags.DEFINE_integer('sessions', 6, 'Measuring sessions.')
 _PAUSE = flags.DEFINE_float('pause_s', 60.0, 'Seconds between sessions.')
 _RANDOM = flags.DEFINE_integer('num_random', 6, 'Random architectures.')
 _FAST = flags.DEFINE_integer('num_fast', 0, 'Skip-heavy architectures.')
+_ANCHORS = flags.DEFINE_integer(
+    'num_anchors', 0, 'Anchor networks (closed_loop.anchor_archs, as '
+    'MeasuredHere times with config.evolve.anchors): also report each '
+    "network divided by closed_loop.drift_by_latency (anchors' and "
+    "references' drift, interpolated in log latency).")
 _BUDGET = flags.DEFINE_float('time_budget_s', 60.0, 'Timing budget of a '
                              'session (after compilation).')
 _OUT = flags.DEFINE_string('out', '', 'JSON output.')
@@ -55,15 +61,29 @@ def rel_std(v: np.ndarray) -> float:
   return float(np.mean(v.std(axis=0, ddof=1) / v.mean(axis=0)))
 
 
-def summarize(ms: np.ndarray, num_refs: int) -> dict:
+def summarize(ms: np.ndarray, num_refs: int,
+              anchors: np.ndarray | None = None) -> dict:
   """Session-to-session movement of ``ms [sessions, archs]``, whose first
   ``num_refs`` columns are the reference architectures: raw, and for the
   other architectures after dividing each session by the median ratio of
   its references to their typical value (the closed loop's drift
-  correction)."""
+  correction); with ``anchors`` (``[sessions, K]`` latencies of the anchor
+  networks), also divided by :func:`closed_loop.drift_by_latency`."""
   ratio = ms / np.median(ms, axis=0)
-  corrected = (ratio / np.median(ratio[:, :num_refs], axis=1,
-                                 keepdims=True))[:, num_refs:]
+  ref_drift = np.median(ratio[:, :num_refs], axis=1, keepdims=True)
+  corrected = (ratio / ref_drift)[:, num_refs:]
+  by_anchors = {}
+  if anchors is not None:
+    anchor_drift = np.median(anchors / np.median(anchors, axis=0), axis=1)
+    drift = np.stack([closed_loop.drift_by_latency(
+        ms[s, num_refs:], np.median(ms[s, :num_refs]), ref_drift[s, 0],
+        np.median(anchors[s]), anchor_drift[s]) for s in range(len(ms))])
+    vs_anchors = ratio[:, num_refs:] / drift
+    by_anchors = {
+        'anchor_drift': anchor_drift.tolist(),
+        'vs_anchors_relative_std': rel_std(vs_anchors),
+        'vs_anchors_max_abs_deviation': float(np.abs(
+            vs_anchors / np.median(vs_anchors, axis=0) - 1).max())}
 
   return {
       'ms': ms.tolist(),
@@ -75,6 +95,7 @@ def summarize(ms: np.ndarray, num_refs: int) -> dict:
       'vs_references_relative_std': rel_std(corrected),
       'vs_references_max_abs_deviation': float(np.abs(
           corrected / np.median(corrected, axis=0) - 1).max()),
+      **by_anchors,
   }
 
 
@@ -88,7 +109,11 @@ def main(argv):
   fast[rng.random(fast.shape) < 0.85] = space.units[0].choices.index('skip')
   groups = {'random': np.arange(_RANDOM.value),
             'skip_heavy': _RANDOM.value + np.arange(_FAST.value)}
-  archs = np.concatenate([refs, space.sample(rng, _RANDOM.value), fast])
+  anchors = closed_loop.anchor_archs(space, _ANCHORS.value)
+  archs = np.concatenate([refs, space.sample(rng, _RANDOM.value), fast,
+                          anchors])
+  anchor_cols = len(refs) + _RANDOM.value + _FAST.value + np.arange(
+      _ANCHORS.value)
   config = measure.MeasureConfig(time_budget_s=_BUDGET.value,
                                  runtime=_RUNTIME.value)
   stats = {'median': [], 'min': []}
@@ -114,13 +139,14 @@ def main(argv):
          'cpu_affinity': sorted(os.sched_getaffinity(0))}
   for name, values in stats.items():
     ms = np.stack(values)
+    anchor_ms = ms[:, anchor_cols] if _ANCHORS.value else None
     out['statistics'][name] = summarize(ms, len(refs))
     for group, cols in groups.items():
       if not len(cols):
         continue
       row = out['statistics'][f'{name}_{group}'] = summarize(
           np.concatenate([ms[:, :len(refs)], ms[:, len(refs) + cols]], 1),
-          len(refs))
+          len(refs), anchor_ms)
       others = np.asarray(row['ms'])[:, len(refs):]
       print(f'{name:6s} {group:10s} ({np.median(others):.2f} ms): relative '
             'std across sessions of each network '
@@ -128,7 +154,11 @@ def main(argv):
             f'{np.abs(others / np.median(others, 0) - 1).max():.3f}); '
             'divided by the references of the same session '
             f'{row["vs_references_relative_std"]:.3f} (max '
-            f'{row["vs_references_max_abs_deviation"]:.3f})')
+            f'{row["vs_references_max_abs_deviation"]:.3f})' + (
+                '; by the anchors and references '
+                f'{row["vs_anchors_relative_std"]:.3f} (max '
+                f'{row["vs_anchors_max_abs_deviation"]:.3f})'
+                if anchor_ms is not None else ''))
   if _OUT.value:
     benchmarks.write_json(_OUT.value, out)
 

@@ -55,6 +55,11 @@ def evolve_config() -> ml_collections.ConfigDict:
   # reported front (and DNAS points) here with the harness, beside the
   # reference architectures, and report how far the predictor was off.
   e.measure_front = False
+  # With latency measured here: also time this many fixed skip-heavy
+  # networks in every session and correct each network by the drift of the
+  # anchors and references near its own latency
+  # (closed_loop.drift_by_latency); 0: the references' drift alone.
+  e.anchors = 0
   # DNAS points to compare with: result.json files (comma-separated) and/or
   # DNAS searches run here, one per target at these quantiles of random
   # architectures' latency (same ops, data, schedule and latency source).

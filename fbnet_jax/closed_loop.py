@@ -125,9 +125,9 @@ def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
   """Measures ``archs`` now, beside the reference architectures.
 
   ``saved`` is the loaded device file (a ``meta.latency_data.Device``).
-  Returns the measured ms and the drift of the references against it
-  (median ratio - 1): a drift of several percent means the machine's speed
-  changed between the two sessions.
+  Returns the measured ms, the drift of the references against it (median
+  ratio - 1; a drift of several percent means the machine's speed changed
+  between the two sessions) and the references' ms in this session.
   """
   from meta import latency_data  # pylint: disable=g-import-not-at-top
   t0 = time.time()
@@ -141,7 +141,45 @@ def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
            saved.latency_ms[ref_rows[have]])
   return {'measured_ms': device.latency_ms[len(refs):].tolist(),
           'drift_vs_device_file': float(np.median(ratio) - 1),
+          'reference_ms': device.latency_ms[:len(refs)][have].tolist(),
           'measured': len(rows), 'seconds': time.time() - t0}
+
+
+def anchor_archs(space: spaces_lib.SearchSpace, num: int) -> np.ndarray:
+  """``num`` fixed cheap networks (each unit at its cheapest choice with
+  probability 1 - num/20 up to 0.95, :meth:`SearchSpace.sample_spread`,
+  seeded): the
+  fast end of a front, which the references do not reach (6-12 ms on the
+  2-core VM against 1-3 ms for skip-heavy FBNet networks)."""
+  return space.sample_spread(np.random.default_rng(2024), 20)[20 - num:]
+
+
+def drift_by_latency(raw_ms, reference_level: float, reference_drift: float,
+                     anchor_level: float, anchor_drift: float) -> np.ndarray:
+  """The speed change to divide each network's measurement by.
+
+  A session's speed change is not one number: on the 2-core VM, networks
+  of 1-3 ms moved 1.8-4.6x as far between sessions as the references did
+  (``benchmarks.session_noise``). With the references' median latency and
+  drift (ratio to the device file) and the anchors' (ratio to their first
+  session), a network's drift is interpolated between the two in log
+  latency, and held constant beyond them.
+
+  Args:
+    raw_ms: the networks' latencies as measured in this session.
+    reference_level: median latency of the references in this session.
+    reference_drift: their median ratio to the device file.
+    anchor_level: median latency of the anchors in this session.
+    anchor_drift: their median ratio to their baseline (their first
+      session's latencies divided by that session's reference drift: the
+      device file's scale).
+  """
+  log_ms = np.log(np.asarray(raw_ms, np.float64))
+  span = np.log(reference_level) - np.log(anchor_level)
+  if span <= 0:  # anchors not faster than the references: nothing to add
+    return np.full(log_ms.shape, reference_drift)
+  t = np.clip((log_ms - np.log(anchor_level)) / span, 0.0, 1.0)
+  return np.exp((1 - t) * np.log(anchor_drift) + t * np.log(reference_drift))
 
 
 class MeasuredHere:
@@ -157,13 +195,26 @@ class MeasuredHere:
 
   It is what :class:`fbnet_jax.latency_loop.LatencyInTheLoop` measures with when
   ``config.latency.device_file`` is a device file of this machine.
+
+  With ``num_anchors`` > 0, every session also times that many fixed
+  skip-heavy networks (:func:`anchor_archs`). The first session fixes
+  their baseline (divided by its references' drift); later sessions
+  divide each network by :func:`drift_by_latency`, the anchors' drift at
+  the fast end and the references' at theirs, instead of the references'
+  drift alone.
   """
 
   def __init__(self, config: ml_collections.ConfigDict, device, path: str,
-               cache_path: str = '', measure_fn=None):
+               cache_path: str = '', measure_fn=None, num_anchors: int = 0):
     """``device``: the device file at ``path``, loaded; ``measure_fn``:
-    :func:`verify` (tests pass a stand-in)."""
+    :func:`verify` (tests pass a stand-in); ``num_anchors``: see above."""
     check_measured_here(config, device, path)
+    if not 0 <= num_anchors <= 10:
+      raise ValueError('config.evolve.anchors: expected 0..10 anchor '
+                       f'networks, got {num_anchors}.')
+    self.anchors = (anchor_archs(_space(config), num_anchors) if num_anchors
+                    else None)
+    self._anchor_base = None  # their ms in the first session, file's scale
     self.config = config
     self.device = device
     self.space = _space(config)
@@ -186,6 +237,16 @@ class MeasuredHere:
             f"{cached.get('device_file')!r}, expected {self._path!r}"
             ' (measurements are on the scale of the device file they were '
             'divided by; remove the cache to measure again).')
+      anchors = cached.get('anchors') or None
+      if (anchors is None) != (self.anchors is None) or (
+          anchors is not None and not np.array_equal(anchors, self.anchors)):
+        raise ValueError(
+            f'{cache_path}: field anchors holds {len(anchors or [])} anchor '
+            f'networks, expected {num_anchors} (config.evolve.anchors); '
+            'measurements divided by other anchors are on another scale '
+            '(remove the cache to measure again).')
+      if anchors is not None:
+        self._anchor_base = np.asarray(cached['anchor_base_ms'])
       for arch, *record in zip(cached['arch_index'], cached['latency_ms'],
                                cached['raw_ms'], cached['session']):
         self._add(np.asarray(arch, np.int32).tobytes(), *record)
@@ -209,14 +270,43 @@ class MeasuredHere:
     out = np.array([self._ms[a.tobytes()] for a in archs], np.float32)
     return out[0] if single else out
 
+  def session(self, archs: np.ndarray) -> dict:
+    """One measuring session of ``archs`` (and the anchors), nothing cached.
+
+    Returns :func:`verify`'s dict for ``archs``, plus ``scaled_ms``: each
+    divided by its drift (the references', or :func:`drift_by_latency`
+    with anchors), and ``anchor_drift`` (None without anchors). The first
+    session with anchors sets their baseline.
+    """
+    archs = np.asarray(archs, np.int32)
+    k = 0 if self.anchors is None else len(self.anchors)
+    timed = archs if not k else np.concatenate([self.anchors, archs])
+    check = dict(self._measure(self.config, timed, self.device))
+    raw = np.asarray(check['measured_ms'], np.float64)
+    ref_drift = 1 + check['drift_vs_device_file']
+    check['measured_ms'] = raw[k:].tolist()
+    check['anchor_drift'] = None
+    if not k:
+      check['scaled_ms'] = (raw / ref_drift).tolist()
+      return check
+    if self._anchor_base is None:
+      self._anchor_base = raw[:k] / ref_drift
+    anchor_drift = float(np.median(raw[:k] / self._anchor_base))
+    drift = drift_by_latency(raw[k:], float(np.median(check['reference_ms'])),
+                             ref_drift, float(np.median(raw[:k])),
+                             anchor_drift)
+    check['scaled_ms'] = (raw[k:] / drift).tolist()
+    check['anchor_drift'] = anchor_drift - 1
+    return check
+
   def _measure_new(self, archs: np.ndarray) -> None:
-    check = self._measure(self.config, archs, self.device)
-    scale = 1 + check['drift_vs_device_file']
-    for a, ms in zip(archs, check['measured_ms']):
-      self._add(a.tobytes(), float(ms) / scale, ms, len(self.sessions))
+    check = self.session(archs)
+    for a, ms, raw in zip(archs, check['scaled_ms'], check['measured_ms']):
+      self._add(a.tobytes(), ms, raw, len(self.sessions))
     self.sessions.append({
         'architectures': len(archs), 'measured': int(check['measured']),
         'drift_vs_device_file': float(check['drift_vs_device_file']),
+        'anchor_drift': check['anchor_drift'],
         'seconds': float(check['seconds'])})
     logging.info('measured %d architectures here in %.0f s (references '
                  '%+.1f%% since the device file)', len(archs),
@@ -232,19 +322,26 @@ class MeasuredHere:
                    # As measured, and in which session (whose references'
                    # drift the latency was divided by).
                    'raw_ms': raw, 'session': session,
-                   'sessions': self.sessions}, f)
+                   'sessions': self.sessions,
+                   'anchors': (None if self.anchors is None
+                               else self.anchors.tolist()),
+                   'anchor_base_ms': (None if self._anchor_base is None
+                                      else self._anchor_base.tolist())}, f)
       os.replace(tmp, self.cache_path)
 
   def summary(self) -> dict:
     """What was measured: sessions, architectures, measurements (with the
-    references timed beside them), seconds and the references' drifts."""
+    references and anchors timed beside them), seconds, the references'
+    and the anchors' drifts."""
     return {'device': device_label(self.device),
             'sessions': len(self.sessions),
             'architectures': len(self._here),
             'measurements': sum(s['measured'] for s in self.sessions),
             'seconds': sum(s['seconds'] for s in self.sessions),
             'drift_vs_device_file': [s['drift_vs_device_file']
-                                     for s in self.sessions]}
+                                     for s in self.sessions],
+            'anchors': 0 if self.anchors is None else len(self.anchors),
+            'anchor_drift': [s.get('anchor_drift') for s in self.sessions]}
 
 
 def device_label(device) -> str:

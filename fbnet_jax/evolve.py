@@ -255,6 +255,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       workdir, 'measured_here.json')) if cfg.get('measure_latency') else None
   scoring = loop.measured if loop else latency
   harness = scoring if loop and loop.measures_here else None
+  if measure_front is not None:
+    measure_front.harness = harness
   # The hypervolume's reference point and the DNAS targets, from
   # ``ref_samples`` random architectures: by the predictor where measuring
   # them would take harness sessions (any fixed point serves both

@@ -106,14 +106,18 @@ def measure_points(points: list, measure) -> dict:
   """Measures ``points`` (front or DNAS entries) with ``measure``
   (``latency_loop.FrontMeasurement``), adds ``measured_latency_ms`` and
   ``measured_vs_references_ms`` (divided by the references' drift since the
-  device file) to each, and returns the measurement's bookkeeping."""
+  device file; with anchors also ``measured_vs_anchors_ms``, divided by
+  ``closed_loop.drift_by_latency``) to each, and returns the measurement's
+  bookkeeping."""
   check = measure(np.stack([np.asarray(p['arch_index']) for p in points]))
   scale = 1 + check['drift_vs_device_file']
-  for p, ms in zip(points, check['measured_ms']):
+  for i, (p, ms) in enumerate(zip(points, check['measured_ms'])):
     p['measured_latency_ms'] = float(ms)
     p['measured_vs_references_ms'] = float(ms) / scale
-  return {k: check[k] for k in ('drift_vs_device_file', 'measured',
-                                'seconds')}
+    if check.get('anchor_drift') is not None:
+      p['measured_vs_anchors_ms'] = float(check['scaled_ms'][i])
+  return {k: check.get(k) for k in ('drift_vs_device_file', 'anchor_drift',
+                                    'measured', 'seconds')}
 
 
 def dnas_comparison(dnas: list, front: list,
@@ -326,6 +330,11 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
         'vs_references': agreement(
             [p['latency_ms'] for p in front],
             [p['measured_vs_references_ms'] for p in front]),
+        # With anchors: divided by the loop's latency-dependent drift.
+        'vs_anchors': agreement(
+            [p['latency_ms'] for p in front],
+            [p['measured_vs_anchors_ms'] for p in front]) if (
+                bookkeeping['anchor_drift'] is not None) else None,
         **bookkeeping}
     seconds = {**seconds, 'measure_front': time.time() - t0}
   budgets = runs['guided'][cfg.seeds[0]].iteration_ends

@@ -56,7 +56,8 @@ class LatencyInTheLoop:
       from meta import latency_data  # pylint: disable=g-import-not-at-top
       self.measured = closed_loop.MeasuredHere(
           config, latency_data.load_device_file(lat.device_file),
-          lat.device_file, cache_path, measure_fn)
+          lat.device_file, cache_path, measure_fn,
+          num_anchors=config.evolve.get('anchors', 0))
     else:
       self.measured = latency_lib.exact_table(config)
     if self.measured is None:
@@ -113,8 +114,15 @@ class FrontMeasurement:
     self.device = latency_data.load_device_file(lat.device_file)
     closed_loop.check_measured_here(config, self.device, lat.device_file)
     self.name = closed_loop.device_label(self.device)
+    # Latency in the loop's harness, when it times anchors
+    # (config.evolve.anchors): the front is then measured in one of its
+    # sessions and divided by the same drift model as the loop's.
+    self.harness: closed_loop.MeasuredHere | None = None
 
   def __call__(self, archs: np.ndarray) -> dict:
-    """``{'measured_ms', 'drift_vs_device_file', 'measured', 'seconds'}``."""
-    return closed_loop.verify(self.config, np.asarray(archs, np.int32),
-                              self.device)
+    """``{'measured_ms', 'drift_vs_device_file', 'measured', 'seconds'}``,
+    with the harness's anchors also ``scaled_ms`` and ``anchor_drift``."""
+    archs = np.asarray(archs, np.int32)
+    if self.harness is not None and self.harness.anchors is not None:
+      return self.harness.session(archs)
+    return closed_loop.verify(self.config, archs, self.device)

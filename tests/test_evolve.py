@@ -449,6 +449,107 @@ def test_measured_here_measures_each_architecture_once(tmp_path):
     closed_loop.MeasuredHere(config, device, other, cache, harness)
 
 
+def test_drift_by_latency_interpolates_in_log_latency():
+  from fbnet_jax import closed_loop
+  drift = closed_loop.drift_by_latency(
+      [0.5, 2.0, 4.0, 8.0, 30.0], reference_level=8.0, reference_drift=1.1,
+      anchor_level=2.0, anchor_drift=1.4)
+  # Anchors' drift at and below their level, the references' at and above
+  # theirs, the geometric mean halfway in log latency.
+  np.testing.assert_allclose(drift, [1.4, 1.4, np.sqrt(1.4 * 1.1), 1.1, 1.1])
+  np.testing.assert_allclose(closed_loop.drift_by_latency(
+      [1.0, 9.0], 2.0, 1.1, 3.0, 1.4), [1.1, 1.1])  # anchors not faster
+
+
+class _LatencyDependentHarness:
+  """A measuring session in which fast networks drift more than slow ones:
+  each network's slowdown is linear in log latency, ``fast`` at ``low`` ms
+  and below, ``slow`` at ``high`` ms and above (as skip-heavy networks
+  moved 1.8-4.6x as far as the references between sessions on the
+  2-core VM)."""
+
+  def __init__(self, table, refs, low, high):
+    self.table, self.refs, self.low, self.high = table, refs, low, high
+    self.drifts, self.calls = [], []
+
+  def __call__(self, config, archs, device):
+    fast, slow = self.drifts[len(self.calls)]
+    self.calls.append(np.asarray(archs))
+    def session(true_ms):
+      t = np.clip(np.log(true_ms / self.low) / np.log(self.high / self.low),
+                  0, 1)
+      return true_ms * (fast + t * (slow - fast))
+    refs = session(self.table.arch_ms(self.refs))
+    return {'measured_ms': session(self.table.arch_ms(archs)).tolist(),
+            'drift_vs_device_file': float(np.median(
+                refs / self.table.arch_ms(self.refs)) - 1),
+            'reference_ms': refs.tolist(), 'measured': 10 + len(archs),
+            'seconds': 1.0}
+
+
+def test_measured_here_anchors_correct_the_fast_end(tmp_path):
+  from fbnet_jax import closed_loop
+  from fbnet_jax import latency as latency_lib
+  config = evolve_quick.get_config('smoke')
+  path = str(tmp_path / 'mine.npz')
+  device = _file_measured_here(path)
+  table = latency_lib.lookup_table_latency('raspi4')
+  refs = device.archs[device.reference_rows()]
+  anchors = closed_loop.anchor_archs(spaces.get_space('fbnet'), 4)
+  assert len(anchors) == 4
+  low = float(np.median(table.arch_ms(anchors)))
+  high = float(np.median(table.arch_ms(refs)))
+  assert low < 0.6 * high  # the anchors are the fast end
+  rng = np.random.default_rng(0)
+  fast = np.where(rng.random((12, 22)) < 0.85, 8, _encoding().sample(rng, 12))
+  errors = {}
+  for num_anchors in (0, 4):
+    harness = _LatencyDependentHarness(table, refs, low, high)
+    # First session: uniformly 25% slow (it sets the anchors' baseline);
+    # second: the fast end 40% slow, the references' level 10%.
+    harness.drifts = [(1.25, 1.25), (1.4, 1.1)]
+    cache = str(tmp_path / f'here_{num_anchors}.json')
+    here = closed_loop.MeasuredHere(config, device, path, cache, harness,
+                                    num_anchors=num_anchors)
+    first = _encoding().sample(rng, 3)
+    np.testing.assert_allclose(here.arch_ms(first), table.arch_ms(first),
+                               rtol=1e-4)
+    errors[num_anchors] = np.abs(here.arch_ms(fast) / table.arch_ms(fast) - 1)
+    assert [len(c) for c in harness.calls] == [3 + num_anchors,
+                                               12 + num_anchors]
+    summary = here.summary()
+    assert summary['anchors'] == num_anchors
+    if num_anchors:
+      # Their baseline is on the device file's scale, like the references.
+      assert summary['anchor_drift'][0] == pytest.approx(0.25, abs=1e-6)
+      assert summary['anchor_drift'][1] == pytest.approx(0.4, abs=0.05)
+      # The cache keeps the anchors' baseline; other anchors are refused.
+      again = closed_loop.MeasuredHere(config, device, path, cache, harness,
+                                       num_anchors=4)
+      np.testing.assert_allclose(again.arch_ms(fast), here.arch_ms(fast))
+      with pytest.raises(ValueError, match='field anchors holds 4'):
+        closed_loop.MeasuredHere(config, device, path, cache, harness,
+                                 num_anchors=2)
+  # The references' drift alone leaves the fast networks about 1.4 / 1.1
+  # off; with the anchors they are within a few percent.
+  assert np.median(errors[0]) > 0.15
+  assert np.max(errors[4]) < 0.05
+  # The front re-measured after the search: in a session of the loop's
+  # harness, divided by the same drift model.
+  config.latency.source = 'predictor'
+  config.latency.device_file = path
+  front = latency_loop.FrontMeasurement(config)
+  front.harness = here
+  harness.drifts.append((1.3, 1.05))
+  points = [{'arch_index': a.tolist()} for a in fast[:3]]
+  kept = evolve_report.measure_points(points, front)
+  assert kept['anchor_drift'] == pytest.approx(0.3, abs=0.05)
+  for p, a in zip(points, fast[:3]):
+    assert p['measured_vs_anchors_ms'] == pytest.approx(
+        float(table.arch_ms(a)), rel=0.05)
+    assert p['measured_latency_ms'] > 1.15 * p['measured_vs_anchors_ms']
+
+
 def test_measured_here_serves_ofa_architectures(tmp_path):
   from fbnet_jax import closed_loop
   from meta import latency_data

@@ -207,7 +207,8 @@ class MeasuredHere:
   def __init__(self, config: ml_collections.ConfigDict, device, path: str,
                cache_path: str = '', measure_fn=None, num_anchors: int = 0):
     """``device``: the device file at ``path``, loaded; ``measure_fn``:
-    :func:`verify` (tests pass a stand-in); ``num_anchors``: see above."""
+    :func:`verify` (tests pass a stand-in; with anchors it must also return
+    ``reference_ms``); ``num_anchors``: see above."""
     check_measured_here(config, device, path)
     if not 0 <= num_anchors <= 10:
       raise ValueError('config.evolve.anchors: expected 0..10 anchor '
@@ -240,11 +241,12 @@ class MeasuredHere:
       anchors = cached.get('anchors') or None
       if (anchors is None) != (self.anchors is None) or (
           anchors is not None and not np.array_equal(anchors, self.anchors)):
+        held = ('was written without anchors' if anchors is None else
+                f'holds {len(anchors)} other anchor networks')
         raise ValueError(
-            f'{cache_path}: field anchors holds {len(anchors or [])} anchor '
-            f'networks, expected {num_anchors} (config.evolve.anchors); '
-            'measurements divided by other anchors are on another scale '
-            '(remove the cache to measure again).')
+            f'{cache_path}: field anchors {held}, expected {num_anchors} '
+            '(config.evolve.anchors); measurements divided by other anchors '
+            'are on another scale (remove the cache to measure again).')
       if anchors is not None:
         self._anchor_base = np.asarray(cached['anchor_base_ms'])
       for arch, *record in zip(cached['arch_index'], cached['latency_ms'],
@@ -276,7 +278,8 @@ class MeasuredHere:
     Returns :func:`verify`'s dict for ``archs``, plus ``scaled_ms``: each
     divided by its drift (the references', or :func:`drift_by_latency`
     with anchors), and ``anchor_drift`` (None without anchors). The first
-    session with anchors sets their baseline.
+    session with anchors sets their baseline (written to the cache by the
+    next :meth:`arch_ms` session).
     """
     archs = np.asarray(archs, np.int32)
     k = 0 if self.anchors is None else len(self.anchors)

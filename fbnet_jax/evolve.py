@@ -148,6 +148,17 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                      f'config.epochs ({config.epochs}), got '
                      f'{cfg.dnas_warmup_epochs}: DNAS needs architecture '
                      'steps.')
+  anchors = cfg.get('anchors', 0)
+  if not 0 <= anchors <= 10:
+    raise ValueError('config.evolve.anchors: expected 0..10 anchor networks, '
+                     f'got {anchors}.')
+  if anchors and not (cfg.get('measure_latency') and
+                      config.latency.get('device_file')):
+    raise ValueError(
+        f'config.evolve.anchors: {anchors} anchor networks only serve latency '
+        'measured here in the loop; expected config.evolve.measure_latency='
+        'True with config.latency.device_file a device file of this machine '
+        '(a table needs no drift correction), or anchors=0.')
   if cfg.get('measure_latency') and config.latency.get('device_file'):
     # Measured here in the loop: the file must be this machine's (before the
     # supernet trains, not after).

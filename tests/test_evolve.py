@@ -527,7 +527,7 @@ def test_measured_here_anchors_correct_the_fast_end(tmp_path):
       again = closed_loop.MeasuredHere(config, device, path, cache, harness,
                                        num_anchors=4)
       np.testing.assert_allclose(again.arch_ms(fast), here.arch_ms(fast))
-      with pytest.raises(ValueError, match='field anchors holds 4'):
+      with pytest.raises(ValueError, match='field anchors holds 4 other'):
         closed_loop.MeasuredHere(config, device, path, cache, harness,
                                  num_anchors=2)
   # The references' drift alone leaves the fast networks about 1.4 / 1.1
@@ -589,6 +589,15 @@ def test_latency_in_the_loop_measures_here_with_a_device_file(tmp_path):
     evolve.check_config(config)  # before the supernet trains
   _file_measured_here(config.latency.device_file)
   evolve.check_config(config)
+  config.evolve.anchors = 11
+  with pytest.raises(ValueError, match='expected 0..10 anchor'):
+    evolve.check_config(config)
+  config.evolve.anchors = 4
+  evolve.check_config(config)
+  config.evolve.measure_latency = False  # anchors serve the loop only
+  with pytest.raises(ValueError, match='only serve latency measured here'):
+    evolve.check_config(config)
+  config.evolve.update(measure_latency=True, anchors=0)
   model = latency_lib.latency_source(config)
   table = latency_lib.lookup_table_latency('raspi4')
   harness = _StandInHarness(table)

@@ -145,12 +145,24 @@ def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
           'measured': len(rows), 'seconds': time.time() - t0}
 
 
+MAX_ANCHORS = 10
+
+
+def check_num_anchors(num: int) -> None:
+  """A clear error unless ``num`` (``config.evolve.anchors``) is in
+  0..``MAX_ANCHORS``."""
+  if not 0 <= num <= MAX_ANCHORS:
+    raise ValueError(f'config.evolve.anchors: expected 0..{MAX_ANCHORS} '
+                     f'anchor networks, got {num}.')
+
+
 def anchor_archs(space: spaces_lib.SearchSpace, num: int) -> np.ndarray:
   """``num`` fixed cheap networks (each unit at its cheapest choice with
   probability 1 - num/20 up to 0.95, :meth:`SearchSpace.sample_spread`,
   seeded): the
   fast end of a front, which the references do not reach (6-12 ms on the
   2-core VM against 1-3 ms for skip-heavy FBNet networks)."""
+  check_num_anchors(num)
   return space.sample_spread(np.random.default_rng(2024), 20)[20 - num:]
 
 
@@ -210,9 +222,7 @@ class MeasuredHere:
     :func:`verify` (tests pass a stand-in; with anchors it must also return
     ``reference_ms``); ``num_anchors``: see above."""
     check_measured_here(config, device, path)
-    if not 0 <= num_anchors <= 10:
-      raise ValueError('config.evolve.anchors: expected 0..10 anchor '
-                       f'networks, got {num_anchors}.')
+    check_num_anchors(num_anchors)
     self.anchors = (anchor_archs(_space(config), num_anchors) if num_anchors
                     else None)
     self._anchor_base = None  # their ms in the first session, file's scale

@@ -149,9 +149,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                      f'{cfg.dnas_warmup_epochs}: DNAS needs architecture '
                      'steps.')
   anchors = cfg.get('anchors', 0)
-  if not 0 <= anchors <= 10:
-    raise ValueError('config.evolve.anchors: expected 0..10 anchor networks, '
-                     f'got {anchors}.')
+  closed_loop.check_num_anchors(anchors)
   if anchors and not (cfg.get('measure_latency') and
                       config.latency.get('device_file')):
     raise ValueError(

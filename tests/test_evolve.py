@@ -396,18 +396,41 @@ def test_measure_front_needs_a_device_file_measured_here(tmp_path):
 
 
 class _StandInHarness:
-  """``closed_loop.verify``'s stand-in: a session on a machine running 25%
-  slower than when its device file was measured (references included), so
-  that what it measures is the table's latency on the file's scale."""
+  """``closed_loop.verify``'s stand-in: sessions on a machine slower than
+  when its device file was measured, so that what it measures is the
+  table's latency on the file's scale once the drift is divided out.
 
-  def __init__(self, table):
-    self.table, self.calls = table, []
+  Session ``i`` runs ``drifts[i] = (fast, slow)`` times slower: ``fast``
+  at ``low`` ms and below, ``slow`` at ``high`` ms and above, linear in log
+  latency between (fast networks moved 1.8-4.6x as far as the references
+  between sessions on the 2-core VM); once ``drifts`` runs out, 25% slower
+  everywhere. With ``refs`` the references are timed too
+  (``reference_ms``, their drift); without, they moved as all did.
+  """
+
+  def __init__(self, table, refs=None, low=1.0, high=2.0):
+    self.table, self.refs, self.low, self.high = table, refs, low, high
+    self.drifts, self.calls = [], []
 
   def __call__(self, config, archs, device):
+    i = len(self.calls)
+    fast, slow = self.drifts[i] if i < len(self.drifts) else (1.25, 1.25)
     self.calls.append(np.asarray(archs))
-    return {'measured_ms': (1.25 * self.table.arch_ms(archs)).tolist(),
-            'drift_vs_device_file': 0.25, 'measured': 10 + len(archs),
-            'seconds': 2.0}
+
+    def session(true_ms):
+      t = np.clip(np.log(true_ms / self.low) / np.log(self.high / self.low),
+                  0, 1)
+      return true_ms * (fast + t * (slow - fast))
+
+    out = {'measured_ms': session(self.table.arch_ms(archs)).tolist(),
+           'drift_vs_device_file': slow - 1, 'measured': 10 + len(archs),
+           'seconds': 2.0}
+    if self.refs is not None:
+      refs = session(self.table.arch_ms(self.refs))
+      out['reference_ms'] = refs.tolist()
+      out['drift_vs_device_file'] = float(np.median(
+          refs / self.table.arch_ms(self.refs)) - 1)
+    return out
 
 
 def test_measured_here_measures_each_architecture_once(tmp_path):
@@ -461,32 +484,6 @@ def test_drift_by_latency_interpolates_in_log_latency():
       [1.0, 9.0], 2.0, 1.1, 3.0, 1.4), [1.1, 1.1])  # anchors not faster
 
 
-class _LatencyDependentHarness:
-  """A measuring session in which fast networks drift more than slow ones:
-  each network's slowdown is linear in log latency, ``fast`` at ``low`` ms
-  and below, ``slow`` at ``high`` ms and above (as skip-heavy networks
-  moved 1.8-4.6x as far as the references between sessions on the
-  2-core VM)."""
-
-  def __init__(self, table, refs, low, high):
-    self.table, self.refs, self.low, self.high = table, refs, low, high
-    self.drifts, self.calls = [], []
-
-  def __call__(self, config, archs, device):
-    fast, slow = self.drifts[len(self.calls)]
-    self.calls.append(np.asarray(archs))
-    def session(true_ms):
-      t = np.clip(np.log(true_ms / self.low) / np.log(self.high / self.low),
-                  0, 1)
-      return true_ms * (fast + t * (slow - fast))
-    refs = session(self.table.arch_ms(self.refs))
-    return {'measured_ms': session(self.table.arch_ms(archs)).tolist(),
-            'drift_vs_device_file': float(np.median(
-                refs / self.table.arch_ms(self.refs)) - 1),
-            'reference_ms': refs.tolist(), 'measured': 10 + len(archs),
-            'seconds': 1.0}
-
-
 def test_measured_here_anchors_correct_the_fast_end(tmp_path):
   from fbnet_jax import closed_loop
   from fbnet_jax import latency as latency_lib
@@ -504,7 +501,7 @@ def test_measured_here_anchors_correct_the_fast_end(tmp_path):
   fast = np.where(rng.random((12, 22)) < 0.85, 8, _encoding().sample(rng, 12))
   errors = {}
   for num_anchors in (0, 4):
-    harness = _LatencyDependentHarness(table, refs, low, high)
+    harness = _StandInHarness(table, refs, low, high)
     # First session: uniformly 25% slow (it sets the anchors' baseline);
     # second: the fast end 40% slow, the references' level 10%.
     harness.drifts = [(1.25, 1.25), (1.4, 1.1)]

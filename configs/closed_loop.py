@@ -25,6 +25,12 @@ def get_config(variant: str = ''):
   # 'jax': the local JAX backend; 'onnxruntime': every network exported to
   # ONNX and timed on ONNX Runtime's CPU provider (the onnx extra).
   c.measure.runtime = 'jax'
+  # What latency_ms holds: each network's 'median' or 'min' over its timings;
+  # and 0 (all cores) or k: every measuring session pinned to k cores. On
+  # the 2-core VM, 'min' on 1 core moved 5.2% between sessions, the median
+  # on both cores 10.5% (docs/closed_loop.md).
+  c.measure.statistic = 'median'
+  c.measure.cpu_cores = 0
   # Every measuring session in a new process: after a search, the same
   # networks timed 8-23% slower in the searching process (2-core VM).
   c.measure.fresh_process = True

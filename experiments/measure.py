@@ -53,6 +53,13 @@ _RUNTIME = flags.DEFINE_enum('runtime', 'jax', list(measure.RUNTIMES),
                              'jax: the local JAX backend; onnxruntime: each '
                              'network exported to ONNX and run on ONNX '
                              "Runtime's CPU provider (needs the onnx extra).")
+_STATISTIC = flags.DEFINE_enum(
+    'statistic', 'median', list(measure.STATISTICS), "What the file's "
+    "latency_ms holds: each network's median or minimum over its timings "
+    '(both are stored).')
+_CORES = flags.DEFINE_integer(
+    'cpu_cores', 0, '0: the cores this process may use; k: compile and time '
+    'pinned to k cores (a k-core device; quieter on a shared machine).')
 
 
 def select_archs(space, specs, seed):
@@ -97,7 +104,8 @@ def main(argv):
   config = measure.MeasureConfig(
       space=_SPACE.value, macro=_MACRO.value, batch_size=_BATCH.value,
       dtype=_DTYPE.value, time_budget_s=_BUDGET.value,
-      spread_bound=_SPREAD.value, seed=_SEED.value, runtime=_RUNTIME.value)
+      spread_bound=_SPREAD.value, seed=_SEED.value, runtime=_RUNTIME.value,
+      statistic=_STATISTIC.value, cpu_cores=_CORES.value)
   name = _NAME.value or (
       f'{platform.node()}_{measure.backend_name(_RUNTIME.value)}')
   device = measure.measure_archs(archs, config, reference_rows=refs,

@@ -43,7 +43,8 @@ def measure_config(config: ml_collections.ConfigDict) -> measure.MeasureConfig:
       batch_size=m.get('batch_size', 1), dtype=m.get('dtype', 'float32'),
       time_budget_s=m.get('time_budget_s', 300.0),
       spread_bound=m.get('spread_bound', 0.05), seed=m.get('seed', 0),
-      runtime=m.get('runtime', 'jax'))
+      runtime=m.get('runtime', 'jax'), statistic=m.get('statistic', 'median'),
+      cpu_cores=m.get('cpu_cores', 0))
 
 
 def _measure(config, archs, **kwargs):
@@ -95,9 +96,9 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
                         path: str) -> None:
   """Raises ``ValueError`` naming ``path`` and the field unless ``device``
   (loaded from ``path``) was measured by :mod:`fbnet_jax.measure` on this
-  machine's kind of device with the batch size, dtype and (FBNet) macro
-  network that measuring here would use: a new measurement is only
-  comparable with such a file."""
+  machine's kind of device with the batch size, dtype, (FBNet) macro
+  network, statistic and pinned cores that measuring here would use: a new
+  measurement is only comparable with such a file."""
   want = measure_config(config)
   if 'device_kind' not in device.meta:
     raise ValueError(
@@ -107,11 +108,14 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
         f'--space={config.space} --archs=reference,random:10 --out=...).')
   expected = [('runtime', want.runtime),
               ('device_kind', measure.device_kind(want.runtime)),
-              ('batch_size', want.batch_size), ('dtype', want.dtype)]
+              ('batch_size', want.batch_size), ('dtype', want.dtype),
+              ('statistic', want.statistic), ('cpu_cores', want.cpu_cores)]
   if config.space == 'fbnet':
     expected.append(('macro', want.macro))
+  defaults = {'runtime': measure.file_runtime, 'statistic':
+              measure.statistic_of, 'cpu_cores': measure.cpu_cores_of}
   for field, value in expected:
-    got = (measure.file_runtime(device) if field == 'runtime' else
+    got = (defaults[field](device) if field in defaults else
            device.meta[field].item() if field in device.meta else None)
     if got != value:
       raise ValueError(
@@ -429,10 +433,12 @@ def run(config: ml_collections.ConfigDict, workdir: str,
           f'{100 * rows[-1]["drift_vs_device_file"]:+.1f}%, '
           f'{100 * rows[-1]["relative_error_vs_references"]:+.1f}% against '
           'them)', flush=True)
-  runtime = measure_config(config).runtime
+  mcfg = measure_config(config)
+  runtime = mcfg.runtime
   out = {'device_file': os.path.abspath(path),
          'backend': jax.default_backend(),
-         'runtime': runtime,
+         'runtime': runtime, 'statistic': mcfg.statistic,
+         'cpu_cores': mcfg.cpu_cores,
          'device_kind': measure.device_kind(runtime),
          'support_measurements': support,
          'device_file_measurement': made,

@@ -34,12 +34,13 @@ figures.
 from __future__ import annotations
 
 from concurrent import futures
+import contextlib
 import dataclasses
 import multiprocessing
 import os
 import platform
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 from absl import logging
 import jax
@@ -86,17 +87,79 @@ class MeasureConfig:
   compile_workers: int = 0  # threads compiling; 0: min(16, CPUs) on CPU, 1 else
   runtime: str = 'jax'  # or 'onnxruntime': exported to ONNX, run on its CPU
   onnx_threads: int = 0  # ONNX Runtime intra-op threads; 0: its default
+  # What a device file's ``latency_ms`` holds: each network's 'median' or
+  # 'min' over its timings (both are stored; see ``statistic_of``).
+  statistic: str = 'median'
+  # 0: the cores this process may use; k: the whole measurement (compiling
+  # and timing) is pinned to k of them, a k-core device (see ``pinned_cpus``).
+  cpu_cores: int = 0
 
   def __post_init__(self):
     if self.runtime not in RUNTIMES:
       raise ValueError(f'MeasureConfig.runtime: expected one of {RUNTIMES}, '
                        f'got {self.runtime!r}.')
+    if self.statistic not in STATISTICS:
+      raise ValueError(f'MeasureConfig.statistic: expected one of '
+                       f'{STATISTICS}, got {self.statistic!r}.')
+    allowed = len(os.sched_getaffinity(0))
+    if not 0 <= self.cpu_cores <= allowed:
+      raise ValueError(f'MeasureConfig.cpu_cores: expected 0 (all) to '
+                       f'{allowed} (the cores this process may use), got '
+                       f'{self.cpu_cores}.')
     if self.runtime == 'onnxruntime' and self.dtype != 'float32':
       raise ValueError('MeasureConfig.dtype: the onnxruntime runtime times '
                        f'float32 graphs, got {self.dtype!r}.')
 
 
 RUNTIMES = ('jax', 'onnxruntime')
+STATISTICS = ('median', 'min')
+
+
+@contextlib.contextmanager
+def pinned_cpus(num: int) -> Iterator[None]:
+  """Runs the block with every thread of this process on ``num`` cores.
+
+  The cores are the last ``num`` this process may use (the first one
+  usually takes the host's interrupts); ``num=0`` changes nothing. Threads
+  started inside the block (XLA's) inherit it. Pinned before JAX first
+  touches its backend, as in the fresh process of
+  :func:`measure_archs_in_fresh_process`, XLA also sizes its CPU thread
+  pools to those cores. Every thread gets the previous affinity back.
+  On the 2-core VM, one pinned core and each network's minimum moved
+  5.2% between sessions against 10.5% for two cores and the median
+  (``benchmarks/results/cpu_2026-11-27/session_noise*.json``).
+  """
+  if not num:
+    yield
+    return
+  before = os.sched_getaffinity(0)
+  cores = set(sorted(before)[-num:])
+
+  def set_all(cpus):
+    for tid in os.listdir('/proc/self/task'):
+      try:
+        os.sched_setaffinity(int(tid), cpus)
+      except (ProcessLookupError, PermissionError):
+        pass  # a thread that has just exited
+
+  set_all(cores)
+  try:
+    yield
+  finally:
+    set_all(before)
+
+
+def statistic_of(device) -> str:
+  """Which statistic a device file's ``latency_ms`` holds (files written
+  before the option: ``median``)."""
+  return (device.meta['statistic'].item() if 'statistic' in device.meta
+          else 'median')
+
+
+def cpu_cores_of(device) -> int:
+  """The cores a device file was measured on (0: not pinned; files
+  written before the option: 0)."""
+  return int(device.meta['cpu_cores']) if 'cpu_cores' in device.meta else 0
 
 
 def build_forward(space: str, arch, config: MeasureConfig
@@ -144,6 +207,13 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
     is_query: optional bool [N] stored in the device file.
     progress: show progress bars.
   """
+  with pinned_cpus(config.cpu_cores):
+    return _measure_archs(archs, config, reference_rows=reference_rows,
+                          name=name, is_query=is_query, progress=progress)
+
+
+def _measure_archs(archs, config, *, reference_rows, name, is_query,
+                   progress):
   from meta import latency_data  # device-file format lives in meta
 
   space = spaces_lib.space_for(config.space, config.macro)
@@ -188,6 +258,7 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
   bar.close()
   ref_end = ref_medians() if refs else np.zeros(0)
   median = np.array([np.median(t) for t in timings]) * 1e3
+  minimum = np.array([np.min(t) for t in timings]) * 1e3
   q75, q25 = (np.array([np.percentile(t, q) for t in timings]) * 1e3
               for q in (75, 25))
   spread = _spread(timings)
@@ -204,20 +275,22 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
       device_kind=np.array(device_kind(config.runtime)),
       runtime=np.array(config.runtime),
       batch_size=np.int32(config.batch_size), dtype=np.array(config.dtype),
-      macro=np.array(config.macro))
+      macro=np.array(config.macro), statistic=np.array(config.statistic),
+      cpu_cores=np.int32(config.cpu_cores))
   logging.info('measured %d archs in %d rounds: median spread %.3f, max %.3f,'
                ' reference drift %+.3f', len(archs), rounds,
                noise['median_relative_spread'], noise['max_relative_spread'],
                noise['reference_drift'])
   device = latency_data.Device(
       name=name, space=config.space, archs=archs,
-      latency_ms=median.astype(np.float32),
+      latency_ms=(median if config.statistic == 'median' else
+                  minimum).astype(np.float32),
       is_query=(np.zeros(len(archs), bool) if is_query is None
                 else np.asarray(is_query, bool)),
       source='measured',
       meta=dict(latency_iqr_ms=(q75 - q25).astype(np.float32),
-                latency_min_ms=(np.array([np.min(t) for t in timings]) *
-                                1e3).astype(np.float32),
+                latency_median_ms=median.astype(np.float32),
+                latency_min_ms=minimum.astype(np.float32),
                 num_timings=np.array([len(t) for t in timings], np.int32),
                 **noise))
   return device

@@ -6,6 +6,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from configs import closed_loop as closed_loop_config
 from fbnet_jax import closed_loop
@@ -81,6 +82,66 @@ def test_measuring_in_a_fresh_process_returns_the_same_device(tmp_path):
   np.testing.assert_array_equal(device.archs, archs)
   assert np.all(device.latency_ms > 0) and int(device.meta['rounds']) == 1
   np.testing.assert_array_equal(device.meta['num_timings'], [2, 2])
+
+
+def test_statistic_min_and_pinned_cores(monkeypatch):
+  # latency_ms holds the chosen statistic (both are kept), and with
+  # cpu_cores=1 every network is built and timed on one core; the process
+  # gets its cores back afterwards.
+  seen = []
+  build = _stand_in(lambda arch: 50)
+
+  def recording_build(space_name, arch, config):
+    seen.append(os.sched_getaffinity(0))
+    return build(space_name, arch, config)
+
+  monkeypatch.setattr(measure, 'build_forward', recording_build)
+  archs = np.full((2, 22), 8, np.int32)
+  before = os.sched_getaffinity(0)
+  config = measure.MeasureConfig(repeats_per_round=4, min_rounds=1,
+                                 max_rounds=1, statistic='min', cpu_cores=1,
+                                 compile_workers=2)
+  device = measure.measure_archs(archs, config, progress=False)
+  assert os.sched_getaffinity(0) == before
+  assert seen == [{max(before)}] * 2
+  np.testing.assert_array_equal(device.latency_ms,
+                                device.meta['latency_min_ms'])
+  assert np.all(device.meta['latency_median_ms'] >= device.latency_ms)
+  assert measure.statistic_of(device) == 'min'
+  assert measure.cpu_cores_of(device) == 1
+  old = latency_data.Device('old', 'fbnet', archs, device.latency_ms,
+                            np.zeros(2, bool))  # a file without the fields
+  assert (measure.statistic_of(old), measure.cpu_cores_of(old)) == (
+      'median', 0)
+
+
+def test_measure_config_rejects_unknown_statistic_and_too_many_cores():
+  with pytest.raises(ValueError, match="statistic: expected one of.*'mean'"):
+    measure.MeasureConfig(statistic='mean')
+  cores = len(os.sched_getaffinity(0))
+  with pytest.raises(ValueError, match=f'cpu_cores: expected 0.*{cores}'):
+    measure.MeasureConfig(cpu_cores=cores + 1)
+
+
+def test_closed_loop_compares_only_files_of_the_same_statistic(tmp_path):
+  bundled = latency_data.bundled_device('fbnet', 'raspi4')
+  path = str(tmp_path / 'min.npz')
+  latency_data.save_device_file(path, latency_data.Device(
+      'mine', 'fbnet', bundled.archs, bundled.latency_ms, bundled.is_query,
+      meta=dict(device_kind=np.array(jax.devices()[0].device_kind),
+                batch_size=np.int32(1), dtype=np.array('float32'),
+                macro=np.array('cifar'), statistic=np.array('min'),
+                cpu_cores=np.int32(1))))
+  device = latency_data.load_device_file(path)
+  config = closed_loop_config.get_config('smoke')
+  with pytest.raises(ValueError, match=r"min.npz: field statistic is 'min'.*"
+                     r"would use 'median'"):
+    closed_loop.check_measured_here(config, device, path)
+  config.measure.statistic = 'min'
+  with pytest.raises(ValueError, match='field cpu_cores is 1.*would use 0'):
+    closed_loop.check_measured_here(config, device, path)
+  config.measure.cpu_cores = 1
+  closed_loop.check_measured_here(config, device, path)  # comparable
 
 
 def test_threaded_compilation_keeps_each_network_with_its_row(monkeypatch):

@@ -19,8 +19,11 @@ loop compares sessions hours apart. The random and the skip-heavy
 networks are summarised apart: whether dividing by the references (6-12 ms
 on the 2-core VM) also corrects networks of 1-3 ms is the question for
 latency measured in an evolutionary search's loop. Run it under
-``taskset`` and with ``XLA_FLAGS`` to compare thread settings (both are
-recorded in the output). The persistent compilation cache is on: sessions
+``--cpu_cores=1`` (``MeasureConfig.cpu_cores``), ``taskset`` or ``XLA_FLAGS``
+to compare thread settings (all are recorded in the output). Each session
+is compared with the median over sessions, the anchors' drift too (the
+loop's ``MeasuredHere`` fixes the anchors' baseline in its first session
+instead). The persistent compilation cache is on: sessions
 after the first load their executables instead of compiling.
 ``--runtime=onnxruntime`` asks the same of ONNX Runtime (graphs exported
 once, then loaded from the cache beside XLA's).
@@ -52,6 +55,8 @@ _ANCHORS = flags.DEFINE_integer(
 _BUDGET = flags.DEFINE_float('time_budget_s', 60.0, 'Timing budget of a '
                              'session (after compilation).')
 _OUT = flags.DEFINE_string('out', '', 'JSON output.')
+_CORES = flags.DEFINE_integer('cpu_cores', 0, 'MeasureConfig.cpu_cores: 0 '
+                              'all, k: every session pinned to k cores.')
 _RUNTIME = flags.DEFINE_enum('runtime', 'jax', list(measure.RUNTIMES),
                              'Time with the JAX backend or ONNX Runtime.')
 
@@ -115,7 +120,8 @@ def main(argv):
   anchor_cols = len(refs) + _RANDOM.value + _FAST.value + np.arange(
       _ANCHORS.value)
   config = measure.MeasureConfig(time_budget_s=_BUDGET.value,
-                                 runtime=_RUNTIME.value)
+                                 runtime=_RUNTIME.value,
+                                 cpu_cores=_CORES.value)
   stats = {'median': [], 'min': []}
   sessions = []
   for s in range(_SESSIONS.value):
@@ -136,11 +142,14 @@ def main(argv):
   out = {'archs': archs.tolist(), 'sessions': sessions, 'statistics': {},
          'runtime': _RUNTIME.value,
          'xla_flags': os.environ.get('XLA_FLAGS', ''),
-         'cpu_affinity': sorted(os.sched_getaffinity(0))}
+         'cpu_affinity': sorted(os.sched_getaffinity(0)),
+         'cpu_cores': _CORES.value}
   for name, values in stats.items():
     ms = np.stack(values)
     anchor_ms = ms[:, anchor_cols] if _ANCHORS.value else None
-    out['statistics'][name] = summarize(ms, len(refs))
+    # Every network but the anchors (they are the correction, not its test).
+    out['statistics'][name] = summarize(ms[:, :anchor_cols[0]] if len(
+        anchor_cols) else ms, len(refs))
     for group, cols in groups.items():
       if not len(cols):
         continue

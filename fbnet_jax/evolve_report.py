@@ -431,6 +431,10 @@ def console_summary(summary: dict) -> str:
         'against them max '
         f'{100 * here["vs_references"]["max_relative_error"]:.1f}% (median '
         f'{100 * here["vs_references"]["median_relative_error"]:.1f}%); '
+        + (f'against the anchors max '
+           f'{100 * here["vs_anchors"]["max_relative_error"]:.1f}% (median '
+           f'{100 * here["vs_anchors"]["median_relative_error"]:.1f}%); '
+           if here.get('vs_anchors') else '') +
         f'{here["measured"]} measurements, {here["seconds"]:.0f} s')
   loop = summary.get('measured_in_the_loop')
   if loop:

@@ -36,6 +36,7 @@ from __future__ import annotations
 from concurrent import futures
 import contextlib
 import dataclasses
+import functools
 import multiprocessing
 import os
 import platform
@@ -90,8 +91,8 @@ class MeasureConfig:
   # What a device file's ``latency_ms`` holds: each network's 'median' or
   # 'min' over its timings (both are stored; see ``statistic_of``).
   statistic: str = 'median'
-  # 0: the cores this process may use; k: the whole measurement (compiling
-  # and timing) is pinned to k of them, a k-core device (see ``pinned_cpus``).
+  # 0: the cores this process may use; k: timing pinned to k of them, with
+  # XLA's CPU thread pools sized to k: a k-core device (``pinned_cpus``).
   cpu_cores: int = 0
 
   def __post_init__(self):
@@ -207,13 +208,21 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
     is_query: optional bool [N] stored in the device file.
     progress: show progress bars.
   """
-  with pinned_cpus(config.cpu_cores):
-    return _measure_archs(archs, config, reference_rows=reference_rows,
-                          name=name, is_query=is_query, progress=progress)
+  timing = contextlib.nullcontext
+  if config.cpu_cores:
+    # XLA sizes its CPU thread pools to the cores it may use when it creates
+    # its client, so pin while it does (in a fresh process, where this is the
+    # first call), not while it compiles (every core), and again for timing.
+    with pinned_cpus(config.cpu_cores):
+      jax.devices()
+    timing = functools.partial(pinned_cpus, config.cpu_cores)
+  return _measure_archs(archs, config, reference_rows=reference_rows,
+                        name=name, is_query=is_query, progress=progress,
+                        timing=timing)
 
 
 def _measure_archs(archs, config, *, reference_rows, name, is_query,
-                   progress):
+                   progress, timing):
   from meta import latency_data  # device-file format lives in meta
 
   space = spaces_lib.space_for(config.space, config.macro)
@@ -237,26 +246,27 @@ def _measure_archs(archs, config, *, reference_rows, name, is_query,
                                        repeats=config.repeats_per_round))
                      for r in refs])
 
-  ref_start = ref_medians() if refs else np.zeros(0)
-  timings = [[] for _ in archs]
-  t_measure = time.time()
-  rounds = 0
-  bar = tqdm.tqdm(total=config.max_rounds, desc='rounds',
-                  disable=not progress)
-  while rounds < config.max_rounds:
-    for i in rng.permutation(len(archs)):
-      timings[i].extend(time_fn(fns[i], warmup=config.round_warmup,
-                                repeats=config.repeats_per_round))
-    rounds += 1
-    bar.update(1)
-    spread = _spread(timings)
-    bar.set_postfix(max_spread=f'{spread.max():.3f}')
-    if rounds >= config.min_rounds and (
-        spread.max() < config.spread_bound or
-        time.time() - t_measure > config.time_budget_s):
-      break
-  bar.close()
-  ref_end = ref_medians() if refs else np.zeros(0)
+  with timing():
+    ref_start = ref_medians() if refs else np.zeros(0)
+    timings = [[] for _ in archs]
+    t_measure = time.time()
+    rounds = 0
+    bar = tqdm.tqdm(total=config.max_rounds, desc='rounds',
+                    disable=not progress)
+    while rounds < config.max_rounds:
+      for i in rng.permutation(len(archs)):
+        timings[i].extend(time_fn(fns[i], warmup=config.round_warmup,
+                                  repeats=config.repeats_per_round))
+      rounds += 1
+      bar.update(1)
+      spread = _spread(timings)
+      bar.set_postfix(max_spread=f'{spread.max():.3f}')
+      if rounds >= config.min_rounds and (
+          spread.max() < config.spread_bound or
+          time.time() - t_measure > config.time_budget_s):
+        break
+    bar.close()
+    ref_end = ref_medians() if refs else np.zeros(0)
   median = np.array([np.median(t) for t in timings]) * 1e3
   minimum = np.array([np.min(t) for t in timings]) * 1e3
   q75, q25 = (np.array([np.percentile(t, q) for t in timings]) * 1e3

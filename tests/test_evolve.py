@@ -674,3 +674,24 @@ def test_latency_probes_measure_candidates_before_evaluating_them():
   archs = np.stack(history.archs)
   want = latency_fn(archs) * np.repeat([1, 3, 5], [8, 4, 4])
   np.testing.assert_allclose(history.predicted_ms, want, rtol=1e-6)
+
+
+def test_console_summary_prints_every_agreement_of_the_measured_front():
+  agree = lambda worst, med: {'max_relative_error': worst,
+                              'median_relative_error': med}
+  summary = {k: None for k in (
+      'latency_source', 'final_hypervolume',
+      'guided_evaluations_to_reach_random_at_budget',
+      'guided_evaluations_to_reach_random_final', 'speedup_at_random_final',
+      'latency_predictions_per_s', 'lut_agreement', 'seconds')}
+  summary['by_budget'] = []
+  summary['measured_agreement'] = {
+      'device': 'here', 'raw': agree(0.2, 0.1),
+      'vs_references': agree(0.08, 0.03), 'vs_anchors': agree(0.04, 0.02),
+      'drift_vs_device_file': 0.12, 'measured': 30, 'seconds': 61.0}
+  printed = evolve_report.console_summary(summary)
+  assert ('max 20.0% (median 10.0%); the references moved +12.0% since the '
+          'device file, against them max 8.0% (median 3.0%); against the '
+          'anchors max 4.0% (median 2.0%); 30 measurements, 61 s') in printed
+  summary['measured_agreement']['vs_anchors'] = None  # a loop without anchors
+  assert 'anchors' not in evolve_report.console_summary(summary)

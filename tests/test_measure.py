@@ -86,14 +86,15 @@ def test_measuring_in_a_fresh_process_returns_the_same_device(tmp_path):
 
 def test_statistic_min_and_pinned_cores(monkeypatch):
   # latency_ms holds the chosen statistic (both are kept), and with
-  # cpu_cores=1 every network is built and timed on one core; the process
-  # gets its cores back afterwards.
-  seen = []
+  # cpu_cores=1 every network is timed on one core but compiled on all;
+  # the process gets its cores back afterwards.
+  built, timed = [], []
   build = _stand_in(lambda arch: 50)
 
   def recording_build(space_name, arch, config):
-    seen.append(os.sched_getaffinity(0))
-    return build(space_name, arch, config)
+    built.append(os.sched_getaffinity(0))
+    fn = build(space_name, arch, config)
+    return lambda: (timed.append(os.sched_getaffinity(0)), fn())[1]
 
   monkeypatch.setattr(measure, 'build_forward', recording_build)
   archs = np.full((2, 22), 8, np.int32)
@@ -103,7 +104,8 @@ def test_statistic_min_and_pinned_cores(monkeypatch):
                                  compile_workers=2)
   device = measure.measure_archs(archs, config, progress=False)
   assert os.sched_getaffinity(0) == before
-  assert seen == [{max(before)}] * 2
+  assert built == [before] * 2
+  assert timed and set(map(frozenset, timed)) == {frozenset({max(before)})}
   np.testing.assert_array_equal(device.latency_ms,
                                 device.meta['latency_min_ms'])
   assert np.all(device.meta['latency_median_ms'] >= device.latency_ms)

@@ -2,11 +2,10 @@
 
 The latency-control search (digits, FBNet CIFAR macro) with the adapted
 predictor of this machine as its latency source; the device file is
-measured at batch 1, float32, on the local backend if it does not exist.
+measured at batch 1, float32, on the local backend if it does not exist
+(``config.measure``, in ``configs/search_common.py``).
 Variant ``smoke``: a tiny loop for tests.
 """
-
-import ml_collections
 
 from configs import latency_control
 
@@ -16,24 +15,6 @@ def get_config(variant: str = ''):
   c.latency.source = 'predictor'
   c.latency.device_file = 'runs/closed_loop/local_device.npz'
   c.latency.num_samples = 10
-  c.measure = ml_collections.ConfigDict()
-  c.measure.batch_size = 1
-  c.measure.dtype = 'float32'
-  c.measure.time_budget_s = 300.0
-  c.measure.spread_bound = 0.05
-  c.measure.seed = 0
-  # 'jax': the local JAX backend; 'onnxruntime': every network exported to
-  # ONNX and timed on ONNX Runtime's CPU provider (the onnx extra).
-  c.measure.runtime = 'jax'
-  # What latency_ms holds: each network's 'median' or 'min' over its timings;
-  # and 0 (all cores) or k: every measuring session pinned to k cores. On
-  # the 2-core VM, 'min' on 1 core moved 5.2% between sessions, the median
-  # on both cores 10.5% (docs/closed_loop.md).
-  c.measure.statistic = 'median'
-  c.measure.cpu_cores = 0
-  # Every measuring session in a new process: after a search, the same
-  # networks timed 8-23% slower in the searching process (2-core VM).
-  c.measure.fresh_process = True
   if variant == 'smoke':
     c.batch_size = 16
     c.epochs = 2

@@ -37,6 +37,28 @@ def base_config() -> ml_collections.ConfigDict:
   # by the device's exact table; FBNet CIFAR / NAS-Bench-201 devices).
   c.latency.support = 'random'
 
+  # The measurement harness (fbnet_jax.measure), where a search measures on
+  # this machine: a missing latency.device_file, the found architecture,
+  # an evolutionary search's front or its latency in the loop.
+  c.measure = ml_collections.ConfigDict()
+  c.measure.batch_size = 1
+  c.measure.dtype = 'float32'
+  c.measure.time_budget_s = 300.0
+  c.measure.spread_bound = 0.05
+  c.measure.seed = 0
+  # 'jax': the local JAX backend; 'onnxruntime': every network exported to
+  # ONNX and timed on ONNX Runtime's CPU provider (the onnx extra).
+  c.measure.runtime = 'jax'
+  # What latency_ms holds: each network's 'median' or 'min' over its timings;
+  # and 0 (all cores) or k: every measuring session timed on k pinned cores.
+  # On the 2-core VM, 'min' on 1 core moved 5.2% between sessions, the
+  # median on both cores 10.5% (docs/closed_loop.md).
+  c.measure.statistic = 'median'
+  c.measure.cpu_cores = 0
+  # Every measuring session in a new process: after a search, the same
+  # networks timed 8-23% slower in the searching process (2-core VM).
+  c.measure.fresh_process = True
+
   c.loss = ml_collections.ConfigDict()
   c.loss.form = 'target'  # 'fbnet', 'target' (about T) or 'budget' (<= T)
   c.loss.alpha = 0.2

@@ -51,8 +51,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.measure.runtime = 'jax'
   # What latency_ms holds: each network's 'median' or 'min' over its timings;
   # and 0 (all cores) or k: every measuring session timed on k pinned cores.
-  # On the 2-core VM, 'min' on 1 core moved 5.2% between sessions, the
-  # median on both cores 10.5% (docs/closed_loop.md).
+  # On the 2-core VM, 1 core with 'min' put 8 of 9 closed-loop networks
+  # within 10% of their targets, 2 cores with the median 4 of 9
+  # (docs/closed_loop.md).
   c.measure.statistic = 'median'
   c.measure.cpu_cores = 0
   # Every measuring session in a new process: after a search, the same

@@ -21,6 +21,7 @@ exported to ONNX on ONNX Runtime instead (a separate device name; needs
 ``pip install -e '.[onnx]'``).
 """
 
+import dataclasses
 import json
 import os
 import platform
@@ -58,8 +59,9 @@ _STATISTIC = flags.DEFINE_enum(
     "latency_ms holds: each network's median or minimum over its timings "
     '(both are stored).')
 _CORES = flags.DEFINE_integer(
-    'cpu_cores', 0, '0: the cores this process may use; k: compile and time '
-    'pinned to k cores (a k-core device; quieter on a shared machine).')
+    'cpu_cores', 0, '0: the cores this process may use; k: XLA started and '
+    'the timing run on k pinned cores (compiling uses every core; jax '
+    'runtime only).')
 
 
 def select_archs(space, specs, seed):
@@ -106,10 +108,13 @@ def main(argv):
       dtype=_DTYPE.value, time_budget_s=_BUDGET.value,
       spread_bound=_SPREAD.value, seed=_SEED.value, runtime=_RUNTIME.value,
       statistic=_STATISTIC.value, cpu_cores=_CORES.value)
-  name = _NAME.value or (
-      f'{platform.node()}_{measure.backend_name(_RUNTIME.value)}')
+  # Nothing above starts JAX's backend, so that cpu_cores can size its pools.
   device = measure.measure_archs(archs, config, reference_rows=refs,
-                                 name=name, is_query=query)
+                                 name=_NAME.value or 'local', is_query=query,
+                                 pin_client=True)
+  if not _NAME.value:
+    device = dataclasses.replace(device, name=(
+        f'{platform.node()}_{measure.backend_name(_RUNTIME.value)}'))
   latency_data.save_device_file(_OUT.value, device)
   m = device.meta
   print(f'{len(archs)} architectures -> {os.path.abspath(_OUT.value)}\n'

@@ -44,7 +44,8 @@ _MULTIHOST = flags.DEFINE_bool('multihost', False,
 _VERIFY = flags.DEFINE_enum(
     'verify', 'auto', ['auto', 'yes', 'no'],
     'Measure the found architecture on this machine (auto: when the device '
-    'file was measured on this backend).')
+    'file was measured on this backend; its settings must then match '
+    'config.measure).')
 
 
 def main(argv):
@@ -60,10 +61,13 @@ def main(argv):
                                           config.latency.num_samples)
     print(f'measured {made["measured"]} architectures -> {path} in '
           f'{made["seconds"]:.0f} s')
+  device = latency_data.load_device_file(path) if path else None
+  verify = device is not None and _should_verify(device)
+  if verify:  # before the search: a file measured otherwise is not comparable
+    closed_loop.check_measured_here(config, device, path)
   result = search.train_and_evaluate(config, _WORKDIR.value)
   print(search_report.summary(result))
-  device = latency_data.load_device_file(path) if path else None
-  if device is not None and _should_verify(device):
+  if verify:
     check = closed_loop.verify(config, result['arch_index'], device)
     predicted = result['latency_ms'][result['latency_source']]
     measured = check['measured_ms'][0]

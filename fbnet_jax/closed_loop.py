@@ -105,7 +105,9 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
         f'{path}: no field device_kind, so it was not written by '
         'experiments.measure; measuring here to compare with it needs a '
         'device file of this machine (python -m experiments.measure '
-        f'--space={config.space} --archs=reference,random:10 --out=...).')
+        f'--space={config.space} --archs=reference,random:10 '
+        f'--statistic={want.statistic} --cpu_cores={want.cpu_cores} '
+        '--out=...).')
   expected = [('runtime', want.runtime),
               ('device_kind', measure.device_kind(want.runtime)),
               ('batch_size', want.batch_size), ('dtype', want.dtype),

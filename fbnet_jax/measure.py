@@ -26,9 +26,12 @@ fresh one on the 2-core VM (and compiles slowed down as executables piled
 up), so the closed loop times every session that way.
 
 The output is a :class:`meta.latency_data.Device` (``save_device_file``
-writes the device-file format of ``meta/data/README.md``) with extra arrays
-``latency_iqr_ms``, ``latency_min_ms`` and ``num_timings`` and scalar noise
-figures.
+writes the device-file format of ``meta/data/README.md``) whose
+``latency_ms`` is each network's median or minimum over its timings
+(``MeasureConfig.statistic``), with extra arrays ``latency_median_ms``,
+``latency_min_ms``, ``latency_iqr_ms`` and ``num_timings`` and scalar noise
+figures. ``MeasureConfig.cpu_cores`` times on pinned cores
+(:func:`pinned_cpus`), a quieter figure on a shared machine.
 """
 
 from __future__ import annotations
@@ -91,8 +94,9 @@ class MeasureConfig:
   # What a device file's ``latency_ms`` holds: each network's 'median' or
   # 'min' over its timings (both are stored; see ``statistic_of``).
   statistic: str = 'median'
-  # 0: the cores this process may use; k: timing pinned to k of them, with
-  # XLA's CPU thread pools sized to k: a k-core device (``pinned_cpus``).
+  # 0: the cores this process may use; k: timing pinned to k of them (and,
+  # in a process that only measures, XLA's CPU thread pools sized to k;
+  # see ``measure_archs``). Linux, jax runtime.
   cpu_cores: int = 0
 
   def __post_init__(self):
@@ -102,11 +106,18 @@ class MeasureConfig:
     if self.statistic not in STATISTICS:
       raise ValueError(f'MeasureConfig.statistic: expected one of '
                        f'{STATISTICS}, got {self.statistic!r}.')
-    allowed = len(os.sched_getaffinity(0))
-    if not 0 <= self.cpu_cores <= allowed:
-      raise ValueError(f'MeasureConfig.cpu_cores: expected 0 (all) to '
-                       f'{allowed} (the cores this process may use), got '
-                       f'{self.cpu_cores}.')
+    if self.cpu_cores:
+      if not hasattr(os, 'sched_getaffinity'):
+        raise ValueError('MeasureConfig.cpu_cores: pinning needs Linux '
+                         '(os.sched_setaffinity); use 0 here.')
+      if self.runtime != 'jax':
+        raise ValueError('MeasureConfig.cpu_cores: pins the jax runtime; for '
+                         'onnxruntime use onnx_threads.')
+      allowed = len(os.sched_getaffinity(0))
+      if not 0 < self.cpu_cores <= allowed:
+        raise ValueError(f'MeasureConfig.cpu_cores: expected 0 (all) to '
+                         f'{allowed} (the cores this process may use), got '
+                         f'{self.cpu_cores}.')
     if self.runtime == 'onnxruntime' and self.dtype != 'float32':
       raise ValueError('MeasureConfig.dtype: the onnxruntime runtime times '
                        f'float32 graphs, got {self.dtype!r}.')
@@ -122,13 +133,12 @@ def pinned_cpus(num: int) -> Iterator[None]:
 
   The cores are the last ``num`` this process may use (the first one
   usually takes the host's interrupts); ``num=0`` changes nothing. Threads
-  started inside the block (XLA's) inherit it. Pinned before JAX first
-  touches its backend, as in the fresh process of
-  :func:`measure_archs_in_fresh_process`, XLA also sizes its CPU thread
-  pools to those cores. Every thread gets the previous affinity back.
-  On the 2-core VM, one pinned core and each network's minimum moved
-  5.2% between sessions against 10.5% for two cores and the median
-  (``benchmarks/results/cpu_2026-11-27/session_noise*.json``).
+  started inside the block inherit it. Afterwards each thread gets its own
+  previous affinity back, and threads started inside the block get the
+  calling thread's. XLA sizes its CPU thread pools to the cores it may use
+  when it creates its client, so a process whose first JAX call runs in
+  this block keeps pools of ``num`` threads (:func:`measure_archs` with
+  ``pin_client``).
   """
   if not num:
     yield
@@ -136,18 +146,24 @@ def pinned_cpus(num: int) -> Iterator[None]:
   before = os.sched_getaffinity(0)
   cores = set(sorted(before)[-num:])
 
-  def set_all(cpus):
-    for tid in os.listdir('/proc/self/task'):
-      try:
-        os.sched_setaffinity(int(tid), cpus)
-      except (ProcessLookupError, PermissionError):
-        pass  # a thread that has just exited
+  def threads():
+    return [int(t) for t in os.listdir('/proc/self/task')]
 
-  set_all(cores)
+  saved = {}
+  for tid in threads():
+    try:
+      saved[tid] = os.sched_getaffinity(tid)
+      os.sched_setaffinity(tid, cores)
+    except ProcessLookupError:
+      pass  # a thread that has just exited
   try:
     yield
   finally:
-    set_all(before)
+    for tid in threads():
+      try:
+        os.sched_setaffinity(tid, saved.get(tid, before))
+      except ProcessLookupError:
+        pass
 
 
 def statistic_of(device) -> str:
@@ -196,8 +212,15 @@ def build_forward(space: str, arch, config: MeasureConfig
 
 def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
                   reference_rows: Sequence[int] = (), name: str = 'local',
-                  is_query: Optional[np.ndarray] = None, progress: bool = True):
+                  is_query: Optional[np.ndarray] = None, progress: bool = True,
+                  pin_client: bool = False):
   """Measures ``archs`` [N, U]; returns a device with noise figures.
+
+  With ``config.cpu_cores`` the timing runs on that many pinned cores;
+  ``pin_client`` also starts JAX's backend pinned, so that XLA's thread
+  pools have that many threads, for good in this process: meant for a
+  process that only measures (:func:`measure_archs_in_fresh_process`,
+  ``experiments.measure``), before anything else starts JAX.
 
   Args:
     archs: architectures of ``config.space``.
@@ -207,14 +230,19 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
     name: device name.
     is_query: optional bool [N] stored in the device file.
     progress: show progress bars.
+    pin_client: see above.
   """
   timing = contextlib.nullcontext
   if config.cpu_cores:
-    # XLA sizes its CPU thread pools to the cores it may use when it creates
-    # its client, so pin while it does (in a fresh process, where this is the
-    # first call), not while it compiles (every core), and again for timing.
-    with pinned_cpus(config.cpu_cores):
-      jax.devices()
+    if pin_client:
+      # XLA sizes its CPU thread pools to the cores it may use when it
+      # creates its client: pin while it does (compiling is not pinned).
+      if _backend_started():
+        logging.warning('measure: JAX was started before measure_archs, so '
+                        "XLA's thread pools use every core; only the timing "
+                        'is pinned to %d.', config.cpu_cores)
+      with pinned_cpus(config.cpu_cores):
+        jax.devices()
     timing = functools.partial(pinned_cpus, config.cpu_cores)
   return _measure_archs(archs, config, reference_rows=reference_rows,
                         name=name, is_query=is_query, progress=progress,
@@ -306,6 +334,14 @@ def _measure_archs(archs, config, *, reference_rows, name, is_query,
   return device
 
 
+def _backend_started() -> bool:
+  try:
+    from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
+    return bool(xla_bridge.backends_are_initialized())
+  except (ImportError, AttributeError):  # private API: assume started
+    return True
+
+
 def backend_name(runtime: str = 'jax') -> str:
   """What a device file measured here with ``runtime`` records as its
   ``backend`` (and default names carry): JAX's default backend, or
@@ -352,4 +388,4 @@ def measure_archs_in_fresh_process(archs: np.ndarray, config: MeasureConfig,
 
 def _measure_in_child(archs, config, cache, kwargs):
   compilation_cache.restore(cache)
-  return measure_archs(archs, config, **kwargs)
+  return measure_archs(archs, config, pin_client=True, **kwargs)

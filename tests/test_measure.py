@@ -2,6 +2,7 @@
 
 import json
 import os
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -123,6 +124,34 @@ def test_measure_config_rejects_unknown_statistic_and_too_many_cores():
   cores = len(os.sched_getaffinity(0))
   with pytest.raises(ValueError, match=f'cpu_cores: expected 0.*{cores}'):
     measure.MeasureConfig(cpu_cores=cores + 1)
+
+
+def test_pinned_cpus_gives_each_thread_its_own_affinity_back():
+  cores = sorted(os.sched_getaffinity(0))
+  if len(cores) < 2:
+    pytest.skip('needs two cores')
+  ready, done, seen = threading.Event(), threading.Event(), {}
+
+  def worker():
+    os.sched_setaffinity(0, {cores[0]})  # this thread only
+    seen['tid'] = threading.get_native_id()
+    ready.set()
+    done.wait()
+
+  thread = threading.Thread(target=worker)
+  thread.start()
+  ready.wait()
+  try:
+    with measure.pinned_cpus(1):
+      assert os.sched_getaffinity(0) == {cores[-1]}
+      assert os.sched_getaffinity(seen['tid']) == {cores[-1]}
+    assert os.sched_getaffinity(0) == set(cores)
+    assert os.sched_getaffinity(seen['tid']) == {cores[0]}
+  finally:
+    done.set()
+    thread.join()
+  with pytest.raises(ValueError, match='for onnxruntime use onnx_threads'):
+    measure.MeasureConfig(runtime='onnxruntime', cpu_cores=1)
 
 
 def test_closed_loop_compares_only_files_of_the_same_statistic(tmp_path):

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -37,14 +38,17 @@ from fbnet_jax import spaces as spaces_lib
 
 
 def measure_config(config: ml_collections.ConfigDict) -> measure.MeasureConfig:
-  m = config.get('measure') or {}
-  return measure.MeasureConfig(
-      space=config.space, macro=config.get('macro', 'cifar'),
-      batch_size=m.get('batch_size', 1), dtype=m.get('dtype', 'float32'),
-      time_budget_s=m.get('time_budget_s', 300.0),
-      spread_bound=m.get('spread_bound', 0.05), seed=m.get('seed', 0),
-      runtime=m.get('runtime', 'jax'), statistic=m.get('statistic', 'median'),
-      cpu_cores=m.get('cpu_cores', 0))
+  """``config.measure`` (``configs/search_common.py``) as the harness's
+  settings; ``fresh_process`` says where to run it (:func:`_measure`)."""
+  m = dict((config.get('measure') or {}).items())
+  m.pop('fresh_process', None)
+  known = {f.name for f in dataclasses.fields(measure.MeasureConfig)}
+  if set(m) - known:
+    raise ValueError(f'config.measure: unknown field(s) {sorted(set(m) - known)};'
+                     f' expected fields of measure.MeasureConfig or '
+                     'fresh_process.')
+  return measure.MeasureConfig(space=config.space,
+                               macro=config.get('macro', 'cifar'), **m)
 
 
 def _measure(config, archs, **kwargs):
@@ -114,11 +118,8 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
               ('statistic', want.statistic), ('cpu_cores', want.cpu_cores)]
   if config.space == 'fbnet':
     expected.append(('macro', want.macro))
-  defaults = {'runtime': measure.file_runtime, 'statistic':
-              measure.statistic_of, 'cpu_cores': measure.cpu_cores_of}
   for field, value in expected:
-    got = (defaults[field](device) if field in defaults else
-           device.meta[field].item() if field in device.meta else None)
+    got = measure.file_setting(device, field)
     if got != value:
       raise ValueError(
           f'{path}: field {field} is {got!r}, but measuring on this machine '

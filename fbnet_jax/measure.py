@@ -39,7 +39,6 @@ from __future__ import annotations
 from concurrent import futures
 import contextlib
 import dataclasses
-import functools
 import multiprocessing
 import os
 import platform
@@ -92,7 +91,7 @@ class MeasureConfig:
   runtime: str = 'jax'  # or 'onnxruntime': exported to ONNX, run on its CPU
   onnx_threads: int = 0  # ONNX Runtime intra-op threads; 0: its default
   # What a device file's ``latency_ms`` holds: each network's 'median' or
-  # 'min' over its timings (both are stored; see ``statistic_of``).
+  # 'min' over its timings (both are stored; see ``file_setting``).
   statistic: str = 'median'
   # 0: the cores this process may use; k: timing pinned to k of them (and,
   # in a process that only measures, XLA's CPU thread pools sized to k;
@@ -166,19 +165,6 @@ def pinned_cpus(num: int) -> Iterator[None]:
         pass
 
 
-def statistic_of(device) -> str:
-  """Which statistic a device file's ``latency_ms`` holds (files written
-  before the option: ``median``)."""
-  return (device.meta['statistic'].item() if 'statistic' in device.meta
-          else 'median')
-
-
-def cpu_cores_of(device) -> int:
-  """The cores a device file was measured on (0: not pinned; files
-  written before the option: 0)."""
-  return int(device.meta['cpu_cores']) if 'cpu_cores' in device.meta else 0
-
-
 def build_forward(space: str, arch, config: MeasureConfig
                   ) -> Callable[[], jax.Array]:
   """A compiled inference function of one architecture, ready to time."""
@@ -232,26 +218,17 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
     progress: show progress bars.
     pin_client: see above.
   """
-  timing = contextlib.nullcontext
-  if config.cpu_cores:
-    if pin_client:
-      # XLA sizes its CPU thread pools to the cores it may use when it
-      # creates its client: pin while it does (compiling is not pinned).
-      if _backend_started():
-        logging.warning('measure: JAX was started before measure_archs, so '
-                        "XLA's thread pools use every core; only the timing "
-                        'is pinned to %d.', config.cpu_cores)
-      with pinned_cpus(config.cpu_cores):
-        jax.devices()
-    timing = functools.partial(pinned_cpus, config.cpu_cores)
-  return _measure_archs(archs, config, reference_rows=reference_rows,
-                        name=name, is_query=is_query, progress=progress,
-                        timing=timing)
-
-
-def _measure_archs(archs, config, *, reference_rows, name, is_query,
-                   progress, timing):
   from meta import latency_data  # device-file format lives in meta
+
+  if config.cpu_cores and pin_client:
+    # XLA sizes its CPU thread pools to the cores it may use when it creates
+    # its client: pin while it does (compiling is not pinned).
+    if _backend_started():
+      logging.warning('measure: JAX was started before measure_archs, so '
+                      "XLA's thread pools use every core; only the timing "
+                      'is pinned to %d.', config.cpu_cores)
+    with pinned_cpus(config.cpu_cores):
+      jax.devices()
 
   space = spaces_lib.space_for(config.space, config.macro)
   archs = space.validate_batch(archs, where='measure: archs')
@@ -274,7 +251,7 @@ def _measure_archs(archs, config, *, reference_rows, name, is_query,
                                        repeats=config.repeats_per_round))
                      for r in refs])
 
-  with timing():
+  with pinned_cpus(config.cpu_cores):  # no-op for 0
     ref_start = ref_medians() if refs else np.zeros(0)
     timings = [[] for _ in archs]
     t_measure = time.time()
@@ -349,10 +326,25 @@ def backend_name(runtime: str = 'jax') -> str:
   return jax.default_backend() if runtime == 'jax' else 'onnxruntime_cpu'
 
 
+# What a device file written before a measuring option existed was
+# measured with.
+_FILE_DEFAULTS = {'runtime': 'jax', 'statistic': 'median', 'cpu_cores': 0}
+
+
+def file_setting(device, field: str):
+  """A measuring setting a device file records (``runtime``, ``statistic``,
+  ``cpu_cores``, ``batch_size``, ``device_kind``...) as a Python value;
+  for a file written before the option existed, its default then; None if
+  the file does not record it."""
+  if field in device.meta:
+    return device.meta[field].item()
+  return _FILE_DEFAULTS.get(field)
+
+
 def file_runtime(device) -> str:
-  """The runtime a device file was measured with (files written before
-  the ONNX Runtime option: ``jax``)."""
-  return device.meta['runtime'].item() if 'runtime' in device.meta else 'jax'
+  """The runtime a device file was measured with (files written before the
+  ONNX Runtime option: ``jax``)."""
+  return file_setting(device, 'runtime')
 
 
 def device_kind(runtime: str = 'jax') -> str:

@@ -31,3 +31,27 @@ def module_compilation_cache(tmp_path_factory):
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
   yield
   jax.config.update('jax_compilation_cache_dir', None)
+
+
+@pytest.fixture
+def file_measured_here():
+  """``write(path, space='fbnet', device='raspi4', name='mine', **fields)``:
+  a bundled device's rows saved as if ``experiments.measure`` had measured
+  them on this machine (the fields ``closed_loop.check_measured_here``
+  compares; ``fields`` override or add some), loaded back."""
+  import jax  # pylint: disable=g-import-not-at-top  (after XLA_FLAGS)
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from meta import latency_data  # pylint: disable=g-import-not-at-top
+
+  def write(path, space='fbnet', device='raspi4', name='mine', **fields):
+    bundled = latency_data.bundled_device(space, device)
+    meta = dict(device_kind=np.array(jax.devices()[0].device_kind),
+                batch_size=np.int32(1), dtype=np.array('float32'))
+    if space == 'fbnet':
+      meta['macro'] = np.array('cifar')
+    meta.update({k: np.asarray(v) for k, v in fields.items()})
+    latency_data.save_device_file(path, latency_data.Device(
+        name, space, bundled.archs, bundled.latency_ms, bundled.is_query,
+        meta=meta))
+    return latency_data.load_device_file(path)
+  return write

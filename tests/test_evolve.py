@@ -356,21 +356,8 @@ def test_report_measures_the_front_here(tmp_path):
   assert summary['lut_agreement']['max_relative_error'] < 1e-6
 
 
-def _file_measured_here(path, batch_size=1):
-  """raspi4's rows written as if ``experiments.measure`` had measured them
-  on this machine (``closed_loop.check_measured_here``'s fields)."""
-  from meta import latency_data
-  bundled = latency_data.bundled_device('fbnet', 'raspi4')
-  here = dict(device_kind=np.array(jax.devices()[0].device_kind),
-              batch_size=np.int32(batch_size), dtype=np.array('float32'),
-              macro=np.array('cifar'))
-  latency_data.save_device_file(path, latency_data.Device(
-      'mine', 'fbnet', bundled.archs, bundled.latency_ms, bundled.is_query,
-      meta=here))
-  return latency_data.load_device_file(path)
-
-
-def test_measure_front_needs_a_device_file_measured_here(tmp_path):
+def test_measure_front_needs_a_device_file_measured_here(
+    tmp_path, file_measured_here):
   from meta import latency_data
   config = evolve_quick.get_config('smoke')
   config.evolve.measure_front = True
@@ -385,10 +372,10 @@ def test_measure_front_needs_a_device_file_measured_here(tmp_path):
   with pytest.raises(ValueError, match='raspi4_copy.npz: no field '
                      'device_kind'):
     latency_loop.FrontMeasurement(config)
-  _file_measured_here(path, batch_size=8)
+  file_measured_here(path, batch_size=8)
   with pytest.raises(ValueError, match=r'field batch_size is 8.*would use 1'):
     latency_loop.FrontMeasurement(config)
-  _file_measured_here(path)
+  file_measured_here(path)
   assert 'mine' in latency_loop.FrontMeasurement(config).name
   config.space = 'nasbench201'
   with pytest.raises(ValueError, match='fbnet and ofa'):
@@ -433,12 +420,13 @@ class _StandInHarness:
     return out
 
 
-def test_measured_here_measures_each_architecture_once(tmp_path):
+def test_measured_here_measures_each_architecture_once(
+    tmp_path, file_measured_here):
   from fbnet_jax import closed_loop
   from fbnet_jax import latency as latency_lib
   config = evolve_quick.get_config('smoke')
   path = str(tmp_path / 'mine.npz')
-  device = _file_measured_here(path)
+  device = file_measured_here(path)
   table = latency_lib.lookup_table_latency('raspi4')
   harness = _StandInHarness(table)
   cache = str(tmp_path / 'measured_here.json')
@@ -466,7 +454,7 @@ def test_measured_here_measures_each_architecture_once(tmp_path):
                              rtol=1e-5)
   assert len(harness.calls) == 1 and again.summary() == summary
   other = str(tmp_path / 'other.npz')
-  _file_measured_here(other)
+  file_measured_here(other)
   with pytest.raises(ValueError, match='measured_here.json: field '
                      'device_file'):
     closed_loop.MeasuredHere(config, device, other, cache, harness)
@@ -484,12 +472,13 @@ def test_drift_by_latency_interpolates_in_log_latency():
       [1.0, 9.0], 2.0, 1.1, 3.0, 1.4), [1.1, 1.1])  # anchors not faster
 
 
-def test_measured_here_anchors_correct_the_fast_end(tmp_path):
+def test_measured_here_anchors_correct_the_fast_end(
+    tmp_path, file_measured_here):
   from fbnet_jax import closed_loop
   from fbnet_jax import latency as latency_lib
   config = evolve_quick.get_config('smoke')
   path = str(tmp_path / 'mine.npz')
-  device = _file_measured_here(path)
+  device = file_measured_here(path)
   table = latency_lib.lookup_table_latency('raspi4')
   refs = device.archs[device.reference_rows()]
   anchors = closed_loop.anchor_archs(spaces.get_space('fbnet'), 4)
@@ -547,18 +536,13 @@ def test_measured_here_anchors_correct_the_fast_end(tmp_path):
     assert p['measured_latency_ms'] > 1.15 * p['measured_vs_anchors_ms']
 
 
-def test_measured_here_serves_ofa_architectures(tmp_path):
+def test_measured_here_serves_ofa_architectures(tmp_path,
+                                                 file_measured_here):
   from fbnet_jax import closed_loop
-  from meta import latency_data
   config = evolve_quick.get_config('smoke')
   config.space = 'ofa'
-  bundled = latency_data.bundled_device('ofa', 'titan_rtx_64')
   path = str(tmp_path / 'ofa_here.npz')
-  latency_data.save_device_file(path, latency_data.Device(
-      'mine', 'ofa', bundled.archs, bundled.latency_ms, bundled.is_query,
-      meta=dict(device_kind=np.array(jax.devices()[0].device_kind),
-                batch_size=np.int32(1), dtype=np.array('float32'))))
-  device = latency_data.load_device_file(path)
+  device = file_measured_here(path, space='ofa', device='titan_rtx_64')
   calls = []
 
   def harness(config, archs, device):  # 2 ms per unit of choice index
@@ -575,16 +559,17 @@ def test_measured_here_serves_ofa_architectures(tmp_path):
   assert calls == [4]
 
 
-def test_latency_in_the_loop_measures_here_with_a_device_file(tmp_path):
+def test_latency_in_the_loop_measures_here_with_a_device_file(
+    tmp_path, file_measured_here):
   from fbnet_jax import latency as latency_lib
   config = evolve_quick.get_config('smoke')
   config.latency.source = 'predictor'
   config.latency.device_file = str(tmp_path / 'mine.npz')
   config.evolve.measure_latency = True
-  _file_measured_here(config.latency.device_file, batch_size=8)
+  file_measured_here(config.latency.device_file, batch_size=8)
   with pytest.raises(ValueError, match=r'field batch_size is 8.*would use 1'):
     evolve.check_config(config)  # before the supernet trains
-  _file_measured_here(config.latency.device_file)
+  file_measured_here(config.latency.device_file)
   evolve.check_config(config)
   config.evolve.anchors = 11
   with pytest.raises(ValueError, match='expected 0..10 anchor'):
@@ -615,7 +600,8 @@ def test_latency_in_the_loop_measures_here_with_a_device_file(tmp_path):
     latency_loop.LatencyInTheLoop(config, model, measure_fn=harness)
 
 
-def test_report_with_latency_measured_here(tmp_path):
+def test_report_with_latency_measured_here(
+    tmp_path, file_measured_here):
   """Latency in the loop on this machine: the fronts and the hypervolume
   use the harness's measurements (random search's architectures measured
   too), and the report says what was measured."""
@@ -624,7 +610,7 @@ def test_report_with_latency_measured_here(tmp_path):
   config = evolve_quick.get_config('smoke')
   config.latency.source = 'predictor'
   path = config.latency.device_file = str(tmp_path / 'mine.npz')
-  device = _file_measured_here(path)
+  device = file_measured_here(path)
   table = latency_lib.lookup_table_latency('raspi4')
   harness = _StandInHarness(table)
   here = closed_loop.MeasuredHere(config, device, path, measure_fn=harness)

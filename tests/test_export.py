@@ -150,20 +150,14 @@ def test_load_trained_rejects_another_architecture(tmp_path):
     retrain.load_trained(config, _ARCH_A, str(tmp_path / 'none'))
 
 
-def test_closed_loop_compares_only_files_of_the_same_runtime(tmp_path):
+def test_closed_loop_compares_only_files_of_the_same_runtime(
+    tmp_path, file_measured_here):
   from configs import closed_loop as closed_loop_config
   from fbnet_jax import closed_loop
-  from meta import latency_data
-  bundled = latency_data.bundled_device('fbnet', 'raspi4')
   path = str(tmp_path / 'ort.npz')
-  latency_data.save_device_file(path, latency_data.Device(
-      'mine_onnxruntime', 'fbnet', bundled.archs, bundled.latency_ms,
-      bundled.is_query, meta=dict(
-          runtime=np.array('onnxruntime'),
-          device_kind=np.array(measure.device_kind('onnxruntime')),
-          batch_size=np.int32(1), dtype=np.array('float32'),
-          macro=np.array('cifar'))))
-  device = latency_data.load_device_file(path)
+  device = file_measured_here(
+      path, name='mine_onnxruntime', runtime='onnxruntime',
+      device_kind=measure.device_kind('onnxruntime'))
   config = closed_loop_config.get_config('smoke')
   with pytest.raises(ValueError, match=r"field runtime is 'onnxruntime'.*"
                      r"would use 'jax'"):

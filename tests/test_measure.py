@@ -110,11 +110,12 @@ def test_statistic_min_and_pinned_cores(monkeypatch):
   np.testing.assert_array_equal(device.latency_ms,
                                 device.meta['latency_min_ms'])
   assert np.all(device.meta['latency_median_ms'] >= device.latency_ms)
-  assert measure.statistic_of(device) == 'min'
-  assert measure.cpu_cores_of(device) == 1
+  assert measure.file_setting(device, 'statistic') == 'min'
+  assert measure.file_setting(device, 'cpu_cores') == 1
   old = latency_data.Device('old', 'fbnet', archs, device.latency_ms,
                             np.zeros(2, bool))  # a file without the fields
-  assert (measure.statistic_of(old), measure.cpu_cores_of(old)) == (
+  assert (measure.file_setting(old, 'statistic'),
+          measure.file_setting(old, 'cpu_cores')) == (
       'median', 0)
 
 
@@ -154,16 +155,10 @@ def test_pinned_cpus_gives_each_thread_its_own_affinity_back():
     measure.MeasureConfig(runtime='onnxruntime', cpu_cores=1)
 
 
-def test_closed_loop_compares_only_files_of_the_same_statistic(tmp_path):
-  bundled = latency_data.bundled_device('fbnet', 'raspi4')
+def test_closed_loop_compares_only_files_of_the_same_statistic(
+    tmp_path, file_measured_here):
   path = str(tmp_path / 'min.npz')
-  latency_data.save_device_file(path, latency_data.Device(
-      'mine', 'fbnet', bundled.archs, bundled.latency_ms, bundled.is_query,
-      meta=dict(device_kind=np.array(jax.devices()[0].device_kind),
-                batch_size=np.int32(1), dtype=np.array('float32'),
-                macro=np.array('cifar'), statistic=np.array('min'),
-                cpu_cores=np.int32(1))))
-  device = latency_data.load_device_file(path)
+  device = file_measured_here(path, statistic='min', cpu_cores=1)
   config = closed_loop_config.get_config('smoke')
   with pytest.raises(ValueError, match=r"min.npz: field statistic is 'min'.*"
                      r"would use 'median'"):
@@ -173,6 +168,10 @@ def test_closed_loop_compares_only_files_of_the_same_statistic(tmp_path):
     closed_loop.check_measured_here(config, device, path)
   config.measure.cpu_cores = 1
   closed_loop.check_measured_here(config, device, path)  # comparable
+  config.measure.rounds = 3  # not a MeasureConfig field
+  with pytest.raises(ValueError,
+                     match=r"config.measure: unknown field\(s\) \['rounds'\]"):
+    closed_loop.measure_config(config)
 
 
 def test_threaded_compilation_keeps_each_network_with_its_row(monkeypatch):

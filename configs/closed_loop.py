@@ -25,6 +25,7 @@ def get_config(variant: str = ''):
     c.data.eval_limit = 16
     c.measure.time_budget_s = 5.0
     c.measure.fresh_process = False  # the test swaps in stand-in networks
+    c.measure.verify_sessions = 2
   elif variant:
     raise ValueError(f'Unknown variant {variant!r}; expected smoke.')
   return c

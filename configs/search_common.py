@@ -59,6 +59,11 @@ def base_config() -> ml_collections.ConfigDict:
   # Every measuring session in a new process: after a search, the same
   # networks timed 8-23% slower in the searching process (2-core VM).
   c.measure.fresh_process = True
+  # A found network's measured latency (experiments.search, closed_loop):
+  # its median over this many measuring sessions. One session's speed is
+  # one draw: the same network moved 3-5% between sessions on one pinned
+  # core, 15-20% on two (2-core VM, benchmarks.session_noise).
+  c.measure.verify_sessions = 3
 
   c.loss = ml_collections.ConfigDict()
   c.loss.form = 'target'  # 'fbnet', 'target' (about T) or 'budget' (<= T)

@@ -18,7 +18,8 @@ architectures + ``latency.num_samples`` random ones, on the local JAX
 backend), adapts the predictor to it, searches, and then measures the found
 architecture and adds predicted vs. measured latency to ``result.json``
 (``--verify``; by default whenever the device file was measured on this
-machine's backend).
+machine's backend): the median of ``config.measure.verify_sessions``
+measuring sessions.
 """
 
 import json
@@ -68,7 +69,8 @@ def main(argv):
   result = search.train_and_evaluate(config, _WORKDIR.value)
   print(search_report.summary(result))
   if verify:
-    check = closed_loop.verify(config, result['arch_index'], device)
+    check = closed_loop.verify_in_sessions(config, result['arch_index'],
+                                           device)
     predicted = result['latency_ms'][result['latency_source']]
     measured = check['measured_ms'][0]
     result['measured'] = dict(check, predicted_ms=predicted,
@@ -77,7 +79,8 @@ def main(argv):
                               config.latency.target_ms - 1)
     with open(os.path.join(_WORKDIR.value, search.RESULT_FILE), 'w') as f:
       json.dump(result, f, indent=1)
-    print(f'measured here: {measured:.3f} ms (predicted {predicted:.3f} ms, '
+    print(f'measured here: {measured:.3f} ms, the median of '
+          f'{len(check["sessions"])} sessions (predicted {predicted:.3f} ms, '
           f'target {config.latency.target_ms} ms; reference drift since the '
           f'device file {100 * check["drift_vs_device_file"]:+.1f}%)')
 

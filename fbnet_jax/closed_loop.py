@@ -3,9 +3,11 @@
 - :func:`ensure_device_file`: a device file of this machine (the space's
   reference architectures + N random ones, measured with the harness of
   :mod:`fbnet_jax.measure`), measured only if the file does not exist yet.
-- :func:`verify`: measures found architectures (interleaved with the
-  reference architectures, whose re-measured latencies give the drift since
-  the device file was written) and compares with the predicted latency.
+- :func:`verify`: measures found architectures in one session
+  (interleaved with the reference architectures, whose re-measured
+  latencies give the drift since the device file was written);
+  :func:`verify_in_sessions` repeats it in ``config.measure.verify_sessions``
+  sessions and takes each network's median over them.
 - :func:`check_measured_here`: a clear error unless a device file was
   measured by this harness on this machine's backend with the config's
   settings (what :func:`verify` compares against must be).
@@ -37,16 +39,21 @@ from fbnet_jax import search
 from fbnet_jax import spaces as spaces_lib
 
 
+# config.measure's fields that say how sessions run, not how one times.
+_SESSION_FIELDS = ('fresh_process', 'verify_sessions')
+
+
 def measure_config(config: ml_collections.ConfigDict) -> measure.MeasureConfig:
   """``config.measure`` (``configs/search_common.py``) as the harness's
   settings; ``fresh_process`` says where to run it (:func:`_measure`)."""
   m = dict((config.get('measure') or {}).items())
-  m.pop('fresh_process', None)
+  for field in _SESSION_FIELDS:
+    m.pop(field, None)
   known = {f.name for f in dataclasses.fields(measure.MeasureConfig)}
   if set(m) - known:
     raise ValueError(f'config.measure: unknown field(s) {sorted(set(m) - known)};'
                      f' expected fields of measure.MeasureConfig or '
-                     'fresh_process.')
+                     f'{", ".join(_SESSION_FIELDS)}.')
   return measure.MeasureConfig(space=config.space,
                                macro=config.get('macro', 'cifar'), **m)
 
@@ -150,6 +157,42 @@ def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
           'drift_vs_device_file': float(np.median(ratio) - 1),
           'reference_ms': device.latency_ms[:len(refs)][have].tolist(),
           'measured': len(rows), 'seconds': time.time() - t0}
+
+
+def verify_in_sessions(config: ml_collections.ConfigDict, archs: np.ndarray,
+                       saved, sessions: int | None = None) -> dict:
+  """:func:`verify` in ``sessions`` separate measuring sessions (default
+  ``config.measure.verify_sessions``), each network's median over them.
+
+  One session's speed is one draw: on the 2-core VM the same network moved
+  3-5% between fresh sessions on one pinned core and 15-20% on two
+  (``benchmarks.session_noise``), so one session can put a network 10% off
+  its target that is on it. Returns :func:`verify`'s fields, each the median
+  over the sessions (``measured``, ``seconds``: the sums), plus
+  ``sessions``: each session's ``measured_ms`` and ``drift_vs_device_file``.
+  """
+  if sessions is None:
+    sessions = (config.get('measure') or {}).get('verify_sessions', 1)
+  if sessions < 1:
+    raise ValueError(f'config.measure.verify_sessions: expected at least 1 '
+                     f'measuring session, got {sessions}.')
+  checks = [verify(config, archs, saved) for _ in range(sessions)]
+  raw = np.array([c['measured_ms'] for c in checks])  # [S, N]
+  drift = np.array([c['drift_vs_device_file'] for c in checks])  # [S]
+  return {
+      'measured_ms': np.median(raw, axis=0).tolist(),
+      'drift_vs_device_file': float(np.median(drift)),
+      # Each session's measurement over that session's references: the
+      # machine's own speed change divided out, then the median.
+      'measured_vs_references_ms': np.median(
+          raw / (1 + drift[:, None]), axis=0).tolist(),
+      'reference_ms': np.median([c['reference_ms'] for c in checks],
+                                axis=0).tolist(),
+      'measured': sum(c['measured'] for c in checks),
+      'seconds': sum(c['seconds'] for c in checks),
+      'sessions': [{'measured_ms': c['measured_ms'],
+                    'drift_vs_device_file': c['drift_vs_device_file']}
+                   for c in checks]}
 
 
 MAX_ANCHORS = 10
@@ -377,7 +420,10 @@ def run(config: ml_collections.ConfigDict, workdir: str,
 
   ``config`` is a search config whose ``latency.device_file`` names this
   machine's device file (measured here if missing, with
-  ``latency.num_samples`` support rows and ``num_query`` query rows).
+  ``latency.num_samples`` support rows and ``num_query`` query rows). The
+  found networks are measured together after the searches, each network's
+  median over ``config.measure.verify_sessions`` sessions
+  (:func:`verify_in_sessions`).
   """
   from meta import latency_data  # pylint: disable=g-import-not-at-top
   t0 = time.time()
@@ -392,50 +438,58 @@ def run(config: ml_collections.ConfigDict, workdir: str,
       or None, num_samples=config.latency.num_samples,
       seed=config.latency.get('seed', 0))
   query = device.is_query
-  check = {}
+  predictor_check = {}
   if query.any():
     pred = adapted.predict_ms(device.archs[query])
-    check = {'num_query': int(query.sum()),
-             'spearman': float(scipy.stats.spearmanr(
-                 pred, device.latency_ms[query])[0]),
-             'median_abs_relative_error': float(np.median(np.abs(
-                 pred / device.latency_ms[query] - 1)))}
+    predictor_check = {
+        'num_query': int(query.sum()),
+        'spearman': float(scipy.stats.spearmanr(
+            pred, device.latency_ms[query])[0]),
+        'median_abs_relative_error': float(np.median(np.abs(
+            pred / device.latency_ms[query] - 1)))}
     logging.info('adapted predictor on %d measured query archs: Spearman '
-                 '%.4f', check['num_query'], check['spearman'])
+                 '%.4f', predictor_check['num_query'],
+                 predictor_check['spearman'])
   support = int((~query).sum())
   # Targets at quantiles of the predicted latency of random architectures.
   sample = _space(config).sample(np.random.default_rng(0), 4000)
   sample_ms = adapted.predict_ms(sample)
-  rows = []
-  measured = made['measured']
+  found = []
   for q in quantiles:
     cfg = ml_collections.ConfigDict(config.to_dict())
     cfg.latency.source = 'predictor'
     cfg.latency.target_ms = round(float(np.quantile(sample_ms, q)), 3)
-    result = search.train_and_evaluate(cfg, os.path.join(
-        workdir, f'q{int(q * 100)}'), progress=False)
-    check_found = verify(cfg, np.asarray(result['arch_index']), device)
-    measured += check_found['measured']
-    got = check_found['measured_ms'][0]
-    # The machine's own speed change divided out: what the found network
-    # measures relative to the references timed beside it.
-    got_vs_refs = got / (1 + check_found['drift_vs_device_file'])
-    rows.append({'quantile': q, 'target_ms': cfg.latency.target_ms,
+    found.append((q, cfg.latency.target_ms, search.train_and_evaluate(
+        cfg, os.path.join(workdir, f'q{int(q * 100)}'), progress=False)))
+  # The found networks timed together, in config.measure.verify_sessions
+  # sessions after every search (each beside the references).
+  check = verify_in_sessions(
+      config, np.stack([np.asarray(r['arch_index']) for *_, r in found]),
+      device)
+  rows = []
+  for i, (q, target, result) in enumerate(found):
+    got = check['measured_ms'][i]
+    rows.append({'quantile': q, 'target_ms': target,
                  'arch': result['arch'],
                  'predicted_ms': result['latency_ms'][result[
                      'latency_source']],
                  'measured_ms': got,
-                 'relative_error': got / cfg.latency.target_ms - 1,
-                 'drift_vs_device_file': check_found['drift_vs_device_file'],
+                 'relative_error': got / target - 1,
+                 'session_ms': [s['measured_ms'][i]
+                                for s in check['sessions']],
+                 'drift_vs_device_file': check['drift_vs_device_file'],
                  'relative_error_vs_references': (
-                     got_vs_refs / cfg.latency.target_ms - 1),
+                     check['measured_vs_references_ms'][i] / target - 1),
                  'supernet_accuracy': result['supernet_accuracy']})
-    print(f'target {cfg.latency.target_ms:7.3f} ms  predicted '
+    print(f'target {target:7.3f} ms  predicted '
           f'{rows[-1]["predicted_ms"]:7.3f}  measured {got:7.3f} ms '
-          f'({100 * rows[-1]["relative_error"]:+.1f}%; references '
-          f'{100 * rows[-1]["drift_vs_device_file"]:+.1f}%, '
+          f'({100 * rows[-1]["relative_error"]:+.1f}%; median of '
+          f'{len(check["sessions"])} sessions '
+          f'{", ".join(f"{ms:.3f}" for ms in rows[-1]["session_ms"])}; '
           f'{100 * rows[-1]["relative_error_vs_references"]:+.1f}% against '
-          'them)', flush=True)
+          'the references)', flush=True)
+  print('references per session against the device file: ' + ', '.join(
+      f'{100 * s["drift_vs_device_file"]:+.1f}%' for s in check['sessions']))
   mcfg = measure_config(config)
   runtime = mcfg.runtime
   out = {'device_file': os.path.abspath(path),
@@ -445,10 +499,13 @@ def run(config: ml_collections.ConfigDict, workdir: str,
          'device_kind': measure.device_kind(runtime),
          'support_measurements': support,
          'device_file_measurement': made,
-         'predictor_check': check, 'searches': rows,
+         'predictor_check': predictor_check, 'searches': rows,
+         # The references' drift in each verifying session.
+         'verify_session_drifts': [s['drift_vs_device_file']
+                                   for s in check['sessions']],
          'max_abs_relative_error': max(abs(r['relative_error'])
                                        for r in rows),
-         'total_measurements': measured,
+         'total_measurements': made['measured'] + check['measured'],
          'total_seconds': time.time() - t0}
   with open(os.path.join(workdir, 'closed_loop.json'), 'w') as f:
     json.dump(out, f, indent=1)

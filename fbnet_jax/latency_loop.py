@@ -92,8 +92,10 @@ class FrontMeasurement:
   the predictor adapted to ``config.latency.device_file``, a device file of
   this machine: the front's architectures are timed in a fresh process,
   interleaved with the reference architectures, whose drift against the
-  device file says how much the machine's own speed moved in between
-  (:func:`closed_loop.verify`).
+  device file says how much the machine's own speed moved in between; each
+  network's median over ``config.measure.verify_sessions`` such sessions
+  (:func:`closed_loop.verify_in_sessions`). With the loop's anchors
+  (``config.evolve.anchors``), one session of its harness instead.
   """
 
   def __init__(self, config: ml_collections.ConfigDict):
@@ -120,9 +122,10 @@ class FrontMeasurement:
     self.harness: closed_loop.MeasuredHere | None = None
 
   def __call__(self, archs: np.ndarray) -> dict:
-    """``{'measured_ms', 'drift_vs_device_file', 'measured', 'seconds'}``,
-    with the harness's anchors also ``scaled_ms`` and ``anchor_drift``."""
+    """``{'measured_ms', 'drift_vs_device_file', 'measured', 'seconds'}``
+    and :func:`closed_loop.verify_in_sessions`'s fields, or with the
+    harness's anchors ``scaled_ms`` and ``anchor_drift``."""
     archs = np.asarray(archs, np.int32)
     if self.harness is not None and self.harness.anchors is not None:
       return self.harness.session(archs)
-    return closed_loop.verify(self.config, archs, self.device)
+    return closed_loop.verify_in_sessions(self.config, archs, self.device)

@@ -356,6 +356,21 @@ def test_report_measures_the_front_here(tmp_path):
   assert summary['lut_agreement']['max_relative_error'] < 1e-6
 
 
+def test_measure_points_takes_each_sessions_own_drift():
+  # Two networks measured in several sessions: the median drift (+10%)
+  # does not divide the medians; each session's own drift did.
+  def measure(archs):
+    return {'measured_ms': [2.2, 4.4], 'drift_vs_device_file': 0.1,
+            'measured_vs_references_ms': [2.0, 4.2], 'measured': 36,
+            'seconds': 3.0, 'sessions': [{'drift_vs_device_file': 0.1}]}
+
+  points = [{'arch_index': [0] * 22}, {'arch_index': [1] * 22}]
+  kept = evolve_report.measure_points(points, measure)
+  assert [p['measured_vs_references_ms'] for p in points] == [2.0, 4.2]
+  assert [p['measured_latency_ms'] for p in points] == [2.2, 4.4]
+  assert kept['sessions'] == [{'drift_vs_device_file': 0.1}]
+
+
 def test_measure_front_needs_a_device_file_measured_here(
     tmp_path, file_measured_here):
   from meta import latency_data

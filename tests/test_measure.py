@@ -227,17 +227,49 @@ def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):
   assert -1.0 <= out['predictor_check']['spearman'] <= 1.0
   (row,) = out['searches']
   assert row['measured_ms'] > 0 and row['predicted_ms'] > 0
-  np.testing.assert_allclose(
-      1 + row['relative_error_vs_references'],
-      (1 + row['relative_error']) / (1 + row['drift_vs_device_file']),
-      rtol=1e-6)
-  assert out['total_measurements'] == 16 + 10 + 1  # file, then verification
+  # Verified in two sessions: each network's median (here the mean) over
+  # them, and against the references, each session over its own.
+  assert len(row['session_ms']) == len(out['verify_session_drifts']) == 2
+  assert row['measured_ms'] == pytest.approx(np.mean(row['session_ms']))
+  assert 1 + row['relative_error_vs_references'] == pytest.approx(np.mean(
+      np.array(row['session_ms']) /
+      (1 + np.array(out['verify_session_drifts']))) / row['target_ms'])
+  assert out['total_measurements'] == 16 + 2 * (10 + 1)  # file, verification
   with open(tmp_path / 'loop' / 'closed_loop.json') as f:
     assert json.load(f)['searches'][0]['arch'] == row['arch']
   # A second run reuses the device file instead of measuring again.
   again = closed_loop.ensure_device_file(config, config.latency.device_file,
                                          2, 4)
   assert again['measured'] == 0
+
+
+def test_verify_in_sessions_takes_each_networks_median(monkeypatch):
+  # Three sessions: the machine 10% slow, on time, then 30% fast; the
+  # second network's third session is an outlier the median ignores.
+  sessions = iter([([2.2, 4.4], 0.1), ([2.0, 4.0], 0.0), ([1.4, 9.0], -0.3)])
+
+  def one_session(config, archs, saved):
+    del config, saved
+    ms, drift = next(sessions)
+    assert len(archs) == 2
+    return {'measured_ms': ms, 'drift_vs_device_file': drift,
+            'reference_ms': [1.0 + drift] * 10, 'measured': 12,
+            'seconds': 1.0}
+
+  monkeypatch.setattr(closed_loop, 'verify', one_session)
+  config = closed_loop_config.get_config('smoke')
+  config.measure.verify_sessions = 3
+  out = closed_loop.verify_in_sessions(config, np.zeros((2, 22)), None)
+  assert out['measured_ms'] == [2.0, 4.4]
+  assert out['drift_vs_device_file'] == 0.0
+  np.testing.assert_allclose(out['measured_vs_references_ms'],
+                             [2.0, 4.0])  # 2.2 / 1.1, 4.4 / 1.1
+  assert out['measured'] == 36 and out['seconds'] == 3.0
+  assert [s['drift_vs_device_file'] for s in out['sessions']] == [
+      0.1, 0.0, -0.3]
+  with pytest.raises(ValueError, match='verify_sessions: expected at least'):
+    closed_loop.verify_in_sessions(config, np.zeros((2, 22)), None,
+                                   sessions=0)
 
 
 def test_measure_cli_selects_spread_and_query_architectures():

@@ -79,7 +79,7 @@ def main(argv):
   out['mixed_vs_alone_per_network'] = gap.tolist()
   out['median_gap'] = float(np.median(gap))
   out['mean_abs_deviation_within_kind'] = within
-  print(f'mixed / alone - 1 per front network (vs references): '
+  print('mixed / alone - 1 per front network (vs references): '
         + ' '.join(f'{100 * g:+.1f}%' for g in gap)
         + f'; median {100 * np.median(gap):+.1f}%; within a kind the '
         f'sessions deviate by {100 * within["alone"]:.1f}% (alone) and '

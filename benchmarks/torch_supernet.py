@@ -16,7 +16,6 @@ from fbnet_jax.spaces import fbnet
 
 
 def _build(macro_name, ops, num_classes, device):
-  import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
 
   class Shuffle(nn.Module):

@@ -46,7 +46,6 @@ def test_time_fn_returns_positive_finite_times_and_honours_repeats():
 
 
 def test_measure_archs_writes_a_device_file(tmp_path):
-  space = spaces.get_space('fbnet')
   archs = np.full((3, 22), 8, np.int32)  # all skip: cheap to compile
   archs[1, 3] = 0
   archs[2, 3] = 3

@@ -1,7 +1,6 @@
 """Retraining a found architecture: reads result.json, trains, evaluates."""
 
 import json
-import os
 
 import pytest
 

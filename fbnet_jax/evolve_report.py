@@ -106,7 +106,8 @@ def measure_points(points: list, measure) -> dict:
   """Measures ``points`` (front or DNAS entries) with ``measure``
   (``latency_loop.FrontMeasurement``), adds ``measured_latency_ms`` and
   ``measured_vs_references_ms`` (divided by the references' drift since the
-  device file; each a median over sessions without anchors; with anchors also ``measured_vs_anchors_ms``, divided by
+  device file; without anchors each is the median over the verifying
+  sessions; with anchors also ``measured_vs_anchors_ms``, divided by
   ``closed_loop.drift_by_latency``) to each, and returns the measurement's
   bookkeeping."""
   check = measure(np.stack([np.asarray(p['arch_index']) for p in points]))

@@ -7,7 +7,8 @@ FBNet architectures on the local JAX backend (and 200 others, used only to
 check the adapted predictor), adapts the meta-trained predictor, searches
 for three targets with it as the latency source, measures each found
 architecture and reports predicted vs. measured latency, the number of
-measurements and the seconds the loop took (``WORKDIR/closed_loop.json``).
+measurements and the seconds the loop took (``WORKDIR/closed_loop.json``,
+plotted in ``closed_loop.png``).
 An existing device file (``--config.latency.device_file``) is reused.
 """
 

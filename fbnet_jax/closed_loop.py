@@ -35,6 +35,7 @@ import scipy.stats
 
 from fbnet_jax import latency as latency_lib
 from fbnet_jax import measure
+from fbnet_jax import reporting
 from fbnet_jax import search
 from fbnet_jax import spaces as spaces_lib
 
@@ -423,7 +424,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   ``latency.num_samples`` support rows and ``num_query`` query rows). The
   found networks are measured together after the searches, each network's
   median over ``config.measure.verify_sessions`` sessions
-  (:func:`verify_in_sessions`).
+  (:func:`verify_in_sessions`). Writes ``closed_loop.json`` and
+  ``closed_loop.png`` (:func:`reporting.plot_closed_loop`).
   """
   from meta import latency_data  # pylint: disable=g-import-not-at-top
   t0 = time.time()
@@ -446,7 +448,9 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         'spearman': float(scipy.stats.spearmanr(
             pred, device.latency_ms[query])[0]),
         'median_abs_relative_error': float(np.median(np.abs(
-            pred / device.latency_ms[query] - 1)))}
+            pred / device.latency_ms[query] - 1))),
+        'predicted_ms': np.asarray(pred).tolist(),
+        'measured_ms': device.latency_ms[query].tolist()}
     logging.info('adapted predictor on %d measured query archs: Spearman '
                  '%.4f', predictor_check['num_query'],
                  predictor_check['spearman'])
@@ -509,4 +513,5 @@ def run(config: ml_collections.ConfigDict, workdir: str,
          'total_seconds': time.time() - t0}
   with open(os.path.join(workdir, 'closed_loop.json'), 'w') as f:
     json.dump(out, f, indent=1)
+  reporting.plot_closed_loop(out, os.path.join(workdir, 'closed_loop.png'))
   return out

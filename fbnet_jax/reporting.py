@@ -1,4 +1,4 @@
-"""Metrics writers and plots of a search.
+"""Metrics writers and plots of a search and of the closed loop.
 
 Scalars go to TensorBoard (tensorboardX, no TensorFlow needed) and to
 ``metrics.jsonl``; plots are written with matplotlib's Agg backend.
@@ -87,4 +87,64 @@ def plot_search(history: list[dict], space, config, workdir: str) -> None:
   ax.legend()
   fig.tight_layout()
   fig.savefig(os.path.join(workdir, 'latency.png'), dpi=110)
+  plt.close(fig)
+
+
+def plot_closed_loop(out: dict, path: str) -> None:
+  """``closed_loop.png`` of :func:`fbnet_jax.closed_loop.run`'s output.
+
+  Left: the adapted predictor against the measured query networks (none
+  without query rows). Right: each found network's error against its
+  target, per verifying session and for their median, in the 10% band.
+  """
+  check = out['predictor_check']
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+  ax = axes[0]
+  if check.get('measured_ms'):
+    measured = np.asarray(check['measured_ms'])
+    ax.scatter(measured, check['predicted_ms'], s=9, alpha=0.6,
+               label=f'{check["num_query"]} query networks')
+    line = np.array([measured.min(), measured.max()])
+    ax.plot(line, line, 'k', lw=0.8, label='predicted = measured')
+    ax.fill_between(line, 0.9 * line, 1.1 * line, color='k', alpha=0.08,
+                    label='within 10%')
+    ax.set_title(f'adapted from {out["support_measurements"]} measurements: '
+                 f'Spearman {check["spearman"]:.3f}', fontsize=10)
+    ax.legend(fontsize=8, loc='upper left')
+  ax.set_xlabel('measured latency (ms)')
+  ax.set_ylabel('predicted latency (ms)')
+  ax = axes[1]
+  rows = out['searches']
+  x = np.arange(len(rows))
+  ax.axhspan(-10, 10, color='tab:green', alpha=0.12, label='within 10%')
+  ax.axhline(0, color='k', lw=0.8)
+  errors = [100 * r['relative_error'] for r in rows]
+  ax.scatter(x, errors, s=60, c='tab:blue', marker='D',
+             label='median over the sessions')
+  for i, r in enumerate(rows):  # on top of the median they may equal
+    sessions = 100 * (np.asarray(r['session_ms']) / r['target_ms'] - 1)
+    errors.extend(sessions)
+    ax.scatter(np.full(len(sessions), i), sessions, s=14, c='k', zorder=3,
+               label='one verifying session' if i == 0 else None)
+  ax.scatter(x, [100 * r['relative_error_vs_references'] for r in rows],
+             s=40, facecolors='none', edgecolors='tab:orange',
+             label='against the references timed beside it')
+  ax.scatter(x, [100 * (r['predicted_ms'] / r['target_ms'] - 1)
+                 for r in rows], s=40, marker='x', c='tab:purple',
+             label='predicted')
+  lim = max(15.0, np.max(np.abs(errors)) + 2)
+  ax.set_ylim(-lim, lim)
+  ax.set_xlim(-0.5, len(rows) - 0.5)
+  ax.set_xticks(x, [f'{r["target_ms"]:.2f} ms' for r in rows])
+  ax.set_xlabel('target')
+  ax.set_ylabel('found network vs. target (%)')
+  cores = {0: 'all cores', 1: '1 core'}.get(out.get('cpu_cores', 0),
+                                            f'{out.get("cpu_cores")} cores')
+  ax.set_title(f'the found networks on {out["device_kind"]} '
+               f'({out["runtime"]}, {out.get("statistic", "median")}, '
+               f'{cores})', fontsize=10)
+  ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.13),
+            ncol=3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
   plt.close(fig)

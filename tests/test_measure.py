@@ -235,7 +235,10 @@ def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):
       (1 + np.array(out['verify_session_drifts']))) / row['target_ms'])
   assert out['total_measurements'] == 16 + 2 * (10 + 1)  # file, verification
   with open(tmp_path / 'loop' / 'closed_loop.json') as f:
-    assert json.load(f)['searches'][0]['arch'] == row['arch']
+    written = json.load(f)
+  assert written['searches'][0]['arch'] == row['arch']
+  assert len(written['predictor_check']['predicted_ms']) == 4
+  assert os.path.getsize(tmp_path / 'loop' / 'closed_loop.png') > 0
   # A second run reuses the device file instead of measuring again.
   again = closed_loop.ensure_device_file(config, config.latency.device_file,
                                          2, 4)

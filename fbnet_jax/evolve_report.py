@@ -121,8 +121,10 @@ def measure_points(points: list, measure) -> dict:
     p['measured_vs_references_ms'] = float(vs_references[i])
     if check.get('anchor_drift') is not None:
       p['measured_vs_anchors_ms'] = float(check['scaled_ms'][i])
-  return {k: check.get(k) for k in ('drift_vs_device_file', 'anchor_drift',
-                                    'measured', 'seconds', 'sessions')}
+  return {**{k: check.get(k) for k in ('drift_vs_device_file', 'anchor_drift',
+                                       'measured', 'seconds')},
+          # Each verifying session's measurements and references' drift.
+          'verify_sessions': check.get('sessions')}
 
 
 def dnas_comparison(dnas: list, front: list,

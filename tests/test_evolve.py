@@ -368,7 +368,7 @@ def test_measure_points_takes_each_sessions_own_drift():
   kept = evolve_report.measure_points(points, measure)
   assert [p['measured_vs_references_ms'] for p in points] == [2.0, 4.2]
   assert [p['measured_latency_ms'] for p in points] == [2.2, 4.4]
-  assert kept['sessions'] == [{'drift_vs_device_file': 0.1}]
+  assert kept['verify_sessions'] == [{'drift_vs_device_file': 0.1}]
 
 
 def test_measure_front_needs_a_device_file_measured_here(

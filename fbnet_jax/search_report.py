@@ -96,6 +96,7 @@ def report(searcher, state, history, config) -> dict:
           'target_ms': config.latency.get('target_ms'),
           **best,
           'expected_latency_ms': history[-1]['expected_latency_ms'],
+          'mixture_accuracy': searcher.mixture_accuracy(state, limit),
           'argmax': plain,
           'samples': sampled}
 
@@ -109,4 +110,6 @@ def summary(result: dict) -> str:
           f'latency: {lat}\n'
           f'MACs {result["flops"] / 1e6:.1f}M  params '
           f'{result["params"] / 1e6:.2f}M  supernet accuracy '
-          f'{result["supernet_accuracy"]:.3f}')
+          f'{result["supernet_accuracy"]:.3f} (this architecture, inherited '
+          f'weights; the supernet\'s mixture '
+          f'{result.get("mixture_accuracy", float("nan")):.3f})')

@@ -37,6 +37,7 @@ def test_search_writes_a_readable_result(finished):
   assert set(saved['latency_ms']) >= {'lut:raspi4'}
   assert saved['flops'] > 0 and saved['params'] > 0
   assert 0.0 <= saved['supernet_accuracy'] <= 1.0
+  assert 0.0 <= saved['mixture_accuracy'] <= 1.0
   assert len(saved['samples']) == 1
   # Derivation for the target loss: the most probable architecture within
   # 2% of the target by the search's own source, or, when the band cannot

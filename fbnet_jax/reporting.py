@@ -126,11 +126,13 @@ def plot_closed_loop(out: dict, path: str) -> None:
     errors.extend(sessions)
     ax.scatter(np.full(len(sessions), i), sessions, s=14, c='k', zorder=3,
                label='one verifying session' if i == 0 else None)
-  ax.scatter(x, [100 * r['relative_error_vs_references'] for r in rows],
-             s=40, facecolors='none', edgecolors='tab:orange',
+  vs_references = [100 * r['relative_error_vs_references'] for r in rows]
+  predicted = [100 * (r['predicted_ms'] / r['target_ms'] - 1) for r in rows]
+  errors.extend(vs_references + predicted)
+  ax.scatter(x, vs_references, s=40, facecolors='none',
+             edgecolors='tab:orange',
              label='against the references timed beside it')
-  ax.scatter(x, [100 * (r['predicted_ms'] / r['target_ms'] - 1)
-                 for r in rows], s=40, marker='x', c='tab:purple',
+  ax.scatter(x, predicted, s=40, marker='x', c='tab:purple',
              label='predicted')
   lim = max(15.0, np.max(np.abs(errors)) + 2)
   ax.set_ylim(-lim, lim)

@@ -336,9 +336,11 @@ class MeasuredHere:
   def session(self, archs: np.ndarray) -> dict:
     """One measuring session of ``archs`` (and the anchors), nothing cached.
 
-    Returns :func:`verify`'s dict for ``archs``, plus ``scaled_ms``: each
-    divided by its drift (the references', or :func:`drift_by_latency`
-    with anchors), and ``anchor_drift`` (None without anchors). The first
+    Returns :func:`verify`'s dict for ``archs``, plus
+    ``measured_vs_references_ms`` (each divided by the references' drift),
+    ``scaled_ms`` (each divided by its drift: the references', or
+    :func:`drift_by_latency` with anchors) and ``anchor_drift`` (None
+    without anchors). The first
     session with anchors sets their baseline (written to the cache by the
     next :meth:`arch_ms` session).
     """
@@ -349,9 +351,10 @@ class MeasuredHere:
     raw = np.asarray(check['measured_ms'], np.float64)
     ref_drift = 1 + check['drift_vs_device_file']
     check['measured_ms'] = raw[k:].tolist()
+    check['measured_vs_references_ms'] = (raw[k:] / ref_drift).tolist()
     check['anchor_drift'] = None
     if not k:
-      check['scaled_ms'] = (raw / ref_drift).tolist()
+      check['scaled_ms'] = check['measured_vs_references_ms']
       return check
     if self._anchor_base is None:
       self._anchor_base = raw[:k] / ref_drift
@@ -411,7 +414,8 @@ class MeasuredHere:
 def device_label(device) -> str:
   """This machine's kind of device (or CPU, for ONNX Runtime) and the
   device file's name."""
-  return f'{measure.device_kind(measure.file_runtime(device))} ({device.name})'
+  runtime = measure.file_setting(device, 'runtime')
+  return f'{measure.device_kind(runtime)} ({device.name})'
 
 
 def run(config: ml_collections.ConfigDict, workdir: str,

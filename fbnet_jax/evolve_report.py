@@ -111,14 +111,10 @@ def measure_points(points: list, measure) -> dict:
   ``closed_loop.drift_by_latency``) to each, and returns the measurement's
   bookkeeping."""
   check = measure(np.stack([np.asarray(p['arch_index']) for p in points]))
-  scale = 1 + check['drift_vs_device_file']
-  # Measured in several sessions (closed_loop.verify_in_sessions): each
-  # session divided by its own references' drift, then the median.
-  vs_references = check.get('measured_vs_references_ms') or [
-      ms / scale for ms in check['measured_ms']]
   for i, (p, ms) in enumerate(zip(points, check['measured_ms'])):
     p['measured_latency_ms'] = float(ms)
-    p['measured_vs_references_ms'] = float(vs_references[i])
+    p['measured_vs_references_ms'] = float(
+        check['measured_vs_references_ms'][i])
     if check.get('anchor_drift') is not None:
       p['measured_vs_anchors_ms'] = float(check['scaled_ms'][i])
   return {**{k: check.get(k) for k in ('drift_vs_device_file', 'anchor_drift',

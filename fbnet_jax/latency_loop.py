@@ -122,9 +122,11 @@ class FrontMeasurement:
     self.harness: closed_loop.MeasuredHere | None = None
 
   def __call__(self, archs: np.ndarray) -> dict:
-    """``{'measured_ms', 'drift_vs_device_file', 'measured', 'seconds'}``
-    and :func:`closed_loop.verify_in_sessions`'s fields, or with the
-    harness's anchors ``scaled_ms`` and ``anchor_drift``."""
+    """``{'measured_ms', 'measured_vs_references_ms',
+    'drift_vs_device_file', 'measured', 'seconds'}``: the fields of
+    :func:`closed_loop.verify_in_sessions`, or with the harness's anchors of
+    :meth:`closed_loop.MeasuredHere.session` (also ``scaled_ms`` and
+    ``anchor_drift``)."""
     archs = np.asarray(archs, np.int32)
     if self.harness is not None and self.harness.anchors is not None:
       return self.harness.session(archs)

@@ -341,12 +341,6 @@ def file_setting(device, field: str):
   return _FILE_DEFAULTS.get(field)
 
 
-def file_runtime(device) -> str:
-  """The runtime a device file was measured with (files written before the
-  ONNX Runtime option: ``jax``)."""
-  return file_setting(device, 'runtime')
-
-
 def device_kind(runtime: str = 'jax') -> str:
   """What a device file measured here with ``runtime`` records as its
   ``device_kind``: JAX's name of the first local device, or the CPU's."""

@@ -332,6 +332,7 @@ def test_report_measures_the_front_here(tmp_path):
     def __call__(self, archs):
       calls.append(archs)
       return {'measured_ms': (1.25 * table.arch_ms(archs)).tolist(),
+              'measured_vs_references_ms': table.arch_ms(archs).tolist(),
               'drift_vs_device_file': 0.25, 'measured': 10 + len(archs),
               'seconds': 1.0}
 
@@ -549,6 +550,9 @@ def test_measured_here_anchors_correct_the_fast_end(
     assert p['measured_vs_anchors_ms'] == pytest.approx(
         float(table.arch_ms(a)), rel=0.05)
     assert p['measured_latency_ms'] > 1.15 * p['measured_vs_anchors_ms']
+    # Against the references alone: the session's one drift factor.
+    assert p['measured_vs_references_ms'] == pytest.approx(
+        p['measured_latency_ms'] / (1 + kept['drift_vs_device_file']))
 
 
 def test_measured_here_serves_ofa_architectures(tmp_path,

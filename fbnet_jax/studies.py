@@ -4,20 +4,23 @@
   the space's latency range, run a search and score the derived
   architecture with the exact lookup table.
 - :func:`found_vs_random`: retrain the found architecture and random
-  architectures of the same latency (+-3%), and compare their accuracy.
+  architectures of the same latency (+-3%), each with several seeds, and
+  compare their accuracy (Welch's t-test).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import ml_collections
 import numpy as np
+from scipy import stats
 
 from fbnet_jax import latency as latency_lib
 from fbnet_jax import retrain
@@ -121,30 +124,101 @@ def random_archs_at_latency(device: str, latency_ms: float, n: int,
 
 
 def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
-                    root: str, num_random: int = 4) -> dict:
-  """Retrains the found arch and ``num_random`` random archs of its latency."""
-  arch, found = retrain.load_arch(result_path)
+                    root: str, num_random: int = 4, seeds: int = 1,
+                    found_seeds: Optional[int] = None) -> dict:
+  """Retrains the found arch and ``num_random`` random archs of its latency.
+
+  Each random architecture is retrained with ``seeds`` seeds and the found
+  one with ``found_seeds`` (default ``seeds``): seed ``s`` is
+  ``config.seed + s``, which sets both the initialisation and the data
+  order. A run whose ``retrain.json`` exists is read back instead of
+  retrained, so a killed study resumes (and a half-finished retrain resumes
+  from its checkpoint).
+
+  The comparison is the found architecture's seeds against the random
+  architectures' seed means (Welch's t-test, ``scipy.stats``): the random
+  side's spread then holds both how much architectures differ and how much
+  their seeds do, and the found side's how much its seeds do.
+  """
+  arch, _ = retrain.load_arch(result_path)
+  found_seeds = seeds if found_seeds is None else found_seeds
+  if seeds < 1 or found_seeds < 1:
+    raise ValueError(f'seeds={seeds}, found_seeds={found_seeds}: expected '
+                     'at least 1 each.')
   device = config.latency.device
   lut = latency_lib.lookup_table_latency(device)
   lat = float(lut.arch_ms(np.asarray(arch)))
   others = random_archs_at_latency(device, lat, num_random,
                                    seed=config.seed + 11)
-  runs = [('found', arch)] + [(f'random{i}', a) for i, a in
-                              enumerate(others)]
+  runs = [('found', arch, found_seeds)] + [
+      (f'random{i}', a, seeds) for i, a in enumerate(others)]
   rows = []
-  for name, a in runs:
-    res = retrain.train_and_evaluate(config, a, os.path.join(root, name),
-                                     progress=False)
+  for name, a, n in runs:
+    accs = []
+    for s in range(n):
+      cfg = copy.deepcopy(config)
+      cfg.seed = config.seed + s
+      accs.append(_retrain_once(cfg, a, os.path.join(root, name, f'seed{s}')))
+      print(f'{name:8s} seed {cfg.seed}  {lut.arch_ms(np.asarray(a)):6.2f} '
+            f'ms  accuracy {accs[-1]:.4f}', flush=True)
     rows.append(dict(name=name, arch=spaces.get_space('fbnet').names(a),
                      lut_ms=float(lut.arch_ms(np.asarray(a))),
-                     accuracy=res['accuracy']))
-    print(f'{name:8s} {rows[-1]["lut_ms"]:6.2f} ms  accuracy '
-          f'{res["accuracy"]:.4f}', flush=True)
-  rand = [r['accuracy'] for r in rows[1:]]
-  out = {'device': device, 'found': rows[0], 'random': rows[1:],
-         'random_mean': float(np.mean(rand)),
-         'random_std': float(np.std(rand)),
-         'found_minus_random_mean': rows[0]['accuracy'] - float(np.mean(rand))}
+                     seeds=[config.seed + s for s in range(n)],
+                     seed_accuracies=accs, accuracy=float(np.mean(accs)),
+                     accuracy_std=float(np.std(accs))))
+  found, rand = rows[0], rows[1:]
+  means = np.array([r['accuracy'] for r in rand])
+  out = {'device': device, 'found': found, 'random': rand,
+         'random_mean': float(means.mean()),
+         'random_std': float(means.std()),
+         'found_minus_random_mean': found['accuracy'] - float(means.mean()),
+         'found_rank': 1 + int(np.sum(means > found['accuracy'])),
+         'num_archs': len(rows)}
+  if found_seeds > 1 and num_random > 1:
+    test = stats.ttest_ind(found['seed_accuracies'], means, equal_var=False)
+    ci = test.confidence_interval(0.95)
+    out['welch'] = {'t': float(test.statistic), 'p_two_sided':
+                    float(test.pvalue), 'ci95_found_minus_random':
+                    [float(ci.low), float(ci.high)]}
   with open(os.path.join(root, 'found_vs_random.json'), 'w') as f:
     json.dump(out, f, indent=1)
+  _plot_found_vs_random(out, os.path.join(root, 'found_vs_random.png'))
   return out
+
+
+def _retrain_once(config, arch, workdir: str) -> float:
+  """Accuracy of one retraining, read back if it has finished before."""
+  path = os.path.join(workdir, retrain.RESULT_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      done = json.load(f)
+    if done['arch'] == [int(a) for a in arch]:
+      return float(done['accuracy'])
+    raise ValueError(f'{path}: holds architecture {done["arch"]}, not '
+                     f'{[int(a) for a in arch]}; use another --workdir.')
+  return float(retrain.train_and_evaluate(config, arch, workdir,
+                                          progress=False)['accuracy'])
+
+
+def _plot_found_vs_random(out: dict, path: str):
+  rows = [out['found']] + out['random']
+  fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(rows), 4.2))
+  for i, r in enumerate(rows):
+    color = 'C3' if i == 0 else 'C0'
+    ax.plot([i] * len(r['seed_accuracies']), r['seed_accuracies'], 'o',
+            color=color, alpha=0.45, ms=5)
+    ax.plot([i - 0.3, i + 0.3], [r['accuracy']] * 2, '-', color=color, lw=2)
+  ax.axhline(out['random_mean'], color='C0', ls=':', lw=1,
+             label=f'random mean {out["random_mean"]:.4f}')
+  ax.set_xticks(range(len(rows)))
+  ax.set_xticklabels([f'{r["name"]}\n{r["lut_ms"]:.1f} ms' for r in rows],
+                     fontsize=7)
+  ax.set_ylabel('retrained accuracy (dots: seeds, bars: mean)')
+  title = f'found vs random at {out["found"]["lut_ms"]:.1f} ms ({out["device"]})'
+  if 'welch' in out:
+    title += f'\nWelch p = {out["welch"]["p_two_sided"]:.2f}'
+  ax.set_title(title, fontsize=9)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)

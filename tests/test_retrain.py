@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from configs import quickstart
@@ -35,3 +36,50 @@ def test_bad_result_json_is_a_clear_error(tmp_path):
   path.write_text(json.dumps({'space': 'fbnet'}))
   with pytest.raises(ValueError, match="field 'arch_index' missing"):
     retrain.load_arch(str(path))
+
+
+def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch,
+                                               module_compilation_cache):
+  """Seeds per architecture, the Welch test's fields, the plot, and a second
+  call that reads every finished run back instead of retraining."""
+  del module_compilation_cache
+  from fbnet_jax import studies  # pylint: disable=g-import-not-at-top
+  space = spaces.get_space('fbnet')
+  found = [8] * 22
+  found[5] = 0
+  path = tmp_path / 'result.json'
+  path.write_text(json.dumps({'space': 'fbnet', 'arch_index': found}))
+  # Uniformly random architectures at a found arch's latency have many real
+  # blocks and compile for minutes; two other one-block ones stand in.
+  others = np.array([[8] * 22, [8] * 22])
+  others[0, 3], others[1, 7] = 0, 1
+  monkeypatch.setattr(studies, 'random_archs_at_latency',
+                      lambda device, lat, n, seed: others[:n])
+  config = quickstart.get_config('smoke')
+  root = str(tmp_path / 'cmp')
+  out = studies.found_vs_random(config, str(path), root, num_random=2,
+                                seeds=1, found_seeds=2)
+  assert out['found']['seeds'] == [0, 1]
+  assert [len(r['seed_accuracies']) for r in out['random']] == [1, 1]
+  assert out['found']['accuracy'] == pytest.approx(
+      np.mean(out['found']['seed_accuracies']))
+  assert out['random_mean'] == pytest.approx(
+      np.mean([r['accuracy'] for r in out['random']]))
+  assert 1 <= out['found_rank'] <= 3 and out['num_archs'] == 3
+  assert out['random'][1]['arch'] == space.names(others[1])
+  low, high = out['welch']['ci95_found_minus_random']
+  assert low <= out['found_minus_random_mean'] <= high
+  assert (tmp_path / 'cmp' / 'found_vs_random.png').stat().st_size > 0
+  curves = [json.loads((tmp_path / 'cmp' / 'found' / f'seed{s}' /
+                        retrain.RESULT_FILE).read_text())['train_loss']
+            for s in (0, 1)]
+  assert curves[0] != curves[1]  # the seed changes the initialisation
+  # Finished runs are read back: poison retraining and call again.
+  monkeypatch.setattr(retrain, 'train_and_evaluate',
+                      lambda *a, **k: pytest.fail('retrained again'))
+  again = studies.found_vs_random(config, str(path), root, num_random=2,
+                                  seeds=1, found_seeds=2)
+  assert again['found']['seed_accuracies'] == out['found'][
+      'seed_accuracies']
+  with pytest.raises(ValueError, match='at least 1'):
+    studies.found_vs_random(config, str(path), root, seeds=0)

@@ -216,7 +216,7 @@ def _plot_found_vs_random(out: dict, path: str):
   ax.set_ylabel('retrained accuracy (dots: seeds, bars: mean)')
   title = f'found vs random at {out["found"]["lut_ms"]:.1f} ms ({out["device"]})'
   if 'welch' in out:
-    title += f'\nWelch p = {out["welch"]["p_two_sided"]:.2f}'
+    title += f'\nWelch p = {out["welch"]["p_two_sided"]:.3f}'
   ax.set_title(title, fontsize=9)
   ax.legend(fontsize=7)
   fig.tight_layout()

@@ -175,15 +175,33 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
          'found_rank': 1 + int(np.sum(means > found['accuracy'])),
          'num_archs': len(rows)}
   if found_seeds > 1 and num_random > 1:
-    test = stats.ttest_ind(found['seed_accuracies'], means, equal_var=False)
-    ci = test.confidence_interval(0.95)
-    out['welch'] = {'t': float(test.statistic), 'p_two_sided':
-                    float(test.pvalue), 'ci95_found_minus_random':
-                    [float(ci.low), float(ci.high)]}
+    out['welch'] = welch(found['seed_accuracies'], means)
   with open(os.path.join(root, 'found_vs_random.json'), 'w') as f:
     json.dump(out, f, indent=1)
   _plot_found_vs_random(out, os.path.join(root, 'found_vs_random.png'))
   return out
+
+
+def welch(found_accuracies: Sequence[float],
+          random_means: Sequence[float]) -> dict:
+  """Welch's t-test of found-architecture seeds against random
+  architectures' seed means: t, two-sided p, 95% CI of the difference."""
+  test = stats.ttest_ind(found_accuracies, random_means, equal_var=False)
+  ci = test.confidence_interval(0.95)
+  return {'t': float(test.statistic), 'p_two_sided': float(test.pvalue),
+          'ci95_found_minus_random': [float(ci.low), float(ci.high)]}
+
+
+def pool_found_vs_random(studies: Sequence[dict]) -> dict:
+  """Several searches' ``found_vs_random.json`` as one comparison: every
+  found seed against every random architecture's mean (Welch)."""
+  found = [a for s in studies for a in s['found']['seed_accuracies']]
+  means = [r['accuracy'] for s in studies for r in s['random']]
+  return {'num_searches': len(studies), 'found_mean': float(np.mean(found)),
+          'num_found_runs': len(found), 'random_mean': float(np.mean(means)),
+          'num_random_archs': len(means),
+          'found_minus_random_mean': float(np.mean(found) - np.mean(means)),
+          'welch': welch(found, means)}
 
 
 def _retrain_once(config, arch, workdir: str) -> float:

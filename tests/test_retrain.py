@@ -83,3 +83,22 @@ def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch,
       'seed_accuracies']
   with pytest.raises(ValueError, match='at least 1'):
     studies.found_vs_random(config, str(path), root, seeds=0)
+
+
+def test_pool_found_vs_random_hand_checked():
+  from fbnet_jax import studies  # pylint: disable=g-import-not-at-top
+  one = {'found': {'seed_accuracies': [0.90, 1.00]},
+         'random': [{'accuracy': 0.90}]}
+  two = {'found': {'seed_accuracies': [0.95, 0.95]},
+         'random': [{'accuracy': 0.80}, {'accuracy': 0.85}]}
+  out = studies.pool_found_vs_random([one, two])
+  assert (out['num_searches'], out['num_found_runs'],
+          out['num_random_archs']) == (2, 4, 3)
+  assert out['found_mean'] == pytest.approx(0.95)
+  assert out['random_mean'] == pytest.approx(0.85)
+  assert out['found_minus_random_mean'] == pytest.approx(0.10)
+  # Welch by hand: sample variances 0.005/3 and 0.0025 over 4 and 3 runs.
+  se = np.sqrt((0.005 / 3) / 4 + 0.0025 / 3)
+  assert out['welch']['t'] == pytest.approx(0.10 / se)
+  low, high = out['welch']['ci95_found_minus_random']
+  assert low < 0.10 < high

@@ -1,0 +1,47 @@
+r"""Several searches' found-vs-random studies as one comparison.
+
+    python -m benchmarks.pool_found_vs_random \
+        --studies=runs/quickstart/compare_seeds/found_vs_random.json,runs/quickstart_seed1/compare_seeds/found_vs_random.json
+
+Each study (``experiments.compare_random``) compares one search's found
+architecture with random architectures of its latency. Pooled: every found
+architecture's seeds against every random architecture's seed mean
+(Welch's t-test), i.e. "do this method's searches find architectures better
+than random ones of their latency?" rather than "is this one architecture".
+"""
+
+import json
+
+from absl import app
+from absl import flags
+
+from fbnet_jax import studies
+
+_STUDIES = flags.DEFINE_list('studies', None, 'found_vs_random.json files.',
+                             required=True)
+_OUT = flags.DEFINE_string('out', None, 'Write the pooled result here.')
+
+
+def main(argv):
+  del argv
+  loaded = []
+  for path in _STUDIES.value:
+    with open(path) as f:
+      loaded.append(json.load(f))
+  out = studies.pool_found_vs_random(loaded)
+  w = out['welch']
+  print(f'{out["num_searches"]} searches: found {out["found_mean"]:.4f} '
+        f'({out["num_found_runs"]} retrainings) vs random '
+        f'{out["random_mean"]:.4f} ({out["num_random_archs"]} archs): '
+        f'{100 * out["found_minus_random_mean"]:+.2f} points, 95% CI '
+        f'[{100 * w["ci95_found_minus_random"][0]:+.2f}, '
+        f'{100 * w["ci95_found_minus_random"][1]:+.2f}], Welch p = '
+        f'{w["p_two_sided"]:.3f}')
+  if _OUT.value:
+    out['studies'] = _STUDIES.value
+    with open(_OUT.value, 'w') as f:
+      json.dump(out, f, indent=1)
+
+
+if __name__ == '__main__':
+  app.run(main)

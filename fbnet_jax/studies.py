@@ -193,15 +193,29 @@ def welch(found_accuracies: Sequence[float],
 
 
 def pool_found_vs_random(studies: Sequence[dict]) -> dict:
-  """Several searches' ``found_vs_random.json`` as one comparison: every
-  found seed against every random architecture's mean (Welch)."""
+  """Several searches' ``found_vs_random.json`` as one comparison.
+
+  Against every random architecture's mean, two Welch tests:
+  ``welch_seeds`` takes every found seed as an observation (the seeds of one
+  found architecture share it, so its p is optimistic), and
+  ``welch_found_means`` one mean per found architecture (conservative: as
+  many observations as searches).
+  """
   found = [a for s in studies for a in s['found']['seed_accuracies']]
+  found_means = [float(np.mean(s['found']['seed_accuracies']))
+                 for s in studies]
   means = [r['accuracy'] for s in studies for r in s['random']]
-  return {'num_searches': len(studies), 'found_mean': float(np.mean(found)),
-          'num_found_runs': len(found), 'random_mean': float(np.mean(means)),
-          'num_random_archs': len(means),
-          'found_minus_random_mean': float(np.mean(found) - np.mean(means)),
-          'welch': welch(found, means)}
+  out = {'num_searches': len(studies), 'found_mean': float(np.mean(found)),
+         'num_found_runs': len(found), 'random_mean': float(np.mean(means)),
+         'num_random_archs': len(means),
+         'found_minus_random_mean': float(np.mean(found) - np.mean(means)),
+         'per_search_found_minus_random': [
+             fm - float(np.mean([r['accuracy'] for r in s['random']]))
+             for fm, s in zip(found_means, studies)],
+         'welch_seeds': welch(found, means)}
+  if len(studies) > 1:
+    out['welch_found_means'] = welch(found_means, means)
+  return out
 
 
 def _retrain_once(config, arch, workdir: str) -> float:

@@ -89,16 +89,22 @@ def test_pool_found_vs_random_hand_checked():
   from fbnet_jax import studies  # pylint: disable=g-import-not-at-top
   one = {'found': {'seed_accuracies': [0.90, 1.00]},
          'random': [{'accuracy': 0.90}]}
-  two = {'found': {'seed_accuracies': [0.95, 0.95]},
+  two = {'found': {'seed_accuracies': [0.96, 0.96]},
          'random': [{'accuracy': 0.80}, {'accuracy': 0.85}]}
   out = studies.pool_found_vs_random([one, two])
   assert (out['num_searches'], out['num_found_runs'],
           out['num_random_archs']) == (2, 4, 3)
-  assert out['found_mean'] == pytest.approx(0.95)
+  assert out['found_mean'] == pytest.approx(0.955)
   assert out['random_mean'] == pytest.approx(0.85)
-  assert out['found_minus_random_mean'] == pytest.approx(0.10)
-  # Welch by hand: sample variances 0.005/3 and 0.0025 over 4 and 3 runs.
-  se = np.sqrt((0.005 / 3) / 4 + 0.0025 / 3)
-  assert out['welch']['t'] == pytest.approx(0.10 / se)
-  low, high = out['welch']['ci95_found_minus_random']
-  assert low < 0.10 < high
+  assert out['found_minus_random_mean'] == pytest.approx(0.105)
+  # Per search: found means 0.95 and 0.96 against 0.90 and 0.825.
+  assert out['per_search_found_minus_random'] == pytest.approx([0.05, 0.135])
+  # Welch by hand. Random means 0.90, 0.80, 0.85: sample variance 0.0025.
+  # Every seed: 0.90, 1.00, 0.96, 0.96, sample variance 0.0051 / 3.
+  se = np.sqrt(0.0051 / 3 / 4 + 0.0025 / 3)
+  assert out['welch_seeds']['t'] == pytest.approx(0.105 / se)
+  low, high = out['welch_seeds']['ci95_found_minus_random']
+  assert low < 0.105 < high
+  # One mean per search: 0.95, 0.96, sample variance 0.00005.
+  se_means = np.sqrt(0.00005 / 2 + 0.0025 / 3)
+  assert out['welch_found_means']['t'] == pytest.approx(0.105 / se_means)

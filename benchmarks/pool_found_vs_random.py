@@ -4,12 +4,12 @@ r"""Several searches' found-vs-random studies as one comparison.
         --studies=runs/quickstart/compare_seeds/found_vs_random.json,runs/quickstart_seed1/compare_seeds/found_vs_random.json
 
 Each study (``experiments.compare_random``) compares one search's found
-architecture with random architectures of its latency. Pooled, against
-every random architecture's seed mean (Welch's t-test): every found seed
-(optimistic: one architecture's seeds share it) and one mean per found
-architecture (conservative), i.e. "do this method's searches find
-architectures better than random ones of their latency?" rather than "is
-this one architecture".
+architecture with random architectures of its latency. Pooled: the mean of
+the per-search differences with a paired t-test over searches, and, as a
+looser view, every found seed against every random architecture's mean
+(Welch; optimistic, as one architecture's seeds share it), i.e. "do this
+method's searches find architectures better than random ones of their
+latency?" rather than "is this one architecture".
 """
 
 import json
@@ -33,17 +33,18 @@ def main(argv):
   out = studies.pool_found_vs_random(loaded)
   per = ', '.join(f'{100 * d:+.2f}'
                   for d in out['per_search_found_minus_random'])
-  print(f'{out["num_searches"]} searches: found {out["found_mean"]:.4f} '
-        f'({out["num_found_runs"]} retrainings) vs random '
-        f'{out["random_mean"]:.4f} ({out["num_random_archs"]} archs): '
-        f'{100 * out["found_minus_random_mean"]:+.2f} points (per search: '
-        f'{per})')
-  for key, what in (('welch_seeds', 'every found seed'),
-                    ('welch_found_means', 'one mean per found architecture')):
+  print(f'{out["num_searches"]} searches: found minus random '
+        f'{100 * out["mean_found_minus_random"]:+.2f} points on average (per '
+        f'search: {per}); found {out["found_mean"]:.4f} '
+        f'({out["num_found_runs"]} retrainings), random '
+        f'{out["random_mean"]:.4f} ({out["num_random_archs"]} archs)')
+  for key, what in (('paired', 'paired over searches'),
+                    ('welch_seeds', 'every found seed vs every random '
+                     'architecture (optimistic)')):
     if key in out:
       w = out[key]
       print(f'  {what}: 95% CI [{100 * w["ci95_found_minus_random"][0]:+.2f}'
-            f', {100 * w["ci95_found_minus_random"][1]:+.2f}] points, Welch '
+            f', {100 * w["ci95_found_minus_random"][1]:+.2f}] points, '
             f'p = {w["p_two_sided"]:.3f}')
   if _OUT.value:
     out['studies'] = _STUDIES.value

@@ -169,7 +169,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       limit=config.data.get('eval_limit')):
     correct += float(eval_step(state, batch))
     count += float(batch['mask'].sum())
-  result = {'arch': [int(a) for a in arch], 'accuracy': correct / count,
+  result = {'arch': [int(a) for a in arch], 'seed': int(config.seed),
+            'retrain': r.to_dict(), 'accuracy': correct / count,
             'num_eval': int(count), 'steps': total,
             'train_seconds': time.time() - t0,
             'train_loss': losses}

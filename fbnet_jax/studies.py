@@ -158,7 +158,8 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
     for s in range(n):
       cfg = copy.deepcopy(config)
       cfg.seed = config.seed + s
-      accs.append(_retrain_once(cfg, a, os.path.join(root, name, f'seed{s}')))
+      accs.append(_retrain_once(cfg, a, os.path.join(root, name,
+                                                    f'seed{cfg.seed}')))
       print(f'{name:8s} seed {cfg.seed}  {lut.arch_ms(np.asarray(a)):6.2f} '
             f'ms  accuracy {accs[-1]:.4f}', flush=True)
     rows.append(dict(name=name, arch=spaces.get_space('fbnet').names(a),
@@ -172,7 +173,7 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
          'random_mean': float(means.mean()),
          'random_std': float(means.std()),
          'found_minus_random_mean': found['accuracy'] - float(means.mean()),
-         'found_rank': 1 + int(np.sum(means > found['accuracy'])),
+         'found_rank': 1 + int(np.sum(means > found['accuracy'] + 1e-9)),
          'num_archs': len(rows)}
   if found_seeds > 1 and num_random > 1:
     out['welch'] = welch(found['seed_accuracies'], means)
@@ -195,26 +196,32 @@ def welch(found_accuracies: Sequence[float],
 def pool_found_vs_random(studies: Sequence[dict]) -> dict:
   """Several searches' ``found_vs_random.json`` as one comparison.
 
-  Against every random architecture's mean, two Welch tests:
-  ``welch_seeds`` takes every found seed as an observation (the seeds of one
-  found architecture share it, so its p is optimistic), and
-  ``welch_found_means`` one mean per found architecture (conservative: as
-  many observations as searches).
+  Each search compares its found architecture with random ones of its own
+  latency, so the pooled effect is the mean of the per-search differences
+  (found mean - that study's random mean), tested by a paired (one-sample)
+  t-test over searches (``paired``). ``welch_seeds`` is a looser view:
+  every found seed against every random architecture's mean, unpaired; the
+  seeds of one found architecture share it, so its p is optimistic.
   """
+  per = [float(np.mean(s['found']['seed_accuracies'])) -
+         float(np.mean([r['accuracy'] for r in s['random']]))
+         for s in studies]
   found = [a for s in studies for a in s['found']['seed_accuracies']]
-  found_means = [float(np.mean(s['found']['seed_accuracies']))
-                 for s in studies]
   means = [r['accuracy'] for s in studies for r in s['random']]
   out = {'num_searches': len(studies), 'found_mean': float(np.mean(found)),
          'num_found_runs': len(found), 'random_mean': float(np.mean(means)),
          'num_random_archs': len(means),
-         'found_minus_random_mean': float(np.mean(found) - np.mean(means)),
-         'per_search_found_minus_random': [
-             fm - float(np.mean([r['accuracy'] for r in s['random']]))
-             for fm, s in zip(found_means, studies)],
-         'welch_seeds': welch(found, means)}
+         'per_search_found_minus_random': per,
+         'mean_found_minus_random': float(np.mean(per))}
+  if len(found) > 1 and len(means) > 1:
+    out['welch_seeds'] = welch(found, means)
   if len(studies) > 1:
-    out['welch_found_means'] = welch(found_means, means)
+    test = stats.ttest_1samp(per, 0.0)
+    ci = test.confidence_interval(0.95)
+    out['paired'] = {'t': float(test.statistic),
+                     'p_two_sided': float(test.pvalue),
+                     'ci95_found_minus_random': [float(ci.low),
+                                                 float(ci.high)]}
   return out
 
 
@@ -224,10 +231,14 @@ def _retrain_once(config, arch, workdir: str) -> float:
   if os.path.exists(path):
     with open(path) as f:
       done = json.load(f)
-    if done['arch'] == [int(a) for a in arch]:
+    want = {'arch': [int(a) for a in arch], 'seed': config.seed,
+            'retrain': config.retrain.to_dict()}
+    got = {k: done.get(k) for k in want}
+    if got == want:
       return float(done['accuracy'])
-    raise ValueError(f'{path}: holds architecture {done["arch"]}, not '
-                     f'{[int(a) for a in arch]}; use another --workdir.')
+    differ = [k for k in want if got[k] != want[k]]
+    raise ValueError(f'{path}: its {", ".join(differ)} differ from this '
+                     f'study\'s ({got} vs {want}); use another --workdir.')
   return float(retrain.train_and_evaluate(config, arch, workdir,
                                           progress=False)['accuracy'])
 

@@ -65,10 +65,11 @@ def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch,
       np.mean(out['found']['seed_accuracies']))
   assert out['random_mean'] == pytest.approx(
       np.mean([r['accuracy'] for r in out['random']]))
-  assert 1 <= out['found_rank'] <= 3 and out['num_archs'] == 3
+  assert out['found_rank'] == 1 + sum(
+      r['accuracy'] > out['found']['accuracy'] + 1e-9 for r in out['random'])
+  assert out['num_archs'] == 3
   assert out['random'][1]['arch'] == space.names(others[1])
-  low, high = out['welch']['ci95_found_minus_random']
-  assert low <= out['found_minus_random_mean'] <= high
+  assert set(out['welch']) == {'t', 'p_two_sided', 'ci95_found_minus_random'}
   assert (tmp_path / 'cmp' / 'found_vs_random.png').stat().st_size > 0
   curves = [json.loads((tmp_path / 'cmp' / 'found' / f'seed{s}' /
                         retrain.RESULT_FILE).read_text())['train_loss']
@@ -83,28 +84,47 @@ def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch,
       'seed_accuracies']
   with pytest.raises(ValueError, match='at least 1'):
     studies.found_vs_random(config, str(path), root, seeds=0)
+  # Another retraining setting in the same workdir is an error, not a reuse.
+  config.retrain.lr = 0.5
+  with pytest.raises(ValueError, match='retrain differ'):
+    studies.found_vs_random(config, str(path), root, num_random=2, seeds=1,
+                            found_seeds=2)
 
 
 def test_pool_found_vs_random_hand_checked():
   from fbnet_jax import studies  # pylint: disable=g-import-not-at-top
+  from scipy import stats  # pylint: disable=g-import-not-at-top
   one = {'found': {'seed_accuracies': [0.90, 1.00]},
          'random': [{'accuracy': 0.90}]}
   two = {'found': {'seed_accuracies': [0.96, 0.96]},
          'random': [{'accuracy': 0.80}, {'accuracy': 0.85}]}
-  out = studies.pool_found_vs_random([one, two])
+  three = {'found': {'seed_accuracies': [0.92, 0.92]},
+           'random': [{'accuracy': 0.90}]}
+  out = studies.pool_found_vs_random([one, two, three])
   assert (out['num_searches'], out['num_found_runs'],
-          out['num_random_archs']) == (2, 4, 3)
-  assert out['found_mean'] == pytest.approx(0.955)
-  assert out['random_mean'] == pytest.approx(0.85)
-  assert out['found_minus_random_mean'] == pytest.approx(0.105)
-  # Per search: found means 0.95 and 0.96 against 0.90 and 0.825.
-  assert out['per_search_found_minus_random'] == pytest.approx([0.05, 0.135])
-  # Welch by hand. Random means 0.90, 0.80, 0.85: sample variance 0.0025.
-  # Every seed: 0.90, 1.00, 0.96, 0.96, sample variance 0.0051 / 3.
-  se = np.sqrt(0.0051 / 3 / 4 + 0.0025 / 3)
-  assert out['welch_seeds']['t'] == pytest.approx(0.105 / se)
-  low, high = out['welch_seeds']['ci95_found_minus_random']
-  assert low < 0.105 < high
-  # One mean per search: 0.95, 0.96, sample variance 0.00005.
-  se_means = np.sqrt(0.00005 / 2 + 0.0025 / 3)
-  assert out['welch_found_means']['t'] == pytest.approx(0.105 / se_means)
+          out['num_random_archs']) == (3, 6, 4)
+  assert out['found_mean'] == pytest.approx(5.66 / 6)
+  assert out['random_mean'] == pytest.approx(0.8625)
+  # Per search: 0.95 - 0.90, 0.96 - 0.825, 0.92 - 0.90.
+  assert out['per_search_found_minus_random'] == pytest.approx(
+      [0.05, 0.135, 0.02])
+  assert out['mean_found_minus_random'] == pytest.approx(0.205 / 3)
+  # Paired over searches by hand: differences 0.05, 0.135, 0.02.
+  d = np.array([0.05, 0.135, 0.02])
+  sd = np.sqrt(np.sum((d - d.mean())**2) / 2)
+  t = d.mean() / (sd / np.sqrt(3))
+  assert out['paired']['t'] == pytest.approx(t)
+  assert out['paired']['p_two_sided'] == pytest.approx(2 * stats.t.sf(t, 2))
+  half = stats.t.ppf(0.975, 2) * sd / np.sqrt(3)
+  assert out['paired']['ci95_found_minus_random'] == pytest.approx(
+      [d.mean() - half, d.mean() + half])
+  # Every seed, Welch by hand: found 0.90 1.00 0.96 0.96 0.92 0.92, random
+  # means 0.90 0.80 0.85 0.90.
+  f = np.array([0.90, 1.00, 0.96, 0.96, 0.92, 0.92])
+  r = np.array([0.90, 0.80, 0.85, 0.90])
+  vf, vr = f.var(ddof=1) / 6, r.var(ddof=1) / 4
+  t = (f.mean() - r.mean()) / np.sqrt(vf + vr)
+  df = (vf + vr)**2 / (vf**2 / 5 + vr**2 / 3)
+  assert out['welch_seeds']['t'] == pytest.approx(t)
+  assert out['welch_seeds']['p_two_sided'] == pytest.approx(
+      2 * stats.t.sf(t, df))

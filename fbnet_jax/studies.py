@@ -152,18 +152,19 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
                                    seed=config.seed + 11)
   runs = [('found', arch, found_seeds)] + [
       (f'random{i}', a, seeds) for i, a in enumerate(others)]
+  space = spaces.get_space('fbnet')
   rows = []
   for name, a, n in runs:
+    ms = float(lut.arch_ms(np.asarray(a)))
     accs = []
     for s in range(n):
       cfg = copy.deepcopy(config)
       cfg.seed = config.seed + s
       accs.append(_retrain_once(cfg, a, os.path.join(root, name,
                                                     f'seed{cfg.seed}')))
-      print(f'{name:8s} seed {cfg.seed}  {lut.arch_ms(np.asarray(a)):6.2f} '
-            f'ms  accuracy {accs[-1]:.4f}', flush=True)
-    rows.append(dict(name=name, arch=spaces.get_space('fbnet').names(a),
-                     lut_ms=float(lut.arch_ms(np.asarray(a))),
+      print(f'{name:8s} seed {cfg.seed}  {ms:6.2f} ms  accuracy '
+            f'{accs[-1]:.4f}', flush=True)
+    rows.append(dict(name=name, arch=space.names(a), lut_ms=ms,
                      seeds=[config.seed + s for s in range(n)],
                      seed_accuracies=accs, accuracy=float(np.mean(accs)),
                      accuracy_std=float(np.std(accs))))
@@ -187,7 +188,12 @@ def welch(found_accuracies: Sequence[float],
           random_means: Sequence[float]) -> dict:
   """Welch's t-test of found-architecture seeds against random
   architectures' seed means: t, two-sided p, 95% CI of the difference."""
-  test = stats.ttest_ind(found_accuracies, random_means, equal_var=False)
+  return _summary(stats.ttest_ind(found_accuracies, random_means,
+                                  equal_var=False))
+
+
+def _summary(test) -> dict:
+  """t, two-sided p and 95% CI (of found - random) of a scipy t-test."""
   ci = test.confidence_interval(0.95)
   return {'t': float(test.statistic), 'p_two_sided': float(test.pvalue),
           'ci95_found_minus_random': [float(ci.low), float(ci.high)]}
@@ -216,12 +222,7 @@ def pool_found_vs_random(studies: Sequence[dict]) -> dict:
   if len(found) > 1 and len(means) > 1:
     out['welch_seeds'] = welch(found, means)
   if len(studies) > 1:
-    test = stats.ttest_1samp(per, 0.0)
-    ci = test.confidence_interval(0.95)
-    out['paired'] = {'t': float(test.statistic),
-                     'p_two_sided': float(test.pvalue),
-                     'ci95_found_minus_random': [float(ci.low),
-                                                 float(ci.high)]}
+    out['paired'] = _summary(stats.ttest_1samp(per, 0.0))
   return out
 
 

@@ -3,7 +3,9 @@ r"""Retrains an architecture found by experiments.search, from scratch.
     python -m experiments.train --arch=runs/quickstart/result.json \
         --config=configs/quickstart.py --workdir=runs/quickstart/retrain
 
-Writes ``WORKDIR/retrain.json`` with the eval-split accuracy.
+Writes ``WORKDIR/retrain.json`` with the eval-split accuracy. Run again,
+it resumes a killed retraining or reads back a finished one, only under
+the architecture, seed and settings it started with (else a clear error).
 """
 
 import os

@@ -3,7 +3,11 @@
 ``train_and_evaluate(config, arch, workdir)`` builds the standalone network
 of ``arch`` (:mod:`fbnet_jax.models`), trains it on the whole training split
 with SGD + momentum + cosine decay, and evaluates it on the eval split.
-Checkpoints with orbax; a restarted run resumes.
+Checkpoints with orbax; a restarted run resumes, and a finished one is
+read back. Both only under the settings they were started with
+(:func:`run_settings`, kept in ``settings.json`` and ``retrain.json``): a
+workdir of another architecture, seed or setting is a clear error, never
+silently reused.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from fbnet_jax import initializers
 from fbnet_jax import models
 
 RESULT_FILE = 'retrain.json'
+SETTINGS_FILE = 'settings.json'
+# Settings that do not change the result: a run may resume under others.
+_IRRELEVANT = {'retrain': ('checkpoint_every',), 'data': ('data_dir',)}
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -92,11 +99,66 @@ def load_arch(path: str) -> tuple[list[int], dict]:
   return result['arch_index'], result
 
 
+def run_settings(config: ml_collections.ConfigDict,
+                 arch: Sequence[int]) -> dict:
+  """What a retraining's result depends on, as JSON values."""
+  sections = {}
+  for name in ('retrain', 'data'):
+    sections[name] = {k: v for k, v in config[name].to_dict().items()
+                      if k not in _IRRELEVANT[name]}
+  settings = {'arch': [int(a) for a in arch], 'seed': int(config.seed),
+              'space': config.space, 'macro': config.get('macro', 'cifar'),
+              **sections}
+  return json.loads(json.dumps(settings))  # tuples -> lists, as read back
+
+
+def _check_settings(path: str, recorded: dict, settings: dict) -> None:
+  differ = [k for k in settings if recorded.get(k) != settings[k]]
+  if differ:
+    raise ValueError(
+        f'{path}: was started with another {", ".join(differ)} than this '
+        f'run ({ {k: recorded.get(k) for k in differ} } vs '
+        f'{ {k: settings[k] for k in differ} }); use another workdir, or '
+        'delete this one to start over.')
+
+
+def _read_json(path: str):
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        arch: Sequence[int], workdir: str, *,
                        progress: bool = True) -> dict:
-  """Trains ``arch`` with ``config.retrain`` settings; returns the result."""
-  os.makedirs(workdir, exist_ok=True)
+  """Trains ``arch`` with ``config.retrain`` settings; returns the result.
+
+  A finished run in ``workdir`` (its ``retrain.json``) is returned as it
+  is; a half-finished one resumes from its checkpoint. Either only if its
+  :func:`run_settings` are this run's; otherwise a ``ValueError`` names the
+  settings that differ.
+  """
+  settings = run_settings(config, arch)
+  result_path = os.path.join(workdir, RESULT_FILE)
+  finished = _read_json(result_path)
+  if finished is not None:
+    _check_settings(result_path, finished, settings)
+    logging.info('retrain: %s is finished; read back.', result_path)
+    return finished
+  settings_path = os.path.join(workdir, SETTINGS_FILE)
+  started = _read_json(settings_path)
+  has_checkpoint = os.path.isdir(os.path.join(workdir, 'checkpoints'))
+  if started is not None:
+    _check_settings(settings_path, started, settings)
+  elif has_checkpoint:
+    raise ValueError(f'{workdir}: holds checkpoints but no {SETTINGS_FILE}, '
+                     'so its settings cannot be checked; use another '
+                     'workdir, or delete this one to start over.')
+  else:
+    os.makedirs(workdir, exist_ok=True)
+    with open(settings_path, 'w') as f:
+      json.dump(settings, f, indent=1)
   r = config.retrain
   info = data_lib.dataset_info(config.data.name, config.data.image_size)
   model = build_model(config, arch, info.num_classes)
@@ -157,7 +219,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                           desc='retrain', unit='step'):
     state, loss = train_step(state, next(batches))
     if step % 10 == 0 or step == total - 1:
-      losses.append((step, float(loss)))
+      losses.append([step, float(loss)])
     manager.save(step + 1, args=ocp.args.StandardSave(state))
   if manager.latest_step() != total:
     manager.save(total, args=ocp.args.StandardSave(state), force=True)
@@ -169,8 +231,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       limit=config.data.get('eval_limit')):
     correct += float(eval_step(state, batch))
     count += float(batch['mask'].sum())
-  result = {'arch': [int(a) for a in arch], 'seed': int(config.seed),
-            'retrain': r.to_dict(), 'accuracy': correct / count,
+  result = {**settings, 'accuracy': correct / count,
             'num_eval': int(count), 'steps': total,
             'train_seconds': time.time() - t0,
             'train_loss': losses}

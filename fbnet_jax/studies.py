@@ -160,8 +160,9 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
     for s in range(n):
       cfg = copy.deepcopy(config)
       cfg.seed = config.seed + s
-      accs.append(_retrain_once(cfg, a, os.path.join(root, name,
-                                                    f'seed{cfg.seed}')))
+      run = retrain.train_and_evaluate(
+          cfg, a, os.path.join(root, name, f'seed{cfg.seed}'), progress=False)
+      accs.append(float(run['accuracy']))
       print(f'{name:8s} seed {cfg.seed}  {ms:6.2f} ms  accuracy '
             f'{accs[-1]:.4f}', flush=True)
     rows.append(dict(name=name, arch=space.names(a), lut_ms=ms,
@@ -224,24 +225,6 @@ def pool_found_vs_random(studies: Sequence[dict]) -> dict:
   if len(studies) > 1:
     out['paired'] = _summary(stats.ttest_1samp(per, 0.0))
   return out
-
-
-def _retrain_once(config, arch, workdir: str) -> float:
-  """Accuracy of one retraining, read back if it has finished before."""
-  path = os.path.join(workdir, retrain.RESULT_FILE)
-  if os.path.exists(path):
-    with open(path) as f:
-      done = json.load(f)
-    want = {'arch': [int(a) for a in arch], 'seed': config.seed,
-            'retrain': config.retrain.to_dict()}
-    got = {k: done.get(k) for k in want}
-    if got == want:
-      return float(done['accuracy'])
-    differ = [k for k in want if got[k] != want[k]]
-    raise ValueError(f'{path}: its {", ".join(differ)} differ from this '
-                     f'study\'s ({got} vs {want}); use another --workdir.')
-  return float(retrain.train_and_evaluate(config, arch, workdir,
-                                          progress=False)['accuracy'])
 
 
 def _plot_found_vs_random(out: dict, path: str):

@@ -31,6 +31,47 @@ def test_retrain_from_result_json(tmp_path):
   assert curve[-1][1] < curve[0][1]
 
 
+def test_retrain_resumes_only_under_its_own_settings(tmp_path, monkeypatch):
+  arch = [8] * 22
+  arch[3] = 1
+  config = quickstart.get_config('smoke')
+  workdir = str(tmp_path / 'w')
+  first = retrain.train_and_evaluate(config, arch, workdir, progress=False)
+  # A finished run is read back, not retrained; data_dir does not matter.
+  build = retrain.build_model
+  monkeypatch.setattr(retrain, 'build_model',
+                      lambda *a, **k: pytest.fail('retrained again'))
+  config.data.data_dir = '/elsewhere'
+  assert retrain.train_and_evaluate(config, arch, workdir,
+                                    progress=False) == first
+  config.seed = 1
+  with pytest.raises(ValueError,
+                     match='retrain.json: was started with another seed'):
+    retrain.train_and_evaluate(config, arch, workdir, progress=False)
+  other = list(arch)
+  other[4] = 2
+  config.seed = 0
+  with pytest.raises(ValueError, match='another arch than'):
+    retrain.train_and_evaluate(config, other, workdir, progress=False)
+  # Without retrain.json it is a run stopped after its last checkpoint:
+  # it resumes (no step left) under its settings.json, and only under it.
+  monkeypatch.setattr(retrain, 'build_model', build)
+  (tmp_path / 'w' / retrain.RESULT_FILE).unlink()
+  config.retrain.lr = 0.5
+  with pytest.raises(ValueError,
+                     match='settings.json: was started with another retrain'):
+    retrain.train_and_evaluate(config, arch, workdir, progress=False)
+  config.retrain.lr = quickstart.get_config('smoke').retrain.lr
+  config.retrain.checkpoint_every = 7  # does not change the result
+  again = retrain.train_and_evaluate(config, arch, workdir, progress=False)
+  assert again['accuracy'] == first['accuracy']
+  assert again['train_loss'] == []  # nothing was left to train
+  (tmp_path / 'w' / retrain.SETTINGS_FILE).unlink()
+  (tmp_path / 'w' / retrain.RESULT_FILE).unlink()
+  with pytest.raises(ValueError, match='no settings.json'):
+    retrain.train_and_evaluate(config, arch, workdir, progress=False)
+
+
 def test_bad_result_json_is_a_clear_error(tmp_path):
   path = tmp_path / 'result.json'
   path.write_text(json.dumps({'space': 'fbnet'}))
@@ -76,7 +117,7 @@ def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch,
             for s in (0, 1)]
   assert curves[0] != curves[1]  # the seed changes the initialisation
   # Finished runs are read back: poison retraining and call again.
-  monkeypatch.setattr(retrain, 'train_and_evaluate',
+  monkeypatch.setattr(retrain, 'build_model',
                       lambda *a, **k: pytest.fail('retrained again'))
   again = studies.found_vs_random(config, str(path), root, num_random=2,
                                   seeds=1, found_seeds=2)
@@ -86,7 +127,7 @@ def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch,
     studies.found_vs_random(config, str(path), root, seeds=0)
   # Another retraining setting in the same workdir is an error, not a reuse.
   config.retrain.lr = 0.5
-  with pytest.raises(ValueError, match='retrain differ'):
+  with pytest.raises(ValueError, match='another retrain than'):
     studies.found_vs_random(config, str(path), root, num_random=2, seeds=1,
                             found_seeds=2)
 

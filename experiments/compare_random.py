@@ -37,9 +37,11 @@ def main(argv):
   compilation_cache.enable()
   out = studies.found_vs_random(_CONFIG.value, _ARCH.value, _WORKDIR.value,
                                 _NUM.value, _SEEDS.value, _FOUND_SEEDS.value)
+  spread = ('' if out['random_std'] is None
+            else f' +- {out["random_std"]:.4f}')
   print(f'found {out["found"]["accuracy"]:.4f} (mean of '
         f'{len(out["found"]["seeds"])} seeds) vs random '
-        f'{out["random_mean"]:.4f} +- {out["random_std"]:.4f} '
+        f'{out["random_mean"]:.4f}{spread} '
         f'({len(out["random"])} archs at the same latency); found ranks '
         f'{out["found_rank"]} of {out["num_archs"]}')
   if 'welch' in out:

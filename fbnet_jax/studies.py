@@ -168,12 +168,12 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
     rows.append(dict(name=name, arch=space.names(a), lut_ms=ms,
                      seeds=[config.seed + s for s in range(n)],
                      seed_accuracies=accs, accuracy=float(np.mean(accs)),
-                     accuracy_std=float(np.std(accs))))
+                     accuracy_std=_sample_std(accs)))
   found, rand = rows[0], rows[1:]
   means = np.array([r['accuracy'] for r in rand])
   out = {'device': device, 'found': found, 'random': rand,
          'random_mean': float(means.mean()),
-         'random_std': float(means.std()),
+         'random_std': _sample_std(means),
          'found_minus_random_mean': found['accuracy'] - float(means.mean()),
          'found_rank': 1 + int(np.sum(means > found['accuracy'] + 1e-9)),
          'num_archs': len(rows)}
@@ -183,6 +183,11 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
     json.dump(out, f, indent=1)
   _plot_found_vs_random(out, os.path.join(root, 'found_vs_random.png'))
   return out
+
+
+def _sample_std(values) -> Optional[float]:
+  """Standard deviation with Bessel's correction; None for one value."""
+  return float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
 def welch(found_accuracies: Sequence[float],
@@ -232,8 +237,9 @@ def _plot_found_vs_random(out: dict, path: str):
   fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(rows), 4.2))
   for i, r in enumerate(rows):
     color = 'C3' if i == 0 else 'C0'
-    ax.plot([i] * len(r['seed_accuracies']), r['seed_accuracies'], 'o',
-            color=color, alpha=0.45, ms=5)
+    n = len(r['seed_accuracies'])  # seeds side by side: ties stay visible
+    ax.plot(i + np.linspace(-0.15, 0.15, n) * (n > 1), r['seed_accuracies'],
+            'o', color=color, alpha=0.45, ms=5)
     ax.plot([i - 0.3, i + 0.3], [r['accuracy']] * 2, '-', color=color, lw=2)
   ax.axhline(out['random_mean'], color='C0', ls=':', lw=1,
              label=f'random mean {out["random_mean"]:.4f}')
@@ -241,7 +247,8 @@ def _plot_found_vs_random(out: dict, path: str):
   ax.set_xticklabels([f'{r["name"]}\n{r["lut_ms"]:.1f} ms' for r in rows],
                      fontsize=7)
   ax.set_ylabel('retrained accuracy (dots: seeds, bars: mean)')
-  title = f'found vs random at {out["found"]["lut_ms"]:.1f} ms ({out["device"]})'
+  title = (f'found vs random at {out["found"]["lut_ms"]:.1f} ms '
+           f'({out["device"]})')
   if 'welch' in out:
     title += f'\nWelch p = {out["welch"]["p_two_sided"]:.3f}'
   ax.set_title(title, fontsize=9)

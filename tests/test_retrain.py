@@ -104,6 +104,9 @@ def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch,
   assert [len(r['seed_accuracies']) for r in out['random']] == [1, 1]
   assert out['found']['accuracy'] == pytest.approx(
       np.mean(out['found']['seed_accuracies']))
+  assert out['found']['accuracy_std'] == pytest.approx(
+      np.std(out['found']['seed_accuracies'], ddof=1))
+  assert out['random'][0]['accuracy_std'] is None  # one seed: no spread
   assert out['random_mean'] == pytest.approx(
       np.mean([r['accuracy'] for r in out['random']]))
   assert out['found_rank'] == 1 + sum(

@@ -30,6 +30,7 @@ import tqdm
 from fbnet_jax import data as data_lib
 from fbnet_jax import initializers
 from fbnet_jax import models
+from fbnet_jax import workdirs
 
 RESULT_FILE = 'retrain.json'
 SETTINGS_FILE = 'settings.json'
@@ -106,27 +107,10 @@ def run_settings(config: ml_collections.ConfigDict,
   for name in ('retrain', 'data'):
     sections[name] = {k: v for k, v in config[name].to_dict().items()
                       if k not in _IRRELEVANT[name]}
-  settings = {'arch': [int(a) for a in arch], 'seed': int(config.seed),
-              'space': config.space, 'macro': config.get('macro', 'cifar'),
-              **sections}
-  return json.loads(json.dumps(settings))  # tuples -> lists, as read back
-
-
-def _check_settings(path: str, recorded: dict, settings: dict) -> None:
-  differ = [k for k in settings if recorded.get(k) != settings[k]]
-  if differ:
-    raise ValueError(
-        f'{path}: was started with another {", ".join(differ)} than this '
-        f'run ({ {k: recorded.get(k) for k in differ} } vs '
-        f'{ {k: settings[k] for k in differ} }); use another workdir, or '
-        'delete this one to start over.')
-
-
-def _read_json(path: str):
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+  return workdirs.as_json({
+      'arch': [int(a) for a in arch], 'seed': int(config.seed),
+      'space': config.space, 'macro': config.get('macro', 'cifar'),
+      **sections})
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -141,24 +125,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   """
   settings = run_settings(config, arch)
   result_path = os.path.join(workdir, RESULT_FILE)
-  finished = _read_json(result_path)
+  finished = workdirs.read_json(result_path)
   if finished is not None:
-    _check_settings(result_path, finished, settings)
+    workdirs.check(result_path, finished, settings)
     logging.info('retrain: %s is finished; read back.', result_path)
     return finished
-  settings_path = os.path.join(workdir, SETTINGS_FILE)
-  started = _read_json(settings_path)
-  has_checkpoint = os.path.isdir(os.path.join(workdir, 'checkpoints'))
-  if started is not None:
-    _check_settings(settings_path, started, settings)
-  elif has_checkpoint:
-    raise ValueError(f'{workdir}: holds checkpoints but no {SETTINGS_FILE}, '
-                     'so its settings cannot be checked; use another '
-                     'workdir, or delete this one to start over.')
-  else:
-    os.makedirs(workdir, exist_ok=True)
-    with open(settings_path, 'w') as f:
-      json.dump(settings, f, indent=1)
+  workdirs.record_or_check(
+      os.path.join(workdir, SETTINGS_FILE), settings,
+      resuming=os.path.isdir(os.path.join(workdir, 'checkpoints')))
   r = config.retrain
   info = data_lib.dataset_info(config.data.name, config.data.image_size)
   model = build_model(config, arch, info.num_classes)

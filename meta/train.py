@@ -3,7 +3,9 @@
 ``train_and_evaluate(config, workdir)`` meta-trains on the meta-train
 devices' pool rows, selects the checkpoint with the best Spearman on the
 meta-valid devices (scored on held-out pool rows: no query row of any device
-is ever seen), checkpoints to ``workdir`` and resumes from it.
+is ever seen), checkpoints to ``workdir`` and resumes from it, only under
+the config it was started with (``config.json``; ``meta.num_episodes`` may
+grow, and chunking and meta-test settings may change).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import optax
 import tqdm
 
+from fbnet_jax import workdirs
 from meta import adaptation
 from meta import latency_data
 from meta import maml
@@ -29,6 +32,11 @@ from meta import tasks as tasks_lib
 CHECKPOINT = 'checkpoint.msgpack'
 PREDICTOR_DIR = 'predictor'
 HISTORY = 'history.json'
+CONFIG_FILE = 'config.json'
+# May change on resume: how long to train, how episodes are chunked into
+# jitted calls, and the meta-test's support draws.
+_RESUMABLE_CHANGES = (('meta', 'num_episodes'), ('meta', 'episodes_per_call'),
+                      ('eval', 'seeds'))
 
 
 @flax.struct.dataclass
@@ -226,6 +234,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   best = {'params': params, 'score': -2.0, 'step': 0}
   history = []
   ckpt = os.path.join(workdir, CHECKPOINT)
+  workdirs.record_or_check(os.path.join(workdir, CONFIG_FILE),
+                           _resume_settings(config),
+                           resuming=os.path.exists(ckpt))
   if os.path.exists(ckpt):
     with open(ckpt, 'rb') as f:
       restored = flax.serialization.from_bytes({'state': state, 'best': best},
@@ -268,6 +279,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   _write_history(workdir, history, best,
                  episodes_per_s=done / max(elapsed, 1e-9))
   return predictor
+
+
+def _resume_settings(config: ml_collections.ConfigDict) -> dict:
+  settings = config.to_dict()
+  for section, key in _RESUMABLE_CHANGES:
+    settings.get(section, {}).pop(key, None)
+  return settings
 
 
 def _write_history(workdir, history, best, **extra) -> None:

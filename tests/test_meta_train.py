@@ -46,6 +46,12 @@ def test_resume_continues_from_checkpoint(tmp_path):
   with open(tmp_path / train.HISTORY) as f:
     history = json.load(f)['history']
   assert [h['episode'] for h in history] == [20, 40]
+  # Another meta-learning setting is an error, not a silent continuation.
+  config.meta.inner_lr = 0.5
+  with pytest.raises(ValueError,
+                     match='config.json: was started with another '
+                     'meta.inner_lr'):
+    train.train_and_evaluate(config, str(tmp_path), progress=False)
 
 
 def test_save_load_round_trip(workdir, tmp_path):

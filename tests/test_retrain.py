@@ -59,7 +59,7 @@ def test_retrain_resumes_only_under_its_own_settings(tmp_path, monkeypatch):
   (tmp_path / 'w' / retrain.RESULT_FILE).unlink()
   config.retrain.lr = 0.5
   with pytest.raises(ValueError,
-                     match='settings.json: was started with another retrain'):
+                     match='settings.json: was started with another retrain.lr'):
     retrain.train_and_evaluate(config, arch, workdir, progress=False)
   config.retrain.lr = quickstart.get_config('smoke').retrain.lr
   config.retrain.checkpoint_every = 7  # does not change the result
@@ -68,7 +68,7 @@ def test_retrain_resumes_only_under_its_own_settings(tmp_path, monkeypatch):
   assert again['train_loss'] == []  # nothing was left to train
   (tmp_path / 'w' / retrain.SETTINGS_FILE).unlink()
   (tmp_path / 'w' / retrain.RESULT_FILE).unlink()
-  with pytest.raises(ValueError, match='no settings.json'):
+  with pytest.raises(ValueError, match='holds a checkpoint but no settings.json'):
     retrain.train_and_evaluate(config, arch, workdir, progress=False)
 
 
@@ -130,7 +130,7 @@ def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch,
     studies.found_vs_random(config, str(path), root, seeds=0)
   # Another retraining setting in the same workdir is an error, not a reuse.
   config.retrain.lr = 0.5
-  with pytest.raises(ValueError, match='another retrain than'):
+  with pytest.raises(ValueError, match='another retrain.lr than'):
     studies.found_vs_random(config, str(path), root, num_random=2, seeds=1,
                             found_seeds=2)
 

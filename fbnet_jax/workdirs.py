@@ -1,0 +1,73 @@
+"""A workdir remembers the settings it was started with.
+
+A killed job resumes, and a finished one is read back, only under those
+settings: a workdir of another architecture, seed or configuration is a
+clear error naming what differs, never silently continued.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Optional
+
+
+def as_json(settings: Any) -> Any:
+  """``settings`` as they read back from JSON (tuples become lists)."""
+  return json.loads(json.dumps(settings))
+
+
+def flatten(settings: dict, prefix: str = '') -> dict:
+  """Nested dicts as one dict with dotted keys."""
+  out = {}
+  for key, value in settings.items():
+    if isinstance(value, dict) and value:
+      out.update(flatten(value, f'{prefix}{key}.'))
+    else:
+      out[f'{prefix}{key}'] = value
+  return out
+
+
+def check(path: str, recorded: dict, settings: dict) -> None:
+  """Raises ``ValueError`` naming the settings that ``path`` recorded
+  otherwise (compared on the keys of ``settings``, nested ones dotted)."""
+  got, want = flatten(recorded), flatten(as_json(settings))
+  differ = [k for k in want if got.get(k) != want[k]]
+  if differ:
+    raise ValueError(
+        f'{path}: was started with another {", ".join(differ)} than this '
+        f'run ({ {k: got.get(k) for k in differ} } vs '
+        f'{ {k: want[k] for k in differ} }); use another workdir, or delete '
+        'this one to start over.')
+
+
+def read_json(path: str) -> Optional[Any]:
+  """The file's JSON, or None if there is no such file."""
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def record_or_check(path: str, settings: dict, *, resuming: bool) -> None:
+  """A resumed run is checked against the settings file ``path`` it was
+  started with; a fresh run writes that file.
+
+  Args:
+    path: the settings file in the workdir.
+    settings: this run's settings (JSON values, nested dicts allowed).
+    resuming: the workdir holds a checkpoint to resume from. One without a
+      settings file cannot be checked and is an error.
+  """
+  if resuming:
+    recorded = read_json(path)
+    if recorded is None:
+      raise ValueError(f'{os.path.dirname(path)}: holds a checkpoint but no '
+                       f'{os.path.basename(path)}, so its settings cannot be '
+                       'checked; use another workdir, or delete this one to '
+                       'start over.')
+    check(path, recorded, settings)
+    return
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump(as_json(settings), f, indent=1)

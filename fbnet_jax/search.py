@@ -29,7 +29,9 @@ Design choices:
   ``('data',)``, batches sharded on axis 0, state replicated.
 - Orbax checkpoints every ``config.checkpoint_every`` steps; the data streams
   and random keys are functions of the step counters, so a restarted run
-  reproduces the uninterrupted one.
+  reproduces the uninterrupted one. It resumes only under the settings that
+  the trained state depends on (:func:`resume_settings`, kept in
+  ``settings.json``); others are a clear error.
 """
 
 from __future__ import annotations
@@ -58,8 +60,10 @@ from fbnet_jax import search_report
 from fbnet_jax import spaces as spaces_lib
 from fbnet_jax import supernet as supernet_lib
 from fbnet_jax import reporting
+from fbnet_jax import workdirs
 
 RESULT_FILE = 'result.json'
+SETTINGS_FILE = 'settings.json'
 
 
 class SearchState(flax.struct.PyTreeNode):
@@ -386,6 +390,29 @@ def _checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
           max_to_keep=2, save_interval_steps=config.checkpoint_every))
 
 
+def resume_settings(config: ml_collections.ConfigDict) -> dict:
+  """The config as far as the trained state depends on it.
+
+  Left out: other jobs' sections (``evolve``, ``retrain``, ``measure``),
+  what only derivation and evaluation read (their settings may change on a
+  rerun of a finished search), checkpoint spacing and the data's location;
+  and, for a weights-only run (warm-up for all epochs: the evolve
+  configs' supernet), the latency source and loss, which it never uses.
+  """
+  settings = config.to_dict()
+  for key in ('evolve', 'retrain', 'measure', 'checkpoint_every'):
+    settings.pop(key, None)
+  for section, key in (('data', 'data_dir'), ('data', 'eval_limit'),
+                       ('search', 'calib_batches'), ('search', 'derive'),
+                       ('search', 'derive_tolerance'),
+                       ('search', 'num_derived_samples')):
+    settings.get(section, {}).pop(key, None)
+  if config.search.warmup_epochs >= config.epochs:
+    settings.pop('latency', None)
+    settings.pop('loss', None)
+  return settings
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        *, progress: bool = True,
                        stop_after: Optional[int] = None) -> dict:
@@ -405,6 +432,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     dnas.check_latency_range(_min_latency(searcher), config.loss)
   state = searcher.init_state()
   manager = _checkpoint_manager(workdir, config)
+  workdirs.record_or_check(os.path.join(workdir, SETTINGS_FILE),
+                           resume_settings(config),
+                           resuming=manager.latest_step() is not None)
   history = []
   if manager.latest_step() is not None:
     state = manager.restore(manager.latest_step(),

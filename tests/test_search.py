@@ -77,6 +77,14 @@ def test_resume_reproduces_the_uninterrupted_run(finished, tmp_path):
   a, b = restore(workdir), restore(str(tmp_path))
   np.testing.assert_allclose(a['params']['arch'], b['params']['arch'],
                              rtol=1e-5, atol=1e-6)
+  # A finished search may be re-derived and re-evaluated under other
+  # evaluation settings, but not resumed under another training setting.
+  config.data.eval_limit = 16
+  search.train_and_evaluate(config, str(tmp_path), progress=False)
+  config.optim.weight_lr = 0.5
+  with pytest.raises(ValueError, match='settings.json: was started with '
+                     'another optim.weight_lr'):
+    search.train_and_evaluate(config, str(tmp_path), progress=False)
 
 
 def _skip_only_config():

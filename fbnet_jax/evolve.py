@@ -50,6 +50,7 @@ from fbnet_jax import latency_loop
 from fbnet_jax import nsga
 from fbnet_jax import pareto
 from fbnet_jax import search as search_lib
+from fbnet_jax import workdirs
 
 
 # ------------------------------------------------------------ evaluation
@@ -197,11 +198,16 @@ def dnas_config(config: ml_collections.ConfigDict,
 def dnas_searches(config: ml_collections.ConfigDict, workdir: str,
                   targets, *, progress: bool = True) -> list[str]:
   """Runs (or resumes) one DNAS search per target in
-  ``workdir/dnas/<target>ms``; returns their ``result.json`` paths."""
+  ``workdir/dnas/<target>ms_<fingerprint>``; returns their ``result.json``
+  paths. The fingerprint of the search's :func:`search.resume_settings`
+  (latency source, support, ...) gives another setting its own folder, so
+  a rerun reuses a finished search exactly when it would train the same."""
   paths = []
   for target in targets:
     cfg = dnas_config(config, target)
-    out = os.path.join(workdir, 'dnas', f'{cfg.latency.target_ms:g}ms')
+    name = (f'{cfg.latency.target_ms:g}ms_'
+            f'{workdirs.fingerprint(search_lib.resume_settings(cfg))}')
+    out = os.path.join(workdir, 'dnas', name)
     logging.info('DNAS for %.3f ms -> %s', cfg.latency.target_ms, out)
     search_lib.train_and_evaluate(cfg, out, progress=progress)
     paths.append(os.path.join(out, 'result.json'))

@@ -2,14 +2,19 @@
 
 A killed job resumes, and a finished one is read back, only under those
 settings: a workdir of another architecture, seed or configuration is a
-clear error naming what differs, never silently continued.
+clear error naming what differs, never silently continued. Settings are
+compared as values: a file named by path (a device file, a predictor) is
+compared by its path, not its content.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any, Optional
+
+_MISSING = '<not recorded>'
 
 
 def as_json(settings: Any) -> Any:
@@ -32,13 +37,19 @@ def check(path: str, recorded: dict, settings: dict) -> None:
   """Raises ``ValueError`` naming the settings that ``path`` recorded
   otherwise (compared on the keys of ``settings``, nested ones dotted)."""
   got, want = flatten(recorded), flatten(as_json(settings))
-  differ = [k for k in want if got.get(k) != want[k]]
+  differ = [k for k in want if got.get(k, _MISSING) != want[k]]
   if differ:
     raise ValueError(
         f'{path}: was started with another {", ".join(differ)} than this '
-        f'run ({ {k: got.get(k) for k in differ} } vs '
+        f'run ({ {k: got.get(k, _MISSING) for k in differ} } vs '
         f'{ {k: want[k] for k in differ} }); use another workdir, or delete '
         'this one to start over.')
+
+
+def fingerprint(settings: dict) -> str:
+  """A short hash of ``settings``: names a folder per distinct setting."""
+  text = json.dumps(as_json(settings), sort_keys=True)
+  return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def read_json(path: str) -> Optional[Any]:

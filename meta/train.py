@@ -4,8 +4,10 @@
 devices' pool rows, selects the checkpoint with the best Spearman on the
 meta-valid devices (scored on held-out pool rows: no query row of any device
 is ever seen), checkpoints to ``workdir`` and resumes from it, only under
-the config it was started with (``config.json``; ``meta.num_episodes`` may
-grow, and chunking and meta-test settings may change).
+the config it was started with (``config.json``). Chunking and meta-test
+settings may change, and ``meta.num_episodes`` may grow to train on: the
+rest then follows the longer run's cosine schedule, which is not what a
+fresh run of that length would have done.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ CHECKPOINT = 'checkpoint.msgpack'
 PREDICTOR_DIR = 'predictor'
 HISTORY = 'history.json'
 CONFIG_FILE = 'config.json'
-# May change on resume: how long to train, how episodes are chunked into
-# jitted calls, and the meta-test's support draws.
+# May change on resume: how long to train (only to grow), how episodes are
+# chunked into jitted calls, and the meta-test's support draws.
 _RESUMABLE_CHANGES = (('meta', 'num_episodes'), ('meta', 'episodes_per_call'),
                       ('eval', 'seeds'))
 
@@ -245,6 +247,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     with open(os.path.join(workdir, HISTORY)) as f:
       history = json.load(f)['history']
     logging.info('Resumed from %s at episode %d.', ckpt, int(state.step))
+    if int(state.step) > m.num_episodes:
+      raise ValueError(f'{ckpt}: is at episode {int(state.step)}, past '
+                       f'meta.num_episodes={m.num_episodes}; resume with at '
+                       'least as many episodes, or use another workdir.')
 
   chunk_size = min(m.episodes_per_call, config.eval.every)
   chunk = make_train_chunk(config, optimizer, chunk_size)

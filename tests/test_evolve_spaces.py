@@ -204,6 +204,22 @@ def nb201_run(tmp_path_factory, module_compilation_cache):
   return workdir, summary
 
 
+def test_dnas_folders_are_per_target_and_training_setting(monkeypatch):
+  dirs = []
+  monkeypatch.setattr(evolve.search_lib, 'train_and_evaluate',
+                      lambda cfg, out, **_: dirs.append(out))
+  config = evolve_nasbench201.get_config()
+  evolve.dnas_searches(config, 'w', [10.0, 20.0], progress=False)
+  config.evolve.budget = 7  # not a DNAS training setting
+  config.search.calib_batches = 3
+  evolve.dnas_searches(config, 'w', [10.0], progress=False)
+  config.latency.support = 'spread'  # another adapted predictor
+  evolve.dnas_searches(config, 'w', [10.0], progress=False)
+  assert [os.path.basename(d).split('_')[0] for d in dirs] == [
+      '10ms', '20ms', '10ms', '10ms']
+  assert dirs[2] == dirs[0] and dirs[3] != dirs[0]
+
+
 def test_dnas_config_is_a_target_search_on_the_evolve_setup():
   config = evolve_nasbench201.get_config()
   dnas = evolve.dnas_config(config, 12.34567)

@@ -46,6 +46,10 @@ def test_resume_continues_from_checkpoint(tmp_path):
   with open(tmp_path / train.HISTORY) as f:
     history = json.load(f)['history']
   assert [h['episode'] for h in history] == [20, 40]
+  config.meta.num_episodes = 20  # fewer than it has trained: an error
+  with pytest.raises(ValueError, match='past meta.num_episodes=20'):
+    train.train_and_evaluate(config, str(tmp_path), progress=False)
+  config.meta.num_episodes = 40
   # Another meta-learning setting is an error, not a silent continuation.
   config.meta.inner_lr = 0.5
   with pytest.raises(ValueError,

@@ -1,0 +1,31 @@
+"""Settings a workdir was started with: recorded, compared, fingerprinted."""
+
+import pytest
+
+from fbnet_jax import workdirs
+
+
+def test_check_names_nested_and_missing_settings():
+  recorded = {'seed': 0, 'optim': {'lr': 0.1, 'momentum': 0.9}}
+  workdirs.check('w/settings.json', recorded,
+                 {'seed': 0, 'optim': {'lr': 0.1}})  # a subset is compared
+  with pytest.raises(ValueError, match=r'another optim\.lr, extra than'):
+    workdirs.check('w/settings.json', recorded,
+                   {'seed': 0, 'optim': {'lr': 0.2}, 'extra': None})
+
+
+def test_record_or_check(tmp_path):
+  path = str(tmp_path / 'run' / 'settings.json')
+  with pytest.raises(ValueError, match='holds a checkpoint but no'):
+    workdirs.record_or_check(path, {'a': (1, 2)}, resuming=True)
+  workdirs.record_or_check(path, {'a': (1, 2)}, resuming=False)
+  workdirs.record_or_check(path, {'a': [1, 2]}, resuming=True)  # as JSON
+  with pytest.raises(ValueError, match='another a than'):
+    workdirs.record_or_check(path, {'a': [1, 3]}, resuming=True)
+
+
+def test_fingerprint_is_of_the_values_not_their_order():
+  a = workdirs.fingerprint({'x': 1, 'y': {'z': (1, 2)}})
+  assert a == workdirs.fingerprint({'y': {'z': [1, 2]}, 'x': 1})
+  assert a != workdirs.fingerprint({'x': 2, 'y': {'z': [1, 2]}})
+  assert len(a) == 8

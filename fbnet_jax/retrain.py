@@ -35,7 +35,7 @@ from fbnet_jax import workdirs
 RESULT_FILE = 'retrain.json'
 SETTINGS_FILE = 'settings.json'
 # Settings that do not change the result: a run may resume under others.
-_IRRELEVANT = {'retrain': ('checkpoint_every',), 'data': ('data_dir',)}
+_IRRELEVANT = ('retrain.checkpoint_every', 'data.data_dir')
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -103,14 +103,11 @@ def load_arch(path: str) -> tuple[list[int], dict]:
 def run_settings(config: ml_collections.ConfigDict,
                  arch: Sequence[int]) -> dict:
   """What a retraining's result depends on, as JSON values."""
-  sections = {}
-  for name in ('retrain', 'data'):
-    sections[name] = {k: v for k, v in config[name].to_dict().items()
-                      if k not in _IRRELEVANT[name]}
-  return workdirs.as_json({
-      'arch': [int(a) for a in arch], 'seed': int(config.seed),
-      'space': config.space, 'macro': config.get('macro', 'cifar'),
-      **sections})
+  settings = {'arch': [int(a) for a in arch], 'seed': int(config.seed),
+              'space': config.space, 'macro': config.get('macro', 'cifar'),
+              'retrain': config.retrain.to_dict(),
+              'data': config.data.to_dict()}
+  return workdirs.as_json(workdirs.without(settings, _IRRELEVANT))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,

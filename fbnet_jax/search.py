@@ -64,6 +64,11 @@ from fbnet_jax import workdirs
 
 RESULT_FILE = 'result.json'
 SETTINGS_FILE = 'settings.json'
+# Config keys that the trained state of a search does not depend on.
+_NOT_TRAINING = ('evolve', 'retrain', 'measure', 'checkpoint_every',
+                 'data.data_dir', 'data.eval_limit', 'search.calib_batches',
+                 'search.derive', 'search.derive_tolerance',
+                 'search.num_derived_samples')
 
 
 class SearchState(flax.struct.PyTreeNode):
@@ -399,18 +404,10 @@ def resume_settings(config: ml_collections.ConfigDict) -> dict:
   and, for a weights-only run (warm-up for all epochs: the evolve
   configs' supernet), the latency source and loss, which it never uses.
   """
-  settings = config.to_dict()
-  for key in ('evolve', 'retrain', 'measure', 'checkpoint_every'):
-    settings.pop(key, None)
-  for section, key in (('data', 'data_dir'), ('data', 'eval_limit'),
-                       ('search', 'calib_batches'), ('search', 'derive'),
-                       ('search', 'derive_tolerance'),
-                       ('search', 'num_derived_samples')):
-    settings.get(section, {}).pop(key, None)
+  keys = _NOT_TRAINING
   if config.search.warmup_epochs >= config.epochs:
-    settings.pop('latency', None)
-    settings.pop('loss', None)
-  return settings
+    keys += ('latency', 'loss')
+  return workdirs.without(config.to_dict(), keys)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -426,15 +423,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       run with it); the checkpoint at that point is written first.
   """
   os.makedirs(workdir, exist_ok=True)
+  manager = _checkpoint_manager(workdir, config)
+  workdirs.record_or_check(os.path.join(workdir, SETTINGS_FILE),
+                           resume_settings(config),
+                           resuming=manager.latest_step() is not None)
   searcher = Searcher(config)
   s = config.search
   if config.loss.form == 'fbnet':
     dnas.check_latency_range(_min_latency(searcher), config.loss)
   state = searcher.init_state()
-  manager = _checkpoint_manager(workdir, config)
-  workdirs.record_or_check(os.path.join(workdir, SETTINGS_FILE),
-                           resume_settings(config),
-                           resuming=manager.latest_step() is not None)
   history = []
   if manager.latest_step() is not None:
     state = manager.restore(manager.latest_step(),

@@ -9,10 +9,11 @@ compared by its path, not its content.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 _MISSING = '<not recorded>'
 
@@ -20,6 +21,19 @@ _MISSING = '<not recorded>'
 def as_json(settings: Any) -> Any:
   """``settings`` as they read back from JSON (tuples become lists)."""
   return json.loads(json.dumps(settings))
+
+
+def without(settings: dict, keys: Iterable[str]) -> dict:
+  """A copy of ``settings`` without the dotted ``keys`` (absent ones are
+  ignored): what may change when a run resumes."""
+  out = copy.deepcopy(settings)
+  for key in keys:
+    *parents, last = key.split('.')
+    section = out
+    for parent in parents:
+      section = section.get(parent, {})
+    section.pop(last, None)
+  return out
 
 
 def flatten(settings: dict, prefix: str = '') -> dict:

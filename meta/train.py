@@ -37,8 +37,8 @@ HISTORY = 'history.json'
 CONFIG_FILE = 'config.json'
 # May change on resume: how long to train (only to grow), how episodes are
 # chunked into jitted calls, and the meta-test's support draws.
-_RESUMABLE_CHANGES = (('meta', 'num_episodes'), ('meta', 'episodes_per_call'),
-                      ('eval', 'seeds'))
+_RESUMABLE_CHANGES = ('meta.num_episodes', 'meta.episodes_per_call',
+                      'eval.seeds')
 
 
 @flax.struct.dataclass
@@ -226,6 +226,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     The selected meta-trained predictor.
   """
   os.makedirs(workdir, exist_ok=True)
+  ckpt = os.path.join(workdir, CHECKPOINT)
+  workdirs.record_or_check(
+      os.path.join(workdir, CONFIG_FILE),
+      workdirs.without(config.to_dict(), _RESUMABLE_CHANGES),
+      resuming=os.path.exists(ckpt))
   m = config.meta
   data = episode_data(config)
   optimizer = make_optimizer(config)
@@ -235,10 +240,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                     rng=jax.random.PRNGKey(config.seed + 1))
   best = {'params': params, 'score': -2.0, 'step': 0}
   history = []
-  ckpt = os.path.join(workdir, CHECKPOINT)
-  workdirs.record_or_check(os.path.join(workdir, CONFIG_FILE),
-                           _resume_settings(config),
-                           resuming=os.path.exists(ckpt))
   if os.path.exists(ckpt):
     with open(ckpt, 'rb') as f:
       restored = flax.serialization.from_bytes({'state': state, 'best': best},
@@ -285,13 +286,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   _write_history(workdir, history, best,
                  episodes_per_s=done / max(elapsed, 1e-9))
   return predictor
-
-
-def _resume_settings(config: ml_collections.ConfigDict) -> dict:
-  settings = config.to_dict()
-  for section, key in _RESUMABLE_CHANGES:
-    settings.get(section, {}).pop(key, None)
-  return settings
 
 
 def _write_history(workdir, history, best, **extra) -> None:

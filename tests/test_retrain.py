@@ -58,8 +58,8 @@ def test_retrain_resumes_only_under_its_own_settings(tmp_path, monkeypatch):
   monkeypatch.setattr(retrain, 'build_model', build)
   (tmp_path / 'w' / retrain.RESULT_FILE).unlink()
   config.retrain.lr = 0.5
-  with pytest.raises(ValueError,
-                     match='settings.json: was started with another retrain.lr'):
+  with pytest.raises(
+      ValueError, match='settings.json: was started with another retrain.lr'):
     retrain.train_and_evaluate(config, arch, workdir, progress=False)
   config.retrain.lr = quickstart.get_config('smoke').retrain.lr
   config.retrain.checkpoint_every = 7  # does not change the result
@@ -68,7 +68,8 @@ def test_retrain_resumes_only_under_its_own_settings(tmp_path, monkeypatch):
   assert again['train_loss'] == []  # nothing was left to train
   (tmp_path / 'w' / retrain.SETTINGS_FILE).unlink()
   (tmp_path / 'w' / retrain.RESULT_FILE).unlink()
-  with pytest.raises(ValueError, match='holds a checkpoint but no settings.json'):
+  with pytest.raises(ValueError,
+                     match='holds a checkpoint but no settings.json'):
     retrain.train_and_evaluate(config, arch, workdir, progress=False)
 
 

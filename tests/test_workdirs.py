@@ -29,3 +29,10 @@ def test_fingerprint_is_of_the_values_not_their_order():
   assert a == workdirs.fingerprint({'y': {'z': [1, 2]}, 'x': 1})
   assert a != workdirs.fingerprint({'x': 2, 'y': {'z': [1, 2]}})
   assert len(a) == 8
+
+
+def test_without_drops_dotted_keys_from_a_copy():
+  settings = {'a': 1, 'b': {'c': 2, 'd': 3}}
+  assert workdirs.without(settings, ('a', 'b.c', 'b.missing', 'x.y')) == {
+      'b': {'d': 3}}
+  assert settings == {'a': 1, 'b': {'c': 2, 'd': 3}}

@@ -14,7 +14,8 @@ Losses (``loss_form``):
   configuration up front with a clear error (choose a smaller unit).
 - ``target``: ``CE + lam * relu(|log(LAT / T)| - margin)``: "about T ms", a
   hinge both ways, flat within ``margin`` (relative) of the target.
-- ``budget``: ``CE + lam * relu(log(LAT / T))``: only above the target.
+- ``budget``: ``CE + lam * relu(log(LAT / T) - margin)``: only above the
+  target (and its margin).
 
 ``LAT`` is each example's latency under its sampled (soft or straight-
 through hard) architecture, from any :class:`fbnet_jax.latency.LatencyModel`.

@@ -22,6 +22,14 @@ import scipy.stats
 ZERO_INIT_SUFFIX = '_res'
 
 
+def is_kernel(path) -> bool:
+  """Whether the leaf at ``path`` (a ``tree_map_with_path`` key path) is a
+  convolution or dense kernel: Flax's ``kernel``, or a supernet's fused
+  ``<op>_pw1_kernel``, ``edge_<i>_<j>_..._kernel``."""
+  name = str(getattr(path[-1], 'key', ''))
+  return name == 'kernel' or name.endswith('_kernel')
+
+
 def _lecun_normal(rng: np.random.Generator, shape) -> np.ndarray:
   """Conv kernels are 4-D ``[kh, kw, in, out]`` and dense ones 2-D; one more
   leading axis means layers stacked by ``nn.scan`` (not part of fan-in)."""
@@ -51,7 +59,7 @@ def fast_init(model, seed: int, *args, **kwargs) -> dict[str, Any]:
   def fill(path, leaf):
     name = getattr(path[-1], 'key', str(path[-1]))
     collection = getattr(path[0], 'key', '')
-    if name == 'kernel' or name.endswith('_kernel'):
+    if is_kernel(path):
       return _lecun_normal(rng, leaf.shape)
     if name in ('bias', 'mean'):
       return np.zeros(leaf.shape, leaf.dtype)

@@ -108,6 +108,34 @@ class LatencyModel:
     out = np.concatenate(out) if out else np.zeros((0,), np.float32)
     return out[0] if single else out
 
+  def fastest(self, choice_mask, num_random: int = 2048
+              ) -> tuple[np.ndarray, float]:
+    """The fastest architecture of the allowed choices (``choice_mask
+    [U, C]``) and its ms: the best of ``num_random`` random valid ones,
+    then improved one unit at a time until no single change helps. For an
+    additive table that is the exact minimum (each unit's cheapest
+    choice); for a predictor, a local one."""
+    mask = np.asarray(choice_mask, bool)
+    units, choices = mask.shape
+    rng = np.random.default_rng(0)
+    p = mask / mask.sum(-1, keepdims=True)
+    archs = np.stack([[rng.choice(choices, p=row) for row in p]
+                      for _ in range(num_random)])
+    archs = self.space.make_valid(archs)
+    ms = self.arch_ms(archs)
+    best, best_ms = archs[np.argmin(ms)], float(np.min(ms))
+    u, c = np.divmod(np.arange(units * choices), choices)
+    for _ in range(units):  # passes, until one changes nothing
+      # Every single-unit change of ``best`` (disallowed choices keep it).
+      cands = np.repeat(best[None], units * choices, axis=0)
+      cands[np.arange(len(cands)), u] = np.where(mask[u, c], c, best[u])
+      cands = self.space.make_valid(cands)
+      ms = self.arch_ms(cands)
+      if float(np.min(ms)) >= best_ms:
+        break
+      best, best_ms = cands[np.argmin(ms)], float(np.min(ms))
+    return best, best_ms
+
 
 def lookup_table_latency(device: str) -> LatencyModel:
   """HW-NAS-Bench lookup table of ``device`` (FBNet, CIFAR macro)."""

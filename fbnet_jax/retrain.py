@@ -139,7 +139,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       1, info.num_train // r.batch_size)
   total = steps_per_epoch * r.epochs
   decay = jax.tree_util.tree_map_with_path(
-      lambda p, _: getattr(p[-1], 'key', '') == 'kernel', variables['params'])
+      lambda p, _: initializers.is_kernel(p), variables['params'])
   tx = optax.chain(optax.add_decayed_weights(r.weight_decay, mask=decay),
                    optax.sgd(optax.cosine_decay_schedule(r.lr, total),
                              momentum=0.9, nesterov=True))

@@ -87,9 +87,10 @@ def _labels(params):
 
 
 def _decay_mask(params):
-  """Weight decay on convolution / dense kernels only."""
+  """Weight decay on convolution / dense kernels only (the fused mixed
+  layers' ``<op>_*_kernel`` included)."""
   return jax.tree_util.tree_map_with_path(
-      lambda path, _: getattr(path[-1], 'key', '') == 'kernel', params)
+      lambda path, _: initializers.is_kernel(path), params)
 
 
 def make_optimizers(config, steps_total: int, warmup_steps: int = 0):
@@ -430,14 +431,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   searcher = Searcher(config)
   s = config.search
   if config.loss.form == 'fbnet':
-    dnas.check_latency_range(_min_latency(searcher), config.loss)
+    dnas.check_latency_range(
+        searcher.latency.fastest(searcher.mask)[1], config.loss)
   state = searcher.init_state()
   history = []
   if manager.latest_step() is not None:
     state = manager.restore(manager.latest_step(),
                             args=ocp.args.StandardRestore(state))
-    with open(os.path.join(workdir, 'history.json')) as f:
-      history = json.load(f)
+    # A run killed before its first epoch ended has no history yet.
+    history_path = os.path.join(workdir, 'history.json')
+    if os.path.exists(history_path):
+      with open(history_path) as f:
+        history = json.load(f)
     history = [h for h in history if h['step'] <= int(state.step)]
     logging.info('Resumed from step %d.', int(state.step))
   weights_iter = data_lib.train_batches(
@@ -504,8 +509,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       writer.scalars(step, {k: v for k, v in rec.items() if k != 'probs'})
       bar.set_postfix(ce=f'{rec.get("ce", 0):.3f}',
                       lat=f'{rec["expected_latency_ms"]:.2f}ms')
-    manager.save(step, args=ocp.args.StandardSave(state))
-    if manager.should_save(step) or end_of_epoch:
+    if manager.save(step, args=ocp.args.StandardSave(state)) or end_of_epoch:
       search_report.write_history(workdir, history)
     if stop_after is not None and step >= stop_after:
       _final_save(manager, step, state)
@@ -517,7 +521,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   bar.close()
   writer.close()
   logging.info('Search: %d steps in %.1fs.', step, time.time() - t0)
-  result = search_report.report(searcher, state, history, config)
+  result = search_report.report(searcher, state, config)
   with open(os.path.join(workdir, RESULT_FILE), 'w') as f:
     json.dump(result, f, indent=1)
   reporting.plot_search(history, searcher.space, config, workdir)
@@ -528,14 +532,3 @@ def _final_save(manager, step, state):
   if manager.latest_step() != step:
     manager.save(step, args=ocp.args.StandardSave(state), force=True)
   manager.wait_until_finished()
-
-
-def _min_latency(searcher) -> float:
-  """Smallest latency among 2048 random architectures of the searched
-  choices (for the fbnet-form loss's range check)."""
-  rng = np.random.default_rng(0)
-  logits = np.where(searcher.mask, 0.0, -np.inf)
-  p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-  archs = np.stack([[rng.choice(len(row), p=row) for row in p]
-                    for _ in range(2048)])
-  return float(np.min(searcher.latency.arch_ms(archs)))

@@ -23,6 +23,7 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from fbnet_jax import dnas
@@ -44,7 +45,7 @@ def describe(space, arch, sources: dict) -> dict:
                          for name, src in sources.items()}}
 
 
-def report(searcher, state, history, config) -> dict:
+def report(searcher, state, config) -> dict:
   """The result: the derived architecture and sampled ones, each fully
   described.
 
@@ -95,7 +96,10 @@ def report(searcher, state, history, config) -> dict:
           'latency_source': searcher.latency.name,
           'target_ms': config.latency.get('target_ms'),
           **best,
-          'expected_latency_ms': history[-1]['expected_latency_ms'],
+          # Under this run's latency source (a weights-only supernet may be
+          # searched again under another; its history keeps the first's).
+          'expected_latency_ms': float(searcher.latency(
+              jnp.asarray(searcher.probs(state)))),
           'mixture_accuracy': searcher.mixture_accuracy(state, limit),
           'argmax': plain,
           'samples': sampled}

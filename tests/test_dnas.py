@@ -120,6 +120,27 @@ def test_expected_latency_under_the_lookup_table():
       0.01 * float(lut(jnp.asarray(probs))))
 
 
+def test_fastest_architecture_is_the_exact_minimum_of_a_table():
+  """The fbnet-form loss's range check needs the true minimum: for an
+  additive table, each layer's cheapest allowed block (random sampling
+  finds 19 ms on raspi4 where 7.8 ms exists)."""
+  with np.load(latency.LUT_FILE) as npz:
+    tables = {d: (npz[f'{d}_rel'], float(npz[f'{d}_const']))
+              for d in ('raspi4', 'fpga')}
+  mask = np.ones((22, 9), bool)
+  mask[:, 8] = False  # no skip: the minimum moves
+  mask[3] = False
+  mask[3, 2] = True  # one layer fixed
+  for device, (rel, const) in tables.items():
+    lut = latency.lookup_table_latency(device)
+    for m in (np.ones((22, 9), bool), mask):
+      arch, ms = lut.fastest(m)
+      want = const + np.where(m, rel, np.inf).min(1).sum()
+      assert ms == pytest.approx(want, rel=1e-5, abs=1e-5)
+      assert m[np.arange(22), arch].all()
+      assert float(lut.arch_ms(arch)) == pytest.approx(ms)
+
+
 def test_lookup_table_reproduces_bundled_measurements():
   from meta import latency_data
   data = latency_data.load_space_data('fbnet')

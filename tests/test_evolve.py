@@ -13,6 +13,7 @@ import scipy.stats
 from configs import evolve_quick
 from fbnet_jax import evolve
 from fbnet_jax import evolve_report
+from fbnet_jax import latency as latency_lib
 from fbnet_jax import latency_loop
 from fbnet_jax import nsga
 from fbnet_jax import pareto
@@ -215,6 +216,15 @@ def test_smoke_run_with_latency_in_the_loop(smoke_run, tmp_path):
   summary = evolve.run(config, str(tmp_path), progress=False)
   assert summary['latency_source'] == 'predictor:raspi4'
   assert summary['latency_of_evaluated'] == 'lut:raspi4'
+  # The supernet's result.json, written again, speaks of this run's source.
+  lut_result = json.load(open(os.path.join(workdir, 'supernet',
+                                           'result.json')))
+  result = json.load(open(tmp_path / 'supernet' / 'result.json'))
+  probs = json.load(open(tmp_path / 'supernet' / 'history.json'))[-1]['probs']
+  want = float(latency_lib.latency_source(config)(np.asarray(probs)))
+  assert result['latency_source'] == 'predictor:raspi4'
+  assert result['expected_latency_ms'] == pytest.approx(want, rel=1e-3)
+  assert want != pytest.approx(lut_result['expected_latency_ms'], rel=1e-3)
   # 20 support rows + the 12 evaluated + the probed ones never evaluated
   # (at most 3 per guided round, 2 rounds).
   guided = json.load(open(tmp_path / 'evaluations.json'))['guided']['0']
@@ -258,7 +268,6 @@ def test_guided_search_refines_its_latency_after_each_round():
 
 
 def test_latency_in_the_loop_learns_the_measured_fast_end():
-  from fbnet_jax import latency as latency_lib
   config = evolve_quick.get_config()
   config.latency.source = 'predictor'
   model = latency_lib.latency_source(config)
@@ -278,7 +287,6 @@ def test_latency_in_the_loop_learns_the_measured_fast_end():
 
 
 def test_report_with_latency_in_the_loop_checks_the_predictions(tmp_path):
-  from fbnet_jax import latency as latency_lib
   config = evolve_quick.get_config('smoke')
   config.latency.source = 'predictor'
   config.evolve.measure_latency = True
@@ -314,7 +322,6 @@ def test_report_measures_the_front_here(tmp_path):
   measured (here by a stand-in running 25% slower than predicted, in a
   session whose references also ran 25% slower than in the device file):
   30-20% off raw, exact against the references."""
-  from fbnet_jax import latency as latency_lib
   config = evolve_quick.get_config('smoke')
   table = latency_lib.lookup_table_latency('raspi4')
   encoding, initial, runs = _smoke_runs(config, table.arch_ms)
@@ -439,7 +446,6 @@ class _StandInHarness:
 def test_measured_here_measures_each_architecture_once(
     tmp_path, file_measured_here):
   from fbnet_jax import closed_loop
-  from fbnet_jax import latency as latency_lib
   config = evolve_quick.get_config('smoke')
   path = str(tmp_path / 'mine.npz')
   device = file_measured_here(path)
@@ -491,7 +497,6 @@ def test_drift_by_latency_interpolates_in_log_latency():
 def test_measured_here_anchors_correct_the_fast_end(
     tmp_path, file_measured_here):
   from fbnet_jax import closed_loop
-  from fbnet_jax import latency as latency_lib
   config = evolve_quick.get_config('smoke')
   path = str(tmp_path / 'mine.npz')
   device = file_measured_here(path)
@@ -580,7 +585,6 @@ def test_measured_here_serves_ofa_architectures(tmp_path,
 
 def test_latency_in_the_loop_measures_here_with_a_device_file(
     tmp_path, file_measured_here):
-  from fbnet_jax import latency as latency_lib
   config = evolve_quick.get_config('smoke')
   config.latency.source = 'predictor'
   config.latency.device_file = str(tmp_path / 'mine.npz')
@@ -625,7 +629,6 @@ def test_report_with_latency_measured_here(
   use the harness's measurements (random search's architectures measured
   too), and the report says what was measured."""
   from fbnet_jax import closed_loop
-  from fbnet_jax import latency as latency_lib
   config = evolve_quick.get_config('smoke')
   config.latency.source = 'predictor'
   path = config.latency.device_file = str(tmp_path / 'mine.npz')

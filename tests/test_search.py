@@ -87,6 +87,55 @@ def test_resume_reproduces_the_uninterrupted_run(finished, tmp_path):
     search.train_and_evaluate(config, str(tmp_path), progress=False)
 
 
+def test_weight_decay_reaches_the_fused_layers_kernels():
+  params = {'net': {'stem': {'kernel': 1.0, 'bias': 1.0},
+                    'layer0': {'k3_e1_pw1_kernel': 1.0, 'k5_e6_dw_kernel': 1.0,
+                               'bn_k3_e1': {'scale': 1.0, 'bias': 1.0}},
+                    'cell': {'edge_0_1_nor_conv_3x3_kernel': 1.0}},
+            'arch': {'theta': 1.0}}
+  mask = search._decay_mask(params)  # pylint: disable=protected-access
+  assert mask == {'net': {'stem': {'kernel': True, 'bias': False},
+                          'layer0': {'k3_e1_pw1_kernel': True,
+                                     'k5_e6_dw_kernel': True,
+                                     'bn_k3_e1': {'scale': False,
+                                                  'bias': False}},
+                          'cell': {'edge_0_1_nor_conv_3x3_kernel': True}},
+                  'arch': {'theta': False}}
+
+
+class _Killed(Exception):
+  pass
+
+
+def test_a_run_killed_in_its_first_epoch_resumes(tmp_path, monkeypatch):
+  """Killed after its first checkpoint, before any epoch ended (no history
+  record yet), with or without history.json on disk. Steps are stubbed: no
+  supernet is compiled."""
+  kill_at = [4]
+
+  def fake_weight_step(self, state, batch, tau, target_ms, path=None):
+    del self, batch, tau, target_ms, path
+    if int(state.step) == kill_at[0]:
+      raise _Killed()
+    zero = jnp.zeros(())
+    return state.replace(step=state.step + 1), {
+        'loss': zero, 'ce': zero, 'accuracy': zero}
+
+  monkeypatch.setattr(search.Searcher, 'weight_step', fake_weight_step)
+  config = quickstart.get_config('smoke')  # 8 steps an epoch
+  workdir = str(tmp_path)
+  with pytest.raises(_Killed):
+    search.train_and_evaluate(config, workdir, progress=False)
+  history_path = os.path.join(workdir, 'history.json')
+  with open(history_path) as f:
+    assert json.load(f) == []  # written with the checkpoint of step 1
+  os.remove(history_path)  # as if killed between checkpoint and history
+  kill_at[0] = None
+  search.train_and_evaluate(config, workdir, progress=False, stop_after=8)
+  with open(history_path) as f:
+    assert [h['step'] for h in json.load(f)] == [8]
+
+
 def _skip_only_config():
   """The smoke search on skip blocks alone (1x1 projections where shapes
   change, BN everywhere): the data-parallel and compiled-step properties do

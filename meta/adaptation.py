@@ -88,6 +88,23 @@ def _reference_archs(space: str) -> np.ndarray:
   return latency_data.load_space_data(space).reference_archs
 
 
+def _check_ms(ms, name: str, shape: tuple[int, ...], missing: str = ''
+              ) -> np.ndarray:
+  """``ms`` as float32 of ``shape``, every given latency finite and > 0."""
+  ms = np.asarray(ms, np.float32)
+  if ms.shape != shape:
+    raise ValueError(f'{name}: expected shape {list(shape)}, got '
+                     f'{list(ms.shape)}.')
+  given = ~np.isnan(ms) if missing else np.ones(shape, bool)
+  bad = given & ~(np.isfinite(ms) & (ms > 0))
+  if bad.any():
+    i = int(np.flatnonzero(bad)[0])
+    raise ValueError(f'{name}: entry {i} is {float(ms[i])}; expected a '
+                     'finite latency > 0 ms' + (f' ({missing}).' if missing
+                                                 else '.'))
+  return ms
+
+
 def support_arrays(space: str, support_archs, support_ms, reference_ms,
                    target: str, pad_to: int = 0) -> dict:
   """Fixed-shape support set: all references (weight 0 where missing) first,
@@ -107,14 +124,15 @@ def support_arrays(space: str, support_archs, support_ms, reference_ms,
   sp = spaces_lib.get_space(space)
   refs = _reference_archs(space)
   support_archs = sp.validate_batch(support_archs, where='support_archs')
-  support_ms = np.asarray(support_ms, np.float32)
+  support_ms = _check_ms(support_ms, 'support_ms', (len(support_archs),))
   keys = {r.tobytes(): i for i, r in enumerate(refs.astype(np.int32))}
   is_ref = np.array([a.tobytes() in keys for a in support_archs], bool)
   ref_ms = np.full(len(refs), np.nan, np.float32)
   for a, ms in zip(support_archs[is_ref], support_ms[is_ref]):
     ref_ms[keys[a.tobytes()]] = ms
   if reference_ms is not None:
-    given = np.asarray(reference_ms, np.float32)
+    given = _check_ms(reference_ms, 'reference_ms', (len(refs),),
+                      missing='NaN where a reference was not measured')
     ref_ms = np.where(np.isnan(given), ref_ms, given)
   present = ~np.isnan(ref_ms)
   others = support_archs[~is_ref]

@@ -210,19 +210,14 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
       raise _fail(path, 'latency_ms',
                   f'expected a non-empty 1-D array [N], got shape {lat.shape}.')
     n = len(lat)
-    for key in sp.data_keys():
+    for key, shape in sp.data_shapes().items():
       arr = np.asarray(npz[key])
-      if arr.shape[:1] != (n,):
-        raise _fail(path, key, f'expected {n} rows like latency_ms, got shape '
-                    f'{arr.shape}.')
-    if space != 'ofa':
-      arr = np.asarray(npz['arch'])
-      if arr.ndim != 2 or arr.shape[1] != sp.num_units:
-        raise _fail(path, 'arch', f'expected shape [{n}, {sp.num_units}] of '
-                    f'op indices, got {arr.shape}.')
+      if arr.shape != (n,) + shape:
+        want = ', '.join(str(d) for d in (n,) + shape)
+        raise _fail(path, key, f'expected shape [{want}] ({n} rows like '
+                    f'latency_ms), got {arr.shape}.')
       if not np.issubdtype(arr.dtype, np.integer):
-        raise _fail(path, 'arch', f'expected integer op indices, got dtype '
-                    f'{arr.dtype}.')
+        raise _fail(path, key, f'expected integers, got dtype {arr.dtype}.')
     try:
       archs = sp.validate_batch(sp.from_data(npz),
                                 where=f'{path}: field {sp.data_keys()[0]!r}')

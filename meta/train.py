@@ -225,13 +225,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   Returns:
     The selected meta-trained predictor.
   """
+  m = config.meta
+  chunk_size = min(m.episodes_per_call, config.eval.every)
+  if m.num_episodes % chunk_size or config.eval.every % chunk_size:
+    raise ValueError(
+        f'config.meta.num_episodes ({m.num_episodes}) and config.eval.every '
+        f'({config.eval.every}): expected multiples of '
+        f'min(meta.episodes_per_call, eval.every) = {chunk_size}, the '
+        'episodes of one compiled call (otherwise training runs past '
+        'num_episodes, or validates and checkpoints less often than asked).')
   os.makedirs(workdir, exist_ok=True)
   ckpt = os.path.join(workdir, CHECKPOINT)
   workdirs.record_or_check(
       os.path.join(workdir, CONFIG_FILE),
       workdirs.without(config.to_dict(), _RESUMABLE_CHANGES),
       resuming=os.path.exists(ckpt))
-  m = config.meta
   data = episode_data(config)
   optimizer = make_optimizer(config)
   params = adaptation.init_meta_params(config, jax.random.PRNGKey(config.seed))
@@ -253,7 +261,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        f'meta.num_episodes={m.num_episodes}; resume with at '
                        'least as many episodes, or use another workdir.')
 
-  chunk_size = min(m.episodes_per_call, config.eval.every)
   chunk = make_train_chunk(config, optimizer, chunk_size)
   validate = make_validator(config, validation_tasks(config))
   start = int(state.step)

@@ -87,7 +87,8 @@ def test_ofa_device_file_round_trip(tmp_path):
     (dict(latency_ms=None), 'latency_ms', 'missing'),
     (dict(arch=None), 'arch', 'missing'),
     (dict(arch=np.zeros((30, 6), np.int8)), 'arch', r'expected shape \[30, 22\]'),
-    (dict(arch=np.zeros((29, 22), np.int8)), 'arch', 'expected 30 rows'),
+    (dict(arch=np.zeros((29, 22), np.int8)), 'arch', '30 rows like latency'),
+    (dict(arch=np.zeros((30, 22), np.float32)), 'arch', 'expected integers'),
     (dict(arch=np.full((30, 22), 9, np.int8)), 'arch', r'unit 0 .*0\.\.8'),
     (dict(arch=np.full((30, 22), -1, np.int8)), 'arch', 'choice index -1'),
     (dict(latency_ms=np.full(30, np.nan)), 'latency_ms', 'finite latency > 0'),
@@ -103,6 +104,28 @@ def test_bad_device_files(tmp_path, overrides, field, message):
     ld.load_device_file(path)
   assert path in str(e.value)
   assert f"'{field}'" in str(e.value)
+  assert e.match(message)
+
+
+@pytest.mark.parametrize('field, change, message', [
+    ('ks', lambda a: a[:, :19], r'expected shape \[40, 20\]'),
+    ('d', lambda a: a[:, 0], r'expected shape \[40, 5\]'),
+    ('r', lambda a: a[:, None], r'expected shape \[40\]'),
+    ('ks', lambda a: a + 0.9, 'expected integers, got dtype float'),
+])
+def test_bad_ofa_device_files(tmp_path, field, change, message):
+  dev = ld.bundled_device('ofa', 'titan_rtx_64')
+  good = str(tmp_path / 'good.npz')
+  ld.save_device_file(good, ld.Device('mine', 'ofa', dev.archs[:40],
+                                      dev.latency_ms[:40], np.arange(40) >= 30))
+  with np.load(good) as npz:
+    data = dict(npz)
+  data[field] = change(data[field])
+  path = str(tmp_path / 'bad.npz')
+  np.savez(path, **data)
+  with pytest.raises(ld.DeviceFileError) as e:
+    ld.load_device_file(path)
+  assert path in str(e.value) and f"'{field}'" in str(e.value)
   assert e.match(message)
 
 

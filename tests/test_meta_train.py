@@ -58,6 +58,32 @@ def test_resume_continues_from_checkpoint(tmp_path):
     train.train_and_evaluate(config, str(tmp_path), progress=False)
 
 
+@pytest.mark.parametrize('episodes,every,per_call', [(50, 20, 20),
+                                                     (60, 30, 20)])
+def test_schedule_off_the_compiled_chunks_is_an_error(
+    episodes, every, per_call, tmp_path):
+  config = _config()
+  config.meta.num_episodes = episodes
+  config.eval.every = every
+  config.meta.episodes_per_call = per_call
+  with pytest.raises(ValueError, match='expected multiples of'):
+    train.train_and_evaluate(config, str(tmp_path), progress=False)
+  assert not os.listdir(tmp_path)  # refused before anything was written
+
+
+@pytest.mark.parametrize('ms, refs, message', [
+    ([1.0, 0.0], None, r'support_ms: entry 1 is 0\.0; expected a finite'),
+    ([1.0, np.nan], None, 'support_ms: entry 1 is nan'),
+    ([1.0], None, r'support_ms: expected shape \[2\], got \[1\]'),
+    ([1.0, 2.0], [1.0] * 3, r'reference_ms: expected shape \[10\]'),
+    ([1.0, 2.0], [np.nan] * 9 + [-1.0], 'reference_ms: entry 9 is -1.0'),
+])
+def test_support_latencies_are_checked(ms, refs, message):
+  archs = latency_data.bundled_device('fbnet', 'raspi4').archs[:2]
+  with pytest.raises(ValueError, match=message):
+    adaptation.support_arrays('fbnet', archs, ms, refs, 'log')
+
+
 def test_save_load_round_trip(workdir, tmp_path):
   predictor = adaptation.MetaPredictor.load(
       os.path.join(workdir, train.PREDICTOR_DIR))

@@ -228,7 +228,11 @@ class SearchSpace(abc.ABC):
 
   def data_keys(self) -> tuple[str, ...]:
     """Keys that hold the architectures in a device file of this space."""
-    return ('arch',)
+    return tuple(self.data_shapes())
+
+  def data_shapes(self) -> dict[str, tuple[int, ...]]:
+    """Each data key's shape per architecture (integer arrays)."""
+    return {'arch': (self.num_units,)}
 
   def to_data(self, archs: np.ndarray) -> dict[str, np.ndarray]:
     """Inverse of :meth:`from_data`: arrays to store in a device file."""

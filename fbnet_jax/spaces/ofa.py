@@ -200,8 +200,10 @@ class OFASpace(base.SearchSpace):
   def from_data(self, npz):
     return self.from_native(npz['ks'], npz['e'], npz['d'], npz['r'])
 
-  def data_keys(self):
-    return ('ks', 'e', 'd', 'r')
+  def data_shapes(self):
+    stages = len(STAGE_CHANNELS)
+    return {'ks': (stages * MAX_DEPTH,), 'e': (stages * MAX_DEPTH,),
+            'd': (stages,), 'r': ()}
 
   def to_data(self, archs):
     return self.to_native(archs)

@@ -45,6 +45,17 @@ def describe(space, arch, sources: dict) -> dict:
                          for name, src in sources.items()}}
 
 
+def derivation_band(config) -> tuple[float, float]:
+  """(centre ms, relative half-width) of the latency band that the 'target'
+  derivation aims at: ``target_ms`` +- ``search.derive_tolerance``; for the
+  budget loss form ("at most T") the band below T, ``[T (1 - 2 tol), T]``."""
+  target = float(config.latency.target_ms)
+  tol = float(config.search.get('derive_tolerance', 0.02))
+  if config.loss.form == 'budget':
+    return target * (1 - tol), tol / (1 - tol)
+  return target, tol
+
+
 def report(searcher, state, config) -> dict:
   """The result: the derived architecture and sampled ones, each fully
   described.
@@ -53,7 +64,8 @@ def report(searcher, state, config) -> dict:
   op per unit (FBNet); 'target' (the default for the target and budget loss
   forms) takes the most probable architecture whose latency, by the search's
   own latency source, is within ``config.search.derive_tolerance`` of the
-  target (``dnas.derive_for_target``). The plain argmax is always reported
+  target (``dnas.derive_for_target``), or for the budget form within that
+  much below it (:func:`derivation_band`). The plain argmax is always reported
   too, under ``argmax``.
   """
   rng = jax.random.PRNGKey(config.seed + 7)
@@ -74,8 +86,8 @@ def report(searcher, state, config) -> dict:
       allowed[rows] = searcher.fixed[rows] > 0
     log_probs = np.where(allowed, log_probs, -np.inf)
     arch, changes = dnas.derive_for_target(
-        log_probs, searcher.latency.arch_ms, float(config.latency.target_ms),
-        config.search.get('derive_tolerance', 0.02), space=searcher.space)
+        log_probs, searcher.latency.arch_ms, *derivation_band(config),
+        space=searcher.space)
   elif mode != 'argmax':
     raise ValueError(f"config.search.derive: expected 'argmax' or 'target', "
                      f'got {mode!r}.')

@@ -273,6 +273,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     bar.update(chunk_size)
     if step % config.eval.every == 0 or step >= m.num_episodes:
       score = validate(state.params)
+      if not np.isfinite(score):  # e.g. constant predictions: never selected
+        logging.warning('Episode %d: meta-valid Spearman is %s; this '
+                        'checkpoint cannot be selected.', int(state.step),
+                        score)
       rec = {'episode': step, 'valid_spearman': score,
              **{k: float(v) for k, v in metrics.items()}}
       history.append(rec)

@@ -205,6 +205,33 @@ def test_derive_for_target_reaches_band_at_least_cost():
   assert (arch != 0).all()
 
 
+def test_budget_derivation_stays_at_or_below_the_budget():
+  from fbnet_jax import search_report
+  config = ml_collections.ConfigDict(dict(
+      latency=dict(target_ms=10.0), search=dict(derive_tolerance=0.05),
+      loss=dict(form='target')))
+  assert search_report.derivation_band(config) == (10.0, 0.05)
+  config.loss.form = 'budget'  # at most 10 ms: the band [9, 10]
+  centre, tol = search_report.derivation_band(config)
+  assert centre * (1 - tol) == pytest.approx(9.0)
+  assert centre * (1 + tol) == pytest.approx(10.0)
+  # The table above: its argmax is 11.5 ms. "About 10.6 ms" stops at 11.0,
+  # "at most 10.6 ms" must go below.
+  table = np.array([[1.0, 2.0, 4.0], [1.0, 3.0, 5.0], [2.0, 2.5, 6.0]])
+  arch_ms = lambda archs: table[np.arange(3), np.asarray(archs)].sum(-1)
+  log_probs = np.log(np.array([[0.1, 0.2, 0.7], [0.05, 0.15, 0.8],
+                               [0.3, 0.6, 0.1]]))
+  config.latency.target_ms = 10.6
+  derived = {}
+  for form in ('target', 'budget'):
+    config.loss.form = form
+    arch, _ = dnas.derive_for_target(log_probs, arch_ms,
+                                     *search_report.derivation_band(config))
+    derived[form] = arch_ms(arch[None])[0]
+  assert derived['target'] == 11.0
+  assert derived['budget'] <= 10.6  # 9.5: greedy repair, below the band
+
+
 def test_ofa_derivation_is_the_most_probable_valid_architecture():
   # OFA's stages are prefixes of blocks. A distribution whose per-slot
   # argmax skips slot 3 of stage 1 but keeps slot 4 is invalid; the most

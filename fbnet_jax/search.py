@@ -497,11 +497,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                      np.log(np.maximum(probs, 1e-30))))),
              **{k: float(v) for k, v in metrics.items()},
              # CE and accuracy: means over the epoch's weight steps (the
-             # last batch's alone is noisy); *_last: that batch's.
+             # last batch's alone is noisy); *_last: that batch's. After a
+             # resume mid-epoch the mean covers only the steps since then
+             # (``steps_in_mean``).
              'ce_last': float(metrics['ce']),
              'accuracy_last': float(metrics['accuracy']),
              **{k: float(v) / max(epoch_count, 1)
                 for k, v in epoch_sums.items()},
+             'steps_in_mean': epoch_count,
              'probs': probs.round(4).tolist()}
       epoch_sums = jax.tree.map(jnp.zeros_like, epoch_sums)
       epoch_count = 0

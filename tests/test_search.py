@@ -3,6 +3,7 @@ reproduces an uninterrupted run, the sharded step matches one device."""
 
 import json
 import os
+import time
 
 import jax
 import jax.numpy as jnp
@@ -116,14 +117,20 @@ def test_a_run_killed_in_its_first_epoch_resumes(tmp_path, monkeypatch):
   def fake_weight_step(self, state, batch, tau, target_ms, path=None):
     del self, batch, tau, target_ms, path
     if int(state.step) == kill_at[0]:
+      # Killed once the (asynchronous) checkpoint of step 1 is on disk.
+      first = os.path.join(workdir, 'checkpoints', '1')
+      for _ in range(300):
+        if os.path.exists(first):
+          break
+        time.sleep(0.1)
       raise _Killed()
     zero = jnp.zeros(())
     return state.replace(step=state.step + 1), {
         'loss': zero, 'ce': zero, 'accuracy': zero}
 
-  monkeypatch.setattr(search.Searcher, 'weight_step', fake_weight_step)
   config = quickstart.get_config('smoke')  # 8 steps an epoch
   workdir = str(tmp_path)
+  monkeypatch.setattr(search.Searcher, 'weight_step', fake_weight_step)
   with pytest.raises(_Killed):
     search.train_and_evaluate(config, workdir, progress=False)
   history_path = os.path.join(workdir, 'history.json')
@@ -133,7 +140,9 @@ def test_a_run_killed_in_its_first_epoch_resumes(tmp_path, monkeypatch):
   kill_at[0] = None
   search.train_and_evaluate(config, workdir, progress=False, stop_after=8)
   with open(history_path) as f:
-    assert [h['step'] for h in json.load(f)] == [8]
+    history = json.load(f)
+  # Resumed from the checkpoint of step 1: the epoch's means cover 7 steps.
+  assert [(h['step'], h['steps_in_mean']) for h in history] == [(8, 7)]
 
 
 def _skip_only_config():

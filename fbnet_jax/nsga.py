@@ -117,8 +117,9 @@ class History:
   """Fully evaluated architectures in evaluation order.
 
   ``predicted_ms``: the guided search's latency of each architecture as its
-  latency source gave it when the architecture was chosen (with latency in
-  the loop: before it was measured). ``probed``: candidates whose latency
+  latency source gave it when the architecture was chosen, and with latency
+  in the loop always before it was measured (a probed candidate: as
+  predicted just before its probe). ``probed``: candidates whose latency
   was measured before they were evaluated (``latency_probes``).
   """
   archs: list = dataclasses.field(default_factory=list)
@@ -275,10 +276,15 @@ def guided_search(accuracy_fn: AccuracyFn, latency_fn: LatencyFn,
   """
   rng = np.random.default_rng(seed + 1)
   history = History()
+  # A probed candidate's prediction from before it was measured: the
+  # re-adapted latency has seen its measurement, so its prediction at
+  # evaluation would be in-sample.
+  before_probe = {}
 
   def evaluate(archs):
     for arch, ms in zip(archs, np.atleast_1d(latency_fn(archs))):
-      history.add(arch, accuracy_fn(arch), ms)
+      history.add(arch, accuracy_fn(arch),
+                  before_probe.get(np.asarray(arch, np.int32).tobytes(), ms))
       if progress is not None:
         progress.update(1)
     history.iteration_ends.append(len(history))
@@ -310,8 +316,12 @@ def guided_search(accuracy_fn: AccuracyFn, latency_fn: LatencyFn,
     k = min(cfg.per_iteration, cfg.budget - len(history))
     new = propose(latency_fn, predictor, k, iteration)
     for _ in range(cfg.get('latency_probes', 0) if refine is not None else 0):
-      known = {a.tobytes() for a in history.probed}
-      history.probed.extend(a for a in new if a.tobytes() not in known)
+      known = history.measured_keys()
+      fresh = [a for a in new if a.tobytes() not in known]
+      for a, ms in zip(fresh, np.atleast_1d(latency_fn(np.stack(fresh)))
+                       if fresh else ()):
+        before_probe[a.tobytes()] = float(ms)
+      history.probed.extend(fresh)
       latency_fn = refine(measured())
       new = propose(latency_fn, predictor, k, iteration)
     if len(new) < k:  # the predicted population ran out of new architectures

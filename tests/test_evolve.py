@@ -267,6 +267,32 @@ def test_guided_search_refines_its_latency_after_each_round():
   np.testing.assert_allclose(history.predicted_ms, want, rtol=1e-6)
 
 
+def test_probed_candidates_keep_their_prediction_from_before_the_probe():
+  """A stand-in loop that is exact on what it has measured and 1.5x off
+  elsewhere: every evaluated architecture's recorded prediction must be the
+  out-of-sample one (1.5x), probed or not."""
+  encoding = _encoding()
+  latency_fn, accuracy_fn = _synthetic()
+
+  def refine(archs):
+    seen = {a.tobytes() for a in np.asarray(archs, np.int32)}
+    return lambda a: np.array([
+        latency_fn(x) * (1.0 if x.tobytes() in seen else 1.5)
+        for x in np.atleast_2d(np.asarray(a, np.int32))])
+
+  cfg = evolve_quick.get_config().evolve
+  cfg.budget, cfg.initial, cfg.per_iteration = 24, 8, 4
+  cfg.pop_size, cfg.generations, cfg.latency_probes = 16, 5, 1
+  initial = nsga.unique_random(encoding, np.random.default_rng(0), 8)
+  history = nsga.guided_search(accuracy_fn, lambda a: 1.5 * latency_fn(a),
+                               encoding, cfg, 0, initial, refine=refine)
+  probed = {a.tobytes() for a in history.probed}
+  assert any(a.tobytes() in probed for a in history.archs)
+  np.testing.assert_allclose(
+      np.array(history.predicted_ms) / latency_fn(np.stack(history.archs)),
+      1.5, rtol=1e-6)
+
+
 def test_latency_in_the_loop_learns_the_measured_fast_end():
   config = evolve_quick.get_config()
   config.latency.source = 'predictor'

@@ -63,7 +63,7 @@ def main(argv):
     print(f'measured {made["measured"]} architectures -> {path} in '
           f'{made["seconds"]:.0f} s')
   device = latency_data.load_device_file(path) if path else None
-  verify = device is not None and _should_verify(device)
+  verify = device is not None and _should_verify(config, device)
   if verify:  # before the search: a file measured otherwise is not comparable
     closed_loop.check_measured_here(config, device, path)
   result = search.train_and_evaluate(config, _WORKDIR.value)
@@ -85,10 +85,12 @@ def main(argv):
           f'device file {100 * check["drift_vs_device_file"]:+.1f}%)')
 
 
-def _should_verify(device) -> bool:
+def _should_verify(config, device) -> bool:
+  """auto: when the device file was measured here with this config's
+  runtime (JAX on this backend, or ONNX Runtime: ``onnxruntime_cpu``)."""
   if _VERIFY.value != 'auto':
     return _VERIFY.value == 'yes'
-  return str(device.meta.get('backend', '')) == jax.default_backend()
+  return closed_loop.on_this_backend(config, device)
 
 
 if __name__ == '__main__':

@@ -133,6 +133,26 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
           f'{path}: field {field} is {got!r}, but measuring on this machine '
           f'would use {value!r}; expected a device file measured here with '
           'the same settings (config.measure, config.macro).')
+  _check_has_references(device, path)
+
+
+def on_this_backend(config: ml_collections.ConfigDict, device) -> bool:
+  """Whether ``device`` (a loaded device file) was measured on this
+  machine's backend with ``config.measure.runtime``: JAX's default backend,
+  or ONNX Runtime (``onnxruntime_cpu``)."""
+  runtime = measure_config(config).runtime
+  return str(device.meta.get('backend', '')) == measure.backend_name(runtime)
+
+
+def _check_has_references(device, path: str) -> None:
+  """New sessions are put on a device file's scale through the reference
+  architectures timed in both; a file without them cannot be compared."""
+  if not (device.reference_rows() >= 0).any():
+    raise ValueError(
+        f'{path}: field arch holds none of the {device.space} reference '
+        'architectures among its non-query rows; measurements here are '
+        "divided by the references' drift since the file, so measure it "
+        'with them (python -m experiments.measure --archs=reference,...).')
 
 
 def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
@@ -145,6 +165,7 @@ def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
   between the two sessions) and the references' ms in this session.
   """
   from meta import latency_data  # pylint: disable=g-import-not-at-top
+  _check_has_references(saved, saved.name)
   t0 = time.time()
   refs = latency_data.load_space_data(config.space).reference_archs
   rows = np.concatenate([refs, np.atleast_2d(archs)])
@@ -439,10 +460,11 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                             num_query)
   device = latency_data.load_device_file(path)
   check_measured_here(config, device, path)  # verify compares with it
-  adapted = latency_lib.adapt_predictor(
+  support_set = latency_lib.predictor_support(
       config.space, device, predictor_dir=config.latency.get('predictor_dir')
       or None, num_samples=config.latency.num_samples,
       seed=config.latency.get('seed', 0))
+  adapted = support_set.adapt()
   query = device.is_query
   predictor_check = {}
   if query.any():
@@ -458,7 +480,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     logging.info('adapted predictor on %d measured query archs: Spearman '
                  '%.4f', predictor_check['num_query'],
                  predictor_check['spearman'])
-  support = int((~query).sum())
+  support = len(support_set.archs)  # the rows adaptation used
   # Targets at quantiles of the predicted latency of random architectures.
   sample = _space(config).sample(np.random.default_rng(0), 4000)
   sample_ms = adapted.predict_ms(sample)

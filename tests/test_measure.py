@@ -1,5 +1,6 @@
 """Measurement harness: timing function, device-file round trip."""
 
+import dataclasses
 import json
 import os
 import threading
@@ -173,6 +174,38 @@ def test_closed_loop_compares_only_files_of_the_same_statistic(
     closed_loop.measure_config(config)
 
 
+def test_a_device_file_without_references_cannot_be_measured_against(
+    tmp_path, file_measured_here):
+  path = str(tmp_path / 'norefs.npz')
+  device = file_measured_here(path)
+  keep = np.ones(len(device.archs), bool)
+  keep[device.reference_rows()] = False
+  device = dataclasses.replace(device, archs=device.archs[keep],
+                               latency_ms=device.latency_ms[keep],
+                               is_query=device.is_query[keep])
+  assert (device.reference_rows() < 0).all()
+  config = closed_loop_config.get_config('smoke')
+  message = 'norefs.npz: field arch holds none of the fbnet reference'
+  with pytest.raises(ValueError, match=message):
+    closed_loop.check_measured_here(config, device, path)
+  with pytest.raises(ValueError, match='none of the fbnet reference'):
+    closed_loop.verify(config, device.archs[:1], device)  # before timing
+
+
+def test_search_verifies_on_the_runtime_the_device_file_was_measured_with(
+    tmp_path, file_measured_here):
+  config = closed_loop_config.get_config('smoke')
+  jax_file = file_measured_here(str(tmp_path / 'jax.npz'),
+                                backend=jax.default_backend())
+  ort_file = file_measured_here(str(tmp_path / 'ort.npz'),
+                                backend='onnxruntime_cpu')
+  assert closed_loop.on_this_backend(config, jax_file)
+  assert not closed_loop.on_this_backend(config, ort_file)
+  config.measure.runtime = 'onnxruntime'
+  assert closed_loop.on_this_backend(config, ort_file)
+  assert not closed_loop.on_this_backend(config, jax_file)
+
+
 def test_threaded_compilation_keeps_each_network_with_its_row(monkeypatch):
   # Stand-ins whose cost is set by the first op: rows 0 and 2 are 300
   # chained matmuls, rows 1 and 3 one. Compiled in 3 threads, each row must
@@ -223,6 +256,7 @@ def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):
   assert len(device.latency_ms) == 10 + 2 + 4  # references, support, query
   assert device.is_query.sum() == 4
   assert out['predictor_check']['num_query'] == 4
+  assert out['support_measurements'] == 10 + 2  # the rows adapted on
   assert -1.0 <= out['predictor_check']['spearman'] <= 1.0
   (row,) = out['searches']
   assert row['measured_ms'] > 0 and row['predicted_ms'] > 0

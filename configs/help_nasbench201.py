@@ -12,7 +12,9 @@ from configs import help_common
 
 def get_config(variant: str = ''):
   c = help_common.base_config('nasbench201')
-  # HELP's GCN sees which operations are connected (NAS-Bench-201 latencies
-  # on some devices depend on it); the additive trunk carries the op costs.
+  # A GCN over the cell's op graph (after HELP's; fixed wiring, ops as node
+  # probabilities) sees which operations follow which (NAS-Bench-201
+  # latencies on some devices depend on it); the additive trunk carries the
+  # op costs.
   c.model.trunk = 'additive+gcn'
   return help_common.apply_variant(c, variant)

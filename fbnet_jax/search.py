@@ -367,11 +367,15 @@ class Searcher:
       state = self.recalibrate(state, arch)
     return self._accuracy(state, self.space.one_hot(arch), limit)
 
-  def mixture_accuracy(self, state, limit: Optional[int]) -> float:
+  def mixture_accuracy(self, state, limit: Optional[int]) -> Optional[float]:
     """Accuracy of the supernet as the search trained it: every layer the
     mixture of its candidates under the architecture distribution (no
     noise), with the search's own BN statistics. Far above a single
-    architecture's after a short search (weights trained on mixtures)."""
+    architecture's after a short search (weights trained on mixtures).
+    None for the elastic supernet, which trains single paths, never
+    mixtures."""
+    if self.elastic:
+      return None
     return self._accuracy(state, self.probs(state), limit)
 
   def _accuracy(self, state, probs: np.ndarray, limit: Optional[int]

@@ -120,6 +120,8 @@ def report(searcher, state, config) -> dict:
 def summary(result: dict) -> str:
   """A few lines for the console."""
   lat = ', '.join(f'{k} {v:.2f} ms' for k, v in result['latency_ms'].items())
+  mixture = result.get('mixture_accuracy')
+  mixture = 'n/a' if mixture is None else f'{mixture:.3f}'
   return (f'space {result["space"]}  device {result["device"]}  target '
           f'{result["target_ms"]} ms\n'
           f'arch {" ".join(result["arch"])}\n'
@@ -127,5 +129,4 @@ def summary(result: dict) -> str:
           f'MACs {result["flops"] / 1e6:.1f}M  params '
           f'{result["params"] / 1e6:.2f}M  supernet accuracy '
           f'{result["supernet_accuracy"]:.3f} (this architecture, inherited '
-          f'weights; the supernet\'s mixture '
-          f'{result.get("mixture_accuracy", float("nan")):.3f})')
+          f'weights; the supernet\'s mixture {mixture})')

@@ -11,9 +11,12 @@ through them to the architecture parameters.
 - :func:`flat_one_hot`: HELP's FBNet / OFA encoding (concatenated one-hots).
 - :func:`unit_features`: per-unit analytic features (FBNet per-layer
   features; OFA block features): the expected cost vector of each unit.
-- :func:`cell_graph`: NAS-Bench-201 as HELP's GCN sees it: a graph whose nodes
-  are the cell input, the six operations and the output, node features the
-  op probabilities, plus a global node linked to every node.
+- :func:`cell_graph`: NAS-Bench-201 as a graph for a GCN, after HELP's (and
+  BRP-NAS's): nodes are the cell input, the six operations and the output,
+  node features the op probabilities, plus a global node linked to every
+  node. Unlike HELP's graph, the wiring is the same for every cell: a
+  ``none`` edge is not cut and a ``skip_connect`` is not bypassed, they are
+  node features, which keeps the graph input linear in the probabilities.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ def unit_features(space: spaces_lib.SearchSpace, probs) -> jnp.ndarray:
 
 
 def cell_graph(probs) -> tuple[jnp.ndarray, np.ndarray]:
-  """NAS-Bench-201 cell as a graph with a global node (HELP's encoding).
+  """NAS-Bench-201 cell as a graph with a global node (after HELP's; the
+  wiring is fixed, see the module docstring).
 
   Args:
     probs: ``[..., 6, 5]`` edge-op probabilities.

@@ -12,8 +12,10 @@ Trunks (``trunk`` is a '+'-joined list):
   probability-weighted mean over units. It is linear in ``probs``, so the
   expected embedding of a distribution is exact, and it carries the physics
   prior (MACs, memory traffic) that makes 20 measurements enough.
-- ``gcn``: HELP's graph network over the NAS-Bench-201 cell (nodes = ops),
-  which sees which operations are connected.
+- ``gcn``: a graph network over the NAS-Bench-201 cell after HELP's (nodes =
+  ops, each with its op probabilities, on the cell's fixed wiring; HELP
+  also cuts ``none`` edges and bypasses skips, and uses 4 layers of the
+  raw adjacency where this uses 2 with symmetric normalisation).
 - ``mlp``: HELP's trunk: an MLP on the flat one-hot encoding.
 
 Hardware branch and head follow HELP: the hardware embedding goes through

@@ -63,6 +63,8 @@ def test_ofa_elastic_training_samples_valid_pinned_subnetworks():
   assert config.search.supernet == 'elastic'
   searcher = search.Searcher(config)  # builds, does not compile
   assert isinstance(searcher.model, supernet.OFAElasticSupernet)
+  # It trains single paths, never mixtures: no mixture accuracy.
+  assert searcher.mixture_accuracy(state=None, limit=None) is None
   space = searcher.space
   paths = np.stack([searcher.sample_path(step) for step in range(200)])
   assert paths.shape == (200, space.num_units, space.max_choices)

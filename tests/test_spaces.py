@@ -106,6 +106,10 @@ def test_nasbench201_flops():
   conv = sp.flops([0, 0, 0, 3, 0, 0])  # one 3x3 conv edge in all 15 cells
   assert conv - none == 5 * 9 * (16 * 16 * 32 * 32 + 32 * 32 * 16 * 16 +
                                  64 * 64 * 8 * 8)
+  # NAS-Bench-201's parameter range (CIFAR-10): 0.073306 M with every edge
+  # none, 1.531546 M with every edge a 3x3 convolution.
+  assert sp.params([0] * 6) == 73306
+  assert sp.params([3] * 6) == 1531546
 
 
 def test_ofa_native_round_trip_and_depth_rule():

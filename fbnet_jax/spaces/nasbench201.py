@@ -32,7 +32,8 @@ _ARCH_RE = re.compile(r'^\|(\w+)~0\|\+\|(\w+)~0\|(\w+)~1\|\+\|(\w+)~0\|(\w+)~1\|
 
 
 def op_graph() -> tuple[np.ndarray, list[str]]:
-  """The cell as a graph of operations, HELP's GCN view of it.
+  """The cell as a graph of operations (BRP-NAS / HELP, before their
+  pruning of ``none`` and ``skip_connect`` nodes).
 
   Nodes: 0 = cell input, 1..6 = the six edge operations, 7 = cell output.
   An op node feeds another op node when the first one's target is the second
@@ -119,7 +120,9 @@ class NASBench201Space(base.SearchSpace):
     params = 3 * 16 * 9 + 2 * 16
     for (cin, _), (cout, size) in zip(STAGES[:-1], STAGES[1:]):
       macs += size * size * cout * (cin * 9 + cout * 9 + cin)
-      params += cin * cout * 9 + cout * cout * 9 + cin * cout + 6 * cout
+      # Reduction block: two ReLU-conv-BN units (3x3) and a shortcut of
+      # average pooling and a bias-free 1x1 convolution without BN.
+      params += cin * cout * 9 + cout * cout * 9 + cin * cout + 4 * cout
     last = STAGES[-1][0]
     macs += last * NUM_CLASSES
     params += 2 * last + last * NUM_CLASSES + NUM_CLASSES

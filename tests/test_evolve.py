@@ -192,6 +192,14 @@ def test_smoke_config_end_to_end(smoke_run):
     np.testing.assert_array_equal(curve[:, 0], np.arange(1, 13))
     assert np.all(np.diff(curve[:, 1]) >= 0) and np.all(curve[:, 1] <= 1)
   assert summary == read('summary.json')
+  # x fewer: the evaluations random itself first reached its final
+  # hypervolume with, over guided's for the same value.
+  to_final = summary['guided_evaluations_to_reach_random_final']
+  random_curve = hv['random']
+  if to_final:
+    assert summary['speedup_at_random_final'] == pytest.approx(
+        pareto.evaluations_to_reach(random_curve, random_curve[-1][1]) /
+        to_final)
   assert summary['supernet_evaluations'] <= 18  # the shared 6 count once
   assert summary['dnas'] is None  # DNAS points: tests/test_evolve_spaces.py
   assert summary['lut_agreement']['within_10_percent']

@@ -712,9 +712,13 @@ def test_latency_probes_measure_candidates_before_evaluating_them():
   assert all(len(b - a) == 4 and a < b for a, b in zip(calls[::2],
                                                         calls[1::2]))
   assert len(calls) == 4
-  # Each round's architectures were predicted by the last re-adaptation.
+  # Each round's architectures were all probed, and keep the prediction of
+  # the re-adaptation before their probe (calls 1 and 3), not the one that
+  # had seen their measurement (calls 2 and 4).
   archs = np.stack(history.archs)
-  want = latency_fn(archs) * np.repeat([1, 3, 5], [8, 4, 4])
+  probed = {a.tobytes() for a in history.probed}
+  assert all(a.tobytes() in probed for a in archs[8:])
+  want = latency_fn(archs) * np.repeat([1, 2, 4], [8, 4, 4])
   np.testing.assert_allclose(history.predicted_ms, want, rtol=1e-6)
 
 

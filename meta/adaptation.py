@@ -37,7 +37,8 @@ def build_models(config: ml_collections.ConfigDict):
   net = predictor_lib.LatencyNet(
       space=config.space, hidden=config.model.hidden, trunk=config.model.trunk,
       use_hardware=config.model.use_hardware,
-      standardize_physics=config.model.standardize_physics)
+      standardize_physics=config.model.standardize_physics,
+      gcn_graph=config.model.get('gcn_graph', 'fixed'))
   modulator = predictor_lib.Modulator(hidden=config.model.hidden,
                                       variational=config.meta.variational)
 

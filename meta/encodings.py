@@ -46,27 +46,37 @@ def unit_features(space: spaces_lib.SearchSpace, probs) -> jnp.ndarray:
   return jnp.einsum('...uc,ucf->...uf', jnp.asarray(probs), jnp.asarray(feats))
 
 
-def cell_graph(probs) -> tuple[jnp.ndarray, np.ndarray]:
-  """NAS-Bench-201 cell as a graph with a global node (after HELP's; the
-  wiring is fixed, see the module docstring).
+def cell_graph(probs, graph: str = 'fixed'
+               ) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """NAS-Bench-201 cell as a graph with a global node (after HELP's).
 
   Args:
     probs: ``[..., 6, 5]`` edge-op probabilities.
+    graph: 'fixed': the same wiring for every cell, the global node linked
+      both ways to every node (see the module docstring). 'pruned': closer
+      to HELP's: every link of an operation node is scaled by the
+      probability that it is not ``none`` (for a discrete cell, a ``none``
+      edge is cut), and the global node only receives; skips are not
+      bypassed. Both are differentiable in ``probs``.
 
   Returns:
     nodes: ``[..., 9, 8]`` node features: 5 op probabilities, then flags for
       input, output and global node.
-    adjacency: ``[9, 9]`` float32, self-loops included, ``a[i, j] = 1`` when
-      node i sends to node j; the global node (index 8) is linked both ways
-      to every node.
+    adjacency: ``[..., 9, 9]`` ('pruned') or ``[9, 9]`` ('fixed') float32,
+      self-loops included, ``a[i, j]`` > 0 when node i sends to node j.
   """
+  if graph not in ('fixed', 'pruned'):
+    raise ValueError(f"model.gcn_graph: expected 'fixed' or 'pruned', got "
+                     f'{graph!r}.')
   probs = jnp.asarray(probs)
   batch = probs.shape[:-2]
   adj, _ = nasbench201.op_graph()
   n = adj.shape[0] + 1
   full = np.zeros((n, n), np.float32)
   full[:-1, :-1] = adj
-  full[-1, :] = full[:, -1] = 1
+  full[:, -1] = 1
+  if graph == 'fixed':
+    full[-1, :] = 1
   full += np.eye(n, dtype=np.float32)
   full = np.minimum(full, 1)
   ops = jnp.concatenate([jnp.zeros(batch + (1, 5)), probs,
@@ -75,7 +85,15 @@ def cell_graph(probs) -> tuple[jnp.ndarray, np.ndarray]:
   flags[0, 0] = flags[n - 2, 1] = flags[n - 1, 2] = 1
   nodes = jnp.concatenate(
       [ops, jnp.broadcast_to(jnp.asarray(flags), batch + (n, 3))], axis=-1)
-  return nodes, full
+  if graph == 'fixed':
+    return nodes, jnp.asarray(full)
+  none = nasbench201.OP_NAMES.index('none')
+  keep = jnp.concatenate([jnp.ones(batch + (1,)), 1 - probs[..., none],
+                          jnp.ones(batch + (2,))], axis=-1)
+  eye = np.eye(n, dtype=bool)
+  pruned = jnp.where(eye, 1.0,
+                     full * keep[..., :, None] * keep[..., None, :])
+  return nodes, pruned
 
 
 def arch_from_string(arch_str: str) -> np.ndarray:

@@ -45,13 +45,16 @@ class GCN(nn.Module):
   num_layers: int = 2
 
   @nn.compact
-  def __call__(self, nodes: jnp.ndarray, adjacency: np.ndarray) -> jnp.ndarray:
-    deg = adjacency.sum(0)
-    norm = jnp.asarray(adjacency / np.sqrt(np.outer(deg, deg)))
+  def __call__(self, nodes: jnp.ndarray, adjacency: jnp.ndarray
+               ) -> jnp.ndarray:
+    """``adjacency``: ``[N, N]`` or per example ``[..., N, N]``."""
+    deg = adjacency.sum(-2)  # in-degree, self-loop included (>= 1)
+    norm = adjacency / jnp.sqrt(deg[..., :, None] * deg[..., None, :])
+    norm = jnp.broadcast_to(norm, nodes.shape[:-2] + norm.shape[-2:])
     h = nodes
     for i in range(self.num_layers):
       h = nn.Dense(self.hidden, name=f'gc{i}')(h)
-      h = nn.relu(jnp.einsum('ij,...id->...jd', norm, h))
+      h = nn.relu(jnp.einsum('...ij,...id->...jd', norm, h))
     return h[..., -1, :]  # the global node
 
 
@@ -66,6 +69,7 @@ class LatencyNet(nn.Module):
   trunk: str = 'additive'
   use_hardware: bool = True
   standardize_physics: bool = True
+  gcn_graph: str = 'fixed'  # see encodings.cell_graph
 
   def setup(self):
     sp = spaces_lib.get_space(self.space)
@@ -118,7 +122,7 @@ class LatencyNet(nn.Module):
       parts.append(jnp.einsum('...uc,uch->...h', probs, table) /
                    self._space.num_units)
     if 'gcn' in self._trunks:
-      nodes, adj = encodings.cell_graph(probs)
+      nodes, adj = encodings.cell_graph(probs, self.gcn_graph)
       parts.append(self.gcn(nodes, adj))
     if 'mlp' in self._trunks:
       x = encodings.flat_one_hot(self._space, probs)

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from fbnet_jax import spaces
 from meta import encodings
@@ -53,6 +54,18 @@ def test_nasbench201_graph_hand_checked():
   assert adj[1, 3] == 1 and adj[1, 5] == 1 and adj[1, 6] == 0
   assert adj[6, 7] == 1 and adj[0, 1] == 1 and adj[0, 3] == 0
   assert np.all(adj[8] == 1) and np.all(adj[:, 8] == 1)
+  # 'pruned' (closer to HELP's): the none edge (node 2) is cut from the
+  # graph, the global node only receives; the rest is the same wiring.
+  nodes_p, pruned = encodings.cell_graph(encodings.one_hot(sp, arch),
+                                         'pruned')
+  np.testing.assert_array_equal(nodes_p, nodes)
+  cut = np.zeros((9, 9), bool)
+  cut[2, :] = cut[:, 2] = True
+  cut[8, :8] = True
+  cut[2, 2] = False
+  np.testing.assert_array_equal(pruned, np.where(cut, 0, adj))
+  with pytest.raises(ValueError, match="model.gcn_graph: expected 'fixed'"):
+    encodings.cell_graph(encodings.one_hot(sp, arch), 'helpish')
 
 
 def test_encoders_are_differentiable_in_probabilities():

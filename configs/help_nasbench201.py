@@ -17,4 +17,7 @@ def get_config(variant: str = ''):
   # latencies on some devices depend on it); the additive trunk carries the
   # op costs.
   c.model.trunk = 'additive+gcn'
+  # The cell graph: 'fixed' wiring, or 'pruned' (closer to HELP's; chosen
+  # against on meta-valid, benchmarks/nasbench201_gcn_graph.py).
+  c.model.gcn_graph = 'fixed'
   return help_common.apply_variant(c, variant)

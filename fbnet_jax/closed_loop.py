@@ -137,11 +137,15 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
 
 
 def on_this_backend(config: ml_collections.ConfigDict, device) -> bool:
-  """Whether ``device`` (a loaded device file) was measured on this
-  machine's backend with ``config.measure.runtime``: JAX's default backend,
-  or ONNX Runtime (``onnxruntime_cpu``)."""
+  """Whether ``device`` (a loaded device file) was measured with
+  ``config.measure.runtime`` on this kind of backend: JAX on JAX's default
+  backend, or ONNX Runtime (whose files' ``backend`` was spelt
+  ``onnxruntime-cpu`` before it became ``onnxruntime_cpu``)."""
   runtime = measure_config(config).runtime
-  return str(device.meta.get('backend', '')) == measure.backend_name(runtime)
+  if measure.file_setting(device, 'runtime') != runtime:
+    return False
+  return runtime != 'jax' or str(device.meta.get(
+      'backend', '')) == jax.default_backend()
 
 
 def _check_has_references(device, path: str) -> None:

@@ -316,6 +316,15 @@ class Searcher:
     return jax.make_array_from_process_local_data(self.data_sharding,
                                                   np.asarray(batch))
 
+  def allowed(self) -> np.ndarray:
+    """``[U, C]`` bool: the choices a derived architecture may take (the
+    searched ones; a fixed unit, e.g. OFA's resolution, only its one)."""
+    allowed = np.asarray(self.mask, bool).copy()
+    if self.fixed is not None:
+      rows = self.fixed.sum(-1) > 0
+      allowed[rows] = self.fixed[rows] > 0
+    return allowed
+
   def probs(self, state) -> np.ndarray:
     return np.asarray(dnas.probabilities(state.params['arch'], self.mask,
                                          self.fixed))
@@ -436,7 +445,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   s = config.search
   if config.loss.form == 'fbnet':
     dnas.check_latency_range(
-        searcher.latency.fastest(searcher.mask)[1], config.loss)
+        searcher.latency.fastest(searcher.allowed())[1], config.loss)
   state = searcher.init_state()
   history = []
   if manager.latest_step() is not None:

@@ -80,11 +80,7 @@ def report(searcher, state, config) -> dict:
   arch = argmax
   if mode == 'target':
     log_probs = np.log(np.maximum(searcher.probs(state), 1e-30))
-    allowed = searcher.mask.copy()
-    if searcher.fixed is not None:  # fixed units keep their one choice
-      rows = searcher.fixed.sum(-1) > 0
-      allowed[rows] = searcher.fixed[rows] > 0
-    log_probs = np.where(allowed, log_probs, -np.inf)
+    log_probs = np.where(searcher.allowed(), log_probs, -np.inf)
     arch, changes = dnas.derive_for_target(
         log_probs, searcher.latency.arch_ms, *derivation_band(config),
         space=searcher.space)

@@ -198,7 +198,8 @@ def test_search_verifies_on_the_runtime_the_device_file_was_measured_with(
   jax_file = file_measured_here(str(tmp_path / 'jax.npz'),
                                 backend=jax.default_backend())
   ort_file = file_measured_here(str(tmp_path / 'ort.npz'),
-                                backend='onnxruntime_cpu')
+                                backend='onnxruntime-cpu',  # older spelling
+                                runtime='onnxruntime')
   assert closed_loop.on_this_backend(config, jax_file)
   assert not closed_loop.on_this_backend(config, ort_file)
   config.measure.runtime = 'onnxruntime'

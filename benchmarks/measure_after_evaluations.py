@@ -75,8 +75,7 @@ def main(argv):
   searcher = search_lib.Searcher(config)
   state = evolve.restore_supernet(searcher, _SUPERNET.value)
   evaluator = evolve.SupernetEvaluator(searcher, state, None)
-  encoding = nsga.Encoding(searcher.space, nsga.allowed_choices(
-      searcher.space, searcher.mask, searcher.fixed))
+  encoding = nsga.Encoding(searcher.space, searcher.allowed())
   for arch in encoding.sample(np.random.default_rng(5), _EVALUATIONS.value):
     evaluator.validation(arch)
   session(f'after restoring the supernet and {_EVALUATIONS.value} '

@@ -261,8 +261,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   train_s = time.time() - t_start
   searcher = search_lib.Searcher(config)
   state = restore_supernet(searcher, supernet_dir)
-  encoding = nsga.Encoding(searcher.space, nsga.allowed_choices(
-      searcher.space, searcher.mask, searcher.fixed))
+  encoding = nsga.Encoding(searcher.space, searcher.allowed())
   latency = searcher.latency
   # The latency of fully evaluated architectures (fronts, hypervolume):
   # measured with latency in the loop, else the search's source.

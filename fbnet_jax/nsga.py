@@ -100,17 +100,6 @@ class Encoding:
     return self.decode(x)
 
 
-def allowed_choices(space: spaces_lib.SearchSpace, mask: np.ndarray,
-                    fixed: Optional[np.ndarray] = None) -> np.ndarray:
-  """The searcher's choice mask, with fixed units (OFA's resolution) pinned
-  to their one choice."""
-  allowed = np.asarray(mask, bool) & space.choice_mask
-  if fixed is not None:
-    rows = fixed.sum(-1) > 0
-    allowed[rows] = fixed[rows] > 0
-  return allowed
-
-
 # ------------------------------------------------------------ strategies
 @dataclasses.dataclass
 class History:

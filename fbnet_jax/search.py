@@ -319,11 +319,7 @@ class Searcher:
   def allowed(self) -> np.ndarray:
     """``[U, C]`` bool: the choices a derived architecture may take (the
     searched ones; a fixed unit, e.g. OFA's resolution, only its one)."""
-    allowed = np.asarray(self.mask, bool).copy()
-    if self.fixed is not None:
-      rows = self.fixed.sum(-1) > 0
-      allowed[rows] = self.fixed[rows] > 0
-    return allowed
+    return self.space.allowed_choices(self.mask, self.fixed)
 
   def probs(self, state) -> np.ndarray:
     return np.asarray(dnas.probabilities(state.params['arch'], self.mask,

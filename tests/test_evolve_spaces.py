@@ -27,8 +27,8 @@ from meta import latency_data
 
 def test_nb201_encoding_covers_every_op_of_every_edge():
   space = spaces.get_space('nasbench201')
-  encoding = nsga.Encoding(space, nsga.allowed_choices(
-      space, space.choice_mask))
+  encoding = nsga.Encoding(space, space.allowed_choices(
+      space.choice_mask))
   np.testing.assert_array_equal(encoding.upper, np.full(6, 4))
   archs = encoding.sample(np.random.default_rng(0), 500)
   space.validate_batch(archs)
@@ -45,8 +45,8 @@ def test_ofa_encoding_pins_the_resolution_and_keeps_stages_prefixes():
   fixed = search.fixed_units(config, space)
   resolution = ofa.RESOLUTIONS.index(config.ofa_resolution)
   assert fixed.sum() == 1 and fixed[-1, resolution] == 1
-  encoding = nsga.Encoding(space, nsga.allowed_choices(
-      space, space.choice_mask, fixed))
+  encoding = nsga.Encoding(space, space.allowed_choices(
+      space.choice_mask, fixed))
   assert encoding.upper[-1] == 0  # the resolution is not a free variable
   rng = np.random.default_rng(0)
   archs = encoding.sample(rng, 300)
@@ -105,8 +105,8 @@ def test_ofa_guided_search_keeps_the_resolution_pinned():
   # pinned resolution), on a synthetic additive problem.
   config = evolve_ofa.get_config('smoke')
   space = spaces.get_space('ofa')
-  encoding = nsga.Encoding(space, nsga.allowed_choices(
-      space, space.choice_mask, search.fixed_units(config, space)))
+  encoding = nsga.Encoding(space, space.allowed_choices(
+      space.choice_mask, search.fixed_units(config, space)))
   rng = np.random.default_rng(0)
   cost = rng.uniform(0.1, 1.0, space.choice_mask.shape)
   rows = np.arange(space.num_units)

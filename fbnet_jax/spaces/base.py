@@ -130,6 +130,16 @@ class SearchSpace(abc.ABC):
     ok[self._constraint_violations(archs)] = False
     return ok
 
+  def allowed_choices(self, mask, fixed=None) -> np.ndarray:
+    """``[U, C]`` bool: the choices of ``mask`` that are valid in this
+    space, with fixed units (``fixed [U, C]``, e.g. OFA's resolution)
+    pinned to their one choice."""
+    allowed = np.asarray(mask, bool) & self.choice_mask
+    if fixed is not None:
+      rows = fixed.sum(-1) > 0
+      allowed[rows] = fixed[rows] > 0
+    return allowed
+
   def make_valid(self, archs) -> np.ndarray:
     """The space's repair of in-range rows (OFA: every block after a
     stage's first skipped one is skipped too); valid rows are unchanged."""

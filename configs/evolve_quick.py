@@ -51,6 +51,9 @@ def evolve_config() -> ml_collections.ConfigDict:
   # and re-run NSGA-II, this many times (more measurements, no more full
   # evaluations).
   e.latency_probes = 0
+  # ... and add an additive ridge model (one-hot features) of what the
+  # re-adapted predictor still misses on the measured rows ('none': off).
+  e.latency_residual = 'ridge'
   # With latency.device_file a device file of this machine: measure the
   # reported front (and DNAS points) here with the harness, beside the
   # reference architectures, and report how far the predictor was off.

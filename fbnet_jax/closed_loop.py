@@ -169,7 +169,7 @@ def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
   between the two sessions) and the references' ms in this session.
   """
   from meta import latency_data  # pylint: disable=g-import-not-at-top
-  _check_has_references(saved, saved.name)
+  _check_has_references(saved, saved.source or saved.name)
   t0 = time.time()
   refs = latency_data.load_space_data(config.space).reference_archs
   rows = np.concatenate([refs, np.atleast_2d(archs)])

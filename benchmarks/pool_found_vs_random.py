@@ -46,6 +46,13 @@ def main(argv):
       print(f'  {what}: 95% CI [{100 * w["ci95_found_minus_random"][0]:+.2f}'
             f', {100 * w["ci95_found_minus_random"][1]:+.2f}] points, '
             f'p = {w["p_two_sided"]:.3f}')
+  if 'sign' in out:
+    print(f'  signs: ahead in {out["sign"]["ahead"]} of '
+          f'{out["num_searches"]}, p = {out["sign"]["p_two_sided"]:.3f}')
+  if out['shared_random_archs']:
+    print(f'  NOT independent: {out["shared_random_archs"]} random '
+          'architecture(s) retrained in more than one study (two studies of '
+          'one search seed?); the tests above assume independent searches.')
   if _OUT.value:
     out['studies'] = _STUDIES.value
     with open(_OUT.value, 'w') as f:

@@ -38,6 +38,7 @@ from fbnet_jax import measure
 from fbnet_jax import reporting
 from fbnet_jax import search
 from fbnet_jax import spaces as spaces_lib
+from fbnet_jax import workdirs
 
 
 # config.measure's fields that say how sessions run, not how one times.
@@ -405,21 +406,19 @@ class MeasuredHere:
                  check['seconds'], 100 * check['drift_vs_device_file'])
     if self.cache_path:
       ms, raw, session = zip(*self._here.values())
-      tmp = self.cache_path + '.tmp'
-      with open(tmp, 'w') as f:
-        json.dump({'device_file': self._path,
-                   'arch_index': [np.frombuffer(k, np.int32).tolist()
-                                  for k in self._here],
-                   'latency_ms': ms,
-                   # As measured, and in which session (whose references'
-                   # drift the latency was divided by).
-                   'raw_ms': raw, 'session': session,
-                   'sessions': self.sessions,
-                   'anchors': (None if self.anchors is None
-                               else self.anchors.tolist()),
-                   'anchor_base_ms': (None if self._anchor_base is None
-                                      else self._anchor_base.tolist())}, f)
-      os.replace(tmp, self.cache_path)
+      workdirs.write_json(self.cache_path, {
+          'device_file': self._path,
+          'arch_index': [np.frombuffer(k, np.int32).tolist()
+                         for k in self._here],
+          'latency_ms': ms,
+          # As measured, and in which session (whose references' drift the
+          # latency was divided by).
+          'raw_ms': raw, 'session': session,
+          'sessions': self.sessions,
+          'anchors': (None if self.anchors is None
+                      else self.anchors.tolist()),
+          'anchor_base_ms': (None if self._anchor_base is None
+                             else self._anchor_base.tolist())}, indent=None)
 
   def summary(self) -> dict:
     """What was measured: sessions, architectures, measurements (with the

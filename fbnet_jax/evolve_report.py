@@ -30,6 +30,7 @@ import numpy as np
 
 from fbnet_jax import latency as latency_lib
 from fbnet_jax import pareto
+from fbnet_jax import workdirs
 
 STRATEGIES = ('guided', 'random')
 
@@ -167,10 +168,7 @@ def prediction_error_by_round(histories: dict,
 
 
 def write_json(workdir: str, name: str, value) -> None:
-  tmp = os.path.join(workdir, name + '.tmp')
-  with open(tmp, 'w') as f:
-    json.dump(value, f, indent=1)
-  os.replace(tmp, os.path.join(workdir, name))
+  workdirs.write_json(os.path.join(workdir, name), value)
 
 
 def plot_front(workdir: str, points: dict, fronts: dict,

@@ -205,9 +205,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   result = {**settings, 'accuracy': correct / count,
             'num_eval': int(count), 'steps': total,
             'train_seconds': time.time() - t0,
-            'train_loss': losses}
+            'train_loss': losses, 'environment': workdirs.environment()}
   logging.info('retrain: accuracy %.4f on %d images', result['accuracy'],
                count)
-  with open(os.path.join(workdir, RESULT_FILE), 'w') as f:
-    json.dump(result, f, indent=1)
+  workdirs.write_json(os.path.join(workdir, RESULT_FILE), result)
   return result

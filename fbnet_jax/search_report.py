@@ -19,7 +19,6 @@ Files in the workdir of :func:`fbnet_jax.search.train_and_evaluate`:
 
 from __future__ import annotations
 
-import json
 import os
 
 import jax
@@ -28,13 +27,12 @@ import numpy as np
 
 from fbnet_jax import dnas
 from fbnet_jax import latency as latency_lib
+from fbnet_jax import workdirs
 
 
 def write_history(workdir, history):
-  tmp = os.path.join(workdir, 'history.json.tmp')
-  with open(tmp, 'w') as f:
-    json.dump(history, f)
-  os.replace(tmp, os.path.join(workdir, 'history.json'))
+  workdirs.write_json(os.path.join(workdir, 'history.json'), history,
+                      indent=None)
 
 
 def describe(space, arch, sources: dict) -> dict:

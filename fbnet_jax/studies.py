@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import collections
 import copy
 import json
 import os
@@ -26,6 +27,7 @@ from fbnet_jax import latency as latency_lib
 from fbnet_jax import retrain
 from fbnet_jax import search
 from fbnet_jax import spaces
+from fbnet_jax import workdirs
 
 
 def latency_targets(device: str, quantiles: Sequence[float],
@@ -142,9 +144,9 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
   """
   arch, _ = retrain.load_arch(result_path)
   found_seeds = seeds if found_seeds is None else found_seeds
-  if seeds < 1 or found_seeds < 1:
-    raise ValueError(f'seeds={seeds}, found_seeds={found_seeds}: expected '
-                     'at least 1 each.')
+  if seeds < 1 or found_seeds < 1 or num_random < 1:
+    raise ValueError(f'num_random={num_random}, seeds={seeds}, found_seeds='
+                     f'{found_seeds}: expected at least 1 each.')
   device = config.latency.device
   lut = latency_lib.lookup_table_latency(device)
   lat = float(lut.arch_ms(np.asarray(arch)))
@@ -154,6 +156,7 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
       (f'random{i}', a, seeds) for i, a in enumerate(others)]
   space = spaces.get_space('fbnet')
   rows = []
+  environments = set()  # of the retrainings (a resumed study may mix)
   for name, a, n in runs:
     ms = float(lut.arch_ms(np.asarray(a)))
     accs = []
@@ -163,6 +166,7 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
       run = retrain.train_and_evaluate(
           cfg, a, os.path.join(root, name, f'seed{cfg.seed}'), progress=False)
       accs.append(float(run['accuracy']))
+      environments.add(json.dumps(run.get('environment'), sort_keys=True))
       print(f'{name:8s} seed {cfg.seed}  {ms:6.2f} ms  accuracy '
             f'{accs[-1]:.4f}', flush=True)
     rows.append(dict(name=name, arch=space.names(a), lut_ms=ms,
@@ -176,11 +180,13 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
          'random_std': _sample_std(means),
          'found_minus_random_mean': found['accuracy'] - float(means.mean()),
          'found_rank': 1 + int(np.sum(means > found['accuracy'] + 1e-9)),
-         'num_archs': len(rows)}
+         'num_archs': len(rows),
+         # Retrained accuracies reproduce to the bit only within one
+         # environment (None: a run from before it was recorded).
+         'environments': [json.loads(e) for e in sorted(environments)]}
   if found_seeds > 1 and num_random > 1:
     out['welch'] = welch(found['seed_accuracies'], means)
-  with open(os.path.join(root, 'found_vs_random.json'), 'w') as f:
-    json.dump(out, f, indent=1)
+  workdirs.write_json(os.path.join(root, 'found_vs_random.json'), out)
   _plot_found_vs_random(out, os.path.join(root, 'found_vs_random.png'))
   return out
 
@@ -211,9 +217,16 @@ def pool_found_vs_random(studies: Sequence[dict]) -> dict:
   Each search compares its found architecture with random ones of its own
   latency, so the pooled effect is the mean of the per-search differences
   (found mean - that study's random mean), tested by a paired (one-sample)
-  t-test over searches (``paired``). ``welch_seeds`` is a looser view:
-  every found seed against every random architecture's mean, unpaired; the
-  seeds of one found architecture share it, so its p is optimistic.
+  t-test over searches (``paired``), and by the signs alone (``sign``:
+  how many searches are ahead, two-sided binomial test). ``welch_seeds`` is
+  a looser view: every found seed against every random architecture's
+  mean, unpaired; the seeds of one found architecture share it, so its p
+  is optimistic.
+
+  Both tests take the searches as independent. ``shared_random_archs``
+  counts random architectures retrained in more than one of the studies
+  (e.g. two studies of one search seed: the random draw is seeded by
+  ``config.seed``); where it is not 0 they are not.
   """
   per = [float(np.mean(s['found']['seed_accuracies'])) -
          float(np.mean([r['accuracy'] for r in s['random']]))
@@ -229,6 +242,12 @@ def pool_found_vs_random(studies: Sequence[dict]) -> dict:
     out['welch_seeds'] = welch(found, means)
   if len(studies) > 1:
     out['paired'] = _summary(stats.ttest_1samp(per, 0.0))
+    ahead = int(np.sum(np.asarray(per) > 0))
+    out['sign'] = {'ahead': ahead, 'p_two_sided': float(
+        stats.binomtest(ahead, len(per)).pvalue)}
+  counts = collections.Counter(
+      tuple(r['arch']) for s in studies for r in s['random'] if 'arch' in r)
+  out['shared_random_archs'] = sum(c > 1 for c in counts.values())
   return out
 
 

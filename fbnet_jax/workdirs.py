@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import os
+import platform
 from typing import Any, Iterable, Optional
 
 _MISSING = '<not recorded>'
@@ -71,7 +72,41 @@ def read_json(path: str) -> Optional[Any]:
   if not os.path.exists(path):
     return None
   with open(path) as f:
-    return json.load(f)
+    try:
+      return json.load(f)
+    except json.JSONDecodeError as e:
+      raise ValueError(
+          f'{path}: not valid JSON ({e}); a run killed while writing it? '
+          'Delete it to redo that step.') from e
+
+
+def write_json(path: str, value: Any, indent: Optional[int] = 1) -> None:
+  """Writes ``value`` to ``path`` atomically (a temporary file, then a
+  rename): a job killed while writing leaves the old file or none, never
+  half of one for a resume to trip on."""
+  tmp = f'{path}.{os.getpid()}.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(value, f, indent=indent)
+  os.replace(tmp, path)
+
+
+def environment() -> dict:
+  """What a result was computed with, beyond its settings: jax and jaxlib
+  versions, backend, device kind and CPU model. The same settings and seed
+  reproduce a run to the bit only under the same environment (XLA's
+  kernels and their reduction orders change between versions and CPUs)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jaxlib  # pylint: disable=g-import-not-at-top
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open('/proc/cpuinfo') as f:
+      cpu = next((line.split(':', 1)[1].strip() for line in f
+                  if line.startswith('model name')), cpu)
+  except OSError:
+    pass
+  return {'jax': jax.__version__, 'jaxlib': jaxlib.__version__,
+          'backend': jax.default_backend(),
+          'device_kind': jax.devices()[0].device_kind, 'cpu': cpu}
 
 
 def record_or_check(path: str, settings: dict, *, resuming: bool) -> None:

@@ -129,6 +129,11 @@ def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch,
       'seed_accuracies']
   with pytest.raises(ValueError, match='at least 1'):
     studies.found_vs_random(config, str(path), root, seeds=0)
+  with pytest.raises(ValueError, match='num_random=0.*at least 1'):
+    studies.found_vs_random(config, str(path), root, num_random=0)
+  # Which jax, backend and CPU the retrainings ran on (one here).
+  assert [set(e) for e in out['environments']] == [
+      {'jax', 'jaxlib', 'backend', 'device_kind', 'cpu'}]
   # Another retraining setting in the same workdir is an error, not a reuse.
   config.retrain.lr = 0.5
   with pytest.raises(ValueError, match='another retrain.lr than'):
@@ -163,6 +168,13 @@ def test_pool_found_vs_random_hand_checked():
   half = stats.t.ppf(0.975, 2) * sd / np.sqrt(3)
   assert out['paired']['ci95_found_minus_random'] == pytest.approx(
       [d.mean() - half, d.mean() + half])
+  # All three ahead: two-sided binomial p = 2 / 2**3.
+  assert out['sign'] == {'ahead': 3, 'p_two_sided': pytest.approx(0.25)}
+  assert out['shared_random_archs'] == 0
+  # Two studies that retrained one random architecture are not independent.
+  one['random'][0]['arch'] = two['random'][1]['arch'] = ['skip'] * 22
+  assert studies.pool_found_vs_random(
+      [one, two, three])['shared_random_archs'] == 1
   # Every seed, Welch by hand: found 0.90 1.00 0.96 0.96 0.92 0.92, random
   # means 0.90 0.80 0.85 0.90.
   f = np.array([0.90, 1.00, 0.96, 0.96, 0.92, 0.92])

@@ -36,3 +36,14 @@ def test_without_drops_dotted_keys_from_a_copy():
   assert workdirs.without(settings, ('a', 'b.c', 'b.missing', 'x.y')) == {
       'b': {'d': 3}}
   assert settings == {'a': 1, 'b': {'c': 2, 'd': 3}}
+
+
+def test_json_written_atomically_and_a_broken_file_named(tmp_path):
+  path = str(tmp_path / 'r.json')
+  workdirs.write_json(path, {'a': [1, 2]})
+  assert workdirs.read_json(path) == {'a': [1, 2]}
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['r.json']  # no tmp
+  assert workdirs.read_json(str(tmp_path / 'missing.json')) is None
+  (tmp_path / 'r.json').write_text('{"a": [1,')  # killed while writing
+  with pytest.raises(ValueError, match=r'r\.json: not valid JSON'):
+    workdirs.read_json(path)

@@ -107,6 +107,30 @@ def architecture_loss(ce: jnp.ndarray, latency: jnp.ndarray, config,
                    f"'budget', got {form!r}.")
 
 
+LOSS_FORMS = ('fbnet', 'target', 'budget')
+LATENCY_OF = ('distribution', 'sample')
+
+
+def check_loss_config(config, arch_steps: bool = True) -> None:
+  """Clear errors for ``config.loss`` and the target it needs
+  (``config.latency.target_ms``), before anything is built or trained. A
+  weights-only run (``arch_steps`` False) never uses the target."""
+  loss = config.loss
+  if loss.form not in LOSS_FORMS:
+    raise ValueError(f'config.loss.form: expected one of {LOSS_FORMS}, got '
+                     f'{loss.form!r}.')
+  latency_of = loss.get('latency_of', 'distribution')
+  if latency_of not in LATENCY_OF:
+    raise ValueError(f'config.loss.latency_of: expected one of {LATENCY_OF}, '
+                     f'got {latency_of!r}.')
+  target = config.latency.get('target_ms')
+  if arch_steps and loss.form != 'fbnet' and not (
+      isinstance(target, (int, float)) and target > 0):
+    raise ValueError(
+        f"config.latency.target_ms: the {loss.form!r} loss needs a target "
+        f'latency in ms > 0, got {target!r}.')
+
+
 def check_latency_range(min_latency_ms: float, config) -> None:
   """Refuses an FBNet-form loss whose log would see latencies <= 1 unit."""
   if config.form == 'fbnet' and min_latency_ms <= config.unit_ms:

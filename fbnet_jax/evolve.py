@@ -31,7 +31,6 @@ is used only to report the test accuracy of the final front.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Optional
@@ -49,6 +48,7 @@ from fbnet_jax import evolve_report as report
 from fbnet_jax import latency_loop
 from fbnet_jax import nsga
 from fbnet_jax import pareto
+from fbnet_jax import retrain
 from fbnet_jax import search as search_lib
 from fbnet_jax import workdirs
 
@@ -149,6 +149,16 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                      f'config.epochs ({config.epochs}), got '
                      f'{cfg.dnas_warmup_epochs}: DNAS needs architecture '
                      'steps.')
+  if cfg.predictor not in pareto.PREDICTORS:
+    raise ValueError(f'config.evolve.predictor: expected one of '
+                     f'{pareto.PREDICTORS}, got {cfg.predictor!r}.')
+  if cfg.get('latency_probes', 0) < 0:
+    raise ValueError('config.evolve.latency_probes: expected >= 0, got '
+                     f'{cfg.latency_probes}.')
+  if cfg.get('measure_latency'):
+    latency_loop.check_config(config)
+  for path in _dnas_result_paths(cfg):
+    _read_dnas_result(path, config)
   anchors = cfg.get('anchors', 0)
   closed_loop.check_num_anchors(anchors)
   if anchors and not (cfg.get('measure_latency') and
@@ -214,6 +224,27 @@ def dnas_searches(config: ml_collections.ConfigDict, workdir: str,
   return paths
 
 
+def _dnas_result_paths(cfg: ml_collections.ConfigDict) -> list[str]:
+  return [p for p in cfg.get('dnas_result', '').split(',') if p]
+
+
+def _read_dnas_result(path: str,
+                      config: Optional[ml_collections.ConfigDict] = None
+                      ) -> dict:
+  """A DNAS ``result.json`` (``config.evolve.dnas_result``); with
+  ``config``, checked to be of its space before any supernet trains."""
+  if not os.path.isfile(path):
+    raise ValueError(f'config.evolve.dnas_result: {path}: no such file; '
+                     'expected result.json files of experiments.search, '
+                     'comma-separated.')
+  _, result = retrain.load_arch(path)
+  if config is not None and result['space'] != config.space:
+    raise ValueError(f'config.evolve.dnas_result: {path}: field space is '
+                     f'{result["space"]!r}, this search\'s is '
+                     f'{config.space!r}.')
+  return result
+
+
 def _dnas_points(paths, encoding: nsga.Encoding, latency,
                  evaluator: SupernetEvaluator, test: bool) -> list[dict]:
   """The derived architecture of each DNAS ``result.json``, fully evaluated
@@ -221,8 +252,7 @@ def _dnas_points(paths, encoding: nsga.Encoding, latency,
   run's own target and supernet accuracy beside it."""
   points = []
   for path in paths:
-    with open(path) as f:
-      result = json.load(f)
+    result = _read_dnas_result(path)
     arch = np.asarray(result['arch_index'], np.int32)
     encoding.encode(arch[None])  # clear error if the supernet lacks an op
     point = {'arch': encoding.space.names(arch), 'arch_index': arch.tolist(),
@@ -304,7 +334,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   search_s = time.time() - t_search
 
   t_dnas = time.time()
-  dnas_paths = [p for p in cfg.get('dnas_result', '').split(',') if p]
+  dnas_paths = _dnas_result_paths(cfg)
   if cfg.get('dnas_quantiles'):
     ref_ms = bounds.arch_ms(ref_archs)
     dnas_paths += dnas_searches(

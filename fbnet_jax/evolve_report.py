@@ -347,6 +347,10 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       'space': config.space, 'dataset': config.data.name,
       'latency_source': latency.name,
       'latency_of_evaluated': scoring.name,
+      # Every setting of the search and of its latency source (a rerun in
+      # the same workdir with other ones overwrites these files).
+      'evolve_config': workdirs.as_json(cfg.to_dict()),
+      'latency_config': workdirs.as_json(config.latency.to_dict()),
       # With latency in the loop, the guided search's latency measurements
       # per seed: the predictor's support + every distinct architecture it
       # evaluated or probed.

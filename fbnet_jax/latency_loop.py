@@ -59,6 +59,34 @@ class ResidualCorrected:
     return ms[0] if single else ms
 
 
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Clear errors for a ``config.evolve.measure_latency`` setting that
+  cannot run, before any supernet trains."""
+  lat = config.latency
+  if lat.source != 'predictor' or lat.get('adapted_dir'):
+    raise ValueError(
+        'config.evolve.measure_latency: expected '
+        "config.latency.source='predictor' adapted here (not adapted_dir), "
+        f'got source={lat.source!r}; a lookup table needs no refinement.')
+  if lat.get('device_file'):
+    if config.space not in ('fbnet', 'ofa'):
+      raise ValueError(
+          'config.evolve.measure_latency: the harness builds fbnet and ofa '
+          f'networks, not {config.space!r}; expected a bundled device '
+          '(its exact table stands in for the device).')
+  elif latency_lib.exact_table(config) is None:
+    raise ValueError(
+        'config.evolve.measure_latency: no exact latencies of '
+        f'{lat.device!r} in space {config.space!r} to measure with '
+        '(FBNet CIFAR lookup tables or NAS-Bench-201 only; or a device '
+        'file of this machine in config.latency.device_file, measured '
+        'here with the harness).')
+  residual = config.evolve.get('latency_residual', 'ridge')
+  if residual not in RESIDUALS:
+    raise ValueError(f'config.evolve.latency_residual: expected one of '
+                     f'{RESIDUALS}, got {residual!r}.')
+
+
 class LatencyInTheLoop:
   """DyNAS-T measures the latency of every fully evaluated architecture,
   not only its accuracy; here the measurements also re-adapt the
@@ -82,18 +110,9 @@ class LatencyInTheLoop:
   def __init__(self, config: ml_collections.ConfigDict,
                model: latency_lib.LatencyModel, cache_path: str = '',
                measure_fn=None):
+    check_config(config)
     lat = config.latency
-    if lat.source != 'predictor' or lat.get('adapted_dir'):
-      raise ValueError(
-          'config.evolve.measure_latency: expected '
-          "config.latency.source='predictor' adapted here (not adapted_dir), "
-          f'got source={lat.source!r}; a lookup table needs no refinement.')
     if lat.get('device_file'):
-      if config.space not in ('fbnet', 'ofa'):
-        raise ValueError(
-            'config.evolve.measure_latency: the harness builds fbnet and ofa '
-            f'networks, not {config.space!r}; expected a bundled device '
-            '(its exact table stands in for the device).')
       from meta import latency_data  # pylint: disable=g-import-not-at-top
       self.measured = closed_loop.MeasuredHere(
           config, latency_data.load_device_file(lat.device_file),
@@ -101,20 +120,10 @@ class LatencyInTheLoop:
           num_anchors=config.evolve.get('anchors', 0))
     else:
       self.measured = latency_lib.exact_table(config)
-    if self.measured is None:
-      raise ValueError(
-          'config.evolve.measure_latency: no exact latencies of '
-          f'{lat.device!r} in space {config.space!r} to measure with '
-          '(FBNet CIFAR lookup tables or NAS-Bench-201 only; or a device '
-          'file of this machine in config.latency.device_file, measured '
-          'here with the harness).')
     self.support = latency_lib.support_for(config)
     self.model = model
     e = config.evolve
-    self.residual = e.get('latency_residual', 'none')
-    if self.residual not in RESIDUALS:
-      raise ValueError(f'config.evolve.latency_residual: expected one of '
-                       f'{RESIDUALS}, got {self.residual!r}.')
+    self.residual = e.get('latency_residual', 'ridge')
     # Support rows to pad to: every evaluation and probe can add one.
     self.size = len(self.support.archs) + e.budget * (
         1 + e.get('latency_probes', 0))

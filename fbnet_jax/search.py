@@ -143,6 +143,12 @@ class Searcher:
 
   def __init__(self, config: ml_collections.ConfigDict, devices=None):
     self.config = config
+    dnas.check_loss_config(
+        config, arch_steps=config.search.warmup_epochs < config.epochs)
+    derive = config.search.get('derive') or ''
+    if derive not in ('', 'argmax', 'target'):
+      raise ValueError("config.search.derive: expected 'argmax', 'target' or "
+                       f"'' (the loss form's default), got {derive!r}.")
     devices = list(devices or jax.devices())
     self.space = spaces_lib.space_for(config.space,
                                       config.get('macro', 'cifar'))

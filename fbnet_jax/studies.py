@@ -48,8 +48,12 @@ def latency_control(config: ml_collections.ConfigDict, root: str,
   and relative error, and the source's own prediction for it.
   """
   rows = []
+  # Every device's table before the first search: a misspelt name is an
+  # error now, not after the other devices' searches.
+  luts = {device: latency_lib.lookup_table_latency(device)
+          for device in devices}
   for device in devices:
-    lut = latency_lib.lookup_table_latency(device)
+    lut = luts[device]
     for q, target in zip(quantiles, latency_targets(device, quantiles)):
       cfg = ml_collections.ConfigDict(config.to_dict())
       cfg.latency.source = source

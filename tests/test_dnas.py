@@ -155,6 +155,38 @@ def test_unknown_lut_device_is_a_clear_error():
     latency.lookup_table_latency('titanx_1')
 
 
+@pytest.mark.parametrize('change, message', [
+    ({'loss.latency_of': 'samples'},
+     r"config.loss.latency_of: expected one of \('distribution', 'sample'\)"),
+    ({'loss.form': 'hinge'}, 'config.loss.form: expected one of'),
+    ({'latency.target_ms': 0.0}, "target_ms: the 'target' loss needs a "
+     r'target latency in ms > 0, got 0.0'),
+    ({'latency.target_ms': -25.0}, 'got -25.0'),
+    ({'loss.form': 'budget', 'latency.target_ms': None}, "'budget' loss"),
+    ({'search.derive': 'targt'}, "config.search.derive: expected 'argmax'"),
+])
+def test_search_config_errors_before_anything_is_built(change, message):
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import search  # pylint: disable=g-import-not-at-top
+  config = quickstart.get_config('smoke')
+  search.Searcher(config)  # the smoke config itself is fine
+  for key, value in change.items():
+    group, field = key.split('.')
+    config[group][field] = value
+  with pytest.raises(ValueError, match=message):
+    search.Searcher(config)
+
+
+def test_weights_only_search_needs_no_target():
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  config = quickstart.get_config('smoke')
+  config.latency.target_ms = None
+  config.search.warmup_epochs = config.epochs
+  dnas.check_loss_config(config, arch_steps=False)
+  with pytest.raises(ValueError, match='target_ms'):
+    dnas.check_loss_config(config, arch_steps=True)
+
+
 def test_temperature_is_traced_not_recompiled():
   theta = jnp.zeros((3, 4))
 
@@ -295,3 +327,15 @@ def test_spread_support_config_errors(change, message, tmp_path):
     config.latency.device_file = path
   with pytest.raises(latency.LatencyConfigError, match=message):
     latency.latency_source(config)
+
+
+def test_latency_control_checks_every_device_before_searching(
+    tmp_path, monkeypatch):
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import search  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import studies  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(search, 'train_and_evaluate',
+                      lambda *a, **k: pytest.fail('searched first'))
+  with pytest.raises(latency.LatencyConfigError, match='pixle3'):
+    studies.latency_control(quickstart.get_config('smoke'), str(tmp_path),
+                            ['raspi4', 'pixle3'], 'lut')

@@ -202,6 +202,8 @@ def test_smoke_config_end_to_end(smoke_run):
         to_final)
   assert summary['supernet_evaluations'] <= 18  # the shared 6 count once
   assert summary['dnas'] is None  # DNAS points: tests/test_evolve_spaces.py
+  assert summary['evolve_config']['budget'] == config.evolve.budget
+  assert summary['latency_config']['source'] == config.latency.source
   assert summary['lut_agreement']['within_10_percent']
   assert summary['latency_predictions_per_s'] > 0
   for plot in ('front.png', 'hypervolume.png'):
@@ -661,6 +663,33 @@ def test_measured_here_serves_ofa_architectures(tmp_path,
   archs = spaces.get_space('ofa').sample(np.random.default_rng(0), 4)
   np.testing.assert_allclose(here.arch_ms(archs), 2.0 * archs.sum(1))
   assert calls == [4]
+
+
+def test_config_errors_before_the_supernet_trains(tmp_path):
+  config = evolve_quick.get_config('smoke')
+  evolve.check_config(config)
+  for field, value, message in (
+      ('predictor', 'GBRT', r"predictor: expected one of \('ridge', 'gbrt'\)"),
+      ('latency_probes', -1, 'latency_probes: expected >= 0, got -1'),
+      ('measure_latency', True, "expected config.latency.source='predictor'"),
+      ('dnas_result', str(tmp_path / 'reslt.json'), 'reslt.json: no such file'),
+  ):
+    bad = evolve_quick.get_config('smoke')
+    bad.evolve[field] = value
+    with pytest.raises(ValueError, match=message):
+      evolve.check_config(bad)
+  bad = evolve_quick.get_config('smoke')
+  bad.latency.source = 'predictor'
+  bad.evolve.update(measure_latency=True, latency_residual='Ridge')
+  with pytest.raises(ValueError, match="latency_residual: expected one of"):
+    evolve.check_config(bad)
+  other = tmp_path / 'nb201.json'
+  other.write_text(json.dumps({'space': 'nasbench201', 'arch_index': [0] * 6}))
+  bad = evolve_quick.get_config('smoke')
+  bad.evolve.dnas_result = str(other)
+  with pytest.raises(ValueError, match="nb201.json: field space is "
+                     "'nasbench201', this search's is 'fbnet'"):
+    evolve.check_config(bad)
 
 
 def test_latency_in_the_loop_measures_here_with_a_device_file(

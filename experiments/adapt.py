@@ -23,9 +23,11 @@ _DEVICE_FILE = flags.DEFINE_string('device_file', None, 'Device file.',
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where the adapted '
                                'predictor is saved.', required=True)
 _PREDICTOR = flags.DEFINE_string('predictor_dir', '', 'Meta-trained '
-                                 'predictor (default: the bundled one).')
+                                 'predictor: a meta_train workdir or its '
+                                 'predictor/ (default: the bundled one).')
 _SAMPLES = flags.DEFINE_integer('num_samples', 0, 'Samples besides the '
-                                'references (0: every non-query row).')
+                                'references (0: every non-query row).',
+                                lower_bound=0)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the sample draw.')
 
 

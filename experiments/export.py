@@ -35,11 +35,9 @@ _OUT = flags.DEFINE_string('out', None, 'ONNX file (default: '
 
 def main(argv):
   del argv
-  arch, found = retrain.load_arch(_ARCH.value)
   config = _CONFIG.value
-  if found['space'] != config.space:
-    raise ValueError(f'{_ARCH.value}: field space is {found["space"]!r}, the '
-                     f'config\'s is {config.space!r}.')
+  # Checked before anything is written: its space and macro are config's.
+  arch, found = retrain.load_arch(_ARCH.value, config)
   retrain_dir = _RETRAIN_DIR.value or os.path.join(
       os.path.dirname(_ARCH.value), 'retrain')
   out = _OUT.value or os.path.join(retrain_dir, 'model.onnx')

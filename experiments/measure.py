@@ -45,7 +45,8 @@ _NAME = flags.DEFINE_string('name', '', 'Device name (default: host + '
 _MACRO = flags.DEFINE_enum('macro', 'cifar', ['cifar', 'imagenet'],
                            'FBNet macro network.')
 _BATCH = flags.DEFINE_integer('batch_size', 1, 'Batch size.')
-_DTYPE = flags.DEFINE_string('dtype', 'float32', 'float32 or bfloat16.')
+_DTYPE = flags.DEFINE_enum('dtype', 'float32', list(measure.DTYPES),
+                           'Of the timed networks (jax runtime).')
 _BUDGET = flags.DEFINE_float('time_budget_s', 600.0,
                              'Stop adding rounds after this many seconds.')
 _SPREAD = flags.DEFINE_float('spread_bound', 0.05,
@@ -65,30 +66,48 @@ _CORES = flags.DEFINE_integer(
 
 
 def select_archs(space, specs, seed):
-  """(archs [N, U], is_query [N], reference rows) from ``--archs``."""
+  """(archs [N, U], is_query [N], reference rows) from ``--archs``.
+
+  Raises:
+    ValueError: for an item that is not one of the module docstring's, an
+      N that is not a whole number >= 1, or a file that is missing, not of
+      ``space`` or lacks a field; naming the item, the file and the field.
+  """
   rng = np.random.default_rng(seed)
   archs, query, refs = [], [], []
   for spec in specs:
-    kind, _, arg = spec.partition(':')
+    kind, colon, arg = spec.partition(':')
     if kind == 'reference':
+      if colon:
+        raise ValueError(f'--archs: item {spec!r}: reference takes no '
+                         f'argument (it is the {space.name} space\'s '
+                         'reference architectures); expected reference.')
       ref = latency_data.load_space_data(space.name).reference_archs
       refs += list(range(len(archs), len(archs) + len(ref)))
       archs += list(ref)
       query += [False] * len(ref)
     elif kind in ('random', 'query', 'spread'):
       new = (space.sample_spread if kind == 'spread' else space.sample)(
-          rng, int(arg))
+          rng, _count(spec, kind, arg))
       archs += list(new)
       query += [kind == 'query'] * len(new)
     elif kind == 'result':
-      with open(arg) as f:
-        result = json.load(f)
-      found = [result['arch_index']] + [s['arch_index'] for s in
-                                        result.get('samples', [])]
+      found = _result_archs(space, spec, arg)
       archs += found
       query += [False] * len(found)
     elif kind == 'file':
-      dev = latency_data.load_device_file(arg)
+      if not arg:
+        raise ValueError(f'--archs: item {spec!r}: expected file:PATH, the '
+                         'path of a device file.')
+      try:
+        dev = latency_data.load_device_file(arg)
+      except latency_data.DeviceFileError as e:
+        raise latency_data.DeviceFileError(
+            f'--archs: item {spec!r}: {e}') from e
+      if dev.space != space.name:
+        raise ValueError(f'--archs: item {spec!r}: {arg}: field space is '
+                         f'{dev.space!r}; expected --space={space.name}.')
+      _check_macro(space, spec, arg, measure.file_setting(dev, 'macro'))
       archs += list(dev.archs)
       query += list(dev.is_query)
     else:
@@ -96,6 +115,70 @@ def select_archs(space, specs, seed):
                        'random:N, spread:N, query:N, result:PATH or '
                        'file:PATH.')
   return np.asarray(archs, np.int32), np.asarray(query, bool), refs
+
+
+def _count(spec, kind, arg):
+  """N of a ``random:N``, ``spread:N`` or ``query:N`` item."""
+  try:
+    n = int(arg)
+  except ValueError:
+    n = 0
+  if n < 1:
+    raise ValueError(f'--archs: item {spec!r}: expected {kind}:N with N a '
+                     f'whole number >= 1, got {arg!r}.')
+  return n
+
+
+def _check_macro(space, spec, path, macro):
+  """A file's FBNet macro network (if it records one) must be --macro's."""
+  if space.name == 'fbnet' and macro and macro != space.macro.name:
+    raise ValueError(f'--archs: item {spec!r}: {path}: field macro is '
+                     f'{macro!r}; expected --macro={space.macro.name}.')
+
+
+def _result_archs(space, spec, path):
+  """The derived and sampled architectures of a search's result.json."""
+  if not path:
+    raise ValueError(f'--archs: item {spec!r}: expected result:PATH, the '
+                     'path of a result.json written by experiments.search.')
+  if not os.path.isfile(path):
+    raise ValueError(f'--archs: item {spec!r}: {path}: no such file; expected'
+                     ' a result.json written by experiments.search.')
+  try:
+    with open(path) as f:
+      result = json.load(f)
+  except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+    raise ValueError(f'--archs: item {spec!r}: {path}: not a JSON file ({e});'
+                     ' expected a result.json written by experiments.search.'
+                     ) from e
+  where = f'--archs: item {spec!r}: {path}'
+  if not isinstance(result, dict):
+    raise ValueError(f'{where}: holds a JSON {type(result).__name__}; '
+                     'expected a result.json written by experiments.search.')
+  for key in ('space', 'arch_index'):
+    if key not in result:
+      raise ValueError(f'{where}: field {key!r} missing; expected a '
+                       'result.json written by experiments.search.')
+  if result['space'] != space.name:
+    raise ValueError(f'{where}: field space is {result["space"]!r}; expected '
+                     f'--space={space.name}.')
+  _check_macro(space, spec, path, result.get('macro'))
+  samples = result.get('samples', [])
+  if not isinstance(samples, list) or not all(
+      isinstance(s, dict) and 'arch_index' in s for s in samples):
+    raise ValueError(f'{where}: field samples: expected a list of objects '
+                     'with field arch_index.')
+  fields = [('arch_index', result['arch_index'])] + [
+      (f'samples[{i}].arch_index', s['arch_index'])
+      for i, s in enumerate(samples)]
+  found = []
+  for field, arch in fields:
+    if not (isinstance(arch, list) and all(
+        isinstance(a, int) and not isinstance(a, bool) for a in arch)):
+      raise ValueError(f'{where}: field {field} is {arch!r}; expected a list '
+                       f'of {space.num_units} {space.name} choice indices.')
+    found.append(space.validate(arch, where=f'{where}: field {field}'))
+  return found
 
 
 def main(argv):

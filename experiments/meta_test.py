@@ -21,13 +21,16 @@ _WORKDIR = flags.DEFINE_string('workdir', 'runs/help_fbnet',
                                'Workdir of experiments.meta_train.')
 _DEVICE_FILES = flags.DEFINE_multi_string(
     'device_file', [], 'Device file(s) to evaluate instead of the bundled '
-    'meta-test devices (format: meta/data/README.md).')
+    'meta-test devices (format: meta/data/README.md), each with its own '
+    'device name; not with --devices.')
 _COMPARE = flags.DEFINE_list(
     'compare', [], 'Other meta_train workdirs (e.g. MAML, Meta-SGD variants) '
-    'to evaluate in the same table.')
+    'to evaluate in the same table, one column each (labelled by '
+    'meta.algorithm, plus the workdir name where two share one).')
 _DEVICES = flags.DEFINE_list(
     'devices', [], 'Bundled devices to evaluate instead of the meta-test '
-    'ones (e.g. those in no split: fbnet 2080ti_1, titan_rtx_64, ...).')
+    'ones (e.g. those in no split: fbnet 2080ti_1, titan_rtx_64, ...); not '
+    'with --device_file.')
 _OUT = flags.DEFINE_string('out', '', 'Result file (default '
                            'WORKDIR/meta_test.json).')
 _BASELINES = flags.DEFINE_bool('baselines', True,

@@ -56,6 +56,11 @@ def main(argv):
   compilation_cache.enable()
   config = _CONFIG.value
   path = config.latency.get('device_file')
+  if _VERIFY.value == 'yes' and not path:
+    raise ValueError('--verify=yes: measures the found architecture against '
+                     'config.latency.device_file, which is not set; set it '
+                     'to a device file of this machine (experiments.measure),'
+                     ' or use --verify=auto or no.')
   if path and config.latency.source == 'predictor' and not os.path.exists(
       path):
     made = closed_loop.ensure_device_file(config, path,

@@ -28,16 +28,15 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory '
 def main(argv):
   del argv
   compilation_cache.enable()
-  arch, found = retrain.load_arch(_ARCH.value)
   config = _CONFIG.value
-  if found['space'] != config.space:
-    raise ValueError(f'{_ARCH.value}: field space is {found["space"]!r}, the '
-                     f'config\'s is {config.space!r}.')
+  # Checked before anything is written: its space and macro are config's.
+  arch, found = retrain.load_arch(_ARCH.value, config)
   workdir = _WORKDIR.value or os.path.join(os.path.dirname(_ARCH.value),
                                            'retrain')
   result = retrain.train_and_evaluate(config, arch, workdir)
   print(f'accuracy {result["accuracy"]:.4f} on {result["num_eval"]} '
-        f'{config.data.name} eval images ({" ".join(found["arch"])})')
+        f'{config.data.name} eval images '
+        f'({" ".join(map(str, found.get("arch", arch)))})')
 
 
 if __name__ == '__main__':

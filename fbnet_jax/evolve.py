@@ -237,12 +237,7 @@ def _read_dnas_result(path: str,
     raise ValueError(f'config.evolve.dnas_result: {path}: no such file; '
                      'expected result.json files of experiments.search, '
                      'comma-separated.')
-  _, result = retrain.load_arch(path)
-  if config is not None and result['space'] != config.space:
-    raise ValueError(f'config.evolve.dnas_result: {path}: field space is '
-                     f'{result["space"]!r}, this search\'s is '
-                     f'{config.space!r}.')
-  return result
+  return retrain.load_arch(path, config)[1]
 
 
 def _dnas_points(paths, encoding: nsga.Encoding, latency,

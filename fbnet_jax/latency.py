@@ -218,14 +218,28 @@ def predictor_latency(adapted) -> LatencyModel:
 
 def _load_predictor(space: str, predictor_dir: Optional[str]):
   """The meta-trained predictor in ``predictor_dir`` (default: the bundled
-  one of ``space``), checked to be one of ``space``."""
+  one of ``space``), checked to be one of ``space``. A ``meta_train``
+  workdir stands for its ``predictor/`` folder."""
   from meta import adaptation  # the narrow face: only the adaptation API
 
   path = predictor_dir or os.path.join(PRETRAINED_DIR, space)
-  if not os.path.exists(os.path.join(path, adaptation.CONFIG_FILE)):
+
+  def holds_predictor(folder):
+    return all(os.path.exists(os.path.join(folder, f))
+               for f in (adaptation.CONFIG_FILE, adaptation.PARAMS_FILE))
+
+  # meta.train.PREDICTOR_DIR, where a meta_train workdir keeps its predictor
+  # (the workdir's own config.json is the training run's, not a predictor).
+  in_workdir = os.path.join(path, 'predictor')
+  if not holds_predictor(path) and holds_predictor(in_workdir):
+    path = in_workdir
+  if not holds_predictor(path):
     raise LatencyConfigError(
-        f'config.latency.predictor_dir: {path} holds no meta-trained '
-        'predictor; run python -m experiments.meta_train first.')
+        f'config.latency.predictor_dir (--predictor_dir): {path} holds no '
+        f'meta-trained predictor ({adaptation.CONFIG_FILE} and '
+        f'{adaptation.PARAMS_FILE}), nor does {in_workdir}; expected a '
+        'meta_train workdir or its predictor/ folder (run python -m '
+        'experiments.meta_train first).')
   predictor = adaptation.MetaPredictor.load(path)
   if predictor.config.space != space:
     raise LatencyConfigError(f'{path}: predictor of space '
@@ -279,11 +293,20 @@ def predictor_support(space: str, device, *,
   Args:
     space: search-space name.
     device: a :class:`meta.latency_data.Device`.
-    predictor_dir: a meta-trained predictor (``meta_train`` workdir's
-      ``predictor/``); default: the bundled one of this space.
-    num_samples: measurements besides the references.
+    predictor_dir: a meta-trained predictor (a ``meta_train`` workdir, or
+      its ``predictor/``); default: the bundled one of this space.
+    num_samples: measurements besides the references (>= 0).
     seed: seed of the sample draw.
+
+  Raises:
+    LatencyConfigError: ``num_samples`` < 0, or no predictor of ``space``
+      in ``predictor_dir``.
   """
+  if num_samples < 0:
+    raise LatencyConfigError(
+        f'config.latency.num_samples (--num_samples): {num_samples}; '
+        'expected >= 0 measurements besides the references (0: every '
+        'non-query row).')
   predictor = _load_predictor(space, predictor_dir)
   refs = device.reference_rows()
   others = np.nonzero(~device.is_query)[0]
@@ -328,8 +351,13 @@ def spread_support(config: ml_collections.ConfigDict,
   space = spaces_lib.space_for(config.space, config.get('macro', 'cifar'))
   refs = device.reference_rows()
   rng = np.random.default_rng(lat.get('seed', 0))
+  num = lat.get('num_samples', 10)
+  if num < 1:
+    raise LatencyConfigError(
+        "config.latency.num_samples: support='spread' draws that many "
+        f'architectures besides the references; expected >= 1, got {num}.')
   archs = np.concatenate([device.archs[refs[refs >= 0]],
-                          space.sample_spread(rng, lat.get('num_samples', 10))])
+                          space.sample_spread(rng, num)])
   predictor = _load_predictor(config.space, lat.get('predictor_dir') or None)
   return PredictorSupport(predictor, archs,
                           np.asarray(table.arch_ms(archs), np.float64),

@@ -99,6 +99,9 @@ class MeasureConfig:
   cpu_cores: int = 0
 
   def __post_init__(self):
+    if self.dtype not in DTYPES:
+      raise ValueError(f'MeasureConfig.dtype: expected one of {DTYPES}, got '
+                       f'{self.dtype!r}.')
     if self.runtime not in RUNTIMES:
       raise ValueError(f'MeasureConfig.runtime: expected one of {RUNTIMES}, '
                        f'got {self.runtime!r}.')
@@ -123,6 +126,7 @@ class MeasureConfig:
 
 
 RUNTIMES = ('jax', 'onnxruntime')
+DTYPES = ('float32', 'bfloat16')  # of the timed networks' inputs and weights
 STATISTICS = ('median', 'min')
 
 

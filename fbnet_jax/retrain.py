@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from absl import logging
 import flax
@@ -30,6 +30,7 @@ import tqdm
 from fbnet_jax import data as data_lib
 from fbnet_jax import initializers
 from fbnet_jax import models
+from fbnet_jax import spaces
 from fbnet_jax import workdirs
 
 RESULT_FILE = 'retrain.json'
@@ -89,15 +90,78 @@ def load_trained(config: ml_collections.ConfigDict, arch: Sequence[int],
   return model, variables, int(step)
 
 
-def load_arch(path: str) -> tuple[list[int], dict]:
-  """The derived architecture of a search's ``result.json``."""
-  with open(path) as f:
-    result = json.load(f)
+def load_arch(path: str, config: Optional[ml_collections.ConfigDict] = None
+              ) -> tuple[list[int], dict]:
+  """The derived architecture of a search's ``result.json``, checked.
+
+  Args:
+    path: a ``result.json`` written by ``experiments.search``.
+    config: the config the architecture is to be built with, if any: its
+      ``space`` must be the file's, and so must its FBNet ``macro`` where
+      the file records one (files written before it did are not checked).
+
+  Returns:
+    (the ``arch_index`` field as a list of ints, the whole result).
+
+  Raises:
+    ValueError: naming ``path``, the field and what was expected (an
+      ``ArchitectureError`` for an architecture not of the file's space).
+  """
+  try:
+    with open(path) as f:
+      result = json.load(f)
+  except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+    raise ValueError(f'{path}: not a JSON file ({e}); expected a result.json '
+                     'written by experiments.search.') from e
+  if not isinstance(result, dict):
+    raise ValueError(f'{path}: holds a JSON {type(result).__name__}; expected '
+                     'the object of a result.json written by '
+                     'experiments.search.')
   for key in ('space', 'arch_index'):
     if key not in result:
       raise ValueError(f'{path}: field {key!r} missing; expected a '
                        'result.json written by experiments.search.')
-  return result['arch_index'], result
+  space = _result_space(path, result)
+  arch = result['arch_index']
+  if not (isinstance(arch, list) and all(
+      isinstance(a, int) and not isinstance(a, bool) for a in arch)):
+    raise spaces.ArchitectureError(
+        f'{path}: field arch_index is {arch!r}; expected a list of '
+        f'{space.num_units} {space.name} choice indices.')
+  space.validate(arch, where=f'{path}: field arch_index')
+  if config is not None:
+    _check_config(path, result, config)
+  return [int(a) for a in arch], result
+
+
+def _result_space(path: str, result: dict):
+  """The search space a result.json names (fields ``space``, ``macro``)."""
+  name = result['space']
+  if not isinstance(name, str) or name not in spaces.SPACES:
+    raise ValueError(f'{path}: field space is {name!r}; expected one of '
+                     f'{", ".join(sorted(spaces.SPACES))}.')
+  macro = result.get('macro') or 'cifar'  # '' or absent: the default
+  if name == 'fbnet' and (not isinstance(macro, str) or
+                          macro not in spaces.fbnet.MACROS):
+    raise ValueError(f'{path}: field macro is {macro!r}; expected one of '
+                     f'{", ".join(spaces.fbnet.MACROS)}.')
+  return spaces.space_for(name, macro)
+
+
+def _check_config(path: str, result: dict,
+                  config: ml_collections.ConfigDict) -> None:
+  """The file's space and FBNet macro network must be ``config``'s."""
+  if result['space'] != config.space:
+    raise ValueError(f'{path}: field space is {result["space"]!r}, the '
+                     f'config\'s is {config.space!r}; use the config the '
+                     'search ran with.')
+  if config.space != 'fbnet' or not result.get('macro'):
+    return  # the macro network is FBNet's; an older file does not record it
+  mine = config.get('macro', 'cifar') or 'cifar'
+  if result['macro'] != mine:
+    raise ValueError(f'{path}: field macro is {result["macro"]!r}, the '
+                     f'config\'s is {mine!r}; use the config the search ran '
+                     f'with (or --config.macro={result["macro"]}).')
 
 
 def run_settings(config: ml_collections.ConfigDict,

@@ -146,12 +146,18 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
   side's spread then holds both how much architectures differ and how much
   their seeds do, and the found side's how much its seeds do.
   """
-  arch, _ = retrain.load_arch(result_path)
+  arch, result = retrain.load_arch(result_path, config)
+  device = config.latency.device
+  if result.get('device') not in (None, device):
+    raise ValueError(
+        f'{result_path}: field device is {result["device"]!r}, '
+        f'config.latency.device is {device!r}; the random architectures are '
+        "drawn at the found one's latency on the search's device "
+        f'(--config.latency.device={result["device"]}).')
   found_seeds = seeds if found_seeds is None else found_seeds
   if seeds < 1 or found_seeds < 1 or num_random < 1:
     raise ValueError(f'num_random={num_random}, seeds={seeds}, found_seeds='
                      f'{found_seeds}: expected at least 1 each.')
-  device = config.latency.device
   lut = latency_lib.lookup_table_latency(device)
   lat = float(lut.arch_ms(np.asarray(arch)))
   others = random_archs_at_latency(device, lat, num_random,

@@ -13,6 +13,7 @@ rows form the pool and the query set) are fixed here in one table.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import os
 from typing import Optional, Sequence
@@ -175,8 +176,41 @@ def trim_mask(latency_ms: np.ndarray, fraction: float = 0.1) -> np.ndarray:
 
 
 # ------------------------------------------------------------ device files
+# Fields every device file may hold besides its space's architecture keys;
+# any other field is kept as metadata (``Device.meta``).
+_COMMON_FIELDS = ('space', 'latency_ms', 'is_query', 'name', 'index')
+# How close (difflib ratio) an unknown field must be to a known one to be
+# taken for a misspelling: ``is_querry`` (0.94) is one, the measured
+# ``latency_min_ms`` (0.83 to ``latency_ms``) is metadata.
+_MISSPELLING_CUTOFF = 0.85
+
+
 def _fail(path: str, field: str, expectation: str) -> DeviceFileError:
   return DeviceFileError(f'{path}: field {field!r}: {expectation}')
+
+
+def _check_spelling(path: str, files, known) -> None:
+  """Refuses an unknown field that looks like a misspelt known one (it
+  would be kept as metadata, and the field it meant taken as absent)."""
+  for key in sorted(set(files) - set(known)):
+    close = difflib.get_close_matches(key.lower(), known, n=1,
+                                      cutoff=_MISSPELLING_CUTOFF)
+    if close:
+      raise _fail(path, key, f'not a device-file field; did you mean '
+                  f'{close[0]!r}? Rename it to {close[0]!r}, or give extra '
+                  'metadata a name less like the format\'s fields '
+                  f'({", ".join(known)}).')
+
+
+def _read(npz, path: str, key: str) -> np.ndarray:
+  """Field ``key`` as an array; an object array (or an unreadable member)
+  is the file's error, not numpy's."""
+  try:
+    return np.asarray(npz[key])
+  except Exception as e:  # ValueError for object arrays, zip errors...
+    raise _fail(path, key, f'cannot be read without pickle ({e}); expected '
+                'a plain array of numbers, bools or strings, not Python '
+                'objects (dtype object).') from e
 
 
 def load_device_file(path: str, name: Optional[str] = None) -> Device:
@@ -191,27 +225,36 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
     npz = np.load(path, allow_pickle=False)
   except Exception as e:  # numpy raises several types for a non-npz file.
     raise DeviceFileError(f'{path}: not a readable .npz file ({e}).') from e
+  if not isinstance(npz, np.lib.npyio.NpzFile):
+    raise DeviceFileError(
+        f'{path}: a single .npy array ({np.asarray(npz).dtype} '
+        f'{np.asarray(npz).shape}), not an .npz archive; expected an .npz '
+        'with the fields space, arch (or ks, e, d, r for ofa) and latency_ms '
+        '(np.savez, or meta.latency_data.save_device_file).')
   with npz:
     files = set(npz.files)
     if 'space' not in files:
+      _check_spelling(path, files, _COMMON_FIELDS)  # 'spaces', say
       raise _fail(path, 'space', 'missing; expected one of '
                   f'{", ".join(sorted(_FILES))}.')
-    space = str(npz['space'])
+    space = str(_read(npz, path, 'space'))
     if space not in spaces_lib.SPACES:
       raise _fail(path, 'space', f'{space!r} is unknown; expected one of '
                   f'{", ".join(sorted(spaces_lib.SPACES))}.')
     sp = spaces_lib.get_space(space)
+    _check_spelling(path, files, sp.data_keys() + _COMMON_FIELDS)
     for key in sp.data_keys() + ('latency_ms',):
       if key not in files:
         raise _fail(path, key, f'missing; a {space} device file needs '
                     f'{", ".join(sp.data_keys() + ("latency_ms",))}.')
-    lat = np.asarray(npz['latency_ms'])
+    lat = _read(npz, path, 'latency_ms')
     if lat.ndim != 1 or lat.size == 0:
       raise _fail(path, 'latency_ms',
                   f'expected a non-empty 1-D array [N], got shape {lat.shape}.')
     n = len(lat)
+    data = {}
     for key, shape in sp.data_shapes().items():
-      arr = np.asarray(npz[key])
+      arr = data[key] = _read(npz, path, key)
       if arr.shape != (n,) + shape:
         want = ', '.join(str(d) for d in (n,) + shape)
         raise _fail(path, key, f'expected shape [{want}] ({n} rows like '
@@ -219,12 +262,14 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
       if not np.issubdtype(arr.dtype, np.integer):
         raise _fail(path, key, f'expected integers, got dtype {arr.dtype}.')
     try:
-      archs = sp.validate_batch(sp.from_data(npz),
+      archs = sp.validate_batch(sp.from_data(data),
                                 where=f'{path}: field {sp.data_keys()[0]!r}')
     except spaces_lib.ArchitectureError as e:
       raise DeviceFileError(str(e)) from e
-    if not np.issubdtype(lat.dtype, np.number):
-      raise _fail(path, 'latency_ms', f'expected numbers, got {lat.dtype}.')
+    if not (np.issubdtype(lat.dtype, np.integer) or
+            np.issubdtype(lat.dtype, np.floating)):
+      raise _fail(path, 'latency_ms', 'expected real numbers (integer or '
+                  f'float milliseconds), got dtype {lat.dtype}.')
     bad = ~np.isfinite(lat) | (lat <= 0)
     if bad.any():
       i = int(np.nonzero(bad)[0][0])
@@ -234,18 +279,18 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
                   'left out, not marked -1 or NaN).')
     is_query = np.zeros(n, bool)
     if 'is_query' in files:
-      is_query = np.asarray(npz['is_query'])
+      is_query = _read(npz, path, 'is_query')
       if is_query.shape != (n,) or is_query.dtype != bool:
         raise _fail(path, 'is_query', f'expected bool [{n}], got '
                     f'{is_query.dtype} {is_query.shape}.')
       if is_query.all():
         raise _fail(path, 'is_query', 'every row is a query row; adaptation '
                     'needs some rows with is_query false.')
-    meta = {k: np.asarray(npz[k]) for k in files
+    meta = {k: _read(npz, path, k) for k in files
             if k not in set(sp.data_keys()) | {'space', 'latency_ms',
                                                'is_query', 'name'}}
     if name is None:
-      name = (str(npz['name']) if 'name' in files else
+      name = (str(_read(npz, path, 'name')) if 'name' in files else
               os.path.splitext(os.path.basename(path))[0])
   return Device(name=name, space=space, archs=archs,
                 latency_ms=lat.astype(np.float32), is_query=is_query.copy(),

@@ -55,6 +55,11 @@ class NetFns(NamedTuple):
                      modulation)
 
 
+ADAPT_CHOICES = ('all', 'head')
+TARGET_CHOICES = ('linear', 'log')
+HEAD_CHOICES = ('gradient', 'ridge')
+
+
 @dataclasses.dataclass(frozen=True)
 class InnerConfig:
   """Static settings of the inner loop."""
@@ -67,6 +72,18 @@ class InnerConfig:
   target: str = 'linear'  # 'linear' or 'log' latency before standardising
   head: str = 'gradient'  # 'gradient' (MAML only) or 'ridge' (+ closed form)
   grad_clip: float = 0.0  # inner-loop gradient norm bound (0: none)
+
+  def __post_init__(self):
+    # Checked here, up front: the inner loop tests `head == 'ridge'`, so any
+    # other value would silently give the gradient head.
+    for field, allowed in (('adapt', ADAPT_CHOICES),
+                           ('target', TARGET_CHOICES),
+                           ('head', HEAD_CHOICES)):
+      value = getattr(self, field)
+      if value not in allowed:
+        raise ValueError(
+            f'config.meta.{field}: expected one of '
+            f'{", ".join(repr(a) for a in allowed)}, got {value!r}.')
 
 
 def to_target(ms: jnp.ndarray, target: str) -> jnp.ndarray:

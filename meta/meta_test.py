@@ -9,7 +9,11 @@ FLOPs baselines, prints a table and writes ``workdir/meta_test.json``::
    "mean_spearman": float,
    "protocol": "untrimmed" | "trimmed",
    "trimmed" | "untrimmed": {the same for the other protocol},
-   "baselines": {METHOD: {"untrimmed": ..., "trimmed": ...}}}
+   "baselines": {LABEL: {"untrimmed": ..., "trimmed": ...,
+                         "workdir": (a --compare predictor's)}}}
+
+LABEL is a baseline's name, or a compared predictor's meta.algorithm, made
+unique with its workdir's name where two share one (see ``_unique_labels``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,21 @@ RESULT_FILE = 'meta_test.json'
 def load_devices(space: str, device_files: Sequence[str],
                  device_names: Sequence[str] = ()
                  ) -> list[latency_data.Device]:
+  """The devices to evaluate: ``device_names`` (bundled), or
+  ``device_files``, or else the space's meta-test devices.
+
+  Raises:
+    ValueError: both ``device_names`` and ``device_files`` given.
+    DeviceFileError: a bad device file, one of another space, or two device
+      files with the same device name (their columns would overwrite each
+      other).
+  """
+  if device_names and device_files:
+    raise ValueError(
+        f'--devices={",".join(device_names)} and --device_file='
+        f'{",".join(device_files)}: each names the devices to evaluate '
+        'instead of the meta-test ones; expected one of the two (run '
+        'meta_test once per set, with a different --out).')
   if device_names:
     return latency_data.devices_of(space, device_names)
   if not device_files:
@@ -54,6 +73,16 @@ def load_devices(space: str, device_files: Sequence[str],
           'dropout), and adaptation uses every support row.', path, missing,
           len(dev.reference_rows()))
     devices.append(dev)
+  first = {}
+  for path, dev in zip(device_files, devices):
+    if dev.name in first:
+      raise latency_data.DeviceFileError(
+          f'{path}: field \'name\' is {dev.name!r}, as in {first[dev.name]}; '
+          'results are per device name, so one would hide the other. '
+          'Expected distinct names: rename one device (its file\'s name '
+          'field, e.g. meta.latency_data.save_device_file with another '
+          'Device.name).')
+    first[dev.name] = path
   return devices
 
 
@@ -90,29 +119,40 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   devices = load_devices(space, device_files, device_names)
   ev = config.eval
   seeds = list(range(ev.seeds))
-  methods = [adaptation.MetaMethod(predictor, predictor.config.meta.algorithm)]
+  main = adaptation.MetaMethod(predictor, predictor.config.meta.algorithm)
+  others = []  # (name, method, compared workdir or None for a baseline)
   for other in compare:
     pred = adaptation.MetaPredictor.load(os.path.join(other,
                                                       train.PREDICTOR_DIR))
     if pred.config.space != space:
       raise ValueError(f'{other}: a {pred.config.space} predictor, not '
                        f'{space}.')
-    methods.append(adaptation.MetaMethod(pred, pred.config.meta.algorithm))
+    others.append((pred.config.meta.algorithm,
+                   adaptation.MetaMethod(pred, pred.config.meta.algorithm),
+                   other))
   if with_baselines:
-    methods += [baselines.LinearMix.selected(
+    for method in (baselines.LinearMix.selected(
         space, train.validation_tasks(predictor.config)),
-                baselines.FlopsProxy()]
+                   baselines.FlopsProxy()):
+      others.append((method.name, method, None))
+  labels = _unique_labels(main.name, others)
+
+  def evaluate(method):
+    return {protocol: tasks_lib.evaluate(method, devices,
+                                         num_samples=ev.num_samples,
+                                         seeds=seeds,
+                                         trim=protocol == 'trimmed')
+            for protocol in ('untrimmed', 'trimmed')}
+
+  ours = evaluate(main)
   results = {}
-  for method in methods:
-    results[method.name] = {
-        protocol: tasks_lib.evaluate(method, devices,
-                                     num_samples=ev.num_samples, seeds=seeds,
-                                     trim=protocol == 'trimmed')
-        for protocol in ('untrimmed', 'trimmed')}
+  for label, (_, method, other_dir) in zip(labels, others):
+    results[label] = evaluate(method)
+    if other_dir is not None:
+      results[label]['workdir'] = other_dir
   primary = 'trimmed' if ev.trim else 'untrimmed'
   other = 'untrimmed' if ev.trim else 'trimmed'
-  ours = results.pop(methods[0].name)
-  out = dict(ours[primary], protocol=primary, method=methods[0].name,
+  out = dict(ours[primary], protocol=primary, method=main.name,
              num_samples=ev.num_samples, seeds=len(seeds))
   out[other] = ours[other]
   out['baselines'] = results
@@ -122,29 +162,56 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   return out
 
 
+def _unique_labels(main: str, others) -> list[str]:
+  """One column label per ``(name, method, workdir)`` of ``others``: a
+  baseline (workdir None) keeps its name; a compared predictor takes its
+  meta.algorithm, or where that is taken (two ``--compare`` workdirs of one
+  algorithm, or one of the main predictor's) ``algorithm@workdir-basename``,
+  numbered (``#2``...) if still taken."""
+  taken = {main, 'ours'} | {name for name, _, workdir in others
+                            if workdir is None}
+  labels = []
+  for name, _, workdir in others:
+    if workdir is None:
+      labels.append(name)
+      continue
+    label = name
+    if label in taken:
+      label = f'{name}@{os.path.basename(os.path.normpath(workdir))}'
+    base, i = label, 2
+    while label in taken:
+      label, i = f'{base}#{i}', i + 1
+    taken.add(label)
+    labels.append(label)
+  return labels
+
+
 def format_table(space, devices, ours, others, device_files) -> str:
   published = {k: v for k, v in latency_data.PUBLISHED_HELP.get(
       space, {}).items() if not device_files and k in {d.name for d in devices}}
   cols = [('ours', ours)] + list(others.items())
+  # Wide enough for '0.1234+-0.567' and for a long label (name@workdir).
+  widths = [max(17, len(name) + 4) for name, _ in cols]
   lines = [f'Spearman on the query rows ({space}; mean +- std over support '
            'draws). u = untrimmed, t = HELP\'s trimmed protocol.']
   header = f'{"device":<16}' + ''.join(
-      f'{name + " u":>16}{name + " t":>16}' for name, _ in cols) + (
+      f'{name + " u":>{w}}{name + " t":>{w}}'
+      for (name, _), w in zip(cols, widths)) + (
           f'{"HELP (paper) t":>16}' if published else '')
   lines.append(header)
   for dev in devices:
     row = f'{dev.name:<16}'
-    for _, res in cols:
+    for (_, res), w in zip(cols, widths):
       for protocol in ('untrimmed', 'trimmed'):
         d = res[protocol]['devices'][dev.name]
-        row += f'{d["spearman"]:>10.4f}+-{d["spearman_std"]:.3f}'
+        row += f'{d["spearman"]:.4f}+-{d["spearman_std"]:.3f}'.rjust(w)
     if published:
       row += f'{published.get(dev.name, float("nan")):>16.3f}'
     lines.append(row)
   row = f'{"mean":<16}'
-  for _, res in cols:
+  for (_, res), w in zip(cols, widths):
     for protocol in ('untrimmed', 'trimmed'):
-      row += f'{res[protocol]["mean_spearman"]:>16.4f}'
+      row += f'{res[protocol]["mean_spearman"]:>{w}.4f}'
   if published:
     row += f'{np.mean(list(published.values())):>16.3f}'
   lines.append(row)

@@ -234,6 +234,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         f'min(meta.episodes_per_call, eval.every) = {chunk_size}, the '
         'episodes of one compiled call (otherwise training runs past '
         'num_episodes, or validates and checkpoints less often than asked).')
+  adaptation.inner_config(config)  # meta.head/adapt/target, before writing
   os.makedirs(workdir, exist_ok=True)
   ckpt = os.path.join(workdir, CHECKPOINT)
   workdirs.record_or_check(

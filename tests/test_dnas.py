@@ -312,6 +312,8 @@ def test_ofa_derivation_is_the_most_probable_valid_architecture():
      r"'spread', got 'grid'"),
     (dict(support='spread', device_file='runs/x.npz'),
      r"support='spread' times the chosen architectures"),
+    (dict(support='spread', num_samples=0),
+     r'num_samples: .*expected >= 1, got 0'),
 ])
 def test_spread_support_config_errors(change, message, tmp_path):
   from configs import quickstart  # pylint: disable=g-import-not-at-top

@@ -202,6 +202,7 @@ def test_smoke_config_end_to_end(smoke_run):
         to_final)
   assert summary['supernet_evaluations'] <= 18  # the shared 6 count once
   assert summary['dnas'] is None  # DNAS points: tests/test_evolve_spaces.py
+  config = evolve_quick.get_config('smoke')
   assert summary['evolve_config']['budget'] == config.evolve.budget
   assert summary['latency_config']['source'] == config.latency.source
   assert summary['lut_agreement']['within_10_percent']
@@ -688,7 +689,7 @@ def test_config_errors_before_the_supernet_trains(tmp_path):
   bad = evolve_quick.get_config('smoke')
   bad.evolve.dnas_result = str(other)
   with pytest.raises(ValueError, match="nb201.json: field space is "
-                     "'nasbench201', this search's is 'fbnet'"):
+                     "'nasbench201', the config's is 'fbnet'"):
     evolve.check_config(bad)
 
 

@@ -205,3 +205,22 @@ def test_mobilenet_v3_blocks_export_exactly():
   want = model.apply(variables, x, train=False)
   assert np.abs(np.asarray(want)).max() > 1e-3  # not a vanishing output
   np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+
+
+def test_export_cli_rejects_a_result_of_another_macro(tmp_path):
+  """experiments.export: an ImageNet-macro result.json with a CIFAR config
+  is an error naming the file and field, not the CIFAR network exported."""
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  path = tmp_path / 'result.json'
+  path.write_text(json.dumps({'space': 'fbnet', 'macro': 'imagenet',
+                              'arch_index': _ARCH_A}))
+  proc = subprocess.run(
+      [sys.executable, '-m', 'experiments.export', f'--arch={path}',
+       '--config=configs/quickstart.py:smoke'], cwd=root,
+      capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode != 0
+  assert ("result.json: field macro is 'imagenet', the config's is 'cifar'"
+          in proc.stderr), proc.stderr[-2000:]

@@ -97,6 +97,19 @@ def test_ofa_device_file_round_trip(tmp_path):
     (dict(latency_ms=np.ones((30, 2))), 'latency_ms', '1-D'),
     (dict(is_query=np.ones(30, int)), 'is_query', 'expected bool'),
     (dict(is_query=np.ones(30, bool)), 'is_query', 'every row'),
+    # A misspelt optional field is refused, not kept as metadata.
+    (dict(is_query=None, is_querry=np.arange(30) >= 20), 'is_querry',
+     "did you mean 'is_query'"),
+    (dict(Is_Query=np.arange(30) >= 20), 'Is_Query', "did you mean 'is_query'"),
+    # Object arrays: the file's error, not numpy's pickle message.
+    (dict(notes=np.array([{'a': 1}], dtype=object)), 'notes', 'dtype object'),
+    (dict(latency_ms=np.full(30, 5., dtype=object)), 'latency_ms',
+     'dtype object'),
+    # Range-checked before the int32 cast (2**32 + 1 would wrap to 1).
+    (dict(arch=np.full((30, 22), 2 ** 32 + 1, np.int64)), 'arch',
+     'choice index 4294967297'),
+    (dict(latency_ms=np.full(30, 5 + 1j)), 'latency_ms',
+     'expected real numbers'),
 ])
 def test_bad_device_files(tmp_path, overrides, field, message):
   path = _device(tmp_path, **overrides)
@@ -136,6 +149,24 @@ def test_not_an_npz(tmp_path):
     ld.load_device_file(str(path))
   with pytest.raises(ld.DeviceFileError, match='no such device file'):
     ld.load_device_file(str(tmp_path / 'missing.npz'))
+
+
+def test_npy_is_not_a_device_file(tmp_path):
+  path = str(tmp_path / 'x.npy')
+  np.save(path, np.ones(3))
+  with pytest.raises(ld.DeviceFileError, match='not an .npz archive') as e:
+    ld.load_device_file(path)
+  assert path in str(e.value)
+
+
+def test_extra_metadata_fields_are_kept(tmp_path):
+  # Fields unlike the format's (experiments.measure writes these) stay
+  # metadata, even those sharing a prefix with latency_ms.
+  extra = dict(latency_min_ms=np.full(30, 4.), latency_iqr_ms=np.ones(30),
+               latency_median_ms=np.full(30, 5.), hostname=np.array('h'),
+               index=np.arange(30), backend=np.array('cpu'))
+  dev = ld.load_device_file(_device(tmp_path, **extra))
+  assert set(dev.meta) == set(extra)
 
 
 def test_missing_references_are_reported(tmp_path):

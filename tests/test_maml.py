@@ -101,3 +101,27 @@ def test_adapt_mask_head_only():
   assert float(mask['fc3']['kernel']) == 1.0
   with pytest.raises(ValueError, match='meta.adapt'):
     maml.adapt_mask(params, 'some')
+
+
+@pytest.mark.parametrize('field, value, allowed', [
+    ('head', 'Ridge', "'gradient', 'ridge'"),
+    ('head', 'closed_form', "'gradient', 'ridge'"),
+    ('adapt', 'trunk', "'all', 'head'"),
+    ('target', 'ms', "'linear', 'log'"),
+])
+def test_inner_config_refuses_unknown_choices(field, value, allowed):
+  # Any head but exactly 'ridge' used to give the gradient head silently.
+  with pytest.raises(ValueError) as e:
+    maml.InnerConfig(**{field: value})
+  assert str(e.value) == (f'config.meta.{field}: expected one of {allowed}, '
+                          f'got {value!r}.')
+
+
+def test_inner_config_from_the_config_checks_the_head():
+  from configs import help_fbnet
+  from meta import adaptation
+  config = help_fbnet.get_config('smoke')
+  assert adaptation.inner_config(config).head == 'ridge'
+  config.meta.head = 'Ridge'
+  with pytest.raises(ValueError, match="config.meta.head: .*got 'Ridge'"):
+    adaptation.inner_config(config)

@@ -320,3 +320,99 @@ def test_measure_cli_selects_spread_and_query_architectures():
   assert (archs[10:16] == skip).mean(-1)[-1] > 0.5  # the last is mostly skip
   with np.testing.assert_raises_regex(ValueError, 'spread:N'):
     measure_cli.select_archs(space, ['grid:4'], seed=0)
+
+
+def test_measure_cli_rejects_bad_archs_items(tmp_path, file_measured_here):
+  """Each bad --archs item is one error naming it (and its file and field),
+  never a raw int()/numpy/KeyError or a silently ignored argument."""
+  from experiments import measure as measure_cli  # pylint: disable=g-import-not-at-top
+  space = spaces.get_space('fbnet')
+
+  def rejects(item, match):
+    with pytest.raises(ValueError, match=match):
+      measure_cli.select_archs(space, [item], seed=0)
+
+  for item in ('random:abc', 'random:', 'random:-2', 'spread:0',
+               'query:1.5'):
+    rejects(item, rf"item '{item}': expected \w+:N with N a whole number "
+            r'>= 1')
+  rejects('reference:5', "item 'reference:5': reference takes no argument")
+  rejects('result:', "item 'result:': expected result:PATH")
+  rejects('file:', "item 'file:': expected file:PATH")
+  missing = str(tmp_path / 'nope.json')
+  rejects(f'result:{missing}', f'{missing}: no such file')
+  rejects(f'file:{tmp_path}/nope.npz', r"item 'file:.*nope.npz': .*no such "
+          'device file')
+
+  def result(name, content):
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else
+                    json.dumps(content))
+    return f'result:{path}'
+
+  arch = [8] * 22
+  rejects(result('bad.json', '{"space": '), r'bad.json: not a JSON file')
+  rejects(result('list.json', [1, 2]), 'list.json: holds a JSON list')
+  rejects(result('other.json', {'accuracy': 1.0}),
+          r"other.json: field 'space' missing")
+  rejects(result('noarch.json', {'space': 'fbnet'}),
+          r"noarch.json: field 'arch_index' missing")
+  rejects(result('ofa.json', {'space': 'ofa', 'arch_index': arch}),
+          r"ofa.json: field space is 'ofa'; expected --space=fbnet")
+  rejects(result('big.json', {'space': 'fbnet', 'macro': 'imagenet',
+                              'arch_index': arch}),
+          r"big.json: field macro is 'imagenet'; expected --macro=cifar")
+  rejects(result('short.json', {'space': 'fbnet', 'arch_index': arch[:5]}),
+          r'short.json: field arch_index: a fbnet architecture has 22 units')
+  rejects(result('names.json', {'space': 'fbnet', 'arch_index': 'k3_e1'}),
+          r"names.json: field arch_index is 'k3_e1'; expected a list of 22")
+  rejects(result('sample.json', {'space': 'fbnet', 'arch_index': arch,
+                                 'samples': [{'arch_index': arch[:-1] + [99]}]
+                                 }),
+          r'sample.json: field samples\[0\].arch_index: unit 21')
+  ofa_file = str(tmp_path / 'ofa.npz')
+  file_measured_here(ofa_file, space='ofa', device='2080ti_1')
+  rejects(f'file:{ofa_file}', r"ofa.npz: field space is 'ofa'; expected "
+          '--space=fbnet')
+  imagenet_file = str(tmp_path / 'imagenet.npz')
+  file_measured_here(imagenet_file, macro='imagenet')
+  rejects(f'file:{imagenet_file}', r"imagenet.npz: field macro is "
+          "'imagenet'; expected --macro=cifar")
+  # Good items of each kind still read.
+  good = result('good.json', {'space': 'fbnet', 'macro': 'cifar',
+                              'arch_index': arch,
+                              'samples': [{'arch_index': [0] * 22}]})
+  here = str(tmp_path / 'here.npz')
+  device = file_measured_here(here)
+  archs, query, _ = measure_cli.select_archs(
+      space, [good, f'file:{here}', 'random:2'], seed=0)
+  assert archs.shape == (2 + len(device.archs) + 2, 22)
+  np.testing.assert_array_equal(archs[:2], [arch, [0] * 22])
+  assert query.sum() == device.is_query.sum()
+
+
+def test_measure_config_rejects_an_unknown_dtype():
+  for dtype in ('fp32', 'int8'):
+    with pytest.raises(ValueError,
+                       match=rf"MeasureConfig.dtype: expected one of "
+                       rf"\('float32', 'bfloat16'\), got '{dtype}'"):
+      measure.MeasureConfig(dtype=dtype)
+  assert measure.MeasureConfig(dtype='bfloat16').dtype == 'bfloat16'
+
+
+def test_search_verify_yes_needs_a_device_file(tmp_path):
+  """--verify=yes without config.latency.device_file fails before the
+  search starts, not silently after it."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  workdir = tmp_path / 'w'
+  proc = subprocess.run(
+      [sys.executable, '-m', 'experiments.search',
+       '--config=configs/quickstart.py:smoke', f'--workdir={workdir}',
+       '--verify=yes'], cwd=root, capture_output=True, text=True,
+      timeout=300, check=False)
+  assert proc.returncode != 0
+  assert ('--verify=yes: measures the found architecture against '
+          'config.latency.device_file, which is not set') in proc.stderr
+  assert not workdir.exists()

@@ -135,3 +135,90 @@ def test_meta_test_device_file_with_missing_references(workdir, tmp_path):
   result = meta_test.run(_config(), workdir, [path], with_baselines=False)
   _check_schema(result, ['mine'])
   assert result['devices']['mine']['missing_references'] == 4
+
+
+def _small_device_file(path, name='mine'):
+  """A few rows of raspi4 (references, 40 pool, 60 query) as a device file."""
+  dev = latency_data.bundled_device('fbnet', 'raspi4')
+  pool = np.nonzero(~dev.is_query)[0]
+  query = np.nonzero(dev.is_query)[0]
+  rows = np.r_[dev.reference_rows(), pool[:40], query[:60]]
+  latency_data.save_device_file(path, latency_data.Device(
+      name, 'fbnet', dev.archs[rows], dev.latency_ms[rows], dev.is_query[rows]))
+  return path
+
+
+def test_meta_test_compare_keeps_one_column_per_predictor(workdir, tmp_path):
+  # Two --compare workdirs meta-trained with the main one's meta.algorithm
+  # (untrained predictors here, so their numbers differ from the main one's).
+  others = []
+  for i, parent in enumerate(['b', 'c'], 1):
+    other = str(tmp_path / parent / 'run')
+    adaptation.MetaPredictor(_config(), adaptation.init_meta_params(
+        _config(), jax.random.PRNGKey(i))).save(
+            os.path.join(other, train.PREDICTOR_DIR))
+    others.append(other)
+  path = _small_device_file(str(tmp_path / 'mine.npz'))
+  alone = meta_test.run(_config(), workdir, [path], with_baselines=False,
+                        out_path=str(tmp_path / 'alone.json'))
+  result = meta_test.run(_config(), workdir, [path], with_baselines=False,
+                         compare=others, out_path=str(tmp_path / 'all.json'))
+  algorithm = _config().meta.algorithm
+  # The main predictor's numbers are its own, not a compared one's.
+  assert result['method'] == algorithm
+  assert result['devices'] == alone['devices']
+  assert result['trimmed'] == alone['trimmed']
+  assert list(result['baselines']) == [f'{algorithm}@run',
+                                       f'{algorithm}@run#2']
+  for other, res in zip(others, result['baselines'].values()):
+    assert res['workdir'] == other
+    assert res['untrimmed']['devices'] != alone['devices']
+
+
+def test_meta_test_device_files_with_one_name_are_refused(tmp_path):
+  a = _small_device_file(str(tmp_path / 'a.npz'), name='host_cpu')
+  b = _small_device_file(str(tmp_path / 'b.npz'), name='host_cpu')
+  with pytest.raises(latency_data.DeviceFileError) as e:
+    meta_test.load_devices('fbnet', [a, b])
+  assert a in str(e.value) and b in str(e.value)
+  assert "field 'name' is 'host_cpu'" in str(e.value)
+  assert 'rename' in str(e.value)
+  c = _small_device_file(str(tmp_path / 'c.npz'), name='other_cpu')
+  assert [d.name for d in meta_test.load_devices('fbnet', [a, c])] == [
+      'host_cpu', 'other_cpu']
+
+
+def test_meta_test_devices_and_device_file_are_exclusive(tmp_path):
+  path = _small_device_file(str(tmp_path / 'mine.npz'))
+  with pytest.raises(ValueError, match='--devices=raspi4 and --device_file='
+                     f'{path}: .*expected one of the two'):
+    meta_test.load_devices('fbnet', [path], ['raspi4'])
+
+
+def test_adapt_accepts_a_meta_train_workdir(workdir):
+  from fbnet_jax import latency
+  dev = latency_data.bundled_device('fbnet', 'raspi4')
+  support = latency.predictor_support('fbnet', dev, predictor_dir=workdir,
+                                      num_samples=5)
+  assert len(support.ms) == 15
+  with pytest.raises(latency.LatencyConfigError,
+                     match='nor does .*predictor; expected a meta_train '
+                     'workdir or its predictor/'):
+    latency.predictor_support('fbnet', dev,
+                              predictor_dir=os.path.dirname(workdir))
+
+
+def test_adapt_refuses_negative_num_samples():
+  from fbnet_jax import latency
+  dev = latency_data.bundled_device('fbnet', 'raspi4')
+  with pytest.raises(latency.LatencyConfigError,
+                     match=r'num_samples \(--num_samples\): -3; expected >= 0'):
+    latency.predictor_support('fbnet', dev, num_samples=-3)
+
+
+def test_meta_train_refuses_an_unknown_head_before_writing(tmp_path):
+  config = help_fbnet.get_config('smoke')
+  config.meta.head = 'Ridge'
+  with pytest.raises(ValueError, match="config.meta.head: expected one of"):
+    train.train_and_evaluate(config, str(tmp_path / 'w'), progress=False)
+  assert not (tmp_path / 'w').exists()

@@ -1,6 +1,7 @@
 """Retraining a found architecture: reads result.json, trains, evaluates."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -80,6 +81,83 @@ def test_bad_result_json_is_a_clear_error(tmp_path):
     retrain.load_arch(str(path))
 
 
+def test_load_arch_names_the_file_and_field_of_a_bad_result(tmp_path):
+  path = tmp_path / 'result.json'
+
+  def rejects(content, match):
+    path.write_text(content if isinstance(content, str) else
+                    json.dumps(content))
+    with pytest.raises(ValueError, match=match):
+      retrain.load_arch(str(path))
+
+  arch = [8] * 22
+  rejects({'space': 'fbnet', 'arch_index': arch[:21]},
+          r'result.json: field arch_index: a fbnet architecture has 22 units,'
+          r' got shape \(21,\)')
+  rejects({'space': 'fbnet', 'arch_index': 'k3_e1'},
+          r"result.json: field arch_index is 'k3_e1'; expected a list of 22 "
+          'fbnet choice indices')
+  rejects({'space': 'fbnet', 'arch_index': arch[:-1] + [9]},
+          r'result.json: field arch_index: unit 21 \(layer21\) has choice '
+          'index 9')
+  rejects({'space': 'fbnet', 'arch_index': arch[:-1] + [1.5]},
+          'result.json: field arch_index is .*; expected a list of 22')
+  rejects({'space': 'resnet', 'arch_index': arch},
+          "result.json: field space is 'resnet'; expected one of fbnet")
+  rejects({'space': 'fbnet', 'macro': 'tiny', 'arch_index': arch},
+          "result.json: field macro is 'tiny'; expected one of cifar")
+  rejects('{"space": "fbnet", ', r'result.json: not a JSON file')
+  rejects([arch], 'result.json: holds a JSON list')
+
+
+def test_load_arch_checks_space_and_macro_against_the_config(tmp_path):
+  config = quickstart.get_config('smoke')  # fbnet, cifar macro
+  arch = [8] * 22
+  path = tmp_path / 'result.json'
+  for macro in ('cifar', '', None):  # None: a file from before the field
+    result = {'space': 'fbnet', 'arch_index': arch}
+    if macro is not None:
+      result['macro'] = macro
+    path.write_text(json.dumps(result))
+    assert retrain.load_arch(str(path), config)[0] == arch
+  path.write_text(json.dumps({'space': 'fbnet', 'macro': 'imagenet',
+                              'arch_index': arch}))
+  with pytest.raises(ValueError, match="result.json: field macro is "
+                     "'imagenet', the config's is 'cifar'"):
+    retrain.load_arch(str(path), config)
+  config.macro = 'imagenet'
+  assert retrain.load_arch(str(path), config)[0] == arch
+  ofa = spaces.get_space('ofa').sample(np.random.default_rng(0), 1)[0]
+  path.write_text(json.dumps({'space': 'ofa', 'macro': '',
+                              'arch_index': [int(a) for a in ofa]}))
+  with pytest.raises(ValueError, match="result.json: field space is 'ofa', "
+                     "the config's is 'fbnet'"):
+    retrain.load_arch(str(path), config)
+
+
+def test_train_cli_checks_the_result_before_writing(tmp_path):
+  """experiments.train: a result.json of another length or macro network is
+  one error naming the file and field, before the workdir is written."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  arch = [8] * 22
+  for name, result, error in [
+      ('short', {'space': 'fbnet', 'arch_index': arch[:21]},
+       'short.json: field arch_index: a fbnet architecture has 22 units'),
+      ('imagenet', {'space': 'fbnet', 'macro': 'imagenet', 'arch_index': arch},
+       "imagenet.json: field macro is 'imagenet', the config's is 'cifar'")]:
+    path = tmp_path / f'{name}.json'
+    path.write_text(json.dumps(result))
+    workdir = tmp_path / f'w_{name}'
+    proc = subprocess.run(
+        [sys.executable, '-m', 'experiments.train', f'--arch={path}',
+         '--config=configs/quickstart.py:smoke', f'--workdir={workdir}'],
+        cwd=root, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0 and error in proc.stderr, proc.stderr[-2000:]
+    assert not workdir.exists()
+
+
 def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch,
                                                module_compilation_cache):
   """Seeds per architecture, the Welch test's fields, the plot, and a second
@@ -131,6 +209,13 @@ def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch,
     studies.found_vs_random(config, str(path), root, seeds=0)
   with pytest.raises(ValueError, match='num_random=0.*at least 1'):
     studies.found_vs_random(config, str(path), root, num_random=0)
+  # Random architectures at the found one's latency on the search's device.
+  other = tmp_path / 'fpga.json'
+  other.write_text(json.dumps({'space': 'fbnet', 'device': 'fpga',
+                               'arch_index': found}))
+  with pytest.raises(ValueError, match="field device is 'fpga', "
+                     "config.latency.device is 'raspi4'"):
+    studies.found_vs_random(config, str(other), root)
   # Which jax, backend and CPU the retrainings ran on (one here).
   assert [set(e) for e in out['environments']] == [
       {'jax', 'jaxlib', 'backend', 'device_kind', 'cpu'}]

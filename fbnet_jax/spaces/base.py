@@ -79,6 +79,7 @@ class SearchSpace(abc.ABC):
           f'{where}: unit {u} ({self.units[u].name}) has choice index '
           f'{int(arch[u])}; expected 0..{self.num_choices[u] - 1} '
           f'({", ".join(self.units[u].choices)}).')
+    arch = arch.astype(np.int32)
     self._check_constraints(arch, where)
     return arch
 
@@ -89,11 +90,12 @@ class SearchSpace(abc.ABC):
       raise ArchitectureError(
           f'{where}: expected an array [N, {self.num_units}] of {self.name} '
           f'choice indices, got shape {archs.shape}.')
-    archs = archs.astype(np.int32)
+    # Range-checked before the int32 cast, which wraps 2**32 + k to k.
     bad = (archs < 0) | (archs >= self.num_choices[None])
     if bad.any():
       row = int(np.nonzero(bad.any(1))[0][0])
       self.validate(archs[row], where=f'{where}, row {row}')
+    archs = archs.astype(np.int32)
     for row in self._constraint_violations(archs):
       self.validate(archs[row], where=f'{where}, row {row}')
     return archs
@@ -113,7 +115,7 @@ class SearchSpace(abc.ABC):
               f'expected one of {", ".join(unit.choices)}.')
         out.append(unit.choices.index(op))
       return np.asarray(out, np.int32)
-    return np.asarray(arch).astype(np.int64).astype(np.int32)
+    return np.asarray(arch).astype(np.int64)  # int32 once range-checked
 
   def _check_constraints(self, arch: np.ndarray, where: str) -> None:
     """Space-specific validity rules beyond index ranges (OFA depth)."""
@@ -234,7 +236,7 @@ class SearchSpace(abc.ABC):
   # --------------------------------------------------------- data interface
   def from_data(self, npz) -> np.ndarray:
     """Architectures ``[N, num_units]`` from a bundled file or device file."""
-    return np.asarray(npz['arch']).astype(np.int32)
+    return np.asarray(npz['arch'])  # validate_batch range-checks, casts
 
   def data_keys(self) -> tuple[str, ...]:
     """Keys that hold the architectures in a device file of this space."""

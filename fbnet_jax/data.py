@@ -448,8 +448,9 @@ def _digits_arrays(image_size: int) -> dict[str, Any]:
   """Upsampled digits [N, S, S] in [0, 1] per split, and train mean/std."""
   import jax  # pylint: disable=g-import-not-at-top
   raw_images, labels = _digits_raw()
-  try:
-    cpu = jax.devices('cpu')[0]
+  try:  # this process's own CPU (under jax.distributed, devices('cpu')[0]
+    # is process 0's)
+    cpu = jax.local_devices(backend='cpu')[0]
   except RuntimeError:  # CPU backend disabled (JAX_PLATFORMS): use default.
     cpu = None
   resized = jax.image.resize(
@@ -490,7 +491,10 @@ def _tfds_source(name: str, split: str,
     raise ImportError(
         f'Dataset {name!r} is read with tensorflow-datasets, which is not '
         'installed: pip install tensorflow-datasets array_record pillow') from e
-  searched = os.fspath(data_dir) if data_dir is not None else (
+  # '' (the configs' default) and None both mean tfds' default directory;
+  # tfds itself would read '' as the working directory.
+  data_dir = os.path.expanduser(os.fspath(data_dir)) if data_dir else None
+  searched = data_dir if data_dir is not None else (
       os.environ.get('TFDS_DATA_DIR')
       or os.path.expanduser('~/tensorflow_datasets'))
   try:

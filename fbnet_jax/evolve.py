@@ -69,17 +69,19 @@ class SupernetEvaluator:
     config = searcher.config
     num = len(data_lib.split_indices('arch', searcher.info.num_train))
     num = min(num, limit or num)
-    num_batches = max(1, num // config.batch_size)
     stream = data_lib.train_batches(
         config.data.name, split='arch', batch_size=config.batch_size, seed=0,
         image_size=config.data.image_size, augment=False,
         data_dir=config.data.get('data_dir'))
     self._batches = []
-    for _ in range(num_batches):  # one epoch's first batches: distinct images
+    # One epoch's first ``num`` images (distinct), the last batch masked
+    # past them.
+    for start in range(0, num, config.batch_size):
       batch = dict(next(stream))
-      batch['mask'] = np.ones(len(batch['label']), np.float32)
+      batch['mask'] = (np.arange(config.batch_size) < num - start).astype(
+          np.float32)
       self._batches.append(jax.tree.map(searcher.put_batch, batch))
-    self.num_images = num_batches * config.batch_size
+    self.num_images = num
     self._cache = {}
     self.seconds = 0.0
 

@@ -16,9 +16,14 @@ import numpy as np
 
 
 class MetricWriter:
-  """TensorBoard (if tensorboardX is installed) + a JSON-lines file."""
+  """TensorBoard (if tensorboardX is installed) + a JSON-lines file; a
+  disabled writer (``enabled=False``: every process but the first of a
+  multi-host run) writes nothing."""
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, enabled: bool = True):
+    self._jsonl = self._tb = None
+    if not enabled:
+      return
     self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
     try:
       import tensorboardX  # pylint: disable=g-import-not-at-top
@@ -27,6 +32,8 @@ class MetricWriter:
       self._tb = None
 
   def scalars(self, step: int, values: dict) -> None:
+    if self._jsonl is None:
+      return
     values = {k: float(v) for k, v in values.items()
               if isinstance(v, (int, float, np.floating, np.integer))}
     self._jsonl.write(json.dumps({'step': int(step), **values}) + '\n')
@@ -36,7 +43,8 @@ class MetricWriter:
         self._tb.add_scalar(k, v, step)
 
   def close(self) -> None:
-    self._jsonl.close()
+    if self._jsonl is not None:
+      self._jsonl.close()
     if self._tb is not None:
       self._tb.close()
 

@@ -319,8 +319,20 @@ class Searcher:
 
   # ----------------------------------------------------------- helpers
   def put_batch(self, batch):
-    return jax.make_array_from_process_local_data(self.data_sharding,
-                                                  np.asarray(batch))
+    """One field of a global batch as an array sharded over the mesh. Every
+    process reads the same global batch (same stream, same seed: a run
+    resumes and ends the same whatever the host count) and contributes its
+    own rows, the ones its devices hold."""
+    rows = np.asarray(batch)
+    count = jax.process_count()
+    if count > 1:
+      if len(rows) % count:
+        raise ValueError(f'batch of {len(rows)} rows: expected a multiple of '
+                         f'the {count} processes.')
+      part = len(rows) // count
+      index = jax.process_index()
+      rows = rows[index * part:(index + 1) * part]
+    return jax.make_array_from_process_local_data(self.data_sharding, rows)
 
   def allowed(self) -> np.ndarray:
     """``[U, C]`` bool: the choices a derived architecture may take (the
@@ -439,10 +451,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       run with it); the checkpoint at that point is written first.
   """
   os.makedirs(workdir, exist_ok=True)
+  # Multi-host: every process computes, the first writes (orbax coordinates
+  # the checkpoints itself).
+  main = jax.process_index() == 0
   manager = _checkpoint_manager(workdir, config)
-  workdirs.record_or_check(os.path.join(workdir, SETTINGS_FILE),
-                           resume_settings(config),
-                           resuming=manager.latest_step() is not None)
+  if main:
+    workdirs.record_or_check(os.path.join(workdir, SETTINGS_FILE),
+                             resume_settings(config),
+                             resuming=manager.latest_step() is not None)
   searcher = Searcher(config)
   s = config.search
   if config.loss.form == 'fbnet':
@@ -470,7 +486,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       seed=config.seed + 1, image_size=config.data.image_size,
       data_dir=config.data.get('data_dir'), start_step=int(state.arch_step),
       augment=config.data.get('augment', True))
-  writer = reporting.MetricWriter(workdir)
+  writer = reporting.MetricWriter(workdir, enabled=main)
   target = jnp.asarray(config.latency.get('target_ms') or 1.0, jnp.float32)
   warmup_steps = s.warmup_epochs * searcher.steps_per_epoch
   bar = tqdm.tqdm(total=searcher.total_steps, initial=int(state.step),
@@ -527,22 +543,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       writer.scalars(step, {k: v for k, v in rec.items() if k != 'probs'})
       bar.set_postfix(ce=f'{rec.get("ce", 0):.3f}',
                       lat=f'{rec["expected_latency_ms"]:.2f}ms')
-    if manager.save(step, args=ocp.args.StandardSave(state)) or end_of_epoch:
+    saved = manager.save(step, args=ocp.args.StandardSave(state))
+    if main and (saved or end_of_epoch):
       search_report.write_history(workdir, history)
     if stop_after is not None and step >= stop_after:
       _final_save(manager, step, state)
-      search_report.write_history(workdir, history)
+      if main:
+        search_report.write_history(workdir, history)
       bar.close()
       return {}
   _final_save(manager, step, state)
-  search_report.write_history(workdir, history)
+  if main:
+    search_report.write_history(workdir, history)
   bar.close()
   writer.close()
   logging.info('Search: %d steps in %.1fs.', step, time.time() - t0)
-  result = search_report.report(searcher, state, config)
-  with open(os.path.join(workdir, RESULT_FILE), 'w') as f:
-    json.dump(result, f, indent=1)
-  reporting.plot_search(history, searcher.space, config, workdir)
+  result = search_report.report(searcher, state, config)  # every process
+  if main:
+    workdirs.write_json(os.path.join(workdir, RESULT_FILE), result)
+    reporting.plot_search(history, searcher.space, config, workdir)
   return result
 
 

@@ -318,3 +318,14 @@ def test_unprepared_dataset_error(tmp_path, name, hint):
   assert repr(name) in message and str(tmp_path) in message
   assert hint in message and '--file_format=array_record' in message
   assert not list(tmp_path.iterdir())  # Nothing was downloaded.
+
+
+def test_empty_data_dir_is_the_tfds_default(tmp_path, monkeypatch):
+  """The configs' data_dir '' means tfds' default directory (here
+  TFDS_DATA_DIR), not the working directory."""
+  monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path / 'tfds'))
+  monkeypatch.chdir(tmp_path)
+  with pytest.raises(data.DatasetNotPreparedError,
+                     match=f"not prepared under '{tmp_path}/tfds'"):
+    data.train_batches('cifar10', split='weights', batch_size=4, seed=0,
+                       data_dir='')

@@ -817,3 +817,14 @@ def test_console_summary_prints_every_agreement_of_the_measured_front():
           'anchors max 4.0% (median 2.0%); 30 measurements, 61 s') in printed
   summary['measured_agreement']['vs_anchors'] = None  # a loop without anchors
   assert 'anchors' not in evolve_report.console_summary(summary)
+
+
+def test_validation_uses_at_most_its_limit_of_images():
+  from fbnet_jax import search  # pylint: disable=g-import-not-at-top
+  config = evolve_quick.get_config('smoke')  # batches of 16
+  searcher = search.Searcher(config)
+  state = searcher.init_state()
+  for limit, expected in ((10, 10), (40, 40), (None, 288)):
+    evaluator = evolve.SupernetEvaluator(searcher, state, limit)
+    assert evaluator.num_images == expected
+    assert sum(float(b['mask'].sum()) for b in evaluator._batches) == expected

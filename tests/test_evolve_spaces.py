@@ -198,8 +198,8 @@ def nb201_run(tmp_path_factory, module_compilation_cache):
   # A DNAS result.json (the fields evolve reads) as the DNAS point.
   dnas_result = os.path.join(workdir, 'dnas_result.json')
   with open(dnas_result, 'w') as f:
-    json.dump({'arch_index': [3, 3, 1, 3, 2, 3], 'target_ms': 12.5,
-               'supernet_accuracy': 0.5}, f)
+    json.dump({'space': 'nasbench201', 'arch_index': [3, 3, 1, 3, 2, 3],
+               'target_ms': 12.5, 'supernet_accuracy': 0.5}, f)
   config = evolve_nasbench201.get_config('smoke')
   config.evolve.dnas_result = dnas_result
   summary = evolve.run(config, workdir, progress=False)

@@ -22,7 +22,6 @@ exported to ONNX on ONNX Runtime instead (a separate device name; needs
 """
 
 import dataclasses
-import json
 import os
 import platform
 
@@ -32,6 +31,7 @@ import numpy as np
 
 from fbnet_jax import compilation_cache
 from fbnet_jax import measure
+from fbnet_jax import retrain
 from fbnet_jax import spaces
 from meta import latency_data
 
@@ -144,41 +144,24 @@ def _result_archs(space, spec, path):
   if not os.path.isfile(path):
     raise ValueError(f'--archs: item {spec!r}: {path}: no such file; expected'
                      ' a result.json written by experiments.search.')
-  try:
-    with open(path) as f:
-      result = json.load(f)
-  except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
-    raise ValueError(f'--archs: item {spec!r}: {path}: not a JSON file ({e});'
-                     ' expected a result.json written by experiments.search.'
-                     ) from e
   where = f'--archs: item {spec!r}: {path}'
-  if not isinstance(result, dict):
-    raise ValueError(f'{where}: holds a JSON {type(result).__name__}; '
-                     'expected a result.json written by experiments.search.')
-  for key in ('space', 'arch_index'):
-    if key not in result:
-      raise ValueError(f'{where}: field {key!r} missing; expected a '
-                       'result.json written by experiments.search.')
-  if result['space'] != space.name:
-    raise ValueError(f'{where}: field space is {result["space"]!r}; expected '
-                     f'--space={space.name}.')
-  _check_macro(space, spec, path, result.get('macro'))
+
+  def check(result):
+    if result['space'] != space.name:
+      raise ValueError(f'{where}: field space is {result["space"]!r}; '
+                       f'expected --space={space.name}.')
+    _check_macro(space, spec, path, result.get('macro'))
+
+  arch, result = retrain.load_arch(path, where=where, check=check)
   samples = result.get('samples', [])
   if not isinstance(samples, list) or not all(
       isinstance(s, dict) and 'arch_index' in s for s in samples):
     raise ValueError(f'{where}: field samples: expected a list of objects '
                      'with field arch_index.')
-  fields = [('arch_index', result['arch_index'])] + [
-      (f'samples[{i}].arch_index', s['arch_index'])
-      for i, s in enumerate(samples)]
-  found = []
-  for field, arch in fields:
-    if not (isinstance(arch, list) and all(
-        isinstance(a, int) and not isinstance(a, bool) for a in arch)):
-      raise ValueError(f'{where}: field {field} is {arch!r}; expected a list '
-                       f'of {space.num_units} {space.name} choice indices.')
-    found.append(space.validate(arch, where=f'{where}: field {field}'))
-  return found
+  return [np.asarray(arch, np.int32)] + [
+      np.asarray(retrain.result_arch(
+          s['arch_index'], space, f'{where}: field samples[{i}].arch_index'),
+                 np.int32) for i, s in enumerate(samples)]
 
 
 def main(argv):

@@ -22,18 +22,19 @@ machine's backend): the median of ``config.measure.verify_sessions``
 measuring sessions.
 """
 
-import json
 import os
 
 from absl import app
 from absl import flags
 import jax
+from jax.experimental import multihost_utils
 from ml_collections import config_flags
 
 from fbnet_jax import closed_loop
 from fbnet_jax import compilation_cache
 from fbnet_jax import search
 from fbnet_jax import search_report
+from fbnet_jax import workdirs
 from meta import latency_data
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/quickstart.py',
@@ -61,19 +62,23 @@ def main(argv):
                      'config.latency.device_file, which is not set; set it '
                      'to a device file of this machine (experiments.measure),'
                      ' or use --verify=auto or no.')
+  # Multi-host: the first process measures and writes; the others wait.
+  main_process = jax.process_index() == 0
   if path and config.latency.source == 'predictor' and not os.path.exists(
       path):
-    made = closed_loop.ensure_device_file(config, path,
-                                          config.latency.num_samples)
-    print(f'measured {made["measured"]} architectures -> {path} in '
-          f'{made["seconds"]:.0f} s')
+    if main_process:
+      made = closed_loop.ensure_device_file(config, path,
+                                            config.latency.num_samples)
+      print(f'measured {made["measured"]} architectures -> {path} in '
+            f'{made["seconds"]:.0f} s')
+    _sync('device file')
   device = latency_data.load_device_file(path) if path else None
   verify = device is not None and _should_verify(config, device)
   if verify:  # before the search: a file measured otherwise is not comparable
     closed_loop.check_measured_here(config, device, path)
   result = search.train_and_evaluate(config, _WORKDIR.value)
   print(search_report.summary(result))
-  if verify:
+  if verify and main_process:
     check = closed_loop.verify_in_sessions(config, result['arch_index'],
                                            device)
     predicted = result['latency_ms'][result['latency_source']]
@@ -82,12 +87,18 @@ def main(argv):
                               relative_error=measured / predicted - 1,
                               target_error=measured /
                               config.latency.target_ms - 1)
-    with open(os.path.join(_WORKDIR.value, search.RESULT_FILE), 'w') as f:
-      json.dump(result, f, indent=1)
+    workdirs.write_json(os.path.join(_WORKDIR.value, search.RESULT_FILE),
+                        result)
     print(f'measured here: {measured:.3f} ms, the median of '
           f'{len(check["sessions"])} sessions (predicted {predicted:.3f} ms, '
           f'target {config.latency.target_ms} ms; reference drift since the '
           f'device file {100 * check["drift_vs_device_file"]:+.1f}%)')
+
+
+def _sync(name: str) -> None:
+  """Multi-host: every process waits here until all have arrived."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
 
 
 def _should_verify(config, device) -> bool:

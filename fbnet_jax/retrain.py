@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from absl import logging
 import flax
@@ -90,7 +90,9 @@ def load_trained(config: ml_collections.ConfigDict, arch: Sequence[int],
   return model, variables, int(step)
 
 
-def load_arch(path: str, config: Optional[ml_collections.ConfigDict] = None
+def load_arch(path: str, config: Optional[ml_collections.ConfigDict] = None,
+              where: Optional[str] = None,
+              check: Optional[Callable[[dict], None]] = None
               ) -> tuple[list[int], dict]:
   """The derived architecture of a search's ``result.json``, checked.
 
@@ -99,6 +101,9 @@ def load_arch(path: str, config: Optional[ml_collections.ConfigDict] = None
     config: the config the architecture is to be built with, if any: its
       ``space`` must be the file's, and so must its FBNet ``macro`` where
       the file records one (files written before it did are not checked).
+    where: how errors name the file (default: ``path``).
+    check: called with the result before its architecture is validated
+      (e.g. a caller's own space check, the clearer error).
 
   Returns:
     (the ``arch_index`` field as a list of ints, the whole result).
@@ -107,31 +112,41 @@ def load_arch(path: str, config: Optional[ml_collections.ConfigDict] = None
     ValueError: naming ``path``, the field and what was expected (an
       ``ArchitectureError`` for an architecture not of the file's space).
   """
+  where = where or path
   try:
     with open(path) as f:
       result = json.load(f)
   except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
-    raise ValueError(f'{path}: not a JSON file ({e}); expected a result.json '
-                     'written by experiments.search.') from e
+    raise ValueError(f'{where}: not a JSON file ({e}); expected a '
+                     'result.json written by experiments.search.') from e
   if not isinstance(result, dict):
-    raise ValueError(f'{path}: holds a JSON {type(result).__name__}; expected '
-                     'the object of a result.json written by '
+    raise ValueError(f'{where}: holds a JSON {type(result).__name__}; '
+                     'expected the object of a result.json written by '
                      'experiments.search.')
   for key in ('space', 'arch_index'):
     if key not in result:
-      raise ValueError(f'{path}: field {key!r} missing; expected a '
+      raise ValueError(f'{where}: field {key!r} missing; expected a '
                        'result.json written by experiments.search.')
-  space = _result_space(path, result)
-  arch = result['arch_index']
+  space = _result_space(where, result)
+  if config is not None:
+    _check_config(where, result, config)
+  if check is not None:
+    check(result)
+  arch = result_arch(result['arch_index'], space, f'{where}: field '
+                     'arch_index')
+  return arch, result
+
+
+def result_arch(arch, space, where: str) -> list[int]:
+  """One architecture field of a result.json (``where`` names it), checked
+  to be a list of choice indices valid in ``space``."""
   if not (isinstance(arch, list) and all(
       isinstance(a, int) and not isinstance(a, bool) for a in arch)):
     raise spaces.ArchitectureError(
-        f'{path}: field arch_index is {arch!r}; expected a list of '
-        f'{space.num_units} {space.name} choice indices.')
-  space.validate(arch, where=f'{path}: field arch_index')
-  if config is not None:
-    _check_config(path, result, config)
-  return [int(a) for a in arch], result
+        f'{where} is {arch!r}; expected a list of {space.num_units} '
+        f'{space.name} choice indices.')
+  space.validate(arch, where=where)
+  return [int(a) for a in arch]
 
 
 def _result_space(path: str, result: dict):

@@ -455,10 +455,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # the checkpoints itself).
   main = jax.process_index() == 0
   manager = _checkpoint_manager(workdir, config)
-  if main:
+  resuming = manager.latest_step() is not None
+  if main or resuming:  # every process checks a resumed run's settings
     workdirs.record_or_check(os.path.join(workdir, SETTINGS_FILE),
-                             resume_settings(config),
-                             resuming=manager.latest_step() is not None)
+                             resume_settings(config), resuming=resuming)
   searcher = Searcher(config)
   s = config.search
   if config.loss.form == 'fbnet':

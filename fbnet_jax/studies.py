@@ -148,12 +148,17 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
   """
   arch, result = retrain.load_arch(result_path, config)
   device = config.latency.device
-  if result.get('device') not in (None, device):
+  searched_on = result.get('device')
+  if searched_on not in (None, device):
+    hint = (f'(--config.latency.device={searched_on})'
+            if searched_on in latency_lib.LUT_DEVICES else
+            '; a search on a device file or a device without a lookup table '
+            'cannot be compared this way')
     raise ValueError(
-        f'{result_path}: field device is {result["device"]!r}, '
+        f'{result_path}: field device is {searched_on!r}, '
         f'config.latency.device is {device!r}; the random architectures are '
-        "drawn at the found one's latency on the search's device "
-        f'(--config.latency.device={result["device"]}).')
+        "drawn at the found one's latency on the search's device, by its "
+        f'lookup table {hint}.')
   found_seeds = seeds if found_seeds is None else found_seeds
   if seeds < 1 or found_seeds < 1 or num_random < 1:
     raise ValueError(f'num_random={num_random}, seeds={seeds}, found_seeds='

@@ -214,7 +214,11 @@ def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch,
   other.write_text(json.dumps({'space': 'fbnet', 'device': 'fpga',
                                'arch_index': found}))
   with pytest.raises(ValueError, match="field device is 'fpga', "
-                     "config.latency.device is 'raspi4'"):
+                     "config.latency.device is 'raspi4'.*device=fpga"):
+    studies.found_vs_random(config, str(other), root)
+  other.write_text(json.dumps({'space': 'fbnet', 'device': 'runs/mine.npz',
+                               'arch_index': found}))
+  with pytest.raises(ValueError, match='mine.npz.*a search on a device file'):
     studies.found_vs_random(config, str(other), root)
   # Which jax, backend and CPU the retrainings ran on (one here).
   assert [set(e) for e in out['environments']] == [

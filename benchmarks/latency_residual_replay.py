@@ -58,13 +58,9 @@ def main(argv):
   pad_to = len(support.archs) + len(archs)
   errors = {'none': [], 'ridge': []}
   for lo, hi in zip(ends[:-1], ends[1:]):
-    adapted = support.adapt(archs[:lo], ms[:lo], pad_to=pad_to)
-    plain = model.with_params(adapted.params).arch_ms
-    ridge = latency_loop.ResidualCorrected(
-        plain, model.space.choice_mask,
-        np.concatenate([support.archs, archs[:lo]]),
-        np.concatenate([support.ms, ms[:lo]]))
-    for name, predict in (('none', plain), ('ridge', ridge)):
+    # As the loop re-adapts (latency_loop.refit); one adaptation serves both.
+    ridge = latency_loop.refit(support, model, archs[:lo], ms[:lo], pad_to)
+    for name, predict in (('none', ridge.predict), ('ridge', ridge)):
       errors[name].extend(np.asarray(predict(archs[lo:hi])) / ms[lo:hi] - 1)
   fast = ms[ends[0]:] < _FAST_MS.value
   rows = {}

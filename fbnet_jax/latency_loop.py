@@ -59,6 +59,24 @@ class ResidualCorrected:
     return ms[0] if single else ms
 
 
+def refit(support: latency_lib.PredictorSupport,
+          model: latency_lib.LatencyModel, archs: np.ndarray,
+          ms: np.ndarray, pad_to: int, residual: str = 'ridge'
+          ) -> nsga.LatencyFn:
+  """The predictor re-adapted on ``support`` plus the measured ``archs``
+  (``ms``; the support padded to ``pad_to`` rows, one compiled adaptation),
+  with the residual correction fitted on all of them unless ``residual``
+  is 'none' (a :class:`ResidualCorrected`, whose ``predict`` is the plain
+  re-adapted predictor)."""
+  adapted = support.adapt(archs, ms, pad_to=pad_to)
+  predict = model.with_params(adapted.params).arch_ms
+  if residual == 'none':
+    return predict
+  return ResidualCorrected(predict, model.space.choice_mask,
+                           np.concatenate([support.archs, archs]),
+                           np.concatenate([support.ms, ms]))
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Clear errors for a ``config.evolve.measure_latency`` setting that
   cannot run, before any supernet trains."""
@@ -136,14 +154,8 @@ class LatencyInTheLoop:
   def __call__(self, archs: np.ndarray) -> nsga.LatencyFn:
     archs = np.asarray(archs, np.int32)
     ms = self.measured.arch_ms(archs)
-    adapted = self.support.adapt(archs, ms, pad_to=self.size)
-    predict = self.model.with_params(adapted.params).arch_ms
-    if self.residual == 'none':
-      return predict
-    return ResidualCorrected(
-        predict, self.model.space.choice_mask,
-        np.concatenate([self.support.archs, archs]),
-        np.concatenate([self.support.ms, ms]))
+    return refit(self.support, self.model, archs, ms, self.size,
+                 self.residual)
 
 
 class FrontMeasurement:

@@ -108,6 +108,9 @@ def test_ofa_device_file_round_trip(tmp_path):
     # Range-checked before the int32 cast (2**32 + 1 would wrap to 1).
     (dict(arch=np.full((30, 22), 2 ** 32 + 1, np.int64)), 'arch',
      'choice index 4294967297'),
+    # ... and an unsigned one above 2**63 is shown as it is, not wrapped.
+    (dict(arch=np.full((30, 22), 2 ** 63 + 5, np.uint64)), 'arch',
+     'choice index 9223372036854775813'),
     (dict(latency_ms=np.full(30, 5 + 1j)), 'latency_ms',
      'expected real numbers'),
 ])

@@ -115,7 +115,10 @@ class SearchSpace(abc.ABC):
               f'expected one of {", ".join(unit.choices)}.')
         out.append(unit.choices.index(op))
       return np.asarray(out, np.int32)
-    return np.asarray(arch).astype(np.int64)  # int32 once range-checked
+    arch = np.asarray(arch)
+    if np.issubdtype(arch.dtype, np.unsignedinteger):
+      return arch  # int64 would wrap values >= 2**63 to negative ones
+    return arch.astype(np.int64)  # int32 once range-checked
 
   def _check_constraints(self, arch: np.ndarray, where: str) -> None:
     """Space-specific validity rules beyond index ranges (OFA depth)."""

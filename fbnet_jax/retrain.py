@@ -35,6 +35,9 @@ from fbnet_jax import workdirs
 
 RESULT_FILE = 'retrain.json'
 SETTINGS_FILE = 'settings.json'
+# The loss curve and training time up to the last checkpoint, so that a
+# resumed run reports the whole run's, not only the steps after the resume.
+LOG_FILE = 'train_log.json'
 # Settings that do not change the result: a run may resume under others.
 _IRRELEVANT = ('retrain.checkpoint_every', 'data.data_dir')
 
@@ -263,16 +266,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       seed=config.seed, image_size=config.data.image_size,
       data_dir=config.data.get('data_dir'), start_step=int(state.step),
       augment=config.data.get('augment', True))
+  start = int(state.step)
+  log_path = os.path.join(workdir, LOG_FILE)
+  log = workdirs.read_json(log_path) if start else None
+  losses = [l for l in (log or {}).get('train_loss', []) if l[0] < start]
+  seconds = (log or {}).get('train_seconds', 0.0)
+  resumed = (log or {}).get('resumed_at_steps', []) + ([start] if start else [])
   t0 = time.time()
-  losses = []
-  for step in tqdm.trange(int(state.step), total, disable=not progress,
+
+  def save(step, force=False):
+    if manager.save(step, args=ocp.args.StandardSave(state), force=force):
+      workdirs.write_json(log_path, {
+          'step': step, 'train_loss': losses,
+          'train_seconds': seconds + time.time() - t0,
+          'resumed_at_steps': resumed})
+
+  for step in tqdm.trange(start, total, disable=not progress,
                           desc='retrain', unit='step'):
     state, loss = train_step(state, next(batches))
     if step % 10 == 0 or step == total - 1:
       losses.append([step, float(loss)])
-    manager.save(step + 1, args=ocp.args.StandardSave(state))
+    save(step + 1)
   if manager.latest_step() != total:
-    manager.save(total, args=ocp.args.StandardSave(state), force=True)
+    save(total, force=True)
   manager.wait_until_finished()
   correct = count = 0.0
   for batch in data_lib.eval_batches(
@@ -283,8 +299,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     count += float(batch['mask'].sum())
   result = {**settings, 'accuracy': correct / count,
             'num_eval': int(count), 'steps': total,
-            'train_seconds': time.time() - t0,
-            'train_loss': losses, 'environment': workdirs.environment()}
+            'train_seconds': seconds + time.time() - t0,
+            'train_loss': losses, 'resumed_at_steps': resumed,
+            'environment': workdirs.environment()}
   logging.info('retrain: accuracy %.4f on %d images', result['accuracy'],
                count)
   workdirs.write_json(os.path.join(workdir, RESULT_FILE), result)

@@ -66,12 +66,48 @@ def test_retrain_resumes_only_under_its_own_settings(tmp_path, monkeypatch):
   config.retrain.checkpoint_every = 7  # does not change the result
   again = retrain.train_and_evaluate(config, arch, workdir, progress=False)
   assert again['accuracy'] == first['accuracy']
-  assert again['train_loss'] == []  # nothing was left to train
+  # Nothing was left to train; the curve is the first run's, from its log.
+  assert again['train_loss'] == first['train_loss']
+  assert again['resumed_at_steps'] == [first['steps']]
   (tmp_path / 'w' / retrain.SETTINGS_FILE).unlink()
   (tmp_path / 'w' / retrain.RESULT_FILE).unlink()
   with pytest.raises(ValueError,
                      match='holds a checkpoint but no settings.json'):
     retrain.train_and_evaluate(config, arch, workdir, progress=False)
+
+
+def test_interrupted_retrain_resumes_to_the_same_result(tmp_path,
+                                                        monkeypatch):
+  arch = [8] * 22
+  arch[5] = 0
+  config = quickstart.get_config('smoke')
+  config.retrain.steps_per_epoch = 12
+  config.retrain.checkpoint_every = 5
+  whole = retrain.train_and_evaluate(config, arch, str(tmp_path / 'whole'),
+                                     progress=False)
+  assert whole['resumed_at_steps'] == []
+  batches = retrain.data_lib.train_batches
+
+  def killed_after_7(*args, **kwargs):
+    for i, batch in enumerate(batches(*args, **kwargs)):
+      if i == 7:
+        raise KeyboardInterrupt  # killed between checkpoints 5 and 10
+      yield batch
+
+  monkeypatch.setattr(retrain.data_lib, 'train_batches', killed_after_7)
+  workdir = str(tmp_path / 'killed')
+  with pytest.raises(KeyboardInterrupt):
+    retrain.train_and_evaluate(config, arch, workdir, progress=False)
+  monkeypatch.setattr(retrain.data_lib, 'train_batches', batches)
+  resumed = retrain.train_and_evaluate(config, arch, workdir, progress=False)
+  assert resumed['resumed_at_steps'] == [5]
+  assert resumed['accuracy'] == whole['accuracy']
+  # The whole curve: step 0 from the log written with checkpoint 5, steps
+  # 10 and 11 trained after the resume.
+  assert [s for s, _ in resumed['train_loss']] == [0, 10, 11]
+  np.testing.assert_allclose(resumed['train_loss'], whole['train_loss'],
+                             rtol=1e-5)
+  assert resumed['train_seconds'] > 0
 
 
 def test_bad_result_json_is_a_clear_error(tmp_path):

@@ -18,6 +18,7 @@ import functools
 import os
 from typing import Optional, Sequence
 
+from absl import logging
 import numpy as np
 
 from fbnet_jax import spaces as spaces_lib
@@ -286,6 +287,7 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
       if is_query.all():
         raise _fail(path, 'is_query', 'every row is a query row; adaptation '
                     'needs some rows with is_query false.')
+      is_query = _hold_out(path, archs, is_query)
     meta = {k: _read(npz, path, k) for k in files
             if k not in set(sp.data_keys()) | {'space', 'latency_ms',
                                                'is_query', 'name'}}
@@ -295,6 +297,26 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
   return Device(name=name, space=space, archs=archs,
                 latency_ms=lat.astype(np.float32), is_query=is_query.copy(),
                 source=path, meta=meta)
+
+
+def _hold_out(path: str, archs: np.ndarray, is_query: np.ndarray
+              ) -> np.ndarray:
+  """``is_query`` without the query rows whose architecture is also among
+  the non-query rows: such a row is not held out (its architecture may be
+  support), so it is not scored; it stays a measurement, as a non-query row.
+  Said in a warning."""
+  seen = {a.tobytes() for a in archs[~is_query]}
+  dup = np.array([is_query[i] and archs[i].tobytes() in seen
+                  for i in range(len(archs))], bool)
+  if not dup.any():
+    return is_query
+  rows = np.nonzero(dup)[0]
+  logging.warning(
+      '%s: field is_query: %d query rows (first: %s) have an architecture '
+      'that is also measured in a non-query row, so they are not held out; '
+      'they are treated as non-query rows and not scored.', path, len(rows),
+      ', '.join(str(int(i)) for i in rows[:5]))
+  return is_query & ~dup
 
 
 def save_device_file(path: str, device: Device) -> None:

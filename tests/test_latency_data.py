@@ -1,5 +1,7 @@
 """Latency data: bundled files, splits, device files and every bad input."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 
@@ -57,6 +59,19 @@ def _device(tmp_path, name='dev.npz', **overrides):
   path = str(tmp_path / name)
   np.savez(path, **arrays)
   return path
+
+
+def test_query_rows_that_repeat_a_support_architecture_are_not_scored(
+    tmp_path):
+  rng = np.random.default_rng(0)
+  arch = rng.integers(0, 9, (30, 22)).astype(np.int8)
+  arch[25] = arch[3]  # query row 25 measures non-query row 3's network again
+  arch[27] = arch[26]  # two query rows alike: both still held out
+  with mock.patch.object(ld.logging, 'warning') as warn:
+    dev = ld.load_device_file(_device(tmp_path, arch=arch))
+  assert not dev.is_query[25] and dev.is_query[26] and dev.is_query[27]
+  assert dev.is_query.sum() == 9
+  assert 'dev.npz' in warn.call_args[0][1] and warn.call_args[0][2] == 1
 
 
 def test_device_file_round_trip(tmp_path):

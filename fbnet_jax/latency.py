@@ -24,6 +24,7 @@ import dataclasses
 import os
 from typing import Any, Callable, Optional
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -308,6 +309,7 @@ def predictor_support(space: str, device, *,
         'expected >= 0 measurements besides the references (0: every '
         'non-query row).')
   predictor = _load_predictor(space, predictor_dir)
+  _warn_if_seen(space, device)
   refs = device.reference_rows()
   others = np.nonzero(~device.is_query)[0]
   others = others[~np.isin(others, refs)]
@@ -317,6 +319,25 @@ def predictor_support(space: str, device, *,
   rows = np.concatenate([refs[refs >= 0], others])
   return PredictorSupport(predictor, device.archs[rows],
                           device.latency_ms[rows], device.name)
+
+
+def _warn_if_seen(space: str, device) -> None:
+  """A warning when a bundled device is one that meta-training used: the
+  predictor's accuracy there is not that of a device it has never seen."""
+  from meta import latency_data
+
+  if not device.source.startswith('bundled:'):
+    return
+  split = latency_data.SPLITS[space]
+  for role, names in (('meta-train', split.meta_train),
+                      ('meta-valid', split.meta_valid)):
+    if device.name in names:
+      logging.warning(
+          'latency predictor: %s is a %s device of the %s predictor (HELP '
+          "split, meta/data/README.md): it has seen this device's "
+          'latencies, so its accuracy here is not that of a new device '
+          '(the meta-test devices are: %s).', device.name, role, space,
+          ', '.join(split.meta_test))
 
 
 def adapt_predictor(space: str, device, **kwargs):

@@ -216,6 +216,18 @@ def test_adapt_refuses_negative_num_samples():
     latency.predictor_support('fbnet', dev, num_samples=-3)
 
 
+def test_adapting_to_a_device_meta_training_saw_warns(workdir):
+  from fbnet_jax import latency
+  from unittest import mock
+  with mock.patch.object(latency.logging, 'warning') as warn:
+    latency.predictor_support('fbnet', latency_data.bundled_device(
+        'fbnet', 'raspi4'), predictor_dir=workdir)
+    warn.assert_not_called()  # a meta-test device
+    latency.predictor_support('fbnet', latency_data.bundled_device(
+        'fbnet', 'pixel3'), predictor_dir=workdir)
+  assert warn.call_args[0][1:3] == ('pixel3', 'meta-train')
+
+
 def test_meta_train_refuses_an_unknown_head_before_writing(tmp_path):
   config = help_fbnet.get_config('smoke')
   config.meta.head = 'Ridge'

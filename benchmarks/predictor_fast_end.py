@@ -5,8 +5,9 @@ r"""The adapted predictor's error against a lookup table, by skip fraction.
 Adapts the bundled meta-trained FBNet predictor to a lookup-table device
 with each kind of support (``config.latency.support``: 'random' measured
 rows of the device, or 'spread' from ``SearchSpace.sample_spread``, both
-besides the 10 references) and scores 2000 random architectures at each
-fraction of skip layers against the table: the fast end of the space,
+besides the 10 references) and scores 2000 random draws at each
+fraction of skip layers (each distinct architecture once: at 90% skips
+many draws are the same network) against the table: the fast end of the space,
 where a latency-accuracy front ends. Prints the median, 95th percentile
 and maximum relative error per support seed; writes ``--out``.
 """
@@ -44,13 +45,16 @@ def main(argv):
       for p_skip in map(float, _SKIPS.value):
         archs = rng.integers(0, len(space.units[0].choices), (2000, 22))
         archs[rng.random(archs.shape) < p_skip] = skip
+        archs = np.unique(archs, axis=0)
         err = np.abs(np.asarray(model.arch_ms(archs)) /
                      np.asarray(table.arch_ms(archs)) - 1)
         rows.append({'support': support, 'seed': seed, 'skip': p_skip,
+                     'architectures': len(archs),
                      'median': float(np.median(err)),
                      'p95': float(np.quantile(err, 0.95)),
                      'max': float(err.max())})
-        print(f'{support:6s} seed {seed} skip {p_skip:.2f}: median '
+        print(f'{support:6s} seed {seed} skip {p_skip:.2f} ({len(archs)} '
+              'architectures): median '
               f'{rows[-1]["median"]:.3f} p95 {rows[-1]["p95"]:.3f} max '
               f'{rows[-1]["max"]:.3f}', flush=True)
   with open(_OUT.value, 'w') as f:

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fbnet_jax import blocks
+from fbnet_jax import models
 from fbnet_jax import spaces as spaces_lib
 from fbnet_jax.spaces import fbnet
 from fbnet_jax.spaces import nasbench201
@@ -198,12 +199,14 @@ def _ofa_stem(x: jnp.ndarray, train: bool) -> jnp.ndarray:
 
 
 def _ofa_head(x: jnp.ndarray, train: bool, num_classes: int) -> jnp.ndarray:
-  """MobileNetV3's fixed head: final 1x1 conv, pool, feature mix,
-  classifier (the caller's children, like :func:`_ofa_stem`)."""
+  """MobileNetV3's fixed head: final 1x1 conv, pool, feature mix (no
+  bias, as in OFA and :class:`fbnet_jax.models.OFAModel`), classifier (the
+  caller's children, like :func:`_ofa_stem`)."""
   x = nn.Conv(ofa.FINAL_EXPAND, (1, 1), use_bias=False, name='final')(x)
   x = blocks.hard_swish(blocks.batch_norm(train, name='final_bn')(x))
   x = x.mean(axis=(1, 2))
-  x = blocks.hard_swish(nn.Dense(ofa.FEATURE_MIX, name='feature_mix')(x))
+  x = blocks.hard_swish(nn.Dense(ofa.FEATURE_MIX, use_bias=False,
+                                 name='feature_mix')(x))
   return nn.Dense(num_classes, name='classifier')(x)
 
 
@@ -261,6 +264,63 @@ class OFAElasticSupernet(nn.Module):
               x, (weights[:, b, :len(choices)] if self.per_example
                   else weights[0, b, :len(choices)]), train)
     return _ofa_head(x, train, self.num_classes)
+
+
+# OFAModel's names for the fixed layers that the supernets call otherwise.
+_OFA_HEAD_NAMES = {'final_expand': 'final', 'final_expand_bn': 'final_bn'}
+
+
+def ofa_subnet_variables(variables: dict, arch: Sequence[int]) -> dict:
+  """The weights that :class:`OFAElasticSupernet` ``variables`` hold for
+  sub-network ``arch``, as variables of the standalone
+  :class:`fbnet_jax.models.OFAModel` ``(arch)``: OFA's promise, a
+  sub-network deployed (exported, fine-tuned) with its inherited weights.
+
+  Each present block slot gives the centre ``k x k`` of its depthwise
+  kernels and its first hidden and squeeze-excite channels (what
+  :class:`blocks.ElasticMBConvBlock` masks to), batch-norm statistics
+  included; recalibrate them for the sub-network first
+  (``Searcher.recalibrate``) where it matters. The standalone network then
+  computes exactly what the supernet computes for a one-hot ``arch``
+  (tested).
+
+  Raises:
+    ValueError: ``variables`` are not an elastic OFA supernet's.
+  """
+  space = spaces_lib.get_space('ofa')
+  arch = space.validate(arch, where='ofa_subnet_variables: arch')
+  model = models.OFAModel(tuple(int(a) for a in arch),
+                          num_classes=variables['params']['classifier'][
+                              'kernel'].shape[-1])
+  target = jax.eval_shape(
+      lambda: model.init(jax.random.key(0),
+                         jnp.zeros((1, 32, 32, 3)), train=False))
+  slots = {u.name: f'block{b}' for b, u in enumerate(space.units)}
+
+  def take(path, want):
+    keys = [k.key for k in path]
+    keys[1] = _OFA_HEAD_NAMES.get(keys[1], slots.get(keys[1], keys[1]))
+    leaf = variables
+    for k in keys:
+      if k not in leaf:
+        raise ValueError(
+            f'ofa_subnet_variables: no {"/".join(map(str, keys))} in the '
+            'variables; expected an OFAElasticSupernet\'s variables.')
+      leaf = leaf[k]
+    index = []
+    for axis, (have, need) in enumerate(zip(leaf.shape, want.shape)):
+      # A depthwise kernel's spatial axes: the centre; others: a prefix.
+      lo = ((have - need) // 2 if keys[-2] == 'dw' and axis < 2 else 0)
+      index.append(slice(lo, lo + need))
+    if len(leaf.shape) != len(want.shape) or any(
+        i.stop > h for i, h in zip(index, leaf.shape)):
+      raise ValueError(
+          f'ofa_subnet_variables: {"/".join(map(str, keys))} has shape '
+          f'{tuple(leaf.shape)}, cannot hold {tuple(want.shape)}; expected '
+          "an OFAElasticSupernet's variables.")
+    return jnp.asarray(leaf[tuple(index)], want.dtype)
+
+  return jax.tree_util.tree_map_with_path(take, target)
 
 
 class ReLUConvBN(nn.Module):

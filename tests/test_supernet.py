@@ -333,8 +333,8 @@ def test_elastic_block_is_the_candidate_with_sliced_weights(slot, op):
 def test_elastic_ofa_supernet_holds_exactly_the_largest_subnetwork():
   # OFA's weight sharing: every sub-network's weights are a part of the
   # largest one's (k7, e6, depth 4 everywhere), so the supernet's parameters
-  # are that network's, counted by the space (plus the feature-mix bias,
-  # which OFA's own classifier head lacks and the supernets keep).
+  # are that network's, counted by the space (the feature mix has no bias,
+  # as in OFA).
   space = spaces.get_space('ofa')
   model = supernet.build_supernet('ofa', num_classes=1000, kind='elastic')
   x = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
@@ -346,8 +346,47 @@ def test_elastic_ofa_supernet_holds_exactly_the_largest_subnetwork():
   assert logits.shape == (1, 1000)
   largest = space.from_native(np.full((1, 20), 7), np.full((1, 20), 6),
                               [[4] * 5], [224])[0]
-  assert models.count_params(variables) == (space.params(largest) +
-                                            spaces.ofa.FEATURE_MIX)
+  assert models.count_params(variables) == space.params(largest)
+
+
+def test_ofa_subnet_variables_give_the_standalone_network_the_supernets_function():
+  # OFA's promise: a sub-network runs with its inherited weights. With
+  # random weights and BN statistics (nothing at its neutral value), the
+  # standalone OFAModel holding the extracted variables computes what the
+  # elastic supernet computes for the one-hot architecture. (64x64 inputs:
+  # at 32x32 the last stage's maps are 1x1, and train-mode batch norm over
+  # two values turns float rounding into visible differences.)
+  space = spaces.get_space('ofa')
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.standard_normal((2, 64, 64, 3)), jnp.float32)
+  elastic = supernet.OFAElasticSupernet(num_classes=10)
+  shapes = jax.eval_shape(lambda: elastic.init(
+      jax.random.key(0), x, jnp.zeros((1, space.num_units,
+                                       space.max_choices)), train=False))
+
+  def fill(path, leaf):
+    name = jax.tree_util.keystr(path)
+    if "'var'" in name or "'scale'" in name:
+      return rng.uniform(0.5, 2, leaf.shape).astype(np.float32)
+    scale = 0.1 if leaf.ndim == 1 else 1 / np.sqrt(np.prod(leaf.shape[:-1]))
+    return (scale * rng.standard_normal(leaf.shape)).astype(np.float32)
+
+  variables = jax.tree_util.tree_map_with_path(fill, shapes)
+  arch = space.sample(rng, 1)[0]  # random kernels and widths, every slot
+  arch[:20] = [0 if op == space.skip_index else op for op in arch[:20]]
+  sub = supernet.ofa_subnet_variables(variables, arch)
+  one_hot = jnp.asarray(np.eye(space.max_choices, dtype=np.float32)[arch])
+  model = models.OFAModel(tuple(arch), num_classes=10)
+  for train in (False, True):
+    want, _ = jax.jit(functools.partial(elastic.apply, train=train,
+                                        mutable=['batch_stats']))(
+                                            variables, x, one_hot[None])
+    got, _ = jax.jit(functools.partial(model.apply, train=train,
+                                       mutable=['batch_stats']))(sub, x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match='expected an OFAElasticSupernet'):
+    supernet.ofa_subnet_variables(
+        jax.tree.map(lambda v: v[..., :1], variables), arch)
 
 
 def test_masked_block_runs_each_examples_own_choice():

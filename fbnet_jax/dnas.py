@@ -17,8 +17,12 @@ Losses (``loss_form``):
 - ``budget``: ``CE + lam * relu(log(LAT / T) - margin)``: only above the
   target (and its margin).
 
-``LAT`` is each example's latency under its sampled (soft or straight-
-through hard) architecture, from any :class:`fbnet_jax.latency.LatencyModel`.
+``LAT`` is, by ``config.loss.latency_of``, the expected latency of the
+architecture distribution ``softmax(theta)`` itself ('distribution', the
+default: the same for every example, and its gradient bypasses the Gumbel
+noise) or each example's latency under its sampled (soft or straight-
+through hard) architecture ('sample', FBNet's eq. 2), from any
+:class:`fbnet_jax.latency.LatencyModel`.
 """
 
 from __future__ import annotations
@@ -166,8 +170,10 @@ def derive_for_target(log_probs: np.ndarray, arch_ms: Callable[[np.ndarray],
                       target_ms: float, tolerance: float = 0.02,
                       max_changes: int = 64, space=None
                       ) -> tuple[np.ndarray, list[dict]]:
-  """The most probable architecture whose latency is within ``tolerance``
-  (relative) of ``target_ms``, by greedy repair of the argmax.
+  """An architecture whose latency is within ``tolerance`` (relative) of
+  ``target_ms``, by greedy repair of the argmax: an approximation of the
+  most probable one in that band, which may stop outside the band (the
+  caller checks).
 
   The argmax of a distribution whose *expected* latency meets the target
   need not meet it itself (the distribution is not fully committed). Starting

@@ -109,7 +109,7 @@ def make_optimizers(config, steps_total: int, warmup_steps: int = 0):
       optax.add_decayed_weights(o.weight_decay, mask=_decay_mask),
       optax.sgd(schedule, momentum=o.momentum, nesterov=True))
   arch = optax.chain(optax.add_decayed_weights(o.arch_weight_decay),
-                     optax.adam(o.arch_lr, b1=0.5, b2=0.999))
+                     optax.adam(o.arch_lr, b1=0.5, b2=0.999))  # DARTS's
   frozen = optax.set_to_zero()
   return (optax.multi_transform({'net': weights, 'arch': frozen}, _labels),
           optax.multi_transform({'net': frozen, 'arch': arch}, _labels))
@@ -283,7 +283,7 @@ class Searcher:
         weight_opt=pick(state.weight_opt, w_opt),
         arch_opt=pick(a_opt, state.arch_opt))
     return state, {'loss': loss, 'ce': ce, 'accuracy': acc,
-                   'sampled_latency_ms': lat}
+                   'loss_latency_ms': lat}
 
   def weight_step(self, state, batch, tau, target_ms, path=None):
     return self.step_fn(state, batch, tau, target_ms, jnp.asarray(False),
@@ -513,7 +513,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       batch = jax.tree.map(searcher.put_batch, next(arch_iter))
       state, m = searcher.arch_step(state, batch, tau, target)
       metrics.update({'arch_loss': m['loss'], 'arch_ce': m['ce'],
-                      'sampled_latency_ms': m['sampled_latency_ms']})
+                      'loss_latency_ms': m['loss_latency_ms']})
     bar.update(1)
     end_of_epoch = step % searcher.steps_per_epoch == 0
     if end_of_epoch or step == searcher.total_steps:

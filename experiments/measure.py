@@ -51,6 +51,10 @@ _BUDGET = flags.DEFINE_float('time_budget_s', 600.0,
                              'Stop adding rounds after this many seconds.')
 _SPREAD = flags.DEFINE_float('spread_bound', 0.05,
                              'Stop when every IQR/median is below this.')
+_MAX_ROUNDS = flags.DEFINE_integer(
+    'max_rounds', measure.MeasureConfig.max_rounds,
+    'Stop after this many interleaved rounds (the file records what '
+    'stopped it: spread_bound, time_budget_s or max_rounds).')
 _RUNTIME = flags.DEFINE_enum('runtime', 'jax', list(measure.RUNTIMES),
                              'jax: the local JAX backend; onnxruntime: each '
                              'network exported to ONNX and run on ONNX '
@@ -167,12 +171,14 @@ def _result_archs(space, spec, path):
 def main(argv):
   del argv
   compilation_cache.enable()
+  latency_data.check_device_file_path(_OUT.value, '--out')
   space = spaces.space_for(_SPACE.value, _MACRO.value)
   archs, query, refs = select_archs(space, _ARCHS.value, _SEED.value)
   config = measure.MeasureConfig(
       space=_SPACE.value, macro=_MACRO.value, batch_size=_BATCH.value,
       dtype=_DTYPE.value, time_budget_s=_BUDGET.value,
-      spread_bound=_SPREAD.value, seed=_SEED.value, runtime=_RUNTIME.value,
+      spread_bound=_SPREAD.value, max_rounds=_MAX_ROUNDS.value,
+      seed=_SEED.value, runtime=_RUNTIME.value,
       statistic=_STATISTIC.value, cpu_cores=_CORES.value)
   # Nothing above starts JAX's backend, so that cpu_cores can size its pools.
   device = measure.measure_archs(archs, config, reference_rows=refs,

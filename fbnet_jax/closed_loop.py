@@ -60,13 +60,17 @@ def measure_config(config: ml_collections.ConfigDict) -> measure.MeasureConfig:
                                macro=config.get('macro', 'cifar'), **m)
 
 
-def _measure(config, archs, **kwargs):
+def _measure(config, archs, session: int = 0, **kwargs):
   """The harness, in a fresh process unless ``measure.fresh_process`` is
-  False (see :func:`measure.measure_archs_in_fresh_process`)."""
+  False (see :func:`measure.measure_archs_in_fresh_process`); ``session``
+  offsets the seed of the interleaving order, so that repeated sessions do
+  not repeat one sequence of orders."""
   fresh = (config.get('measure') or {}).get('fresh_process', True)
   fn = (measure.measure_archs_in_fresh_process if fresh
         else measure.measure_archs)
-  return fn(archs, measure_config(config), **kwargs)
+  mcfg = measure_config(config)
+  return fn(archs, dataclasses.replace(mcfg, seed=mcfg.seed + session),
+            **kwargs)
 
 
 def _space(config):
@@ -83,6 +87,7 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
   timed in one interleaved session.
   """
   from meta import latency_data  # pylint: disable=g-import-not-at-top
+  latency_data.check_device_file_path(path, 'config.latency.device_file')
   if os.path.exists(path):
     return {'measured': 0, 'seconds': 0.0}
   t0 = time.time()
@@ -161,8 +166,9 @@ def _check_has_references(device, path: str) -> None:
 
 
 def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
-           saved) -> dict:
-  """Measures ``archs`` now, beside the reference architectures.
+           saved, session: int = 0) -> dict:
+  """Measures ``archs`` now, beside the reference architectures (in
+  interleaving order ``session``, see :func:`_measure`).
 
   ``saved`` is the loaded device file (a ``meta.latency_data.Device``).
   Returns the measured ms, the drift of the references against it (median
@@ -174,8 +180,8 @@ def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
   t0 = time.time()
   refs = latency_data.load_space_data(config.space).reference_archs
   rows = np.concatenate([refs, np.atleast_2d(archs)])
-  device = _measure(config, rows, reference_rows=list(range(len(refs))),
-                    name='verify')
+  device = _measure(config, rows, session,
+                    reference_rows=list(range(len(refs))), name='verify')
   ref_rows = saved.reference_rows()
   have = ref_rows >= 0
   ratio = (device.latency_ms[:len(refs)][have] /
@@ -203,7 +209,7 @@ def verify_in_sessions(config: ml_collections.ConfigDict, archs: np.ndarray,
   if sessions < 1:
     raise ValueError(f'config.measure.verify_sessions: expected at least 1 '
                      f'measuring session, got {sessions}.')
-  checks = [verify(config, archs, saved) for _ in range(sessions)]
+  checks = [verify(config, archs, saved, session=i) for i in range(sessions)]
   raw = np.array([c['measured_ms'] for c in checks])  # [S, N]
   drift = np.array([c['drift_vs_device_file'] for c in checks])  # [S]
   return {

@@ -319,8 +319,18 @@ def _hold_out(path: str, archs: np.ndarray, is_query: np.ndarray
   return is_query & ~dup
 
 
+def check_device_file_path(path: str, where: str = 'device file') -> None:
+  """A device file is written with ``np.savez``, which appends ``.npz`` to
+  any other name: the file would not be where it was asked for."""
+  if not str(path).endswith('.npz'):
+    raise DeviceFileError(f'{where}: {path!r} does not end in .npz; expected '
+                          'an .npz path (numpy would write it to '
+                          f'{str(path) + ".npz"!r}).')
+
+
 def save_device_file(path: str, device: Device) -> None:
   """Writes ``device`` in the device-file format (readable by the loader)."""
+  check_device_file_path(path)
   sp = spaces_lib.get_space(device.space)
   arrays = dict(sp.to_data(device.archs))
   arrays.update(device.meta)

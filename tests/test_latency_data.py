@@ -74,6 +74,14 @@ def test_query_rows_that_repeat_a_support_architecture_are_not_scored(
   assert 'dev.npz' in warn.call_args[0][1] and warn.call_args[0][2] == 1
 
 
+def test_a_device_file_path_must_end_in_npz(tmp_path):
+  dev = ld.load_device_file(_device(tmp_path))
+  with pytest.raises(ld.DeviceFileError, match=r"does not end in \.npz.*"
+                     r"mine\.dat\.npz"):
+    ld.save_device_file(str(tmp_path / 'mine.dat'), dev)
+  assert not list(tmp_path.glob('mine*'))
+
+
 def test_device_file_round_trip(tmp_path):
   path = _device(tmp_path)
   dev = ld.load_device_file(path)

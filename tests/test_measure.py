@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import threading
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -80,9 +81,34 @@ def test_measuring_in_a_fresh_process_returns_the_same_device(tmp_path):
   device = measure.measure_archs_in_fresh_process(
       archs, config, reference_rows=[0], name='child', progress=False)
   assert device.name == 'child' and device.space == 'fbnet'
+  # What stopped it is recorded, with the settings that could have.
+  assert str(device.meta['stopped_by']) == 'spread_bound' or (
+      str(device.meta['stopped_by']) == 'max_rounds')
+  assert int(device.meta['max_rounds']) == 1
+  assert float(device.meta['spread_bound']) == 10.0
   np.testing.assert_array_equal(device.archs, archs)
   assert np.all(device.latency_ms > 0) and int(device.meta['rounds']) == 1
   np.testing.assert_array_equal(device.meta['num_timings'], [2, 2])
+
+
+def test_a_measuring_process_that_dies_is_an_error_not_a_hang(monkeypatch):
+  # An unknown XLA flag makes the child abort as it starts its backend (a
+  # fatal error, not a Python exception); the parent raises at once.
+  monkeypatch.setenv('XLA_FLAGS', '--xla_this_flag_does_not_exist')
+  config = measure.MeasureConfig(repeats_per_round=1, min_rounds=1,
+                                 max_rounds=1)
+  with pytest.raises(RuntimeError, match='measuring process died'):
+    measure.measure_archs_in_fresh_process(
+        np.full((1, 22), 8, np.int32), config, progress=False)
+
+
+def test_bfloat16_measures_a_bfloat16_network():
+  config = measure.MeasureConfig(dtype='bfloat16')
+  arch = np.full(22, 8, np.int32)
+  arch[3] = 0
+  assert measure.build_forward('fbnet', arch, config)().dtype == jnp.bfloat16
+  assert measure.build_forward('fbnet', arch, measure.MeasureConfig())(
+      ).dtype == jnp.float32
 
 
 def test_statistic_min_and_pinned_cores(monkeypatch):
@@ -284,9 +310,11 @@ def test_verify_in_sessions_takes_each_networks_median(monkeypatch):
   # Three sessions: the machine 10% slow, on time, then 30% fast; the
   # second network's third session is an outlier the median ignores.
   sessions = iter([([2.2, 4.4], 0.1), ([2.0, 4.0], 0.0), ([1.4, 9.0], -0.3)])
+  seen = []
 
-  def one_session(config, archs, saved):
+  def one_session(config, archs, saved, session):
     del config, saved
+    seen.append(session)  # each session its own interleaving order
     ms, drift = next(sessions)
     assert len(archs) == 2
     return {'measured_ms': ms, 'drift_vs_device_file': drift,
@@ -302,6 +330,7 @@ def test_verify_in_sessions_takes_each_networks_median(monkeypatch):
   np.testing.assert_allclose(out['measured_vs_references_ms'],
                              [2.0, 4.0])  # 2.2 / 1.1, 4.4 / 1.1
   assert out['measured'] == 36 and out['seconds'] == 3.0
+  assert seen == [0, 1, 2]
   assert [s['drift_vs_device_file'] for s in out['sessions']] == [
       0.1, 0.0, -0.3]
   with pytest.raises(ValueError, match='verify_sessions: expected at least'):
@@ -389,6 +418,25 @@ def test_measure_cli_rejects_bad_archs_items(tmp_path, file_measured_here):
   assert archs.shape == (2 + len(device.archs) + 2, 22)
   np.testing.assert_array_equal(archs[:2], [arch, [0] * 22])
   assert query.sum() == device.is_query.sum()
+
+
+def test_measure_stops_by_max_rounds_and_says_so(monkeypatch):
+  # Timings with a 50% spread never meet a 5% bound: max_rounds stops it,
+  # the file says so and a warning names the bound.
+  rng = np.random.default_rng(0)
+  monkeypatch.setattr(measure, 'time_fn', lambda fn, warmup, repeats: list(
+      1e-3 * (1 + rng.random(repeats))))
+  monkeypatch.setattr(measure, 'build_forward', lambda *a: lambda: None)
+  config = measure.MeasureConfig(min_rounds=1, max_rounds=3)
+  with mock.patch.object(measure.logging, 'warning') as warn:
+    device = measure.measure_archs(np.full((2, 22), 8, np.int32), config,
+                                   progress=False)
+  assert str(device.meta['stopped_by']) == 'max_rounds'
+  assert int(device.meta['rounds']) == 3
+  assert warn.call_args[0][1] == 'max_rounds'
+  with pytest.raises(ValueError, match=r'max_rounds \(--max_rounds\): '
+                     'expected >= 1, got 0'):
+    measure.MeasureConfig(max_rounds=0)
 
 
 def test_measure_config_rejects_an_unknown_dtype():

@@ -162,6 +162,15 @@ def test_dnas_comparison_against_a_hand_made_front():
   # Latency / 50 at 0.1, 0.3, 0.5; the union of the boxes up to (1, 0).
   assert out['hypervolume'] == pytest.approx(
       0.2 * 0.1 + 0.2 * 0.6 + 0.5 * 0.7)
+  assert 'dominated_on_test' not in out  # no test accuracies given
+  # On held-out accuracy the first DNAS point beats the front's 20 ms one.
+  for p, test in zip(front + dnas, (0.5, 0.7, 0.75, 0.6, 0.1)):
+    p['test_accuracy'] = test
+  out = evolve_report.dnas_comparison(dnas, front,
+                                      pareto.HypervolumeIndicator(50.0))
+  assert [r['dominated_by_guided_front_on_test'] for r in out['points']] == [
+      False, False, False]
+  assert out['dominated'] == 1 and out['dominated_on_test'] == 0
 
 
 @pytest.fixture(scope='module')

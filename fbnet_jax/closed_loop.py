@@ -139,6 +139,15 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
           f'{path}: field {field} is {got!r}, but measuring on this machine '
           f'would use {value!r}; expected a device file measured here with '
           'the same settings (config.measure, config.macro).')
+  here = measure.measure_environment()
+  for key in ('host', 'cpu'):
+    got = device.meta.get(f'env_{key}')
+    if got is not None and str(got) != here[key]:
+      logging.warning(
+          '%s: field env_%s is %r, but this machine is %r: the file was '
+          'measured on another machine of the same kind, and comparing it '
+          'with measurements here mixes the two machines\' speed into the '
+          'drift.', path, key, str(got), here[key])
   _check_has_references(device, path)
 
 

@@ -60,6 +60,7 @@ from fbnet_jax import compilation_cache
 from fbnet_jax import initializers
 from fbnet_jax import models
 from fbnet_jax import spaces as spaces_lib
+from fbnet_jax import workdirs
 
 
 def time_fn(fn: Callable[[], jax.Array], *, warmup: int = 3,
@@ -320,7 +321,9 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
       runtime=np.array(config.runtime),
       batch_size=np.int32(config.batch_size), dtype=np.array(config.dtype),
       macro=np.array(config.macro), statistic=np.array(config.statistic),
-      cpu_cores=np.int32(config.cpu_cores))
+      cpu_cores=np.int32(config.cpu_cores),
+      onnx_threads=np.int32(config.onnx_threads),
+      **{f'env_{k}': np.array(str(v)) for k, v in measure_environment().items()})
   logging.info('measured %d archs in %d rounds: median spread %.3f, max %.3f,'
                ' reference drift %+.3f', len(archs), rounds,
                noise['median_relative_spread'], noise['max_relative_spread'],
@@ -338,6 +341,18 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
                 num_timings=np.array([len(t) for t in timings], np.int32),
                 **noise))
   return device
+
+
+def measure_environment() -> dict:
+  """What else decides how fast a network runs here: the machine (host
+  name, CPU model), jax and jaxlib, the convolution implementation and
+  XLA's flags. Stored in device files as ``env_*`` fields."""
+  import jaxlib  # pylint: disable=g-import-not-at-top
+  # Nothing here starts JAX's backend (see measure_archs's pin_client).
+  return {'host': platform.node(), 'cpu': workdirs.cpu_model(),
+          'jax': jax.__version__, 'jaxlib': jaxlib.__version__,
+          'fbnet_jax_conv': os.environ.get('FBNET_JAX_CONV', ''),
+          'xla_flags': os.environ.get('XLA_FLAGS', '')}
 
 
 def _backend_started() -> bool:

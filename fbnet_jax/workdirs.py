@@ -97,16 +97,20 @@ def environment() -> dict:
   kernels and their reduction orders change between versions and CPUs)."""
   import jax  # pylint: disable=g-import-not-at-top
   import jaxlib  # pylint: disable=g-import-not-at-top
+  return {'jax': jax.__version__, 'jaxlib': jaxlib.__version__,
+          'backend': jax.default_backend(),
+          'device_kind': jax.devices()[0].device_kind, 'cpu': cpu_model()}
+
+
+def cpu_model() -> str:
+  """The CPU's model name (``/proc/cpuinfo``), or its architecture."""
   cpu = platform.processor() or platform.machine()
   try:
     with open('/proc/cpuinfo') as f:
-      cpu = next((line.split(':', 1)[1].strip() for line in f
-                  if line.startswith('model name')), cpu)
+      return next((line.split(':', 1)[1].strip() for line in f
+                   if line.startswith('model name')), cpu)
   except OSError:
-    pass
-  return {'jax': jax.__version__, 'jaxlib': jaxlib.__version__,
-          'backend': jax.default_backend(),
-          'device_kind': jax.devices()[0].device_kind, 'cpu': cpu}
+    return cpu
 
 
 def record_or_check(path: str, settings: dict, *, resuming: bool) -> None:

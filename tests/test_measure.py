@@ -16,6 +16,7 @@ from fbnet_jax import closed_loop
 from fbnet_jax import latency
 from fbnet_jax import measure
 from fbnet_jax import spaces
+from fbnet_jax import workdirs
 from meta import adaptation
 from meta import latency_data
 from meta import tasks
@@ -71,6 +72,10 @@ def test_measure_archs_writes_a_device_file(tmp_path):
   assert float(again.meta['max_relative_spread']) >= 0
   np.testing.assert_allclose(again.meta['latency_min_ms'],
                              device.meta['latency_min_ms'])
+  # The machine and software it was measured with.
+  assert str(again.meta['env_cpu']) == workdirs.cpu_model()
+  assert str(again.meta['env_jax']) == jax.__version__
+  assert 'env_host' in again.meta and 'env_xla_flags' in again.meta
 
 
 def test_measuring_in_a_fresh_process_returns_the_same_device(tmp_path):
@@ -194,6 +199,12 @@ def test_closed_loop_compares_only_files_of_the_same_statistic(
     closed_loop.check_measured_here(config, device, path)
   config.measure.cpu_cores = 1
   closed_loop.check_measured_here(config, device, path)  # comparable
+  # ... but measured on another machine of the same kind: said, not refused.
+  other = file_measured_here(path, statistic='min', cpu_cores=1,
+                             env_host='elsewhere')
+  with mock.patch.object(closed_loop.logging, 'warning') as warn:
+    closed_loop.check_measured_here(config, other, path)
+  assert warn.call_args[0][2:4] == ('host', 'elsewhere')
   config.measure.rounds = 3  # not a MeasureConfig field
   with pytest.raises(ValueError,
                      match=r"config.measure: unknown field\(s\) \['rounds'\]"):

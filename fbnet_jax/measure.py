@@ -314,6 +314,10 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
       max_relative_spread=np.float32(spread.max()),
       reference_drift=np.float32(np.median(drift) if refs else 0.0),
       max_reference_drift=np.float32(np.abs(drift).max() if refs else 0.0),
+      # Each reference's median at the start and the end (ms), the drift's
+      # own data.
+      reference_start_ms=(ref_start * 1e3).astype(np.float32),
+      reference_end_ms=(ref_end * 1e3).astype(np.float32),
       compile_seconds=np.float32(compile_s),
       measure_seconds=np.float32(time.time() - t_measure),
       backend=np.array(backend_name(config.runtime)),

@@ -95,9 +95,21 @@ class Encoding:
     return x
 
   def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` architectures, each allowed choice uniform per unit."""
-    x = np.floor(rng.random((n, self.num_vars)) * (self.upper + 1))
-    return self.decode(x)
+    """``n`` architectures from the space's own sampler, each unit's choice
+    redrawn uniformly among the allowed ones where it is not allowed.
+
+    For FBNet and NAS-Bench-201 that is each allowed choice uniform per
+    unit; for OFA it is OFA's sampler (kernel, expansion and depth uniform
+    per stage). Uniform per unit variables would skip a stage's optional
+    blocks with probability 1/10 each, giving depth 4 in 81% of stages.
+    """
+    archs = self.space.sample(rng, n).astype(np.int64)
+    units = np.arange(self.num_vars)
+    bad = ~self.allowed[units[None], archs]
+    if bad.any():
+      x = np.floor(rng.random(archs.shape) * (self.upper + 1)).astype(np.int64)
+      archs = np.where(bad, self._table[units[None], x], archs)
+    return self.space._repair(archs.astype(np.int32), None)  # pylint: disable=protected-access
 
 
 # ------------------------------------------------------------ strategies

@@ -298,3 +298,20 @@ def test_nb201_smoke_config_end_to_end(nb201_run):
   assert supernet_result['space'] == 'nasbench201'
   for plot in ('front.png', 'hypervolume.png'):
     assert os.path.getsize(os.path.join(workdir, plot)) > 1000
+
+
+def test_ofa_random_architectures_draw_depth_uniformly_per_stage():
+  # Random search and the initial population use OFA's sampler: each stage
+  # depth 2, 3 or 4 alike (uniform per-unit variables would make 81% of
+  # stages depth 4), within the allowed choices.
+  space = spaces.get_space('ofa')
+  archs = nsga.Encoding(space, space.choice_mask).sample(
+      np.random.default_rng(0), 3000)
+  depth = (archs[:, :20].reshape(-1, 5, 4) != space.skip_index).sum(-1)
+  np.testing.assert_allclose([(depth == d).mean() for d in (2, 3, 4)],
+                             1 / 3, atol=0.02)
+  allowed = space.choice_mask.copy()
+  allowed[:, 0] = False  # no k3_e3
+  archs = nsga.Encoding(space, allowed).sample(np.random.default_rng(0), 500)
+  assert not (archs[:, :20] == 0).any()
+  space.validate_batch(archs)

@@ -76,6 +76,10 @@ def test_measure_archs_writes_a_device_file(tmp_path):
   assert str(again.meta['env_cpu']) == workdirs.cpu_model()
   assert str(again.meta['env_jax']) == jax.__version__
   assert 'env_host' in again.meta and 'env_xla_flags' in again.meta
+  start, end = again.meta['reference_start_ms'], again.meta['reference_end_ms']
+  assert start.shape == end.shape == (1,) and start[0] > 0 and end[0] > 0
+  assert float(again.meta['reference_drift']) == pytest.approx(
+      end[0] / start[0] - 1, rel=1e-4, abs=1e-6)
 
 
 def test_measuring_in_a_fresh_process_returns_the_same_device(tmp_path):

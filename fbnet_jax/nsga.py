@@ -99,10 +99,17 @@ class Encoding:
     redrawn uniformly among the allowed ones where it is not allowed.
 
     For FBNet and NAS-Bench-201 that is each allowed choice uniform per
-    unit; for OFA it is OFA's sampler (kernel, expansion and depth uniform
-    per stage). Uniform per unit variables would skip a stage's optional
-    blocks with probability 1/10 each, giving depth 4 in 81% of stages.
+    unit (drawn directly, as before OFA's case was fixed, so that stored
+    results keep their random draws); for OFA it is OFA's sampler (kernel,
+    expansion and depth uniform per stage). Uniform per-unit variables would
+    skip a stage's optional blocks with probability 1/10 each, giving depth
+    4 in 81% of stages.
     """
+    if type(self.space).sample is spaces_lib.SearchSpace.sample:
+      # Uniform per unit already (FBNet, NAS-Bench-201): straight to the
+      # allowed choices, the random stream of every stored result.
+      x = np.floor(rng.random((n, self.num_vars)) * (self.upper + 1))
+      return self.decode(x)
     archs = self.space.sample(rng, n).astype(np.int64)
     units = np.arange(self.num_vars)
     bad = ~self.allowed[units[None], archs]

@@ -44,6 +44,7 @@ from __future__ import annotations
 from concurrent import futures
 import contextlib
 import dataclasses
+import hashlib
 import multiprocessing
 import os
 import platform
@@ -198,8 +199,13 @@ def build_forward(space: str, arch, config: MeasureConfig
                                      train=False)
   if config.runtime == 'onnxruntime':
     from fbnet_jax import export  # optional dependencies
-    key = f'{space}_{config.macro}_b{config.batch_size}_' + '-'.join(
-        map(str, arch))
+    # The network's computation, not only its name: a change to the model
+    # code makes a new graph instead of timing a stale one.
+    program = str(jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(
+        variables, x))
+    key = (f'{space}_{config.macro}_b{config.batch_size}_' +
+           '-'.join(map(str, arch)) + '_' +
+           hashlib.sha256(program.encode()).hexdigest()[:10])
     graph = export.cached(compilation_cache.onnx_dir(), key,
                           lambda: export.to_onnx(model, variables, x.shape))
     session = export.onnxruntime_session(graph, threads=config.onnx_threads)

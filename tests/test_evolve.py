@@ -409,6 +409,30 @@ def test_report_with_latency_in_the_loop_checks_the_predictions(tmp_path):
     assert r['max_abs'] == pytest.approx(0.2, rel=1e-4)
 
 
+def test_a_predictor_scored_report_also_scores_with_the_exact_table(tmp_path):
+  # Without latency in the loop, the front and hypervolumes use the
+  # predictor that the guided search optimised; where the device has a
+  # table, the same evaluations' hypervolumes are also given exactly.
+  config = evolve_quick.get_config('smoke')
+  config.latency.source = 'predictor'
+  table = latency_lib.lookup_table_latency('raspi4')
+  low = table.with_params(jax.tree.map(lambda x: 0.8 * x, table.params))
+  low.name = 'predictor:raspi4'
+  encoding, _, runs = _smoke_runs(config, low.arch_ms)
+  indicator = pareto.HypervolumeIndicator(60.0)
+  summary = evolve_report.write_results(
+      str(tmp_path), config, encoding.space, low, low, indicator, runs,
+      _Evaluator(), None, None, {})
+  exact = summary['final_hypervolume_exact_latency']
+  assert exact['latency'] == 'lut:raspi4'
+  h = runs['guided'][0]
+  want = pareto.hypervolume_curve(h.archs, h.accuracy, table.arch_ms,
+                                  indicator)[config.evolve.budget - 1][1]
+  assert exact['guided'] == pytest.approx(want)
+  # 20% faster latencies give more hypervolume than the table's.
+  assert summary['final_hypervolume']['guided'] > exact['guided']
+
+
 def test_report_measures_the_front_here(tmp_path):
   """``config.evolve.measure_front``: the front and the DNAS points are
   measured (here by a stand-in running 25% slower than predicted, in a

@@ -3,9 +3,10 @@
 The common currency is a *soft architecture*: float ``[..., num_units,
 max_choices]`` probabilities (a one-hot row for a discrete choice, a
 Gumbel-softmax sample or the architecture distribution for a supernet). Every
-encoder here is linear in those probabilities, so the expected encoding under
-a distribution is the encoding of its probabilities, and gradients flow
-through them to the architecture parameters.
+encoder here is linear in those probabilities (except the adjacency of
+``cell_graph(..., 'pruned')``, a product of two edges' probabilities), so the
+expected encoding under a distribution is the encoding of its probabilities,
+and gradients flow through them to the architecture parameters.
 
 - :func:`one_hot`: discrete archs -> soft archs.
 - :func:`flat_one_hot`: HELP's FBNet / OFA encoding (concatenated one-hots).

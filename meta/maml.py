@@ -31,12 +31,14 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import optax
 
-# optax >= 0.2.5 has optax.tree.norm (global_norm is deprecated there);
-# older versions, as some accelerator images carry, only global_norm.
-_tree_norm = getattr(getattr(optax, 'tree', None), 'norm', None) or (
-    optax.global_norm)
+def _tree_norm(tree) -> jax.Array:
+  """Global L2 norm whose gradient stays finite at (or underflowing to) a
+  zero tree: sqrt's derivative at 0 is infinite, which second-order MAML
+  through the inner clipping would turn into NaN (the value is the same)."""
+  sq = sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree))
+  positive = sq > 0
+  return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
 
 PyTree = Any
 

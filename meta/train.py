@@ -115,7 +115,12 @@ def make_optimizer(config) -> optax.GradientTransformation:
   def label_fn(params):
     return {k: jax.tree.map(lambda _: labels[k], v) for k, v in params.items()}
   schedule = optax.cosine_decay_schedule(m.meta_lr, m.num_episodes, alpha=0.1)
+  trainable = {'meta': optax.identity(), 'prior': optax.identity(),
+               'frozen': optax.set_to_zero()}
   return optax.apply_if_finite(optax.chain(
+      # Frozen step sizes (MAML) are zeroed before the global norm is
+      # taken, so that their gradients do not shrink the real update.
+      optax.multi_transform(trainable, label_fn),
       optax.clip_by_global_norm(m.grad_clip),
       optax.multi_transform({
           'meta': optax.adam(schedule),

@@ -125,3 +125,39 @@ def test_inner_config_from_the_config_checks_the_head():
   config.meta.head = 'Ridge'
   with pytest.raises(ValueError, match="config.meta.head: .*got 'Ridge'"):
     adaptation.inner_config(config)
+
+
+def test_inner_clipping_norm_has_a_finite_gradient_at_zero():
+  # Second-order MAML differentiates through the inner step's clipping;
+  # sqrt's infinite slope at 0 (or at a square that underflows) gave NaN.
+  def clipped(g):
+    return (g * jnp.minimum(1.0, 1.0 / (maml._tree_norm({'g': g}) + 1e-12))
+           ).sum()
+  for g in (jnp.zeros(3), jnp.array([1e-30, 0.0, 0.0])):
+    assert np.all(np.isfinite(jax.grad(clipped)(g)))
+  g = jnp.array([3.0, 4.0])
+  assert float(maml._tree_norm({'a': g, 'b': jnp.zeros(2)})) == 5.0
+  np.testing.assert_allclose(jax.grad(lambda g: maml._tree_norm({'g': g}))(g),
+                             [0.6, 0.8], rtol=1e-6)
+
+
+def test_frozen_step_sizes_do_not_shrink_the_clipped_update():
+  # MAML (step sizes not learned): huge step-size gradients must not enter
+  # the global norm that clips the real update.
+  from configs import help_fbnet
+  from meta import train
+  config = help_fbnet.get_config('maml')
+  assert not config.meta.learn_inner_lr
+  params = {'net': {'w': jnp.ones(2)}, 'modulator': {},
+            'ridge_log_precision': jnp.zeros(1),
+            'inner_lr': {'w': jnp.ones(2)}}
+  opt = train.make_optimizer(config)
+  updates = []
+  for lr_grad in (0.0, 1e6):
+    grads = {'net': {'w': jnp.array([0.3, -0.4])}, 'modulator': {},
+             'ridge_log_precision': jnp.zeros(1),
+             'inner_lr': {'w': jnp.full(2, lr_grad)}}
+    u, _ = opt.update(grads, opt.init(params), params)
+    assert np.all(np.asarray(u['inner_lr']['w']) == 0)
+    updates.append(np.asarray(u['net']['w']))
+  np.testing.assert_allclose(updates[0], updates[1])

@@ -14,6 +14,7 @@ timed in the same process on the same device; the ratio is printed.
 Results go to ``--out`` as JSON.
 """
 
+import importlib
 import json
 import os
 import platform
@@ -91,6 +92,12 @@ def time_jax(macro, ops, batch, image_size, repeats):
 
 def main(argv):
   del argv
+  if _TORCH.value:  # before any timing: PyTorch is not a dependency
+    try:
+      importlib.import_module('torch')
+    except ImportError as e:
+      raise SystemExit('--torch needs PyTorch, which fbnet-jax does not '
+                       'install: pip install torch') from e
   compilation_cache.enable()
   image = _IMAGE.value or fbnet.MACROS[_MACRO.value].input_size
   rows = []

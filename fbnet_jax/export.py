@@ -93,6 +93,7 @@ def cached(directory: str, key: str, build: Callable[[], Any]) -> bytes:
   ``build()`` (a ModelProto) and written there if missing; ``directory``
   '' means no cache. The key should name everything the graph depends on;
   the jax2onnx version is added to it."""
+  _require('jax2onnx')  # the extra's message, not a missing-metadata one
   if not directory:
     return build().SerializeToString()
   version = importlib.metadata.version('jax2onnx')

@@ -57,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
+from fbnet_jax import blocks
 from fbnet_jax import compilation_cache
 from fbnet_jax import initializers
 from fbnet_jax import models
@@ -199,10 +200,12 @@ def build_forward(space: str, arch, config: MeasureConfig
                                      train=False)
   if config.runtime == 'onnxruntime':
     from fbnet_jax import export  # optional dependencies
-    # The network's computation, not only its name: a change to the model
-    # code makes a new graph instead of timing a stale one.
-    program = str(jax.make_jaxpr(lambda v, x: model.apply(v, x, train=False))(
-        variables, x))
+    # The network's computation as exported (XLA's convolutions, see
+    # export.to_onnx), not only its name: a change to the model code makes
+    # a new graph instead of timing a stale one.
+    with blocks.conv_implementation('xla'):
+      program = str(jax.make_jaxpr(
+          lambda v, x: model.apply(v, x, train=False))(variables, x))
     key = (f'{space}_{config.macro}_b{config.batch_size}_' +
            '-'.join(map(str, arch)) + '_' +
            hashlib.sha256(program.encode()).hexdigest()[:10])

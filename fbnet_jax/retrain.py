@@ -66,12 +66,22 @@ def load_trained(config: ml_collections.ConfigDict, arch: Sequence[int],
   """(model, variables, step) of ``arch`` retrained in ``workdir``.
 
   Reads the latest orbax checkpoint that :func:`train_and_evaluate` wrote
-  and checks that its parameters are those of ``arch``'s network.
+  and checks that it was trained with this config's :func:`run_settings`
+  for ``arch`` (its ``settings.json``) and that its parameters are those of
+  ``arch``'s network. An unfinished retraining (no ``retrain.json``) is
+  read with a warning.
   """
   directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
   if not os.path.isdir(directory):
     raise FileNotFoundError(f'{workdir}: no checkpoints/ directory; retrain '
                             'the architecture first (experiments.train).')
+  settings_path = os.path.join(workdir, SETTINGS_FILE)
+  recorded = workdirs.read_json(settings_path)
+  if recorded is not None:
+    workdirs.check(settings_path, recorded, run_settings(config, arch))
+  if not os.path.exists(os.path.join(workdir, RESULT_FILE)):
+    logging.warning('%s: no %s, so the retraining did not finish; reading '
+                    'its latest checkpoint.', workdir, RESULT_FILE)
   info = data_lib.dataset_info(config.data.name, config.data.image_size)
   model = build_model(config, arch, info.num_classes)
   with ocp.CheckpointManager(directory) as manager:

@@ -40,7 +40,7 @@ def main(argv):
     predictor = train.train_and_evaluate(config, workdir)
     train_s = time.perf_counter() - t0
     with open(os.path.join(workdir, train.HISTORY)) as f:
-      steady = json.load(f)['episodes_per_s']
+      steady = json.load(f)['episodes_per_s_compiled']
 
   dev = latency_data.bundled_device('fbnet', 'raspi4')
   rng = np.random.default_rng(0)

@@ -158,6 +158,31 @@ def support_arrays(space: str, support_archs, support_ms, reference_ms,
               mean=mean, std=std, missing_references=int((~present).sum()))
 
 
+# One pure latency function and its jit per predictor config, shared by
+# every AdaptedPredictor of that config: a device's adapted parameters are
+# an argument, so adapting to another device (or re-adapting) compiles
+# nothing new.
+_LATENCY_FNS: dict = {}
+
+
+def _latency_fns(config: ml_collections.ConfigDict):
+  key = config.to_json(sort_keys=True)
+  if key not in _LATENCY_FNS:
+    _, _, apply_net, _ = build_models(config)
+    target = config.meta.target
+
+    def latency_fn_with_params(params: dict, probs: jnp.ndarray
+                               ) -> jnp.ndarray:
+      """Pure ``(params, probs [..., U, C]) -> ms [...]``."""
+      y = maml.predict(apply_net, params, probs, params['hardware'])
+      t = params['mean'] + params['std'] * y
+      return maml.from_target(t, target)
+
+    _LATENCY_FNS[key] = (latency_fn_with_params,
+                         jax.jit(latency_fn_with_params))
+  return _LATENCY_FNS[key]
+
+
 class AdaptedPredictor:
   """A predictor adapted to one device: milliseconds for any architecture."""
 
@@ -168,15 +193,9 @@ class AdaptedPredictor:
     self.params = params
     self.device = device
     self.space = spaces_lib.get_space(config.space)
-    _, _, self._apply_net, _ = build_models(config)
-    self._predict = jax.jit(self.latency_fn_with_params)
-
-  def latency_fn_with_params(self, params: dict, probs: jnp.ndarray
-                             ) -> jnp.ndarray:
-    """Pure ``(params, probs [..., U, C]) -> ms [...]``."""
-    y = maml.predict(self._apply_net, params, probs, params['hardware'])
-    t = params['mean'] + params['std'] * y
-    return maml.from_target(t, self.config.meta.target)
+    # Pure ``(params, probs [..., U, C]) -> ms [...]``, the same function
+    # for every predictor of this config (and its jitted form).
+    self.latency_fn_with_params, self._predict = _latency_fns(config)
 
   def latency_fn(self, probs: jnp.ndarray) -> jnp.ndarray:
     """Pure, differentiable ``probs -> ms`` with the adapted params closed in."""

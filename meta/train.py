@@ -273,10 +273,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   bar = tqdm.tqdm(total=m.num_episodes, initial=start, disable=not progress,
                   desc=f'meta-train {config.space}', unit='ep')
   t0 = time.time()
+  # Once the first chunk and the first validation (both compiling) are
+  # done: the compiled rate is timed from there.
+  compiled_from = None
   while int(state.step) < m.num_episodes:
     state, metrics = chunk(state, data)
     step = int(state.step)
     bar.update(chunk_size)
+    if compiled_from is None and history and history[-1]['episode'] > start:
+      compiled_from = (step, time.time())
     if step % config.eval.every == 0 or step >= m.num_episodes:
       score = validate(state.params)
       if not np.isfinite(score):  # e.g. constant predictions: never selected
@@ -294,14 +299,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       _write_history(workdir, history, best)
       _save(ckpt, {'state': state, 'best': best})
   bar.close()
-  elapsed = time.time() - t0
+  end = time.time()
+  elapsed = end - t0
   done = int(state.step) - start
-  logging.info('%d episodes in %.1fs (%.1f episodes/s).', done, elapsed,
-               done / max(elapsed, 1e-9))
+  compiled = None
+  if compiled_from is not None and int(state.step) > compiled_from[0]:
+    compiled = (int(state.step) - compiled_from[0]) / max(
+        end - compiled_from[1], 1e-9)
+  logging.info('%d episodes in %.1fs (%.1f episodes/s; once compiled %s).',
+               done, elapsed, done / max(elapsed, 1e-9),
+               'n/a' if compiled is None else f'{compiled:.1f}')
   predictor = adaptation.MetaPredictor(config, best['params'])
   predictor.save(os.path.join(workdir, PREDICTOR_DIR))
+  # episodes_per_s includes compiling the training chunk and the
+  # validation; episodes_per_s_compiled starts after both.
   _write_history(workdir, history, best,
-                 episodes_per_s=done / max(elapsed, 1e-9))
+                 episodes_per_s=done / max(elapsed, 1e-9),
+                 episodes_per_s_compiled=compiled)
   return predictor
 
 

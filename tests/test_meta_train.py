@@ -29,7 +29,10 @@ def workdir(tmp_path_factory):
 
 def test_query_loss_falls_and_outputs_exist(workdir):
   with open(os.path.join(workdir, train.HISTORY)) as f:
-    history = json.load(f)['history']
+    saved = json.load(f)
+  history = saved['history']
+  # The rate once compiled is timed after the first chunk and validation.
+  assert saved['episodes_per_s_compiled'] > 0 and saved['episodes_per_s'] > 0
   assert [h['episode'] for h in history] == [20, 40, 60]
   assert history[-1]['query_mse'] < history[0]['query_mse']
   assert np.isfinite(history[-1]['valid_spearman'])
@@ -214,6 +217,19 @@ def test_adapt_refuses_negative_num_samples():
   with pytest.raises(latency.LatencyConfigError,
                      match=r'num_samples \(--num_samples\): -3; expected >= 0'):
     latency.predictor_support('fbnet', dev, num_samples=-3)
+
+
+def test_adapted_predictors_share_one_compiled_prediction(workdir):
+  # Adapting to another device (or re-adapting) compiles nothing new.
+  predictor = adaptation.MetaPredictor.load(
+      os.path.join(workdir, train.PREDICTOR_DIR))
+  dev = latency_data.bundled_device('fbnet', 'raspi4')
+  first = predictor.adapt(dev.archs[:20], dev.latency_ms[:20])
+  second = predictor.adapt(dev.archs[20:40], dev.latency_ms[20:40])
+  assert first._predict is second._predict  # pylint: disable=protected-access
+  assert first.latency_fn_with_params is second.latency_fn_with_params
+  a, b = first.predict_ms(dev.archs[:5]), second.predict_ms(dev.archs[:5])
+  assert a.shape == (5,) and not np.allclose(a, b)  # each its own params
 
 
 def test_adapting_to_a_device_meta_training_saw_warns(workdir):

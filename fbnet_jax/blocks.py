@@ -142,7 +142,11 @@ def fast_conv_enabled() -> bool:
   XLA's CPU convolution is 3-8x slower than these for the 1x1, grouped 1x1
   and depthwise shapes of mobile blocks (fwd + bwd, measured in
   ``benchmarks/supernet_speed.py``); on GPU/TPU the native convolution is
-  used. ``FBNET_JAX_CONV=xla`` or ``=fast`` forces either, and so does
+  used by :class:`Conv` (standalone networks, stems, heads and skip
+  projections). The supernet's fused FBNet mixed layers always use the
+  matmul and shifted-sum forms, on every backend (so the H100 supernet
+  timings did not use cuDNN for the block convolutions).
+  ``FBNET_JAX_CONV=xla`` or ``=fast`` forces either, and so does
   :func:`conv_implementation` for the code it wraps.
   """
   choice = _CONV_OVERRIDE.get() or os.environ.get('FBNET_JAX_CONV', 'auto')

@@ -1,7 +1,8 @@
 """Studies built from searches: latency control, found vs. random.
 
-- :func:`latency_control`: for each device and several targets spread over
-  the space's latency range, run a search and score the derived
+- :func:`latency_control`: for each device and targets at quantiles of
+  random architectures' latency (15/50/85%: the middle sixth or so of the
+  space's whole range, not its ends), run a search and score the derived
   architecture with the exact lookup table.
 - :func:`found_vs_random`: retrain the found architecture and random
   architectures of the same latency (+-3%), each with several seeds, and

@@ -1,6 +1,6 @@
 r"""Throughput of the evolutionary search's latency objective (issue 5).
 
-    python -m benchmarks.evolve_speed [--num_archs=100000] [--device=raspi4]
+    python -m benchmarks.evolve_speed [--num_archs=100000] [--device=raspi4] [--out=runs/evolve_speed.json]
 
 Scores ``--num_archs`` random FBNet (CIFAR macro) architectures with each
 latency source (the HW-NAS-Bench lookup table and the meta-trained predictor
@@ -12,20 +12,25 @@ the eager path (numpy one-hot, then the source's function op by op).
 """
 
 import json
+import os
+import platform
 import time
 
 from absl import app
 from absl import flags
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+import benchmarks
 from fbnet_jax import latency as latency_lib
 from fbnet_jax import spaces
 
 _NUM_ARCHS = flags.DEFINE_integer('num_archs', 100_000,
                                   'Random architectures per timed call.')
 _DEVICE = flags.DEFINE_string('device', 'raspi4', 'A bundled LUT device.')
+_OUT = flags.DEFINE_string('out', 'runs/evolve_speed.json', 'Result file.')
 _REPEATS = 5
 
 
@@ -65,6 +70,11 @@ def main(argv):
   print(f'{len(archs):,} random FBNet archs; slowest source '
         f'{slowest:,.0f}/s (target >= 100,000/s: '
         f'{"met" if slowest >= 1e5 else "NOT met"}).')
+  benchmarks.write_json(_OUT.value, {
+      'machine': f'{platform.node()} ({os.cpu_count()} CPUs, '
+                 f'{jax.devices()[0].platform})',
+      'device': _DEVICE.value, 'num_archs': len(archs),
+      'repeats': _REPEATS, 'statistic': 'median', 'sources': results})
   print(json.dumps(results))
 
 

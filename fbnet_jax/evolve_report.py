@@ -160,6 +160,25 @@ def dnas_comparison(dnas: list, front: list,
   return out
 
 
+def _hypervolume_curves(runs: dict, arch_ms, indicator
+                        ) -> tuple[dict, dict]:
+  """Per strategy, each seed's hypervolume curve with latencies from
+  ``arch_ms`` (``{name: {seed: curve}}``), and their mean curves."""
+  per_seed = {name: {str(seed): pareto.hypervolume_curve(
+      h.archs, h.accuracy, arch_ms, indicator)
+                     for seed, h in runs[name].items()}
+              for name in STRATEGIES}
+  return per_seed, {name: mean_curve(list(per_seed[name].values()))
+                    for name in STRATEGIES}
+
+
+def _final_hypervolumes(curves: dict, budget: int) -> dict:
+  """Both strategies at the guided budget, and random at its own."""
+  return {'guided': curves['guided'][budget - 1][1],
+          'random': curves['random'][budget - 1][1],
+          'random_at_random_budget': curves['random'][-1][1]}
+
+
 def prediction_error_by_round(histories: dict,
                               measured: latency_lib.LatencyModel) -> dict:
   """``{seed: [{'evaluations', 'median_abs', 'max_abs', 'mean'}, ...]}``:
@@ -296,12 +315,7 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
     # one per history (a table needs no such warm-up).
     harness.arch_ms(np.concatenate([np.stack(h.archs) for r in runs.values()
                                     for h in r.values()]))
-  per_seed = {name: {str(seed): pareto.hypervolume_curve(
-      h.archs, h.accuracy, scoring.arch_ms, indicator)
-                     for seed, h in runs[name].items()}
-              for name in STRATEGIES}
-  curves = {name: mean_curve(list(per_seed[name].values()))
-            for name in STRATEGIES}
+  per_seed, curves = _hypervolume_curves(runs, scoring.arch_ms, indicator)
   fronts, points = {}, {}
   for name in STRATEGIES:
     archs = np.concatenate([np.stack(h.archs) for h in runs[name].values()])
@@ -325,14 +339,9 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
   if lut is not None and not measured and latency.name != lut.name:
     # The latency source is a predictor that the guided search optimised,
     # so its errors can favour guided: the same curves, scored exactly.
-    exact = {name: mean_curve([pareto.hypervolume_curve(
-        h.archs, h.accuracy, lut.arch_ms, indicator)
-                               for h in runs[name].values()])
-             for name in STRATEGIES}
+    _, exact = _hypervolume_curves(runs, lut.arch_ms, indicator)
     exact_hv = {'latency': lut.name,
-                'guided': exact['guided'][cfg.budget - 1][1],
-                'random': exact['random'][cfg.budget - 1][1],
-                'random_at_random_budget': exact['random'][-1][1],
+                **_final_hypervolumes(exact, cfg.budget),
                 'guided_evaluations_to_reach_random_final':
                     pareto.evaluations_to_reach(exact['guided'],
                                                 exact['random'][-1][1])}
@@ -391,9 +400,7 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       'per_iteration': cfg.per_iteration,
       'validation_images': evaluator.num_images,
       'ref_latency_ms': indicator.ref_latency_ms,
-      'final_hypervolume': {'guided': curves['guided'][cfg.budget - 1][1],
-                            'random': curves['random'][cfg.budget - 1][1],
-                            'random_at_random_budget': curves['random'][-1][1]},
+      'final_hypervolume': _final_hypervolumes(curves, cfg.budget),
       # A predictor-scored run on a device with an exact table: the same
       # evaluations' hypervolumes with the table's latencies (else None).
       'final_hypervolume_exact_latency': exact_hv,

@@ -329,15 +329,14 @@ def _warn_if_seen(space: str, device) -> None:
   if not device.source.startswith('bundled:'):
     return
   split = latency_data.SPLITS[space]
-  for role, names in (('meta-train', split.meta_train),
-                      ('meta-valid', split.meta_valid)):
-    if device.name in names:
-      logging.warning(
-          'latency predictor: %s is a %s device of the %s predictor (HELP '
-          "split, meta/data/README.md): it has seen this device's "
-          'latencies, so its accuracy here is not that of a new device '
-          '(the meta-test devices are: %s).', device.name, role, space,
-          ', '.join(split.meta_test))
+  role = split.seen_as(device.name)
+  if role:
+    logging.warning(
+        'latency predictor: %s is a %s device of the %s predictor (HELP '
+        "split, meta/data/README.md): it has seen this device's "
+        'latencies, so its accuracy here is not that of a new device '
+        '(the meta-test devices are: %s).', device.name, role, space,
+        ', '.join(split.meta_test))
 
 
 def adapt_predictor(space: str, device, **kwargs):

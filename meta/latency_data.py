@@ -41,6 +41,15 @@ class Split:
   pool_rows: int  # rows [0, pool_rows) are the pool
   query_rows: tuple[int, int]  # rows [start, stop) are the query set
 
+  def seen_as(self, device: str) -> Optional[str]:
+    """'meta-train' or 'meta-valid' for a device that meta-training or
+    model selection used (a predictor has seen its latencies), else None."""
+    if device in self.meta_train:
+      return 'meta-train'
+    if device in self.meta_valid:
+      return 'meta-valid'
+    return None
+
 
 SPLITS = {
     'fbnet': Split(

@@ -111,9 +111,9 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   predictor = adaptation.MetaPredictor.load(path)
   space = predictor.config.space
   split = latency_data.SPLITS[space]
-  seen = set(split.meta_train) | set(split.meta_valid)
-  if seen & set(device_names):
-    raise ValueError(f'--devices: {sorted(seen & set(device_names))} were '
+  seen = sorted(n for n in set(device_names) if split.seen_as(n))
+  if seen:
+    raise ValueError(f'--devices: {seen} were '
                      'used in meta-training or model selection; evaluating '
                      'on them would not be a few-shot test.')
   devices = load_devices(space, device_files, device_names)

@@ -250,3 +250,13 @@ def test_meta_train_refuses_an_unknown_head_before_writing(tmp_path):
   with pytest.raises(ValueError, match="config.meta.head: expected one of"):
     train.train_and_evaluate(config, str(tmp_path / 'w'), progress=False)
   assert not (tmp_path / 'w').exists()
+
+
+def test_meta_test_refuses_devices_meta_training_used(workdir):
+  with pytest.raises(ValueError, match=r"--devices: \['pixel3', 'titanx_1'\] "
+                     'were used in meta-training or model selection'):
+    meta_test.run(_config(), workdir,
+                  device_names=['raspi4', 'titanx_1', 'pixel3'])
+  split = latency_data.SPLITS['fbnet']
+  assert [split.seen_as(n) for n in ('pixel3', 'titanx_1', 'raspi4')] == [
+      'meta-train', 'meta-valid', None]

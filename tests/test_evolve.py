@@ -174,9 +174,7 @@ def test_dnas_comparison_against_a_hand_made_front():
 
 
 @pytest.fixture(scope='module')
-def smoke_run(tmp_path_factory, module_compilation_cache):
-  # The search's Searcher and this module's share compiled programs.
-  del module_compilation_cache
+def smoke_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('evolve'))
   summary = evolve.run(evolve_quick.get_config('smoke'), workdir,
                        progress=False)

@@ -190,10 +190,7 @@ def test_nb201_cell_table_is_the_measurement_and_its_exact_expectation():
 
 
 @pytest.fixture(scope='module')
-def nb201_run(tmp_path_factory, module_compilation_cache):
-  # The supernet's and the evolution's Searchers share compiled programs
-  # through the cache.
-  del module_compilation_cache
+def nb201_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('evolve_nb201'))
   # A DNAS result.json (the fields evolve reads) as the DNAS point.
   dnas_result = os.path.join(workdir, 'dnas_result.json')

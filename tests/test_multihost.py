@@ -46,7 +46,8 @@ def test_two_processes_split_the_global_batch(tmp_path):
   script.write_text(_SCRIPT)
   env = dict(os.environ, JAX_PLATFORMS='cpu',
              XLA_FLAGS='--xla_force_host_platform_device_count=2',
-             PYTHONPATH=os.getcwd())
+             PYTHONPATH=os.path.dirname(os.path.dirname(
+                 os.path.abspath(__file__))))
   address = f'localhost:{_free_port()}'
   procs = [subprocess.Popen([sys.executable, str(script), address, str(i)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,

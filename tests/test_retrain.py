@@ -194,11 +194,9 @@ def test_train_cli_checks_the_result_before_writing(tmp_path):
     assert not workdir.exists()
 
 
-def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch,
-                                               module_compilation_cache):
+def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch):
   """Seeds per architecture, the Welch test's fields, the plot, and a second
   call that reads every finished run back instead of retraining."""
-  del module_compilation_cache
   from fbnet_jax import studies  # pylint: disable=g-import-not-at-top
   space = spaces.get_space('fbnet')
   found = [8] * 22

@@ -16,10 +16,6 @@ from fbnet_jax import latency
 from fbnet_jax import search
 
 
-# The three runs below share shapes: compile the supernet once.
-pytestmark = pytest.mark.usefixtures('module_compilation_cache')
-
-
 @pytest.fixture(scope='module')
 def finished(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('search'))

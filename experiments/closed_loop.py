@@ -9,7 +9,9 @@ for three targets with it as the latency source, measures each found
 architecture and reports predicted vs. measured latency, the number of
 measurements and the seconds the loop took (``WORKDIR/closed_loop.json``,
 plotted in ``closed_loop.png``).
-An existing device file (``--config.latency.device_file``) is reused.
+An existing device file (``--config.latency.device_file``) is reused if it
+holds the rows asked for (the same ``measure.seed`` and ``--num_query``,
+at least ``latency.num_samples`` support rows); otherwise it is an error.
 """
 
 from absl import app
@@ -34,8 +36,10 @@ def main(argv):
   check = out['predictor_check']
   print(f'adapted from {out["support_measurements"]} measurements; Spearman '
         f'on {check.get("num_query", 0)} other measured archs '
-        f'{check.get("spearman", float("nan")):.4f}; max |error| of found '
-        f'archs {100 * out["max_abs_relative_error"]:.1f}%; '
+        f'{check.get("spearman", float("nan")):.4f}; found archs: max '
+        f'|measured/target - 1| {100 * out["max_abs_relative_error"]:.1f}%, '
+        f'max |measured/predicted - 1| '
+        f'{100 * out["max_abs_prediction_error"]:.1f}%; '
         f'{out["total_measurements"]} measurements, '
         f'{out["total_seconds"]:.0f} s in all')
 

@@ -43,6 +43,8 @@ from fbnet_jax import workdirs
 
 # config.measure's fields that say how sessions run, not how one times.
 _SESSION_FIELDS = ('fresh_process', 'verify_sessions')
+# Sessions a found network is verified in (configs/search_common.py).
+DEFAULT_VERIFY_SESSIONS = 3
 
 
 def measure_config(config: ml_collections.ConfigDict) -> measure.MeasureConfig:
@@ -88,11 +90,13 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
   """
   from meta import latency_data  # pylint: disable=g-import-not-at-top
   latency_data.check_device_file_path(path, 'config.latency.device_file')
+  mcfg = measure_config(config)
   if os.path.exists(path):
+    _check_reusable(latency_data.load_device_file(path), path, mcfg.seed + 1,
+                    num_samples, num_query)
     return {'measured': 0, 'seconds': 0.0}
   t0 = time.time()
   space = _space(config)
-  mcfg = measure_config(config)
   refs = latency_data.load_space_data(config.space).reference_archs
   rng = np.random.default_rng(mcfg.seed + 1)
   archs = np.concatenate([refs, space.sample(rng, num_samples + num_query)])
@@ -102,12 +106,39 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
       config, archs, reference_rows=list(range(len(refs))),
       name=name or f'local_{measure.backend_name(mcfg.runtime)}',
       is_query=is_query)
+  # What drew the rows, so that a later run asking for others says so
+  # instead of reusing these (_check_reusable).
+  device.meta['sample_seed'] = np.int64(mcfg.seed + 1)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   latency_data.save_device_file(path, device)
   return {'measured': len(archs), 'seconds': time.time() - t0,
           'noise': {k: float(device.meta[k]) for k in (
               'median_relative_spread', 'max_relative_spread',
               'reference_drift', 'rounds')}}
+
+
+def _check_reusable(device, path: str, sample_seed: int, num_samples: int,
+                    num_query: int) -> None:
+  """Raises ``ValueError`` naming ``path`` unless the existing device file
+  holds the rows that measuring it now would: ``num_query`` query rows, at
+  least ``num_samples`` support rows, drawn with ``sample_seed`` (checked
+  where the file records it)."""
+  remedy = ('; delete it or set another --config.latency.device_file to '
+            'measure them.')
+  seed = device.meta.get('sample_seed')
+  if seed is not None and int(seed) != sample_seed:
+    raise ValueError(
+        f'{path}: field sample_seed is {int(seed)}, but config.measure.seed '
+        f'asks for architectures drawn with seed {sample_seed}' + remedy)
+  query = int(device.is_query.sum())
+  if query != num_query:
+    raise ValueError(f'{path}: field is_query marks {query} query rows, but '
+                     f'{num_query} were asked for (--num_query)' + remedy)
+  support = int((~device.is_query).sum() - (device.reference_rows() >= 0).sum())
+  if support < num_samples:
+    raise ValueError(
+        f'{path}: holds {support} support rows besides the references, but '
+        f'config.latency.num_samples is {num_samples}' + remedy)
 
 
 def check_measured_here(config: ml_collections.ConfigDict, device,
@@ -118,6 +149,10 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
   network, statistic and pinned cores that measuring here would use: a new
   measurement is only comparable with such a file."""
   want = measure_config(config)
+  if device.space != config.space:
+    raise ValueError(f'{path}: field space is {device.space!r}, but '
+                     f'config.space is {config.space!r}; expected a device '
+                     'file of the searched space.')
   if 'device_kind' not in device.meta:
     raise ValueError(
         f'{path}: no field device_kind, so it was not written by '
@@ -125,7 +160,8 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
         'device file of this machine (python -m experiments.measure '
         f'--space={config.space} --archs=reference,random:10 '
         f'--statistic={want.statistic} --cpu_cores={want.cpu_cores} '
-        '--out=...).')
+        f'--runtime={want.runtime} --batch_size={want.batch_size} '
+        f'--dtype={want.dtype} --macro={want.macro} --out=...).')
   expected = [('runtime', want.runtime),
               ('device_kind', measure.device_kind(want.runtime)),
               ('batch_size', want.batch_size), ('dtype', want.dtype),
@@ -140,6 +176,15 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
           f'would use {value!r}; expected a device file measured here with '
           'the same settings (config.measure, config.macro).')
   here = measure.measure_environment()
+  # On a CPU, device_kind says only 'cpu' (or the architecture, for ONNX
+  # Runtime): the CPU model is what tells two machines apart.
+  on_cpu = want.runtime != 'jax' or jax.default_backend() == 'cpu'
+  got = device.meta.get('env_cpu')
+  if on_cpu and got is not None and str(got) != here['cpu']:
+    raise ValueError(
+        f'{path}: field env_cpu is {str(got)!r}, but this machine\'s CPU is '
+        f'{here["cpu"]!r}; expected a device file measured on this machine '
+        '(measurements here are compared with it).')
   for key in ('host', 'cpu'):
     got = device.meta.get(f'env_{key}')
     if got is not None and str(got) != here[key]:
@@ -214,7 +259,8 @@ def verify_in_sessions(config: ml_collections.ConfigDict, archs: np.ndarray,
   ``sessions``: each session's ``measured_ms`` and ``drift_vs_device_file``.
   """
   if sessions is None:
-    sessions = (config.get('measure') or {}).get('verify_sessions', 1)
+    sessions = (config.get('measure') or {}).get('verify_sessions',
+                                                 DEFAULT_VERIFY_SESSIONS)
   if sessions < 1:
     raise ValueError(f'config.measure.verify_sessions: expected at least 1 '
                      f'measuring session, got {sessions}.')
@@ -472,16 +518,24 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   """
   from meta import latency_data  # pylint: disable=g-import-not-at-top
   t0 = time.time()
+  # The loop adapts the predictor to the file it measures: settings that
+  # would have the searches use another are refused before measuring.
+  if config.latency.get('adapted_dir'):
+    raise ValueError('config.latency.adapted_dir: the closed loop adapts the '
+                     'predictor to the device file it measures; expected '
+                     "'' (use experiments.search for a saved predictor).")
+  if config.latency.get('support', 'random') != 'random':
+    raise ValueError("config.latency.support: expected 'random' (rows "
+                     "measured here); 'spread' needs a lookup table, which "
+                     'a device measured here has not.')
   os.makedirs(workdir, exist_ok=True)
   path = config.latency.device_file
   made = ensure_device_file(config, path, config.latency.num_samples,
                             num_query)
   device = latency_data.load_device_file(path)
   check_measured_here(config, device, path)  # verify compares with it
-  support_set = latency_lib.predictor_support(
-      config.space, device, predictor_dir=config.latency.get('predictor_dir')
-      or None, num_samples=config.latency.num_samples,
-      seed=config.latency.get('seed', 0))
+  # The support the searches' latency source adapts on (latency_source).
+  support_set = latency_lib.support_for(config)
   adapted = support_set.adapt()
   query = device.is_query
   predictor_check = {}
@@ -517,12 +571,18 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   rows = []
   for i, (q, target, result) in enumerate(found):
     got = check['measured_ms'][i]
+    predicted = result['latency_ms'][result['latency_source']]
     rows.append({'quantile': q, 'target_ms': target,
                  'arch': result['arch'],
-                 'predicted_ms': result['latency_ms'][result[
-                     'latency_source']],
+                 'predicted_ms': predicted,
                  'measured_ms': got,
+                 # Against the target: the predictor's error and the
+                 # search's distance from the target together.
                  'relative_error': got / target - 1,
+                 # The predictor's own error on the found network.
+                 'prediction_error': got / predicted - 1,
+                 'derivation_within_band': result.get(
+                     'derivation', {}).get('within_band'),
                  'session_ms': [s['measured_ms'][i]
                                 for s in check['sessions']],
                  'drift_vs_device_file': check['drift_vs_device_file'],
@@ -541,7 +601,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   mcfg = measure_config(config)
   runtime = mcfg.runtime
   out = {'device_file': os.path.abspath(path),
-         'backend': jax.default_backend(),
+         'backend': measure.backend_name(runtime),
          'runtime': runtime, 'statistic': mcfg.statistic,
          'cpu_cores': mcfg.cpu_cores,
          'device_kind': measure.device_kind(runtime),
@@ -553,9 +613,10 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                                    for s in check['sessions']],
          'max_abs_relative_error': max(abs(r['relative_error'])
                                        for r in rows),
+         'max_abs_prediction_error': max(abs(r['prediction_error'])
+                                         for r in rows),
          'total_measurements': made['measured'] + check['measured'],
          'total_seconds': time.time() - t0}
-  with open(os.path.join(workdir, 'closed_loop.json'), 'w') as f:
-    json.dump(out, f, indent=1)
+  workdirs.write_json(os.path.join(workdir, 'closed_loop.json'), out)
   reporting.plot_closed_loop(out, os.path.join(workdir, 'closed_loop.png'))
   return out

@@ -347,7 +347,12 @@ def save_device_file(path: str, device: Device) -> None:
                 latency_ms=np.asarray(device.latency_ms, np.float32),
                 is_query=np.asarray(device.is_query, bool))
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  np.savez(path, **arrays)
+  # Written whole or not at all: a run killed while writing must not leave
+  # a truncated file that the next run finds and reuses.
+  tmp = f'{path}.tmp'
+  with open(tmp, 'wb') as f:
+    np.savez(f, **arrays)
+  os.replace(tmp, path)
 
 
 def get_device(space: str, name_or_path: str) -> Device:

@@ -4,12 +4,14 @@ import dataclasses
 import json
 import os
 import threading
+import time
 from unittest import mock
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 from configs import closed_loop as closed_loop_config
 from fbnet_jax import closed_loop
@@ -209,6 +211,17 @@ def test_closed_loop_compares_only_files_of_the_same_statistic(
   with mock.patch.object(closed_loop.logging, 'warning') as warn:
     closed_loop.check_measured_here(config, other, path)
   assert warn.call_args[0][2:4] == ('host', 'elsewhere')
+  # On a CPU, device_kind is only 'cpu': another CPU model is refused.
+  other = file_measured_here(path, statistic='min', cpu_cores=1,
+                             env_cpu='Another CPU 9000')
+  with pytest.raises(ValueError, match="min.npz: field env_cpu is 'Another "
+                     "CPU 9000', but this machine's CPU is"):
+    closed_loop.check_measured_here(config, other, path)
+  nb201_path = str(tmp_path / 'nb.npz')
+  nb201 = file_measured_here(nb201_path, space='nasbench201', device='raspi4')
+  with pytest.raises(ValueError, match="nb.npz: field space is 'nasbench201'"
+                     ", but config.space is 'fbnet'"):
+    closed_loop.check_measured_here(config, nb201, nb201_path)
   config.measure.rounds = 3  # not a MeasureConfig field
   with pytest.raises(ValueError,
                      match=r"config.measure: unknown field\(s\) \['rounds'\]"):
@@ -249,17 +262,23 @@ def test_search_verifies_on_the_runtime_the_device_file_was_measured_with(
 
 
 def test_threaded_compilation_keeps_each_network_with_its_row(monkeypatch):
-  # Stand-ins whose cost is set by the first op: rows 0 and 2 are 300
-  # chained matmuls, rows 1 and 3 one. Compiled in 3 threads, each row must
-  # still be timed with its own network.
-  monkeypatch.setattr(measure, 'build_forward', _stand_in(
-      lambda arch: 300 if arch[0] == 0 else 1))
-  archs = np.full((4, 22), 8, np.int32)
-  archs[[0, 2], 0] = 0
+  # Stand-ins built in 3 threads that finish in another order than they
+  # start (a row's build sleeps longer the smaller its first op), each
+  # "timed" at its row's first op + 1 ms: every row must get its own.
+  def build(space_name, arch, config):
+    del space_name, config
+    time.sleep(0.02 * (8 - int(arch[0])))
+    return int(arch[0])
+
+  monkeypatch.setattr(measure, 'build_forward', build)
+  monkeypatch.setattr(measure, 'time_fn', lambda fn, warmup, repeats: np.full(
+      repeats, 1e-3 * (fn + 1)))
+  archs = np.full((6, 22), 8, np.int32)
+  archs[:, 0] = [5, 0, 3, 1, 4, 2]
   config = measure.MeasureConfig(repeats_per_round=3, min_rounds=1,
-                                 max_rounds=1, compile_workers=3)
-  ms = measure.measure_archs(archs, config, progress=False).latency_ms
-  assert min(ms[0], ms[2]) > 5 * max(ms[1], ms[3]), ms
+                                 max_rounds=2, compile_workers=3)
+  device = measure.measure_archs(archs, config, progress=False)
+  np.testing.assert_allclose(device.latency_ms, archs[:, 0] + 1.0)
 
 
 def test_a_bundled_devices_file_reproduces_its_meta_test_score(tmp_path):
@@ -299,9 +318,20 @@ def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):
   assert device.is_query.sum() == 4
   assert out['predictor_check']['num_query'] == 4
   assert out['support_measurements'] == 10 + 2  # the rows adapted on
-  assert -1.0 <= out['predictor_check']['spearman'] <= 1.0
+  query = device.is_query
+  assert out['predictor_check']['measured_ms'] == device.latency_ms[
+      query].tolist()
+  assert out['predictor_check']['spearman'] == pytest.approx(
+      scipy.stats.spearmanr(out['predictor_check']['predicted_ms'],
+                            device.latency_ms[query])[0])
   (row,) = out['searches']
   assert row['measured_ms'] > 0 and row['predicted_ms'] > 0
+  assert row['prediction_error'] == pytest.approx(
+      row['measured_ms'] / row['predicted_ms'] - 1)
+  assert row['relative_error'] == pytest.approx(
+      row['measured_ms'] / row['target_ms'] - 1)
+  assert isinstance(row['derivation_within_band'], bool)
+  assert out['backend'] == jax.default_backend()
   # Verified in two sessions: each network's median (here the mean) over
   # them, and against the references, each session over its own.
   assert len(row['session_ms']) == len(out['verify_session_drifts']) == 2
@@ -319,6 +349,26 @@ def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):
   again = closed_loop.ensure_device_file(config, config.latency.device_file,
                                          2, 4)
   assert again['measured'] == 0
+  # ... but not one that holds other rows than those asked for.
+  with pytest.raises(ValueError, match=r'local.npz: field is_query marks 4 '
+                     r'query rows, but 5 were asked for \(--num_query\)'):
+    closed_loop.ensure_device_file(config, config.latency.device_file, 2, 5)
+  with pytest.raises(ValueError, match='local.npz: holds 2 support rows'):
+    closed_loop.ensure_device_file(config, config.latency.device_file, 3, 4)
+  config.measure.seed = 5
+  with pytest.raises(ValueError, match='local.npz: field sample_seed is 1, '
+                     'but config.measure.seed asks for architectures drawn '
+                     'with seed 6'):
+    closed_loop.ensure_device_file(config, config.latency.device_file, 2, 4)
+  # Settings that would search with another predictor: refused at once.
+  config.latency.adapted_dir = str(tmp_path / 'elsewhere')
+  with pytest.raises(ValueError, match='config.latency.adapted_dir'):
+    closed_loop.run(config, str(tmp_path / 'loop2'), num_query=4)
+  config.latency.adapted_dir = ''
+  config.latency.support = 'spread'
+  with pytest.raises(ValueError, match="config.latency.support: expected "
+                     "'random'"):
+    closed_loop.run(config, str(tmp_path / 'loop2'), num_query=4)
 
 
 def test_verify_in_sessions_takes_each_networks_median(monkeypatch):

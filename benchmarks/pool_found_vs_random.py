@@ -47,8 +47,11 @@ def main(argv):
             f', {100 * w["ci95_found_minus_random"][1]:+.2f}] points, '
             f'p = {w["p_two_sided"]:.3f}')
   if 'sign' in out:
-    print(f'  signs: ahead in {out["sign"]["ahead"]} of '
-          f'{out["num_searches"]}, p = {out["sign"]["p_two_sided"]:.3f}')
+    sign = out['sign']
+    p = sign['p_two_sided']
+    print(f'  signs: ahead in {sign["ahead"]} of {sign["untied"]} untied '
+          f'({out["num_searches"]} searches), p = '
+          + ('n/a' if p is None else f'{p:.3f}'))
   if out['shared_random_archs']:
     print(f'  NOT independent: {out["shared_random_archs"]} random '
           'architecture(s) retrained in more than one study (two studies of '

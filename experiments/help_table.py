@@ -6,7 +6,7 @@ Meta-trains the default predictor and the MAML, Meta-SGD, no-adaptation and
 HELP-as-published variants of ``configs/help_<space>.py`` (each resumes if
 its workdir exists), then runs meta_test on all of them beside the
 linear-mix and FLOPs baselines; the table is printed and
-``ROOT/<space>/meta_test.json`` holds every number.
+``ROOT/<space>/default/meta_test.json`` holds every number.
 """
 
 import importlib

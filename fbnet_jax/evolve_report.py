@@ -360,20 +360,27 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
     t0 = time.time()
     bookkeeping = measure_points(fronts['guided'] + (dnas or []), measure)
     front = fronts['guided']
+    # The predictions against the new measurement: with latency measured
+    # in the loop, the front's latency_ms is itself a measurement, and the
+    # predictions the search made before measuring are predicted_latency_ms.
     measured_here = {
-        'device': measure.name, 'compared': 'latency_ms',
-        'raw': agreement([p['latency_ms'] for p in front],
+        'device': measure.name, 'compared': compared,
+        'raw': agreement([p[compared] for p in front],
                          [p['measured_latency_ms'] for p in front]),
         # The machine's own speed change since the device file divided out.
         'vs_references': agreement(
-            [p['latency_ms'] for p in front],
+            [p[compared] for p in front],
             [p['measured_vs_references_ms'] for p in front]),
         # With anchors: divided by the loop's latency-dependent drift.
         'vs_anchors': agreement(
-            [p['latency_ms'] for p in front],
+            [p[compared] for p in front],
             [p['measured_vs_anchors_ms'] for p in front]) if (
                 bookkeeping['anchor_drift'] is not None) else None,
         **bookkeeping}
+    if measured:  # and the loop's measurement against the new one
+      measured_here['loop_vs_remeasured'] = agreement(
+          [p['latency_ms'] for p in front],
+          [p['measured_latency_ms'] for p in front])
     seconds = {**seconds, 'measure_front': time.time() - t0}
   budgets = runs['guided'][cfg.seeds[0]].iteration_ends
   comparison = budget_comparison(curves['guided'], curves['random'],

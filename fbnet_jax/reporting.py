@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Optional
 
 import matplotlib
 matplotlib.use('Agg')
@@ -20,11 +21,22 @@ class MetricWriter:
   disabled writer (``enabled=False``: every process but the first of a
   multi-host run) writes nothing."""
 
-  def __init__(self, workdir: str, enabled: bool = True):
+  def __init__(self, workdir: str, enabled: bool = True,
+               resumed_at: Optional[int] = None):
+    """``resumed_at``: the step a resumed run restored; records after it
+    (written before the run was stopped, and about to be written again)
+    are dropped from ``metrics.jsonl``."""
     self._jsonl = self._tb = None
     if not enabled:
       return
-    self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
+    path = os.path.join(workdir, 'metrics.jsonl')
+    if resumed_at is not None and os.path.exists(path):
+      with open(path) as f:
+        kept = [line for line in f
+                if line.strip() and json.loads(line)['step'] <= resumed_at]
+      with open(path, 'w') as f:
+        f.writelines(kept)
+    self._jsonl = open(path, 'a')
     try:
       import tensorboardX  # pylint: disable=g-import-not-at-top
       self._tb = tensorboardX.SummaryWriter(os.path.join(workdir, 'tb'))
@@ -49,6 +61,23 @@ class MetricWriter:
       self._tb.close()
 
 
+def choice_columns(space) -> tuple[list[str], bool]:
+  """The columns of a soft architecture's plot and whether they are
+  names: every unit's choices when all units share them (FBNet,
+  NAS-Bench-201), else indices (OFA's kernel/expansion, depth and
+  resolution units each have their own)."""
+  first = tuple(space.units[0].choices)
+  if all(tuple(u.choices) == first for u in space.units):
+    return list(first), True
+  return [str(i) for i in range(space.max_choices)], False
+
+
+def derived_labels(space, arch) -> list[str]:
+  """``unit: choice`` for each unit of a discrete architecture, each from
+  its own unit's choices."""
+  return [f'{u.name}: {u.choices[c]}' for u, c in zip(space.units, arch)]
+
+
 def plot_search(history: list[dict], space, config, workdir: str) -> None:
   """``arch_distribution.png`` and ``latency.png`` of a search."""
   if not history:
@@ -56,7 +85,7 @@ def plot_search(history: list[dict], space, config, workdir: str) -> None:
   probs = np.array([h['probs'] for h in history])  # [E, U, C]
   epochs = [h['epoch'] for h in history]
   units = [u.name for u in space.units]
-  choices = max(space.units, key=lambda u: u.num_choices).choices
+  choices, shared = choice_columns(space)
 
   fig, axes = plt.subplots(1, 2, figsize=(14, 0.28 * len(units) + 2),
                            gridspec_kw={'width_ratios': [1.2, 1]})
@@ -64,6 +93,8 @@ def plot_search(history: list[dict], space, config, workdir: str) -> None:
                       vmax=1)
   axes[0].set_yticks(range(len(units)), units, fontsize=7)
   axes[0].set_xticks(range(len(choices)), choices, rotation=60, fontsize=7)
+  if not shared:
+    axes[0].set_xlabel("choice index (each unit's own choices)")
   axes[0].set_title('final architecture distribution p(choice | unit)')
   fig.colorbar(im, ax=axes[0])
   # How the distribution sharpened: probability of each unit's final argmax.
@@ -71,8 +102,8 @@ def plot_search(history: list[dict], space, config, workdir: str) -> None:
   top = probs[:, np.arange(len(units)), final]  # [E, U]
   im2 = axes[1].imshow(top.T, aspect='auto', cmap='magma', vmin=0, vmax=1,
                        extent=[epochs[0], epochs[-1], len(units) - 0.5, -0.5])
-  axes[1].set_yticks(range(len(units)), [f'{u}: {choices[c]}' for u, c in
-                                         zip(units, final)], fontsize=7)
+  axes[1].set_yticks(range(len(units)), derived_labels(space, final),
+                     fontsize=7)
   axes[1].set_xlabel('epoch')
   axes[1].set_title('probability of the derived choice over training')
   fig.colorbar(im2, ax=axes[1])

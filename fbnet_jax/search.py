@@ -486,7 +486,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       seed=config.seed + 1, image_size=config.data.image_size,
       data_dir=config.data.get('data_dir'), start_step=int(state.arch_step),
       augment=config.data.get('augment', True))
-  writer = reporting.MetricWriter(workdir, enabled=main)
+  writer = reporting.MetricWriter(workdir, enabled=main,
+                                  resumed_at=int(state.step))
   target = jnp.asarray(config.latency.get('target_ms') or 1.0, jnp.float32)
   warmup_steps = s.warmup_epochs * searcher.steps_per_epoch
   bar = tqdm.tqdm(total=searcher.total_steps, initial=int(state.step),

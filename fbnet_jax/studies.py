@@ -44,9 +44,10 @@ def latency_control(config: ml_collections.ConfigDict, root: str,
                     quantiles: Sequence[float] = (0.15, 0.5, 0.85)) -> dict:
   """Searches per (device, target); the derived archs' exact LUT latency.
 
-  Returns (and writes ``root/latency_control.json``) one row per search:
-  device, target, the derived architecture, its exact lookup-table latency
-  and relative error, and the source's own prediction for it.
+  Returns (and writes ``root/latency_control_<source>.json`` and its plot)
+  one row per search: device, target, the derived architecture, its exact
+  lookup-table latency and relative error, and the source's own prediction
+  for it.
   """
   rows = []
   # Every device's table before the first search: a misspelt name is an
@@ -258,9 +259,12 @@ def pool_found_vs_random(studies: Sequence[dict]) -> dict:
     out['welch_seeds'] = welch(found, means)
   if len(studies) > 1:
     out['paired'] = _summary(stats.ttest_1samp(per, 0.0))
+    # The sign test leaves ties out (a 359-image evaluation set makes them
+    # plausible); p is None when every search tied.
     ahead = int(np.sum(np.asarray(per) > 0))
-    out['sign'] = {'ahead': ahead, 'p_two_sided': float(
-        stats.binomtest(ahead, len(per)).pvalue)}
+    untied = int(np.sum(np.asarray(per) != 0))
+    out['sign'] = {'ahead': ahead, 'untied': untied, 'p_two_sided': float(
+        stats.binomtest(ahead, untied).pvalue) if untied else None}
   counts = collections.Counter(
       tuple(r['arch']) for s in studies for r in s['random'] if 'arch' in r)
   out['shared_random_archs'] = sum(c > 1 for c in counts.values())

@@ -478,6 +478,37 @@ def test_report_measures_the_front_here(tmp_path):
   assert summary['lut_agreement']['max_relative_error'] < 1e-6
 
 
+def test_report_with_latency_in_the_loop_compares_predictions_with_the_front_measurement(
+    tmp_path):
+  """With latency measured in the loop (here a stand-in 10% above the
+  table) the front's latency_ms are measurements: measure_front compares
+  the predictions made before measuring (the table) with the new
+  measurement (25% above the table), and the loop's with it apart."""
+  config = evolve_quick.get_config('smoke')
+  table = latency_lib.lookup_table_latency('raspi4')
+  encoding, _, runs = _smoke_runs(config, table.arch_ms)
+  loop = latency_lib.LatencyModel(
+      'measured:stand-in', table.space,
+      lambda params, probs: 1.1 * table.fn(params, probs), table.params)
+
+  def measure(archs):
+    return {'measured_ms': (1.25 * table.arch_ms(archs)).tolist(),
+            'measured_vs_references_ms': table.arch_ms(archs).tolist(),
+            'drift_vs_device_file': 0.25, 'measured': 10 + len(archs),
+            'seconds': 1.0}
+  measure.name = 'stand-in'
+
+  summary = evolve_report.write_results(
+      str(tmp_path), config, encoding.space, table, loop,
+      pareto.HypervolumeIndicator(60.0), runs, _Evaluator(), None, None, {},
+      measure=measure)
+  here = summary['measured_agreement']
+  assert here['compared'] == 'predicted_latency_ms'
+  assert here['raw']['max_relative_error'] == pytest.approx(0.2, rel=1e-4)
+  assert here['loop_vs_remeasured']['max_relative_error'] == pytest.approx(
+      1 - 1.1 / 1.25, rel=1e-4)
+
+
 def test_measure_points_takes_each_sessions_own_drift():
   # Two networks measured in several sessions: the median drift (+10%)
   # does not divide the medians; each session's own drift did.

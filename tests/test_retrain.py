@@ -292,7 +292,8 @@ def test_pool_found_vs_random_hand_checked():
   assert out['paired']['ci95_found_minus_random'] == pytest.approx(
       [d.mean() - half, d.mean() + half])
   # All three ahead: two-sided binomial p = 2 / 2**3.
-  assert out['sign'] == {'ahead': 3, 'p_two_sided': pytest.approx(0.25)}
+  assert out['sign'] == {'ahead': 3, 'untied': 3,
+                         'p_two_sided': pytest.approx(0.25)}
   assert out['shared_random_archs'] == 0
   # Two studies that retrained one random architecture are not independent.
   one['random'][0]['arch'] = two['random'][1]['arch'] = ['skip'] * 22
@@ -308,3 +309,8 @@ def test_pool_found_vs_random_hand_checked():
   assert out['welch_seeds']['t'] == pytest.approx(t)
   assert out['welch_seeds']['p_two_sided'] == pytest.approx(
       2 * stats.t.sf(t, df))
+  # A tie (found 0.90 = random 0.90) is left out of the sign test.
+  tie = {'found': {'seed_accuracies': [0.90, 0.90]},
+         'random': [{'accuracy': 0.90}]}
+  sign = studies.pool_found_vs_random([one, two, tie])['sign']
+  assert sign == {'ahead': 2, 'untied': 2, 'p_two_sided': pytest.approx(0.5)}

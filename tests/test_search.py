@@ -212,3 +212,18 @@ def test_one_compiled_step_serves_every_device(one_device):
   s.lat_params = default
   assert s.step_fn._cache_size() == 1  # pylint: disable=protected-access
   assert losses[0] != losses[1]  # the device's table did reach the loss
+
+
+def test_metric_writer_drops_records_after_the_resumed_step(tmp_path):
+  writer = search.reporting.MetricWriter(str(tmp_path))
+  for step in range(1, 6):
+    writer.scalars(step, {'loss': float(step)})
+  writer.close()
+  # Killed after step 5, resumed from the checkpoint of step 3.
+  writer = search.reporting.MetricWriter(str(tmp_path), resumed_at=3)
+  writer.scalars(4, {'loss': 40.0})
+  writer.close()
+  with open(tmp_path / 'metrics.jsonl') as f:
+    records = [json.loads(line) for line in f]
+  assert [(r['step'], r['loss']) for r in records] == [
+      (1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]

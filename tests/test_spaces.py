@@ -174,3 +174,17 @@ def test_ofa_spread_samples_keep_stages_prefixes():
   space.validate_batch(archs)  # raises for a skipped block before a present
   depths = (archs[:, :20] != space.skip_index).reshape(50, 5, 4).sum(-1)
   assert depths[-10:].mean() < depths[:10].mean()
+
+
+def test_plot_labels_come_from_each_units_own_choices():
+  from fbnet_jax import reporting  # pylint: disable=g-import-not-at-top
+  columns, named = reporting.choice_columns(spaces.get_space('fbnet'))
+  assert named and columns[0] == 'k3_e1' and columns[-1] == 'skip'
+  space = spaces.get_space('ofa')
+  columns, named = reporting.choice_columns(space)
+  assert not named and columns == [str(i) for i in range(25)]
+  arch = np.zeros(len(space.units), np.int32)
+  arch[-1] = 24
+  labels = reporting.derived_labels(space, arch)
+  assert labels[0] == 'stage1_block1: k3_e3'
+  assert labels[-1] == 'resolution: r224'

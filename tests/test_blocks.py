@@ -156,7 +156,11 @@ def test_fbnet_block_train_mode_updates_batch_stats():
   batch_mean = np.concatenate([mean_pixel[:4] @ kernel[:, :4],
                                mean_pixel[4:] @ kernel[:, 4:]])
   np.testing.assert_allclose(stats['mean'], 0.1 * batch_mean, atol=1e-5)
-  assert np.all(stats['var'] >= 0.9 - 1e-6)
+  # ... and the batch variance of that conv's output, from 1.
+  pixels = np.asarray(x).reshape(-1, 8)
+  h = np.concatenate([pixels[:, :4] @ kernel[:, :4],
+                      pixels[:, 4:] @ kernel[:, 4:]], axis=1)
+  np.testing.assert_allclose(stats['var'], 0.9 + 0.1 * h.var(0), rtol=1e-4)
   np.testing.assert_array_equal(v['batch_stats']['bn1']['mean'], 0.)
   with pytest.raises(ValueError, match='expected an NHWC input with 8'):
     block.apply(v, jnp.zeros((2, 4, 4, 6)), train=False)

@@ -79,10 +79,15 @@ def test_hard_samples_are_one_hot_with_soft_gradient():
   w = dnas.gumbel_softmax(rng, theta, MASK, jnp.asarray(1.0), 8, hard=True)
   np.testing.assert_allclose(np.sort(np.asarray(w), -1)[..., -1], 1.0, atol=1e-6)
   np.testing.assert_allclose(np.sort(np.asarray(w), -1)[..., :-1], 0.0, atol=1e-6)
-  grad = jax.grad(lambda t: (dnas.gumbel_softmax(
-      rng, t, MASK, jnp.asarray(1.0), 8, hard=True) * jnp.arange(4.)).sum())(
+  # The one-hot sits on the soft sample's argmax, and the gradient is the
+  # soft sample's (straight-through).
+  soft = dnas.gumbel_softmax(rng, theta, MASK, jnp.asarray(1.0), 8)
+  np.testing.assert_array_equal(np.argmax(w, -1), np.argmax(soft, -1))
+  grad = lambda hard: jax.grad(lambda t: (dnas.gumbel_softmax(
+      rng, t, MASK, jnp.asarray(1.0), 8, hard=hard) * jnp.arange(4.)).sum())(
           theta)
-  assert np.abs(np.asarray(grad)).sum() > 0
+  assert np.abs(np.asarray(grad(True))).sum() > 0
+  np.testing.assert_allclose(grad(True), grad(False), rtol=1e-5, atol=1e-6)
 
 
 def test_masked_choices_get_no_probability():

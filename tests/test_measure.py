@@ -294,8 +294,11 @@ def test_a_bundled_devices_file_reproduces_its_meta_test_score(tmp_path):
   scores = [tasks.evaluate(method, [dev], num_samples=10, seeds=range(3),
                            trim=False)['mean_spearman']
             for dev in (bundled, copy)]
+  for field in ('archs', 'latency_ms', 'is_query'):
+    np.testing.assert_array_equal(getattr(copy, field),
+                                  getattr(bundled, field))
   assert scores[0] > 0.95  # the README's fpga number is 0.98
-  assert abs(scores[0] - scores[1]) < 0.01
+  assert scores[0] == scores[1]  # the same rows, seeds and predictor
 
 
 def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):
@@ -529,3 +532,36 @@ def test_search_verify_yes_needs_a_device_file(tmp_path):
   assert ('--verify=yes: measures the found architecture against '
           'config.latency.device_file, which is not set') in proc.stderr
   assert not workdir.exists()
+
+
+def test_stored_statistics_hand_checked(monkeypatch):
+  """Stubbed timings (row i: (i + 1) x 1, 2, 3 ms in every round): the
+  file's median, minimum, IQR, timing counts, the statistic chosen and
+  the reason the rounds stopped are exactly what they must be."""
+  monkeypatch.setattr(measure, 'build_forward',
+                      lambda space, arch, config: int(arch[0]))
+  monkeypatch.setattr(measure, 'time_fn', lambda fn, warmup, repeats: (
+      1e-3 * (fn + 1) * np.array([1.0, 2.0, 3.0])))
+  archs = np.full((3, 22), 8, np.int32)
+  archs[:, 0] = [0, 3, 5]
+  config = measure.MeasureConfig(repeats_per_round=3, min_rounds=2,
+                                 max_rounds=4, spread_bound=1.5)
+  device = measure.measure_archs(archs, config, progress=False)
+  scale = np.array([1.0, 4.0, 6.0])
+  np.testing.assert_allclose(device.latency_ms, 2 * scale, rtol=1e-6)
+  np.testing.assert_allclose(device.meta['latency_min_ms'], scale, rtol=1e-6)
+  # Sorted 1 1 2 2 3 3 (x scale): quartiles 1.25 and 2.75 (linear).
+  np.testing.assert_allclose(device.meta['latency_iqr_ms'], 1.5 * scale,
+                             rtol=1e-6)
+  np.testing.assert_array_equal(device.meta['num_timings'], [6, 6, 6])
+  # IQR / median = 0.75 everywhere: below 1.5 after the minimum 2 rounds.
+  assert str(device.meta['stopped_by']) == 'spread_bound'
+  assert int(device.meta['rounds']) == 2
+  assert float(device.meta['max_relative_spread']) == pytest.approx(0.75)
+  # The minimum as the statistic; a bound it cannot meet runs every round.
+  config = dataclasses.replace(config, statistic='min', spread_bound=0.4)
+  device = measure.measure_archs(archs, config, progress=False)
+  np.testing.assert_allclose(device.latency_ms, scale, rtol=1e-6)
+  assert str(device.meta['stopped_by']) == 'max_rounds'
+  assert int(device.meta['rounds']) == 4
+  np.testing.assert_array_equal(device.meta['num_timings'], [12, 12, 12])

@@ -8,12 +8,14 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import orbax.checkpoint as ocp
 import pytest
 
 from configs import quickstart
 from fbnet_jax import latency
 from fbnet_jax import search
+from fbnet_jax import spaces
 
 
 @pytest.fixture(scope='module')
@@ -32,7 +34,15 @@ def test_search_writes_a_readable_result(finished):
   assert saved['space'] == 'fbnet' and len(saved['arch']) == 22
   assert set(saved['arch']) <= {'k3_e1', 'skip'}
   assert set(saved['latency_ms']) >= {'lut:raspi4'}
-  assert saved['flops'] > 0 and saved['params'] > 0
+  # The numbers are those of the derived architecture itself.
+  arch = np.asarray(saved['arch_index'])
+  space = spaces.get_space('fbnet')
+  assert saved['arch'] == space.names(arch)
+  assert saved['latency_ms']['lut:raspi4'] == pytest.approx(float(
+      latency.lookup_table_latency('raspi4').arch_ms(arch[None])[0]),
+                                                            rel=1e-5)
+  assert saved['flops'] == space.flops(arch) > 0
+  assert saved['params'] == space.params(arch) > 0
   assert 0.0 <= saved['supernet_accuracy'] <= 1.0
   assert 0.0 <= saved['mixture_accuracy'] <= 1.0
   assert len(saved['samples']) == 1
@@ -227,3 +237,23 @@ def test_metric_writer_drops_records_after_the_resumed_step(tmp_path):
     records = [json.loads(line) for line in f]
   assert [(r['step'], r['loss']) for r in records] == [
       (1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]
+
+
+def test_each_optimiser_freezes_the_other_half():
+  """The weight step leaves the architecture parameters exactly where they
+  are and the architecture step the network's, whatever the gradients."""
+  config = quickstart.get_config('smoke')
+  weights, arch = search.make_optimizers(config, steps_total=10)
+  params = {'net': {'conv': {'kernel': jnp.ones((3, 3)),
+                             'bias': jnp.zeros(3)}},
+            'arch': {'theta': jnp.full((4, 9), 0.5)}}
+  grads = jax.tree.map(jnp.ones_like, params)
+  for opt, moves, stays in ((weights, 'net', 'arch'),
+                            (arch, 'arch', 'net')):
+    state = opt.init(params)
+    for _ in range(3):  # past the warm-up's zero learning rate
+      updates, state = opt.update(grads, state, params)
+      new = optax.apply_updates(params, updates)
+    jax.tree.map(np.testing.assert_array_equal, new[stays], params[stays])
+    assert all(np.abs(a - b).min() > 0 for a, b in zip(
+        jax.tree.leaves(new[moves]), jax.tree.leaves(params[moves])))

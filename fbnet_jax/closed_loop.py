@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -372,6 +373,11 @@ class MeasuredHere:
     self.sessions = []  # one entry per measuring session
     self._measure = measure_fn or verify
     self._path = os.path.abspath(path)
+    # The file's content, not only its path: a file measured again at the
+    # same path puts the cached measurements on another scale.
+    self._file_digest = hashlib.sha256(
+        np.ascontiguousarray(device.latency_ms, np.float32).tobytes() +
+        np.ascontiguousarray(device.archs, np.int32).tobytes()).hexdigest()
     self._ms = {a.astype(np.int32).tobytes(): float(ms)
                 for a, ms in zip(device.archs, device.latency_ms)}
     # Measured by this object (and its cache): key -> (ms on the device
@@ -386,6 +392,13 @@ class MeasuredHere:
             f"{cached.get('device_file')!r}, expected {self._path!r}"
             ' (measurements are on the scale of the device file they were '
             'divided by; remove the cache to measure again).')
+      digest = cached.get('device_file_sha256')
+      if digest is not None and digest != self._file_digest:
+        raise ValueError(
+            f'{cache_path}: field device_file_sha256 does not match '
+            f'{self._path}: the device file was measured again since these '
+            'measurements were divided by it (remove the cache to measure '
+            'again).')
       anchors = cached.get('anchors') or None
       if (anchors is None) != (self.anchors is None) or (
           anchors is not None and not np.array_equal(anchors, self.anchors)):
@@ -469,6 +482,7 @@ class MeasuredHere:
       ms, raw, session = zip(*self._here.values())
       workdirs.write_json(self.cache_path, {
           'device_file': self._path,
+          'device_file_sha256': self._file_digest,
           'arch_index': [np.frombuffer(k, np.int32).tolist()
                          for k in self._here],
           'latency_ms': ms,

@@ -1,6 +1,7 @@
 """Evolutionary search: fronts, hypervolume, the accuracy predictor, the
 guided loop on a synthetic problem, and the smoke config end to end."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -631,6 +632,11 @@ def test_measured_here_measures_each_architecture_once(
   with pytest.raises(ValueError, match='measured_here.json: field '
                      'device_file'):
     closed_loop.MeasuredHere(config, device, other, cache, harness)
+  # The same path measured again: other latencies, the cache refused.
+  remeasured = dataclasses.replace(device, latency_ms=1.1 * device.latency_ms)
+  with pytest.raises(ValueError, match='measured_here.json: field '
+                     'device_file_sha256 does not match'):
+    closed_loop.MeasuredHere(config, remeasured, path, cache, harness)
 
 
 def test_drift_by_latency_interpolates_in_log_latency():

@@ -346,3 +346,68 @@ def test_latency_control_checks_every_device_before_searching(
   with pytest.raises(latency.LatencyConfigError, match='pixle3'):
     studies.latency_control(quickstart.get_config('smoke'), str(tmp_path),
                             ['raspi4', 'pixle3'], 'lut')
+
+
+def test_latency_control_scores_each_found_network_by_the_table(
+    tmp_path, monkeypatch):
+  """Stand-in searches return fixed architectures: each row's exact
+  latency is the table's for the architecture the search returned, its
+  error is against the target the search was given."""
+  import json  # pylint: disable=g-import-not-at-top
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import search  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import studies  # pylint: disable=g-import-not-at-top
+  space = spaces.get_space('fbnet')
+  found = space.sample(np.random.default_rng(0), 2)  # derived, argmax
+  given = []
+
+  def stand_in(cfg, workdir, progress):
+    del workdir, progress
+    given.append((cfg.latency.device, cfg.latency.source,
+                   cfg.latency.target_ms))
+    return {'arch_index': found[0].tolist(), 'arch': space.names(found[0]),
+            'argmax': {'arch_index': found[1].tolist()},
+            'latency_source': 'predictor:raspi4',
+            'latency_ms': {'predictor:raspi4': 7.0},
+            'supernet_accuracy': 0.5}
+
+  monkeypatch.setattr(search, 'train_and_evaluate', stand_in)
+  out = studies.latency_control(quickstart.get_config('smoke'),
+                                str(tmp_path), ['raspi4'], 'predictor',
+                                quantiles=(0.2, 0.8))
+  lut = latency.lookup_table_latency('raspi4')
+  targets = studies.latency_targets('raspi4', (0.2, 0.8))
+  assert given == [('raspi4', 'predictor', round(t, 3)) for t in targets]
+  exact = float(lut.arch_ms(found[:1])[0])
+  argmax = float(lut.arch_ms(found[1:])[0])
+  for row, target in zip(out['rows'], targets):
+    assert row['exact_lut_ms'] == pytest.approx(exact)
+    assert row['relative_error'] == pytest.approx(exact / round(target, 3)
+                                                  - 1)
+    assert row['argmax_exact_lut_ms'] == pytest.approx(argmax)
+    assert row['source_ms'] == 7.0
+  assert out['max_abs_relative_error'] == pytest.approx(max(
+      abs(exact / round(t, 3) - 1) for t in targets))
+  assert out['distinct_archs_per_quantile'] == {0.2: 1, 0.8: 1}
+  with open(tmp_path / 'latency_control_predictor.json') as f:
+    assert json.load(f) == json.loads(json.dumps(out))
+
+
+def test_spread_support_is_the_references_and_spread_archs_by_the_table():
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  from meta import latency_data  # pylint: disable=g-import-not-at-top
+  config = quickstart.get_config()
+  config.latency.source = 'predictor'
+  config.latency.support = 'spread'
+  config.latency.num_samples = 6
+  device = latency_data.bundled_device('fbnet', 'raspi4')
+  support = latency.spread_support(config, device)
+  refs = latency_data.load_space_data('fbnet').reference_archs
+  assert len(support.archs) == len(refs) + 6
+  np.testing.assert_array_equal(support.archs[:len(refs)], refs)
+  table = latency.lookup_table_latency('raspi4')
+  np.testing.assert_allclose(support.ms, table.arch_ms(support.archs),
+                             rtol=1e-6)
+  # Spread from uniform towards the cheapest: the last is the fastest.
+  spread_ms = np.asarray(support.ms[len(refs):])
+  assert spread_ms[-1] == spread_ms.min() < spread_ms[0]

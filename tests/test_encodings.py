@@ -71,6 +71,19 @@ def test_nasbench201_graph_hand_checked():
 def test_encoders_are_differentiable_in_probabilities():
   sp = spaces.get_space('nasbench201')
   probs = jnp.asarray(sp.uniform_probs())
-  grad = jax.grad(lambda p: encodings.cell_graph(p)[0].sum() +
-                  encodings.unit_features(sp, p).sum())(probs)
+  weights = jax.random.normal(jax.random.PRNGKey(0), (2000,))
+
+  def f(p):  # a weighted sum of every output, so no gradient cancels
+    out = jnp.concatenate([encodings.cell_graph(p)[0].ravel(),
+                           encodings.unit_features(sp, p).ravel()])
+    return (out * weights[:out.size]).sum()
+
+  grad = jax.grad(f)(probs)
   assert grad.shape == probs.shape and np.isfinite(grad).all()
+  assert np.abs(np.asarray(grad)).max() > 0
+  # Against central differences along a random direction.
+  d = jax.random.normal(jax.random.PRNGKey(1), probs.shape)
+  eps = 1e-2
+  numeric = (f(probs + eps * d) - f(probs - eps * d)) / (2 * eps)
+  np.testing.assert_allclose(float(jnp.vdot(grad, d)), float(numeric),
+                             rtol=2e-2, atol=1e-3)

@@ -3,14 +3,18 @@
 import json
 import os
 
+import flax
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 from configs import help_fbnet
 from meta import adaptation
 from meta import latency_data
 from meta import meta_test
+from meta import tasks as tasks_lib
 from meta import train
 
 
@@ -40,25 +44,142 @@ def test_query_loss_falls_and_outputs_exist(workdir):
                                      adaptation.PARAMS_FILE))
 
 
-def test_resume_continues_from_checkpoint(tmp_path):
+class _Killed(Exception):
+  """Stands for the process dying right after a checkpoint was written."""
+
+
+def _flat(tree):
+  return {jax.tree_util.keystr(k): np.asarray(v)
+          for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def test_resume_continues_from_checkpoint(workdir, tmp_path, monkeypatch):
+  # A run killed after its first checkpoint and resumed in the same workdir
+  # must be the run that was never stopped (the module's 60-episode one):
+  # the same per-chunk metrics and the same final state. A resume that
+  # re-initialised the parameters, the Adam moments or the rng but kept the
+  # episode counter would still count [20, 40, 60]; it fails here.
+  save = train._save  # pylint: disable=protected-access
+
+  def save_then_die(path, obj):
+    save(path, obj)
+    raise _Killed()
+
+  monkeypatch.setattr(train, '_save', save_then_die)
+  with pytest.raises(_Killed):
+    train.train_and_evaluate(_config(), str(tmp_path), progress=False)
+  monkeypatch.undo()
+  with open(tmp_path / train.HISTORY) as f:
+    assert [h['episode'] for h in json.load(f)['history']] == [20]
+  train.train_and_evaluate(_config(), str(tmp_path), progress=False)
+
+  with open(os.path.join(workdir, train.HISTORY)) as f:
+    straight = json.load(f)
+  with open(tmp_path / train.HISTORY) as f:
+    resumed = json.load(f)
+  assert [h['episode'] for h in resumed['history']] == [20, 40, 60]
+  assert resumed['best_episode'] == straight['best_episode']
+  for a, b in zip(resumed['history'], straight['history']):
+    assert set(a) == set(b)
+    for key in a:
+      np.testing.assert_allclose(a[key], b[key], rtol=1e-5, err_msg=key)
+  # The whole checkpoint: parameters, optimizer state, rng, step, best.
+  with open(os.path.join(workdir, train.CHECKPOINT), 'rb') as f:
+    want = _flat(flax.serialization.msgpack_restore(f.read()))
+  with open(tmp_path / train.CHECKPOINT, 'rb') as f:
+    got = _flat(flax.serialization.msgpack_restore(f.read()))
+  assert sorted(got) == sorted(want)
+  for key in want:
+    np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-8,
+                               err_msg=key)
+
   config = _config()
-  config.meta.num_episodes = 20
-  train.train_and_evaluate(config, str(tmp_path), progress=False)
-  config.meta.num_episodes = 40
+  config.meta.num_episodes = 80  # may grow: continues the same records
   train.train_and_evaluate(config, str(tmp_path), progress=False)
   with open(tmp_path / train.HISTORY) as f:
     history = json.load(f)['history']
-  assert [h['episode'] for h in history] == [20, 40]
+  assert [h['episode'] for h in history] == [20, 40, 60, 80]
+  assert history[:3] == resumed['history']
   config.meta.num_episodes = 20  # fewer than it has trained: an error
   with pytest.raises(ValueError, match='past meta.num_episodes=20'):
     train.train_and_evaluate(config, str(tmp_path), progress=False)
-  config.meta.num_episodes = 40
+  config.meta.num_episodes = 80
   # Another meta-learning setting is an error, not a silent continuation.
   config.meta.inner_lr = 0.5
   with pytest.raises(ValueError,
                      match='config.json: was started with another '
                      'meta.inner_lr'):
     train.train_and_evaluate(config, str(tmp_path), progress=False)
+
+
+def test_meta_training_never_sees_query_rows():
+  # HELP's protocol: meta-training uses the meta-train devices' pool rows
+  # (and the reference architectures) only; a meta-test task adapts on
+  # references + pool rows and is scored on query rows it never saw. Each
+  # expectation is rebuilt here from the raw benchmark file and the split.
+  config = _config()
+  split = latency_data.SPLITS['fbnet']
+  raw = latency_data.load_space_data('fbnet')
+  q0, q1 = split.query_rows
+  assert split.pool_rows <= q0
+  query_archs = {a.tobytes() for a in raw.archs[q0:q1]
+                 if not any((a == r).all() for r in raw.reference_archs)}
+
+  data = train.episode_data(config)
+  # One latency row per meta-train device, that device's: no meta-valid or
+  # meta-test device's latencies.
+  assert data.latency.shape[0] == len(split.meta_train)
+  np.testing.assert_array_equal(
+      np.asarray(data.latency),
+      np.stack([raw.latency_ms[raw.devices.index(n)]
+                for n in split.meta_train]))
+  pool, refs = np.asarray(data.pool), np.asarray(data.refs)
+  assert int(pool.max()) < split.pool_rows <= q0 and int(pool.min()) >= 0
+  np.testing.assert_array_equal(refs, raw.reference_rows)
+  assert not np.isin(pool, refs).any()  # references: support, never query
+  assert len(pool) == split.pool_rows - len(np.unique(
+      raw.reference_rows[raw.reference_rows < split.pool_rows]))
+
+  # Episodes: with every latency outside the pool and the references made
+  # NaN, a task that touches any other row has a NaN label or embedding.
+  # Mixed tasks too (task_mixup) and reference dropout both drawn.
+  allowed = np.zeros(data.latency.shape[1], bool)
+  allowed[pool] = allowed[refs] = True
+  poisoned = data.replace(latency=jnp.where(allowed, data.latency, jnp.nan))
+  config.meta.task_mixup = 0.5
+  batch = jax.jit(jax.vmap(lambda k: train.sample_task(k, poisoned, config)))(
+      jax.random.split(jax.random.PRNGKey(0), 256))
+  for key in ('support_y', 'query_y', 'hardware'):
+    assert np.isfinite(np.asarray(batch[key])).all(), key
+
+  # Meta-test tasks: support (references first, then pool rows) never holds
+  # a query architecture; the query set is the query rows, trimmed by HELP's
+  # protocol to ranks [10%, 90%) of the device's query latencies.
+  dev = latency_data.bundled_device('fbnet', 'raspi4')
+  lat = raw.latency_ms[raw.devices.index('raspi4')]
+  query_lat = np.array([lat[q0 + i] for i, a in enumerate(raw.archs[q0:q1])
+                        if a.tobytes() in query_archs])
+  assert len(query_lat) == 1000  # no reference architecture is a query row
+  for trim, num_query in ((True, 800), (False, 1000)):
+    ts = tasks_lib.make_tasks(dev, num_samples=10, seeds=[0, 1], trim=trim)
+    assert ts[0].support_archs.tobytes() != ts[1].support_archs.tobytes()
+    for t in ts:
+      assert len(t.query_ms) == num_query
+      assert not {a.tobytes() for a in t.support_archs} & query_archs
+      assert {a.tobytes() for a in t.query_archs} <= query_archs
+      np.testing.assert_array_equal(t.support_archs[:10], raw.reference_archs)
+      kept = np.sort(query_lat)[100:900] if trim else np.sort(query_lat)
+      np.testing.assert_array_equal(np.sort(t.query_ms), kept)
+
+  # Model selection: meta-valid tasks are drawn from pool rows only, their
+  # held-out part disjoint from their support.
+  pool_archs = {a.tobytes() for a in raw.archs[:split.pool_rows]}
+  pool_archs |= {a.tobytes() for a in raw.reference_archs}
+  for t in train.validation_tasks(config):
+    support = {a.tobytes() for a in t.support_archs}
+    held = {a.tobytes() for a in t.query_archs}
+    assert support <= pool_archs and held <= pool_archs
+    assert not support & held
 
 
 @pytest.mark.parametrize('episodes,every,per_call', [(50, 20, 20),
@@ -118,13 +239,56 @@ def _check_schema(result, devices):
 
 
 def test_meta_test_json_schema(workdir):
-  meta_test.run(_config(), workdir)
+  result = meta_test.run(_config(), workdir)
   with open(os.path.join(workdir, meta_test.RESULT_FILE)) as f:
-    result = json.load(f)
-  _check_schema(result, ['fpga', 'raspi4', 'eyeriss'])
-  _check_schema(result['trimmed'], ['fpga', 'raspi4', 'eyeriss'])
+    assert json.load(f) == result
+  names = ['fpga', 'raspi4', 'eyeriss']
+  _check_schema(result, names)
+  _check_schema(result['trimmed'], names)
   assert set(result['baselines']) == {'linear_mix', 'flops'}
-  assert result['devices']['raspi4']['num_query'] == 1000
+  # The config's primary protocol (eval.trim False) at the top level, the
+  # other one under its name.
+  assert result['protocol'] == 'untrimmed' and 'untrimmed' not in result
+  assert result['num_samples'] == 10 and result['seeds'] == 2
+  split = latency_data.SPLITS['fbnet']
+  raw = latency_data.load_space_data('fbnet')
+  query = np.arange(*split.query_rows)
+  query = query[~np.isin(query, raw.reference_rows)]
+  # HELP's trimmed protocol drops the 10% fastest and the 10% slowest.
+  trimmed_count = len(query) - 2 * int(0.1 * len(query))
+  assert (len(query), trimmed_count) == (1000, 800)
+  tables = {'untrimmed': [result, *(b['untrimmed']
+                                    for b in result['baselines'].values())],
+            'trimmed': [result['trimmed'],
+                        *(b['trimmed']
+                          for b in result['baselines'].values())]}
+  for protocol, count in (('untrimmed', len(query)),
+                          ('trimmed', trimmed_count)):
+    for res in tables[protocol]:
+      assert {d['num_query'] for d in res['devices'].values()} == {count}
+      assert res['mean_spearman'] == pytest.approx(
+          np.mean([d['spearman'] for d in res['devices'].values()]),
+          rel=1e-12)
+  for name in names:  # a different query set, so different numbers
+    assert (result['devices'][name]['spearman'] !=
+            result['trimmed']['devices'][name]['spearman'])
+
+  # The FLOPs proxy ranks by the space's analytic MACs (a monotone fit):
+  # its Spearman is that of MACs against the query latencies, whatever the
+  # support draw (std 0).
+  from fbnet_jax import spaces as spaces_lib
+  space = spaces_lib.get_space('fbnet')
+  macs = np.array([space.flops(a) for a in raw.archs[query]])
+  flops = result['baselines']['flops']
+  for name in names:
+    lat = raw.latency_ms[raw.devices.index(name)][query]
+    middle = np.argsort(lat)[len(query) // 10:len(query) - len(query) // 10]
+    for protocol, rows in (('untrimmed', slice(None)), ('trimmed', middle)):
+      want = scipy.stats.spearmanr(macs[rows], lat[rows])[0]
+      got = flops[protocol]['devices'][name]
+      assert got['spearman'] == pytest.approx(want, abs=1e-9), (name,
+                                                                protocol)
+      assert got['spearman_std'] == pytest.approx(0, abs=1e-9)
 
 
 def test_meta_test_device_file_with_missing_references(workdir, tmp_path):

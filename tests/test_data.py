@@ -304,12 +304,22 @@ def test_imagenet_mocked():
 @pytest.mark.parametrize('height, width', [(10, 25), (300, 200), (5, 400)])
 def test_random_resized_crop_box_fits(height, width):
   rng = np.random.default_rng(0)
+  areas = []
   for _ in range(200):
     top, left, crop_h, crop_w = augment.random_resized_crop_box(
         height, width, rng)
     assert 0 < crop_h and 0 < crop_w
     assert 0 <= top and top + crop_h <= height
     assert 0 <= left and left + crop_w <= width
+    # Area at least 8% of the image and aspect within 3/4..4/3, up to the
+    # rounding of each side to whole pixels.
+    assert crop_h * crop_w >= 0.08 * height * width - (height + width)
+    assert 3 / 4 * (crop_h - 1) <= crop_w + 1 and crop_w - 1 <= 4 / 3 * (
+        crop_h + 1)
+    areas.append(crop_h * crop_w / (height * width))
+  if min(height, width) >= 100:  # boxes fit (else the central fallback)
+    # Not always one box: the area fraction is spread over 8%..100%.
+    assert min(areas) < 0.3 and max(areas) > 0.7
 
 
 @pytest.mark.parametrize('name, hint', [

@@ -45,10 +45,17 @@ def base_config() -> ml_collections.ConfigDict:
   c.measure.dtype = 'float32'
   c.measure.time_budget_s = 300.0
   c.measure.spread_bound = 0.05
+  # Rounds of interleaved timings: at least min_rounds, at most max_rounds
+  # (on the 2-core VM the spread bound is never met, so max_rounds or the
+  # time budget stops them); repeats_per_round timed calls per round.
+  c.measure.min_rounds = 3
+  c.measure.max_rounds = 20
+  c.measure.repeats_per_round = 5
   c.measure.seed = 0
   # 'jax': the local JAX backend; 'onnxruntime': every network exported to
   # ONNX and timed on ONNX Runtime's CPU provider (the onnx extra).
   c.measure.runtime = 'jax'
+  c.measure.onnx_threads = 0  # ONNX Runtime intra-op threads; 0: its default
   # What latency_ms holds: each network's 'median' or 'min' over its timings;
   # and 0 (all cores) or k: every measuring session timed on k pinned cores.
   # On the 2-core VM, 1 core with 'min' put 8 of 9 closed-loop networks

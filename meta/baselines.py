@@ -37,7 +37,12 @@ def _ridge(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
 
 
 class FlopsProxy:
-  """``log ms = a + b log MACs`` fitted on the support set."""
+  """``log ms = a + b log MACs`` fitted on the support set.
+
+  Its ranking is the MACs' ranking when the fitted slope ``b`` is positive
+  (on every bundled device it is) and the reverse when it is negative: a
+  support set on which latency falls with MACs ranks the query that way.
+  """
 
   name = 'flops'
 

@@ -40,9 +40,9 @@ class FlopsProxy:
   """``log ms = a + b log MACs`` fitted on the support set.
 
   Its ranking is the MACs' ranking when the fitted slope ``b`` is positive
-  (on all 64 bundled devices, 5 support draws each, it is) and the
-  reverse when it is negative: a
-  support set on which latency falls with MACs ranks the query that way.
+  (on all 64 bundled devices, 5 support draws each, it is) and the reverse
+  when it is negative: a support set on which latency falls with MACs
+  ranks the query that way.
   """
 
   name = 'flops'

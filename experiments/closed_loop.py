@@ -10,8 +10,9 @@ architecture and reports predicted vs. measured latency, the number of
 measurements and the seconds the loop took (``WORKDIR/closed_loop.json``,
 plotted in ``closed_loop.png``).
 An existing device file (``--config.latency.device_file``) is reused if it
-holds the rows asked for (the same ``measure.seed`` and ``--num_query``,
-at least ``latency.num_samples`` support rows); otherwise it is an error.
+holds at least ``latency.num_samples`` support rows drawn with the same
+``measure.seed`` (where the file records it); otherwise it is an error. Its
+own query rows check the predictor (a warning if not ``--num_query``).
 """
 
 from absl import app

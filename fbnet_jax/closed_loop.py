@@ -121,20 +121,26 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
 def _check_reusable(device, path: str, sample_seed: int, num_samples: int,
                     num_query: int) -> None:
   """Raises ``ValueError`` naming ``path`` unless the existing device file
-  holds the rows that measuring it now would: ``num_query`` query rows, at
-  least ``num_samples`` support rows, drawn with ``sample_seed`` (checked
-  where the file records it)."""
+  can stand for the one measuring it now would write: at least
+  ``num_samples`` support rows, drawn with ``sample_seed`` where the file
+  records it (a warning where it does not); another number of query rows
+  than ``num_query`` is a warning (the file's are used)."""
   remedy = ('; delete it or set another --config.latency.device_file to '
             'measure them.')
   seed = device.meta.get('sample_seed')
-  if seed is not None and int(seed) != sample_seed:
+  if seed is None:
+    logging.warning('%s: no field sample_seed (written before it was '
+                    'recorded, or by experiments.measure): reused without '
+                    'checking which seed drew its architectures.', path)
+  elif int(seed) != sample_seed:
     raise ValueError(
         f'{path}: field sample_seed is {int(seed)}, but config.measure.seed '
         f'asks for architectures drawn with seed {sample_seed}' + remedy)
   query = int(device.is_query.sum())
   if query != num_query:
-    raise ValueError(f'{path}: field is_query marks {query} query rows, but '
-                     f'{num_query} were asked for (--num_query)' + remedy)
+    logging.warning('%s: field is_query marks %d query rows, not the %d '
+                    'asked for (--num_query); the predictor is checked on '
+                    'the file\'s %d.', path, query, num_query, query)
   support = int((~device.is_query).sum() - (device.reference_rows() >= 0).sum())
   if support < num_samples:
     raise ValueError(
@@ -179,11 +185,10 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
   here = measure.measure_environment()
   # On a CPU, device_kind says only 'cpu' (or the architecture, for ONNX
   # Runtime): the CPU model is what tells two machines apart.
-  on_cpu = want.runtime != 'jax' or jax.default_backend() == 'cpu'
-  got = device.meta.get('env_cpu')
-  if on_cpu and got is not None and str(got) != here['cpu']:
+  other = _other_cpu(config, device)
+  if other is not None:
     raise ValueError(
-        f'{path}: field env_cpu is {str(got)!r}, but this machine\'s CPU is '
+        f'{path}: field env_cpu is {other!r}, but this machine\'s CPU is '
         f'{here["cpu"]!r}; expected a device file measured on this machine '
         '(measurements here are compared with it).')
   for key in ('host', 'cpu'):
@@ -205,8 +210,27 @@ def on_this_backend(config: ml_collections.ConfigDict, device) -> bool:
   runtime = measure_config(config).runtime
   if measure.file_setting(device, 'runtime') != runtime:
     return False
-  return runtime != 'jax' or str(device.meta.get(
-      'backend', '')) == jax.default_backend()
+  if runtime == 'jax' and str(device.meta.get(
+      'backend', '')) != jax.default_backend():
+    return False
+  if _other_cpu(config, device) is not None:
+    logging.info('%s was measured on another CPU model (env_cpu %r): not '
+                 'this machine.', device.source or device.name,
+                 _other_cpu(config, device))
+    return False
+  return True
+
+
+def _other_cpu(config, device):
+  """The device file's CPU model if it was measured on a CPU runtime and
+  names another CPU than this machine's (else None; files before env_cpu
+  was recorded name none)."""
+  on_cpu = (measure_config(config).runtime != 'jax' or
+            jax.default_backend() == 'cpu')
+  got = device.meta.get('env_cpu')
+  if on_cpu and got is not None and str(got) != workdirs.cpu_model():
+    return str(got)
+  return None
 
 
 def _check_has_references(device, path: str) -> None:
@@ -393,7 +417,12 @@ class MeasuredHere:
             ' (measurements are on the scale of the device file they were '
             'divided by; remove the cache to measure again).')
       digest = cached.get('device_file_sha256')
-      if digest is not None and digest != self._file_digest:
+      if digest is None:
+        logging.warning(
+            '%s: no field device_file_sha256 (written before it was '
+            'recorded): cannot tell whether %s was measured again since.',
+            cache_path, self._path)
+      elif digest != self._file_digest:
         raise ValueError(
             f'{cache_path}: field device_file_sha256 does not match '
             f'{self._path}: the device file was measured again since these '
@@ -544,6 +573,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                      'a device measured here has not.')
   os.makedirs(workdir, exist_ok=True)
   path = config.latency.device_file
+  if os.path.exists(path):  # whose file it is, before what it holds
+    check_measured_here(config, latency_data.load_device_file(path), path)
   made = ensure_device_file(config, path, config.latency.num_samples,
                             num_query)
   device = latency_data.load_device_file(path)

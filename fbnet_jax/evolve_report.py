@@ -377,10 +377,14 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
             [p['measured_vs_anchors_ms'] for p in front]) if (
                 bookkeeping['anchor_drift'] is not None) else None,
         **bookkeeping}
-    if measured:  # and the loop's measurement against the new one
-      measured_here['loop_vs_remeasured'] = agreement(
-          [p['latency_ms'] for p in front],
-          [p['measured_latency_ms'] for p in front])
+    if measured:  # and the loop's measurement against the new one, both
+      # on the device file's scale (each divided by its session's drift)
+      scaled = ('measured_vs_anchors_ms' if bookkeeping['anchor_drift']
+                is not None else 'measured_vs_references_ms')
+      measured_here['loop_vs_remeasured'] = {
+          'compared_with': scaled,
+          **agreement([p['latency_ms'] for p in front],
+                      [p[scaled] for p in front])}
     seconds = {**seconds, 'measure_front': time.time() - t0}
   budgets = runs['guided'][cfg.seeds[0]].iteration_ends
   comparison = budget_comparison(curves['guided'], curves['random'],

@@ -10,6 +10,8 @@ import json
 import os
 from typing import Optional
 
+from absl import logging
+
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -31,11 +33,19 @@ class MetricWriter:
       return
     path = os.path.join(workdir, 'metrics.jsonl')
     if resumed_at is not None and os.path.exists(path):
+      kept = []
       with open(path) as f:
-        kept = [line for line in f
-                if line.strip() and json.loads(line)['step'] <= resumed_at]
-      with open(path, 'w') as f:
+        for line in f:
+          try:
+            if json.loads(line)['step'] <= resumed_at:
+              kept.append(line)
+          except (ValueError, KeyError, TypeError):  # a killed run's last
+            logging.warning('%s: dropped a line that is not a complete '
+                            'record: %r', path, line[:80])
+      tmp = f'{path}.{os.getpid()}.tmp'  # the old file or the new, whole
+      with open(tmp, 'w') as f:
         f.writelines(kept)
+      os.replace(tmp, path)
     self._jsonl = open(path, 'a')
     try:
       import tensorboardX  # pylint: disable=g-import-not-at-top

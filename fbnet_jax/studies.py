@@ -261,8 +261,10 @@ def pool_found_vs_random(studies: Sequence[dict]) -> dict:
     out['paired'] = _summary(stats.ttest_1samp(per, 0.0))
     # The sign test leaves ties out (a 359-image evaluation set makes them
     # plausible); p is None when every search tied.
-    ahead = int(np.sum(np.asarray(per) > 0))
-    untied = int(np.sum(np.asarray(per) != 0))
+    # A tie is a difference of float means that is zero up to rounding.
+    tied = np.isclose(per, 0.0, rtol=0.0, atol=1e-9)
+    ahead = int(np.sum((np.asarray(per) > 0) & ~tied))
+    untied = int(np.sum(~tied))
     out['sign'] = {'ahead': ahead, 'untied': untied, 'p_two_sided': float(
         stats.binomtest(ahead, untied).pvalue) if untied else None}
   counts = collections.Counter(

@@ -349,7 +349,7 @@ def save_device_file(path: str, device: Device) -> None:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   # Written whole or not at all: a run killed while writing must not leave
   # a truncated file that the next run finds and reuses.
-  tmp = f'{path}.tmp'
+  tmp = f'{path}.{os.getpid()}.tmp'
   with open(tmp, 'wb') as f:
     np.savez(f, **arrays)
   os.replace(tmp, path)

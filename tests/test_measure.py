@@ -259,6 +259,12 @@ def test_search_verifies_on_the_runtime_the_device_file_was_measured_with(
   config.measure.runtime = 'onnxruntime'
   assert closed_loop.on_this_backend(config, ort_file)
   assert not closed_loop.on_this_backend(config, jax_file)
+  # Another CPU model is another machine: not verified against by --auto.
+  config.measure.runtime = 'jax'
+  elsewhere = file_measured_here(str(tmp_path / 'other_cpu.npz'),
+                                 backend=jax.default_backend(),
+                                 env_cpu='Another CPU 9000')
+  assert not closed_loop.on_this_backend(config, elsewhere)
 
 
 def test_threaded_compilation_keeps_each_network_with_its_row(monkeypatch):
@@ -324,9 +330,13 @@ def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):
   query = device.is_query
   assert out['predictor_check']['measured_ms'] == device.latency_ms[
       query].tolist()
+  # The predictor adapted as the searches' latency source adapts it.
+  predicted = latency.support_for(config).adapt().predict_ms(
+      device.archs[query])
+  np.testing.assert_allclose(out['predictor_check']['predicted_ms'],
+                             predicted, rtol=1e-5)
   assert out['predictor_check']['spearman'] == pytest.approx(
-      scipy.stats.spearmanr(out['predictor_check']['predicted_ms'],
-                            device.latency_ms[query])[0])
+      scipy.stats.spearmanr(predicted, device.latency_ms[query])[0])
   (row,) = out['searches']
   assert row['measured_ms'] > 0 and row['predicted_ms'] > 0
   assert row['prediction_error'] == pytest.approx(
@@ -353,9 +363,11 @@ def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):
                                          2, 4)
   assert again['measured'] == 0
   # ... but not one that holds other rows than those asked for.
-  with pytest.raises(ValueError, match=r'local.npz: field is_query marks 4 '
-                     r'query rows, but 5 were asked for \(--num_query\)'):
-    closed_loop.ensure_device_file(config, config.latency.device_file, 2, 5)
+  with mock.patch.object(closed_loop.logging, 'warning') as warn:
+    # Another number of query rows: the file's are used, and it is said.
+    assert closed_loop.ensure_device_file(
+        config, config.latency.device_file, 2, 5)['measured'] == 0
+  assert warn.call_args[0][2:4] == (4, 5)
   with pytest.raises(ValueError, match='local.npz: holds 2 support rows'):
     closed_loop.ensure_device_file(config, config.latency.device_file, 3, 4)
   config.measure.seed = 5

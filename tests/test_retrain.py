@@ -314,3 +314,9 @@ def test_pool_found_vs_random_hand_checked():
          'random': [{'accuracy': 0.90}]}
   sign = studies.pool_found_vs_random([one, two, tie])['sign']
   assert sign == {'ahead': 2, 'untied': 2, 'p_two_sided': pytest.approx(0.5)}
+  # ... also where the float means differ by rounding alone.
+  tie = {'found': {'seed_accuracies': [0.1, 0.2, 0.3]},
+         'random': [{'accuracy': 0.2}]}
+  assert np.mean([0.1, 0.2, 0.3]) != 0.2  # 0.20000000000000004
+  sign = studies.pool_found_vs_random([one, two, tie])['sign']
+  assert (sign['ahead'], sign['untied']) == (2, 2)

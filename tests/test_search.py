@@ -237,6 +237,12 @@ def test_metric_writer_drops_records_after_the_resumed_step(tmp_path):
     records = [json.loads(line) for line in f]
   assert [(r['step'], r['loss']) for r in records] == [
       (1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]
+  # A run killed while writing leaves a partial last line: dropped.
+  with open(tmp_path / 'metrics.jsonl', 'a') as f:
+    f.write('{"step": 5, "lo')
+  search.reporting.MetricWriter(str(tmp_path), resumed_at=4).close()
+  with open(tmp_path / 'metrics.jsonl') as f:
+    assert [json.loads(line)['step'] for line in f] == [1, 2, 3, 4]
 
 
 def test_each_optimiser_freezes_the_other_half():

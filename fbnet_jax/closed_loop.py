@@ -46,6 +46,9 @@ from fbnet_jax import workdirs
 _SESSION_FIELDS = ('fresh_process', 'verify_sessions')
 # Sessions a found network is verified in (configs/search_common.py).
 DEFAULT_VERIFY_SESSIONS = 3
+# A reference drift beyond this against the device file is more than the
+# 2-core VM's session-to-session swing (-16% to +16%): a stale file.
+STALE_DRIFT = 0.25
 
 
 def measure_config(config: ml_collections.ConfigDict) -> measure.MeasureConfig:
@@ -265,8 +268,18 @@ def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
   have = ref_rows >= 0
   ratio = (device.latency_ms[:len(refs)][have] /
            saved.latency_ms[ref_rows[have]])
+  drift = float(np.median(ratio) - 1)
+  if abs(drift) > STALE_DRIFT:
+    logging.warning(
+        '%s: the reference architectures ran %+.0f%% against this device '
+        'file: the machine, its load or the code that builds and times the '
+        'networks changed since it was measured, and a predictor adapted '
+        'to it is off by about as much (measured here on 2026-12-03: '
+        'references -55%%, an OFA front predicted 242%% too slow). '
+        'Re-measure the device file (experiments.measure).',
+        saved.source or saved.name, 100 * drift)
   return {'measured_ms': device.latency_ms[len(refs):].tolist(),
-          'drift_vs_device_file': float(np.median(ratio) - 1),
+          'drift_vs_device_file': drift,
           'reference_ms': device.latency_ms[:len(refs)][have].tolist(),
           'measured': len(rows), 'seconds': time.time() - t0}
 

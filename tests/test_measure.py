@@ -577,3 +577,22 @@ def test_stored_statistics_hand_checked(monkeypatch):
   assert str(device.meta['stopped_by']) == 'max_rounds'
   assert int(device.meta['rounds']) == 4
   np.testing.assert_array_equal(device.meta['num_timings'], [12, 12, 12])
+
+
+def test_verify_warns_when_the_device_file_is_stale(
+    tmp_path, monkeypatch, file_measured_here):
+  """References at half their device-file latency: more than the machine's
+  session-to-session swing, said with a warning; 10% slower is not."""
+  path = str(tmp_path / 'old.npz')
+  saved = file_measured_here(path)
+  refs = saved.latency_ms[saved.reference_rows()]
+  config = closed_loop_config.get_config('smoke')
+  for factor, warned in ((0.5, True), (1.1, False)):
+    monkeypatch.setattr(closed_loop, '_measure', lambda config, rows, session,
+                        f=factor, **kwargs: dataclasses.replace(
+                            saved, latency_ms=np.r_[
+                                f * refs, np.ones(len(rows) - len(refs))]))
+    with mock.patch.object(closed_loop.logging, 'warning') as warn:
+      out = closed_loop.verify(config, saved.archs[:1], saved)
+    assert out['drift_vs_device_file'] == pytest.approx(factor - 1)
+    assert warn.called == warned

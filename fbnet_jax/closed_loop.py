@@ -47,7 +47,9 @@ _SESSION_FIELDS = ('fresh_process', 'verify_sessions')
 # Sessions a found network is verified in (configs/search_common.py).
 DEFAULT_VERIFY_SESSIONS = 3
 # A reference drift beyond this against the device file is more than the
-# 2-core VM's session-to-session swing (-16% to +16%): a stale file.
+# 2-core VM's session-to-session swing (-16% to +16%): a stale file. (On
+# 2026-12-03 an OFA device file of 2026-11-28 ran its references 55% faster
+# on the current code, and a front adapted to it was predicted 242% slow.)
 STALE_DRIFT = 0.25
 
 
@@ -216,10 +218,10 @@ def on_this_backend(config: ml_collections.ConfigDict, device) -> bool:
   if runtime == 'jax' and str(device.meta.get(
       'backend', '')) != jax.default_backend():
     return False
-  if _other_cpu(config, device) is not None:
+  other = _other_cpu(config, device)
+  if other is not None:
     logging.info('%s was measured on another CPU model (env_cpu %r): not '
-                 'this machine.', device.source or device.name,
-                 _other_cpu(config, device))
+                 'this machine.', device.source or device.name, other)
     return False
   return True
 
@@ -274,9 +276,8 @@ def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
         '%s: the reference architectures ran %+.0f%% against this device '
         'file: the machine, its load or the code that builds and times the '
         'networks changed since it was measured, and a predictor adapted '
-        'to it is off by about as much (measured here on 2026-12-03: '
-        'references -55%%, an OFA front predicted 242%% too slow). '
-        'Re-measure the device file (experiments.measure).',
+        'to it is off by about as much. Re-measure the device file '
+        '(experiments.measure).',
         saved.source or saved.name, 100 * drift)
   return {'measured_ms': device.latency_ms[len(refs):].tolist(),
           'drift_vs_device_file': drift,
@@ -586,12 +587,15 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                      'a device measured here has not.')
   os.makedirs(workdir, exist_ok=True)
   path = config.latency.device_file
-  if os.path.exists(path):  # whose file it is, before what it holds
+  existed = os.path.exists(path)
+  if existed:  # whose file it is (verify compares with it), before what
+    # it holds (ensure_device_file)
     check_measured_here(config, latency_data.load_device_file(path), path)
   made = ensure_device_file(config, path, config.latency.num_samples,
                             num_query)
   device = latency_data.load_device_file(path)
-  check_measured_here(config, device, path)  # verify compares with it
+  if not existed:  # measured just now: checked like any other
+    check_measured_here(config, device, path)
   # The support the searches' latency source adapts on (latency_source).
   support_set = latency_lib.support_for(config)
   adapted = support_set.adapt()

@@ -34,6 +34,7 @@ import tqdm
 from fbnet_jax import blocks
 from fbnet_jax import data as data_lib
 from fbnet_jax import retrain
+from fbnet_jax import workdirs
 
 _EXTRA = ("ONNX export needs the optional 'onnx' extra: pip install -e "
           "'.[onnx]' (jax2onnx and onnxruntime).")
@@ -103,10 +104,9 @@ def cached(directory: str, key: str, build: Callable[[], Any]) -> bytes:
       return f.read()
   data = build().SerializeToString()
   os.makedirs(directory, exist_ok=True)
-  tmp = f'{path}.{os.getpid()}.tmp'
-  with open(tmp, 'wb') as f:
+  # Atomic: concurrent sessions never read half a file.
+  with workdirs.atomic_open(path, 'wb') as f:
     f.write(data)
-  os.replace(tmp, path)  # atomic: concurrent sessions never read half a file
   return data
 
 

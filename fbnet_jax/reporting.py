@@ -17,6 +17,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from fbnet_jax import workdirs
+
 
 class MetricWriter:
   """TensorBoard (if tensorboardX is installed) + a JSON-lines file; a
@@ -42,10 +44,8 @@ class MetricWriter:
           except (ValueError, KeyError, TypeError):  # a killed run's last
             logging.warning('%s: dropped a line that is not a complete '
                             'record: %r', path, line[:80])
-      tmp = f'{path}.{os.getpid()}.tmp'  # the old file or the new, whole
-      with open(tmp, 'w') as f:
+      with workdirs.atomic_open(path) as f:
         f.writelines(kept)
-      os.replace(tmp, path)
     self._jsonl = open(path, 'a')
     try:
       import tensorboardX  # pylint: disable=g-import-not-at-top

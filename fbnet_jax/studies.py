@@ -260,8 +260,8 @@ def pool_found_vs_random(studies: Sequence[dict]) -> dict:
   if len(studies) > 1:
     out['paired'] = _summary(stats.ttest_1samp(per, 0.0))
     # The sign test leaves ties out (a 359-image evaluation set makes them
-    # plausible); p is None when every search tied.
-    # A tie is a difference of float means that is zero up to rounding.
+    # plausible; a tie is a difference of float means that is zero up to
+    # rounding); p is None when every search tied.
     tied = np.isclose(per, 0.0, rtol=0.0, atol=1e-9)
     ahead = int(np.sum((np.asarray(per) > 0) & ~tied))
     untied = int(np.sum(~tied))

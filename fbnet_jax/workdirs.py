@@ -9,12 +9,13 @@ compared by its path, not its content.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import os
 import platform
-from typing import Any, Iterable, Optional
+from typing import IO, Any, Iterable, Iterator, Optional
 
 _MISSING = '<not recorded>'
 
@@ -80,14 +81,26 @@ def read_json(path: str) -> Optional[Any]:
           'Delete it to redo that step.') from e
 
 
-def write_json(path: str, value: Any, indent: Optional[int] = 1) -> None:
-  """Writes ``value`` to ``path`` atomically (a temporary file, then a
-  rename): a job killed while writing leaves the old file or none, never
-  half of one for a resume to trip on."""
+@contextlib.contextmanager
+def atomic_open(path: str, mode: str = 'w') -> Iterator[IO]:
+  """``open(path, mode)`` for writing, atomically: the block writes a
+  temporary file (named by this process) that replaces ``path`` when the
+  block ends, and is removed if it raises. A job killed while writing
+  leaves the old file or none, never half of one for a resume to trip on."""
   tmp = f'{path}.{os.getpid()}.tmp'
-  with open(tmp, 'w') as f:
+  try:
+    with open(tmp, mode) as f:
+      yield f
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_json(path: str, value: Any, indent: Optional[int] = 1) -> None:
+  """Writes ``value`` to ``path`` atomically (:func:`atomic_open`)."""
+  with atomic_open(path) as f:
     json.dump(value, f, indent=indent)
-  os.replace(tmp, path)
 
 
 def environment() -> dict:

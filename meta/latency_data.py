@@ -22,6 +22,7 @@ from absl import logging
 import numpy as np
 
 from fbnet_jax import spaces as spaces_lib
+from fbnet_jax import workdirs
 
 DATA_DIR = os.path.join(os.path.dirname(__file__), 'data')
 
@@ -349,10 +350,8 @@ def save_device_file(path: str, device: Device) -> None:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   # Written whole or not at all: a run killed while writing must not leave
   # a truncated file that the next run finds and reuses.
-  tmp = f'{path}.{os.getpid()}.tmp'
-  with open(tmp, 'wb') as f:
+  with workdirs.atomic_open(path, 'wb') as f:
     np.savez(f, **arrays)
-  os.replace(tmp, path)
 
 
 def get_device(space: str, name_or_path: str) -> Device:

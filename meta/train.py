@@ -217,10 +217,8 @@ def make_validator(config, val_tasks):
 
 
 def _save(path: str, obj) -> None:
-  tmp = path + '.tmp'
-  with open(tmp, 'wb') as f:
+  with workdirs.atomic_open(path, 'wb') as f:
     f.write(flax.serialization.to_bytes(obj))
-  os.replace(tmp, path)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,

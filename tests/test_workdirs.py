@@ -1,5 +1,7 @@
 """Settings a workdir was started with: recorded, compared, fingerprinted."""
 
+import os
+
 import pytest
 
 from fbnet_jax import workdirs
@@ -47,3 +49,16 @@ def test_json_written_atomically_and_a_broken_file_named(tmp_path):
   (tmp_path / 'r.json').write_text('{"a": [1,')  # killed while writing
   with pytest.raises(ValueError, match=r'r\.json: not valid JSON'):
     workdirs.read_json(path)
+
+
+def test_atomic_open_replaces_whole_or_leaves_the_old_file(tmp_path):
+  path = str(tmp_path / 'f.txt')
+  with workdirs.atomic_open(path) as f:
+    f.write('old')
+  with pytest.raises(RuntimeError):
+    with workdirs.atomic_open(path) as f:
+      f.write('half of the new')
+      raise RuntimeError('killed')
+  with open(path) as f:
+    assert f.read() == 'old'
+  assert os.listdir(tmp_path) == ['f.txt']  # no temporary file left

@@ -52,7 +52,9 @@ def evolve_config() -> ml_collections.ConfigDict:
   # evaluations).
   e.latency_probes = 0
   # ... and add an additive ridge model (one-hot features) of what the
-  # re-adapted predictor still misses on the measured rows ('none': off).
+  # re-adapted predictor still misses on the measured rows ('none': off;
+  # 'ridge_costs': also the architectures' analytic costs as features,
+  # which did not help on the lookup-table devices, docs/evolve.md).
   e.latency_residual = 'ridge'
   # With latency.device_file a device file of this machine: measure the
   # reported front (and DNAS points) here with the harness, beside the

@@ -15,6 +15,8 @@ exact tables, or this machine's harness for a device file of this machine.
 
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import ml_collections
 import numpy as np
 
@@ -23,12 +25,13 @@ from fbnet_jax import latency as latency_lib
 from fbnet_jax import nsga
 from fbnet_jax import pareto
 
-RESIDUALS = ('ridge', 'none')
+RESIDUALS = ('ridge', 'ridge_costs', 'none')
 
 
 class ResidualCorrected:
   """A latency function plus a ridge regression of its residuals (ms) on
-  one-hot architecture features, fitted on measured rows.
+  one-hot architecture features (and ``extra`` ones), fitted on measured
+  rows.
 
   Adapting the meta-learned predictor takes a few gradient steps from its
   meta-learned initialisation: with tens of measurements it still misses
@@ -40,15 +43,21 @@ class ResidualCorrected:
   penalty chosen by leave-one-out cross-validation, so that residuals that
   are only noise are shrunk to nothing). Predictions are floored at
   :data:`fbnet_jax.latency.MIN_PREDICTED_MS`.
+
+  A one-hot model knows a (unit, choice) pair only from measurements that
+  contain it; ``extra`` features (``SearchSpace.cost_features``: the
+  architecture's MACs, parameters and activations, summed over units) let
+  the correction reach pairs and regions that nothing measured covers.
   """
 
   def __init__(self, predict: nsga.LatencyFn, choice_mask: np.ndarray,
-               archs: np.ndarray, ms: np.ndarray):
+               archs: np.ndarray, ms: np.ndarray,
+               extra: Optional[Callable[[np.ndarray], np.ndarray]] = None):
     self.predict = predict
     archs = np.asarray(archs, np.int32)
     residual = np.asarray(ms, np.float64) - np.asarray(predict(archs))
-    self.ridge = pareto.AccuracyPredictor(choice_mask, 'ridge').fit(
-        archs, residual)
+    self.ridge = pareto.AccuracyPredictor(choice_mask, 'ridge',
+                                          extra=extra).fit(archs, residual)
 
   def __call__(self, archs) -> np.ndarray:
     archs = np.asarray(archs, np.int32)
@@ -67,14 +76,16 @@ def refit(support: latency_lib.PredictorSupport,
   (``ms``; the support padded to ``pad_to`` rows, one compiled adaptation),
   with the residual correction fitted on all of them unless ``residual``
   is 'none' (a :class:`ResidualCorrected`, whose ``predict`` is the plain
-  re-adapted predictor)."""
+  re-adapted predictor; 'ridge_costs' adds the architectures' analytic
+  costs to its features)."""
   adapted = support.adapt(archs, ms, pad_to=pad_to)
   predict = model.with_params(adapted.params).arch_ms
   if residual == 'none':
     return predict
-  return ResidualCorrected(predict, model.space.choice_mask,
-                           np.concatenate([support.archs, archs]),
-                           np.concatenate([support.ms, ms]))
+  return ResidualCorrected(
+      predict, model.space.choice_mask,
+      np.concatenate([support.archs, archs]), np.concatenate([support.ms, ms]),
+      extra=model.space.cost_features if residual == 'ridge_costs' else None)
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:

@@ -137,6 +137,17 @@ def test_ofa_flops_grow_with_resolution():
   assert sp.flops(large) > 2.5 * sp.flops(small)  # (224/128)^2 ~ 3.06
 
 
+def test_cost_features_sum_the_chosen_units_features():
+  space = spaces.get_space('fbnet', macro='cifar')
+  feats = space.unit_features()[0]
+  arch = space.sample(np.random.default_rng(1), 1)[0]
+  expected = sum(feats[u, c] for u, c in enumerate(arch))
+  np.testing.assert_allclose(space.cost_features(arch)[0], expected,
+                             rtol=1e-5)
+  both = space.cost_features(np.stack([arch, arch]))
+  assert both.shape == (2, feats.shape[-1])
+
+
 def test_unit_features_are_finite_and_masked():
   for name in spaces.SPACES:
     sp = spaces.get_space(name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -229,6 +230,18 @@ class SearchSpace(abc.ABC):
         kind...), scaled to order one; zero where the choice does not exist.
       names: the F feature names.
     """
+
+  @functools.cached_property
+  def _unit_costs(self) -> np.ndarray:
+    return self.unit_features()[0]
+
+  def cost_features(self, archs) -> np.ndarray:
+    """Whole architectures' analytic costs: :meth:`unit_features` summed
+    over the units, float32 ``[N, F]`` (additive in the choices, and shared
+    by every unit: a choice's cost at a position no measurement has seen
+    follows from its MACs, parameters and activations)."""
+    archs = np.atleast_2d(np.asarray(archs, np.int64))
+    return self._unit_costs[np.arange(self.num_units), archs].sum(axis=1)
 
   def path_features(self, archs) -> np.ndarray:
     """Features of how the choices combine, beyond one choice per unit,

@@ -2,6 +2,8 @@ r"""Few-shot evaluation of a meta-trained latency predictor.
 
     python -m experiments.meta_test --config=configs/help_fbnet.py \
         --workdir=runs/help_fbnet [--device_file=my_device.npz ...]
+    python -m experiments.meta_test --config=configs/help_fbnet.py \
+        --predictor_dir=meta/pretrained/fbnet --workdir=runs/bundled_fbnet
 
 Prints, per meta-test device (or per device file), the Spearman rank
 correlation on the query rows after adaptation to the references + N samples
@@ -31,6 +33,9 @@ _DEVICES = flags.DEFINE_list(
     'devices', [], 'Bundled devices to evaluate instead of the meta-test '
     'ones (e.g. those in no split: fbnet 2080ti_1, titan_rtx_64, ...); not '
     'with --device_file.')
+_PREDICTOR = flags.DEFINE_string(
+    'predictor_dir', '', 'The predictor to evaluate instead of WORKDIR\'s, '
+    'e.g. a bundled one: meta/pretrained/fbnet (nasbench201, ofa).')
 _OUT = flags.DEFINE_string('out', '', 'Result file (default '
                            'WORKDIR/meta_test.json).')
 _BASELINES = flags.DEFINE_bool('baselines', True,
@@ -41,7 +46,8 @@ _BASELINES = flags.DEFINE_bool('baselines', True,
 def main(argv):
   del argv
   meta_test.run(_CONFIG.value, _WORKDIR.value, _DEVICE_FILES.value,
-                _BASELINES.value, _COMPARE.value, _DEVICES.value, _OUT.value)
+                _BASELINES.value, _COMPARE.value, _DEVICES.value, _OUT.value,
+                _PREDICTOR.value)
 
 
 if __name__ == '__main__':

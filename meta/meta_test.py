@@ -68,9 +68,10 @@ def load_devices(space: str, device_files: Sequence[str],
     if missing:
       logging.warning(
           '%s: %d of %d reference architectures are missing among the '
-          'non-query rows; the hardware embedding is built from the measured '
-          'ones (missing entries masked, as in meta-training with reference '
-          'dropout), and adaptation uses every support row.', path, missing,
+          'non-query rows; the predictor adapts with them masked in the '
+          'hardware embedding (as in meta-training with reference dropout), '
+          'predicts them, and adapts again with the predictions in their '
+          'place; every support row is used.', path, missing,
           len(dev.reference_rows()))
     devices.append(dev)
   first = {}
@@ -88,8 +89,10 @@ def load_devices(space: str, device_files: Sequence[str],
 
 def run(config, workdir: str, device_files: Sequence[str] = (),
         with_baselines: bool = True, compare: Sequence[str] = (),
-        device_names: Sequence[str] = (), out_path: str = '') -> dict:
-  """Evaluates ``workdir/predictor``; returns and writes the result dict.
+        device_names: Sequence[str] = (), out_path: str = '',
+        predictor_dir: str = '') -> dict:
+  """Evaluates ``workdir/predictor`` (or ``predictor_dir``); returns and
+  writes the result dict.
 
   Args:
     config: evaluation settings (``config.eval``).
@@ -102,12 +105,17 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
     device_names: bundled devices to evaluate instead of the meta-test ones
       (e.g. devices in no split). Never meta-train or meta-valid devices.
     out_path: result path (default ``workdir/meta_test.json``).
+    predictor_dir: the predictor to evaluate instead of ``workdir``'s, e.g.
+      a bundled one (``meta/pretrained/<space>``).
   """
-  path = os.path.join(workdir, train.PREDICTOR_DIR)
+  path = predictor_dir or os.path.join(workdir, train.PREDICTOR_DIR)
   if not os.path.exists(path):
+    bundled = os.path.join(os.path.dirname(__file__), 'pretrained',
+                           config.get('space', '<space>'))
     raise FileNotFoundError(
         f'{path}: no meta-trained predictor; run python -m '
-        f'experiments.meta_train --config=... --workdir={workdir} first.')
+        f'experiments.meta_train --config=... --workdir={workdir} first, '
+        f'or evaluate the bundled one: --predictor_dir={bundled}.')
   predictor = adaptation.MetaPredictor.load(path)
   space = predictor.config.space
   split = latency_data.SPLITS[space]
@@ -157,7 +165,9 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   out[other] = ours[other]
   out['baselines'] = results
   print(format_table(space, devices, ours, results, device_files))
-  with open(out_path or os.path.join(workdir, RESULT_FILE), 'w') as f:
+  out_path = out_path or os.path.join(workdir, RESULT_FILE)
+  os.makedirs(os.path.dirname(out_path) or '.', exist_ok=True)
+  with open(out_path, 'w') as f:
     json.dump(out, f, indent=1)
   return out
 

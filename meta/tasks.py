@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterable, Protocol, Sequence
 
+from absl import logging
 import numpy as np
 import scipy.stats
 
@@ -50,7 +51,13 @@ class FewShotTask:
 
 def make_tasks(device: latency_data.Device, *, num_samples: int,
                seeds: Sequence[int], trim: bool) -> list[FewShotTask]:
-  """One task per seed: references + ``num_samples`` random non-query rows."""
+  """One task per seed: references + ``num_samples`` random non-query rows.
+
+  With ``trim`` (HELP's protocol), the 10% fastest and slowest query rows
+  are dropped, and so are those of the support pool unless that leaves
+  fewer than ``num_samples`` rows (a device file measured with exactly
+  the references + ``num_samples``: its support is then drawn untrimmed).
+  """
   ref_rows = device.reference_rows()
   present = ref_rows[ref_rows >= 0]
   reference_ms = np.full(len(ref_rows), np.nan, np.float32)
@@ -59,7 +66,15 @@ def make_tasks(device: latency_data.Device, *, num_samples: int,
   pool = pool[~np.isin(pool, present)]
   query = np.nonzero(device.is_query)[0]
   if trim:
-    pool = pool[latency_data.trim_mask(device.latency_ms[pool])]
+    trimmed = pool[latency_data.trim_mask(device.latency_ms[pool])]
+    if len(trimmed) >= num_samples:
+      pool = trimmed
+    elif len(pool) >= num_samples:  # a device file with few support rows
+      logging.warning(
+          '%s: trimming the support pool would leave %d rows for %d '
+          'samples; under the trimmed protocol its support is drawn from '
+          'all %d non-query rows, and only the query rows are trimmed.',
+          device.source, len(trimmed), num_samples, len(pool))
     query = query[latency_data.trim_mask(device.latency_ms[query])]
   if len(query) < 2:
     raise latency_data.DeviceFileError(

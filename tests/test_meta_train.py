@@ -1,5 +1,6 @@
 """End to end: tiny meta-training, resume, save/load, meta_test JSON."""
 
+import dataclasses
 import json
 import os
 
@@ -305,6 +306,69 @@ def test_meta_test_device_file_with_missing_references(workdir, tmp_path):
   result = meta_test.run(_config(), workdir, [path], with_baselines=False)
   _check_schema(result, ['mine'])
   assert result['devices']['mine']['missing_references'] == 4
+
+
+def test_trimmed_protocol_keeps_a_small_support_pool():
+  """A device file with the references + exactly 10 other non-query rows:
+  under HELP's trimmed protocol the support takes all 10 (trimming them
+  would leave 8) and only the query rows are trimmed; a pool that is too
+  small even untrimmed is an error naming the file."""
+  dev = latency_data.bundled_device('fbnet', 'raspi4')
+  pool = np.nonzero(~dev.is_query)[0]
+  pool = pool[~np.isin(pool, dev.reference_rows())]
+  rows = np.r_[dev.reference_rows(), pool[:10],
+               np.nonzero(dev.is_query)[0][:50]]
+  small = dataclasses.replace(dev, archs=dev.archs[rows],
+                              latency_ms=dev.latency_ms[rows],
+                              is_query=dev.is_query[rows], source='mine.npz')
+  task, = tasks_lib.make_tasks(small, num_samples=10, seeds=[0], trim=True)
+  np.testing.assert_array_equal(np.sort(task.support_ms[10:]),
+                                np.sort(dev.latency_ms[pool[:10]]))
+  assert len(task.query_ms) == 40
+  with pytest.raises(latency_data.DeviceFileError,
+                     match=r'mine\.npz: field is_query: only 10 non-query'):
+    tasks_lib.make_tasks(small, num_samples=11, seeds=[0], trim=True)
+
+
+def test_missing_references_are_imputed_by_a_first_adaptation(workdir):
+  """Unmeasured references: adapt with them masked, predict them, adapt
+  again with the predictions in their place; nothing changes when every
+  reference was measured."""
+  predictor = adaptation.MetaPredictor.load(
+      os.path.join(workdir, train.PREDICTOR_DIR))
+  dev = latency_data.bundled_device('fbnet', 'raspi4')
+  refs = dev.reference_rows()
+  rows = np.r_[refs[3:], np.arange(100, 110)]  # references 0-2 missing
+  archs, ms = dev.archs[rows], dev.latency_ms[rows]
+  query = dev.archs[dev.is_query][:50]
+  masked = predictor.adapt(archs, ms, impute_references=False)
+  imputed = predictor.adapt(archs, ms)
+  ref_archs = dev.archs[refs]
+  filled = dev.latency_ms[refs].copy()
+  filled[:3] = masked.predict_ms(ref_archs[:3])
+  by_hand = predictor.adapt(archs, ms, reference_ms=filled,
+                            impute_references=False)
+  np.testing.assert_allclose(imputed.predict_ms(query),
+                             by_hand.predict_ms(query), rtol=1e-6)
+  assert not np.allclose(imputed.predict_ms(query), masked.predict_ms(query))
+  full = np.r_[refs, np.arange(100, 110)]
+  np.testing.assert_array_equal(
+      predictor.adapt(dev.archs[full], dev.latency_ms[full]).predict_ms(query),
+      predictor.adapt(dev.archs[full], dev.latency_ms[full],
+                      impute_references=False).predict_ms(query))
+
+
+def test_meta_test_evaluates_a_predictor_dir(workdir, tmp_path):
+  out = str(tmp_path / 'new' / 'workdir')
+  with pytest.raises(FileNotFoundError, match='--predictor_dir=.*pretrained'):
+    meta_test.run(_config(), out, with_baselines=False)
+  result = meta_test.run(_config(), out, with_baselines=False,
+                         predictor_dir=os.path.join(workdir,
+                                                    train.PREDICTOR_DIR))
+  with open(os.path.join(out, meta_test.RESULT_FILE)) as f:
+    assert json.load(f) == json.loads(json.dumps(result))
+  assert result == meta_test.run(_config(), workdir, with_baselines=False,
+                                 out_path=str(tmp_path / 'same.json'))
 
 
 def _small_device_file(path, name='mine'):

@@ -35,14 +35,17 @@ def main(argv):
   del argv
   compilation_cache.enable()
   device = latency_data.load_device_file(_DEVICE_FILE.value)
-  adapted = latency.adapt_predictor(
+  support = latency.predictor_support(
       device.space, device, predictor_dir=_PREDICTOR.value or None,
       num_samples=_SAMPLES.value, seed=_SEED.value)
+  adapted = support.adapt()
   adapted.save(_WORKDIR.value)
   missing = int((device.reference_rows() < 0).sum())
   print(f'adapted to {device.name} ({device.space}) from '
-        f'{int((~device.is_query).sum())} non-query rows'
-        + (f'; {missing} reference architectures missing' if missing else '')
+        f'{len(support.archs)} of its {int((~device.is_query).sum())} '
+        'non-query rows'
+        + (f'; {missing} reference architectures missing, imputed from a '
+           'first adaptation' if missing else '')
         + f' -> {_WORKDIR.value}')
   if device.is_query.any():
     q = device.is_query

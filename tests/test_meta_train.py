@@ -491,3 +491,24 @@ def test_meta_test_refuses_devices_meta_training_used(workdir):
   split = latency_data.SPLITS['fbnet']
   assert [split.seen_as(n) for n in ('pixel3', 'titanx_1', 'raspi4')] == [
       'meta-train', 'meta-valid', None]
+
+
+def test_adapt_command_saves_and_reports_its_support(tmp_path):
+  """experiments.adapt on a device file: the support it used (references +
+  --num_samples of the 40 other non-query rows), the query score, and a
+  saved predictor that loads and predicts."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  path = _small_device_file(str(tmp_path / 'mine.npz'))
+  out = str(tmp_path / 'adapted')
+  proc = subprocess.run(
+      [sys.executable, '-m', 'experiments.adapt', f'--device_file={path}',
+       f'--workdir={out}', '--num_samples=10'], cwd=root,
+      capture_output=True, text=True, timeout=300, check=True)
+  assert f'adapted to mine (fbnet) from 20 of its 50 non-query rows -> {out}' \
+      in proc.stdout
+  assert 'query rows: 60; Spearman 0.' in proc.stdout
+  dev = latency_data.load_device_file(path)
+  ms = adaptation.AdaptedPredictor.load(out).predict_ms(dev.archs[:5])
+  assert ms.shape == (5,) and np.all(ms > 0)

@@ -9,10 +9,10 @@ milliseconds on them. A search uses the result with
 ``--config.latency.source=predictor --config.latency.adapted_dir=WORKDIR``.
 """
 
-from absl import app
 from absl import flags
 import numpy as np
 
+from experiments import cli
 from fbnet_jax import compilation_cache
 from fbnet_jax import latency
 from meta import latency_data
@@ -57,4 +57,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -15,10 +15,10 @@ holds at least ``latency.num_samples`` support rows drawn with the same
 own query rows check the predictor (a warning if not ``--num_query``).
 """
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from experiments import cli
 from fbnet_jax import closed_loop
 from fbnet_jax import compilation_cache
 
@@ -46,4 +46,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -12,10 +12,10 @@ architecture's seeds against the random architectures' means) and
 ``found_vs_random.png``. A killed study resumes where it stopped.
 """
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from experiments import cli
 from fbnet_jax import compilation_cache
 from fbnet_jax import studies
 
@@ -52,4 +52,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

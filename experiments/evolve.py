@@ -22,10 +22,10 @@ latency targets, whose derived architectures are scored the same way. Writes ``f
 ``hypervolume.png`` (see fbnet_jax/evolve_report.py).
 """
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from experiments import cli
 from fbnet_jax import compilation_cache
 from fbnet_jax import evolve
 from fbnet_jax import evolve_report
@@ -44,4 +44,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

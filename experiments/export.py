@@ -14,10 +14,10 @@ comparison to ``export.json`` beside it. Needs ``pip install -e '.[onnx]'``.
 import json
 import os
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from experiments import cli
 from fbnet_jax import export
 from fbnet_jax import retrain
 
@@ -53,4 +53,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

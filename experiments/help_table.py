@@ -12,9 +12,9 @@ linear-mix and FLOPs baselines; the table is printed and
 import importlib
 import os
 
-from absl import app
 from absl import flags
 
+from experiments import cli
 from meta import meta_test
 from meta import train
 
@@ -37,4 +37,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -9,10 +9,10 @@ lookup-table latency and relative error
 (``WORKDIR/latency_control_<source>.json`` and ``.png``).
 """
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from experiments import cli
 from fbnet_jax import compilation_cache
 from fbnet_jax import studies
 
@@ -37,4 +37,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

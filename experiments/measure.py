@@ -15,7 +15,8 @@ ones flagged ``is_query``: evaluation only),
 ``result:PATH`` (the derived and sampled architectures of a search) and
 ``file:PATH`` (the architectures of another device file). The output is a
 device file (``meta/data/README.md``) usable as it is by
-``experiments.meta_test --device_file`` and ``experiments.adapt``, with the
+``experiments.adapt`` and the searches (and by ``experiments.meta_test
+--device_file`` when it holds ``query:N`` rows to score), with the
 measurement's noise figures. ``--runtime=onnxruntime`` times each network
 exported to ONNX on ONNX Runtime instead (a separate device name; needs
 ``pip install -e '.[onnx]'``).
@@ -25,10 +26,10 @@ import dataclasses
 import os
 import platform
 
-from absl import app
 from absl import flags
 import numpy as np
 
+from experiments import cli
 from fbnet_jax import compilation_cache
 from fbnet_jax import measure
 from fbnet_jax import retrain
@@ -118,6 +119,10 @@ def select_archs(space, specs, seed):
       raise ValueError(f'--archs: unknown item {spec!r}; expected reference, '
                        'random:N, spread:N, query:N, result:PATH or '
                        'file:PATH.')
+  if all(query):
+    raise ValueError(f'--archs: {",".join(specs)}: every architecture is a '
+                     'query row (evaluation only); a device file needs rows '
+                     'to adapt on too: add reference, random:N or spread:N.')
   return np.asarray(archs, np.int32), np.asarray(query, bool), refs
 
 
@@ -193,10 +198,12 @@ def main(argv):
         f'latency {device.latency_ms.min():.3f}..{device.latency_ms.max():.3f}'
         f' ms; spread (IQR/median) median {float(m["median_relative_spread"]):.3f}'
         f' max {float(m["max_relative_spread"]):.3f}; reference drift '
-        f'{100 * float(m["reference_drift"]):+.1f}%; {int(m["rounds"])} rounds;'
+        + (f'{100 * float(m["reference_drift"]):+.1f}%' if refs else
+           'not measured (no reference architectures)')
+        + f'; {int(m["rounds"])} rounds;'
         f' compile {float(m["compile_seconds"]):.0f}s, timing '
         f'{float(m["measure_seconds"]):.0f}s')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

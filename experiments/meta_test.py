@@ -11,10 +11,10 @@ correlation on the query rows after adaptation to the references + N samples
 HELP's published number, and writes ``WORKDIR/meta_test.json``.
 """
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from experiments import cli
 from meta import meta_test
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/help_fbnet.py',
@@ -51,4 +51,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

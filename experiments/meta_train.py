@@ -8,10 +8,10 @@ Selects the checkpoint on the meta-valid devices only, writes
 and a resumable ``WORKDIR/checkpoint.msgpack``.
 """
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from experiments import cli
 from meta import train
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/help_fbnet.py',
@@ -26,4 +26,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

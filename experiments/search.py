@@ -24,12 +24,12 @@ measuring sessions.
 
 import os
 
-from absl import app
 from absl import flags
 import jax
 from jax.experimental import multihost_utils
 from ml_collections import config_flags
 
+from experiments import cli
 from fbnet_jax import closed_loop
 from fbnet_jax import compilation_cache
 from fbnet_jax import search
@@ -110,4 +110,4 @@ def _should_verify(config, device) -> bool:
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -10,10 +10,10 @@ the architecture, seed and settings it started with (else a clear error).
 
 import os
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from experiments import cli
 from fbnet_jax import compilation_cache
 from fbnet_jax import retrain
 
@@ -40,4 +40,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

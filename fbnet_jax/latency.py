@@ -453,9 +453,11 @@ def all_sources(config) -> dict[str, LatencyModel]:
   main = latency_source(config)
   out[main.name] = main
   lat = config.latency
-  # A device file's latencies are the device's; a bundled table named by
-  # latency.device would be another device's.
-  device = None if lat.get('device_file') else lat.get('device')
+  # A device file's (or a saved adapted predictor's) latencies are the
+  # device's; a bundled table named by latency.device would be another
+  # device's.
+  device = (None if lat.get('device_file') or lat.get('adapted_dir') else
+            lat.get('device'))
   if config.space == 'fbnet' and config.get('macro', 'cifar') == 'cifar':
     if device in LUT_DEVICES and f'lut:{device}' not in out:
       out[f'lut:{device}'] = lookup_table_latency(device)

@@ -112,8 +112,12 @@ def report(searcher, state, config) -> dict:
     d['supernet_accuracy'] = searcher.accuracy(state, arch, limit)
     sampled.append(d)
   return {'space': config.space, 'macro': config.get('macro', ''),
-          'dataset': config.data.name, 'device': config.latency.get(
-              'device_file') or config.latency.device,
+          'dataset': config.data.name,
+          # A user's device by its file (or saved adapted predictor), else
+          # the bundled device's name.
+          'device': (config.latency.get('device_file') or
+                     config.latency.get('adapted_dir') or
+                     config.latency.device),
           'latency_source': searcher.latency.name,
           'target_ms': config.latency.get('target_ms'),
           **best,

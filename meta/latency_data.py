@@ -224,6 +224,16 @@ def _read(npz, path: str, key: str) -> np.ndarray:
                 'objects (dtype object).') from e
 
 
+def _string(npz, path: str, key: str) -> str:
+  """A string field: one string (a 0-d str or bytes array)."""
+  arr = _read(npz, path, key)
+  if arr.shape != () or arr.dtype.kind not in 'SU':
+    raise _fail(path, key, f'expected one string, got {arr.dtype} array of '
+                f'shape {arr.shape}.')
+  value = arr.item()
+  return value.decode() if isinstance(value, bytes) else value
+
+
 def load_device_file(path: str, name: Optional[str] = None) -> Device:
   """Reads and checks a user's device file (format: ``meta/data/README.md``).
 
@@ -248,7 +258,7 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
       _check_spelling(path, files, _COMMON_FIELDS)  # 'spaces', say
       raise _fail(path, 'space', 'missing; expected one of '
                   f'{", ".join(sorted(_FILES))}.')
-    space = str(_read(npz, path, 'space'))
+    space = _string(npz, path, 'space')
     if space not in spaces_lib.SPACES:
       raise _fail(path, 'space', f'{space!r} is unknown; expected one of '
                   f'{", ".join(sorted(spaces_lib.SPACES))}.')
@@ -276,7 +286,9 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
       archs = sp.validate_batch(sp.from_data(data),
                                 where=f'{path}: field {sp.data_keys()[0]!r}')
     except spaces_lib.ArchitectureError as e:
-      raise DeviceFileError(str(e)) from e
+      message = str(e)  # OFA's native fields are checked before `where`
+      raise DeviceFileError(message if message.startswith(path) else
+                            f'{path}: {message}') from e
     if not (np.issubdtype(lat.dtype, np.integer) or
             np.issubdtype(lat.dtype, np.floating)):
       raise _fail(path, 'latency_ms', 'expected real numbers (integer or '
@@ -298,11 +310,18 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
         raise _fail(path, 'is_query', 'every row is a query row; adaptation '
                     'needs some rows with is_query false.')
       is_query = _hold_out(path, archs, is_query)
+    if 'index' in files:
+      index = _read(npz, path, 'index')
+      if (index.shape != (n,) or not np.issubdtype(index.dtype, np.integer)
+          or (index < 0).any()):
+        raise _fail(path, 'index', f'expected int [{n}] >= 0 (each '
+                    "architecture's row in the space's benchmark list), got "
+                    f'{index.dtype} {index.shape}, min {index.min()}.')
     meta = {k: _read(npz, path, k) for k in files
             if k not in set(sp.data_keys()) | {'space', 'latency_ms',
                                                'is_query', 'name'}}
     if name is None:
-      name = (str(_read(npz, path, 'name')) if 'name' in files else
+      name = (_string(npz, path, 'name') if 'name' in files else
               os.path.splitext(os.path.basename(path))[0])
   return Device(name=name, space=space, archs=archs,
                 latency_ms=lat.astype(np.float32), is_query=is_query.copy(),

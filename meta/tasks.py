@@ -79,7 +79,8 @@ def make_tasks(device: latency_data.Device, *, num_samples: int,
   if len(query) < 2:
     raise latency_data.DeviceFileError(
         f'{device.source}: field is_query: {len(query)} query rows; at least '
-        '2 are needed to compute a Spearman correlation.')
+        '2 are needed to compute a Spearman correlation (measure some with '
+        'experiments.measure --archs=...,query:N).')
   if len(pool) < num_samples:
     raise latency_data.DeviceFileError(
         f'{device.source}: field is_query: only {len(pool)} non-query, '

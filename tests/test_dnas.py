@@ -411,3 +411,20 @@ def test_spread_support_is_the_references_and_spread_archs_by_the_table():
   # Spread from uniform towards the cheapest: the last is the fastest.
   spread_ms = np.asarray(support.ms[len(refs):])
   assert spread_ms[-1] == spread_ms.min() < spread_ms[0]
+
+
+def test_reported_sources_are_the_searched_devices(tmp_path):
+  """A search on a bundled device reports its table beside the predictor; on
+  a saved adapted predictor (experiments.adapt) or a device file, the
+  bundled table of config.latency.device is another device's: left out."""
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  from meta import latency_data  # pylint: disable=g-import-not-at-top
+  config = quickstart.get_config()
+  assert set(latency.all_sources(config)) == {'lut:raspi4',
+                                              'predictor:raspi4'}
+  dev = latency_data.bundled_device('fbnet', 'eyeriss')
+  adapted = latency.adapt_predictor('fbnet', dev)
+  adapted.save(str(tmp_path / 'adapted'))
+  config.latency.update(source='predictor',
+                        adapted_dir=str(tmp_path / 'adapted'))
+  assert set(latency.all_sources(config)) == {'predictor:eyeriss'}

@@ -48,7 +48,7 @@ def test_trim_mask_keeps_the_middle():
   assert lat[keep].min() == 10 and lat[keep].max() == 89
 
 
-def _device(tmp_path, name='dev.npz', **overrides):
+def _device(tmp_path, filename='dev.npz', **overrides):
   rng = np.random.default_rng(0)
   arrays = dict(space=np.array('fbnet'),
                 arch=rng.integers(0, 9, (30, 22)).astype(np.int8),
@@ -56,7 +56,7 @@ def _device(tmp_path, name='dev.npz', **overrides):
                 is_query=np.arange(30) >= 20)
   arrays.update(overrides)
   arrays = {k: v for k, v in arrays.items() if v is not None}
-  path = str(tmp_path / name)
+  path = str(tmp_path / filename)
   np.savez(path, **arrays)
   return path
 
@@ -136,6 +136,10 @@ def test_ofa_device_file_round_trip(tmp_path):
      'choice index 9223372036854775813'),
     (dict(latency_ms=np.full(30, 5 + 1j)), 'latency_ms',
      'expected real numbers'),
+    (dict(space=np.array(['fbnet'])), 'space', 'expected one string'),
+    (dict(name=np.array(['a', 'b'])), 'name', 'expected one string'),
+    (dict(index=np.arange(3)), 'index', r'expected int \[30\] >= 0'),
+    (dict(index=np.full(30, -1)), 'index', 'min -1'),
 ])
 def test_bad_device_files(tmp_path, overrides, field, message):
   path = _device(tmp_path, **overrides)
@@ -151,6 +155,7 @@ def test_bad_device_files(tmp_path, overrides, field, message):
     ('d', lambda a: a[:, 0], r'expected shape \[40, 5\]'),
     ('r', lambda a: a[:, None], r'expected shape \[40\]'),
     ('ks', lambda a: a + 0.9, 'expected integers, got dtype float'),
+    ('r', lambda a: a + 2, r"OFA field 'r', row 0: values must be in"),
 ])
 def test_bad_ofa_device_files(tmp_path, field, change, message):
   dev = ld.bundled_device('ofa', 'titan_rtx_64')
@@ -204,3 +209,11 @@ def test_missing_references_are_reported(tmp_path):
                       dev.is_query[keep])
   got = partial.reference_rows()
   assert (got < 0).sum() == 3 and np.all(got[3:] >= 0)
+
+
+def test_string_fields_may_be_bytes(tmp_path):
+  path = _device(tmp_path, space=np.array(b'fbnet'), name=np.array(b'mine'),
+                 index=np.arange(30))
+  dev = ld.load_device_file(path)
+  assert (dev.space, dev.name) == ('fbnet', 'mine')
+  np.testing.assert_array_equal(dev.meta['index'], np.arange(30))

@@ -429,6 +429,10 @@ def test_measure_cli_selects_spread_and_query_architectures():
   assert (archs[10:16] == skip).mean(-1)[-1] > 0.5  # the last is mostly skip
   with np.testing.assert_raises_regex(ValueError, 'spread:N'):
     measure_cli.select_archs(space, ['grid:4'], seed=0)
+  # Only query rows: nothing to adapt on, refused before any timing.
+  with np.testing.assert_raises_regex(ValueError, 'every architecture is a '
+                                      'query row'):
+    measure_cli.select_archs(space, ['query:2'], seed=0)
 
 
 def test_measure_cli_rejects_bad_archs_items(tmp_path, file_measured_here):

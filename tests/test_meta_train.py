@@ -512,3 +512,26 @@ def test_adapt_command_saves_and_reports_its_support(tmp_path):
   dev = latency_data.load_device_file(path)
   ms = adaptation.AdaptedPredictor.load(out).predict_ms(dev.archs[:5])
   assert ms.shape == (5,) and np.all(ms > 0)
+
+
+def test_bad_input_is_one_line_not_a_traceback(tmp_path):
+  """An entry point given a bad device file prints the loader's sentence
+  (file, field, expectation) and exits with status 2; FBNET_JAX_TRACEBACK=1
+  shows the traceback."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  path = str(tmp_path / 'bad.npz')
+  np.savez(path, space='fbnet', arch=np.zeros((3, 22), np.int8),
+           latency_ms=np.array([1.0, -1.0, 2.0]))
+  cmd = [sys.executable, '-m', 'experiments.adapt', f'--device_file={path}',
+         f'--workdir={tmp_path / "out"}']
+  proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True,
+                        timeout=300, check=False)
+  assert proc.returncode == 2
+  assert (f"error: {path}: field 'latency_ms': row 1 is -1.0" in proc.stderr
+          and 'Traceback' not in proc.stderr)
+  proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True,
+                        timeout=300, check=False,
+                        env={**os.environ, 'FBNET_JAX_TRACEBACK': '1'})
+  assert proc.returncode != 0 and 'Traceback' in proc.stderr

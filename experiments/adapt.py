@@ -9,12 +9,17 @@ milliseconds on them. A search uses the result with
 ``--config.latency.source=predictor --config.latency.adapted_dir=WORKDIR``.
 """
 
+import json
+import os
+
 from absl import flags
+from absl import logging
 import numpy as np
 
 from experiments import cli
 from fbnet_jax import compilation_cache
 from fbnet_jax import latency
+from meta import adaptation
 from meta import latency_data
 from meta import tasks
 
@@ -31,6 +36,19 @@ _SAMPLES = flags.DEFINE_integer('num_samples', 0, 'Samples besides the '
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the sample draw.')
 
 
+def _warn_if_replacing(workdir: str, name: str) -> None:
+  """A warning when ``workdir`` holds another device's adapted predictor
+  (a search pointed at it would now get this one)."""
+  path = os.path.join(workdir, adaptation.CONFIG_FILE)
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    old = json.load(f).get('device')
+  if old != name:
+    logging.warning('%s: replacing the adapted predictor of device %r with '
+                    "one of %r.", workdir, old, name)
+
+
 def main(argv):
   del argv
   compilation_cache.enable()
@@ -39,6 +57,7 @@ def main(argv):
       device.space, device, predictor_dir=_PREDICTOR.value or None,
       num_samples=_SAMPLES.value, seed=_SEED.value)
   adapted = support.adapt()
+  _warn_if_replacing(_WORKDIR.value, device.name)
   adapted.save(_WORKDIR.value)
   missing = int((device.reference_rows() < 0).sum())
   print(f'adapted to {device.name} ({device.space}) from '

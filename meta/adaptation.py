@@ -26,6 +26,7 @@ import ml_collections
 import numpy as np
 
 from fbnet_jax import spaces as spaces_lib
+from fbnet_jax import workdirs
 from meta import latency_data
 from meta import maml
 from meta import predictor as predictor_lib
@@ -212,12 +213,8 @@ class AdaptedPredictor:
     return self._predict(self.params, jnp.asarray(probs))
 
   def save(self, path: str) -> None:
-    os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, CONFIG_FILE), 'w') as f:
-      json.dump({'config': self.config.to_dict(), 'device': self.device,
-                 'kind': 'adapted'}, f, indent=1)
-    with open(os.path.join(path, PARAMS_FILE), 'wb') as f:
-      f.write(flax.serialization.to_bytes(self.params))
+    _save(path, {'config': self.config.to_dict(), 'device': self.device,
+                 'kind': 'adapted'}, self.params)
 
   @classmethod
   def load(cls, path: str) -> 'AdaptedPredictor':
@@ -294,11 +291,8 @@ class MetaPredictor:
                       device=device.name)
 
   def save(self, path: str) -> None:
-    os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, CONFIG_FILE), 'w') as f:
-      json.dump({'config': self.config.to_dict(), 'kind': 'meta'}, f, indent=1)
-    with open(os.path.join(path, PARAMS_FILE), 'wb') as f:
-      f.write(flax.serialization.to_bytes(self.meta_params))
+    _save(path, {'config': self.config.to_dict(), 'kind': 'meta'},
+          self.meta_params)
 
   @classmethod
   def load(cls, path: str) -> 'MetaPredictor':
@@ -319,6 +313,15 @@ class MetaMethod:
   def adapt(self, task: tasks_lib.FewShotTask):
     return self.predictor.adapt(task.support_archs, task.support_ms,
                                 task.reference_ms, task.device).predict_ms
+
+
+def _save(path: str, info: dict, params) -> None:
+  """Parameters, then the config that describes them, each written
+  atomically: a save that is killed leaves whole files."""
+  os.makedirs(path, exist_ok=True)
+  with workdirs.atomic_open(os.path.join(path, PARAMS_FILE), 'wb') as f:
+    f.write(flax.serialization.to_bytes(params))
+  workdirs.write_json(os.path.join(path, CONFIG_FILE), info)
 
 
 def _read_config(path: str, kind: str):

@@ -512,6 +512,15 @@ def test_adapt_command_saves_and_reports_its_support(tmp_path):
   dev = latency_data.load_device_file(path)
   ms = adaptation.AdaptedPredictor.load(out).predict_ms(dev.archs[:5])
   assert ms.shape == (5,) and np.all(ms > 0)
+  # Another device's file into the same workdir: said, then done.
+  other = _small_device_file(str(tmp_path / 'other.npz'), name='other')
+  proc = subprocess.run(
+      [sys.executable, '-m', 'experiments.adapt', f'--device_file={other}',
+       f'--workdir={out}'], cwd=root, capture_output=True, text=True,
+      timeout=300, check=True)
+  assert ("replacing the adapted predictor of device 'mine' with one of "
+          "'other'") in proc.stderr
+  assert adaptation.AdaptedPredictor.load(out).device == 'other'
 
 
 def test_bad_input_is_one_line_not_a_traceback(tmp_path):

@@ -16,16 +16,28 @@ USER_ERRORS = (latency_data.DeviceFileError, latency.LatencyConfigError,
                spaces.ArchitectureError, FileNotFoundError)
 
 
+def is_user_error(e: BaseException) -> bool:
+  """One of :data:`USER_ERRORS`; a ValueError whose message starts with the
+  setting it refuses (``config.x:`` or ``--flag``, this codebase's
+  convention for a bad setting); or a missing optional extra (an
+  ImportError that says what to install)."""
+  if isinstance(e, USER_ERRORS):
+    return True
+  if isinstance(e, ValueError):
+    return str(e).startswith(('config.', '--'))
+  return isinstance(e, ImportError) and 'pip install' in str(e)
+
+
 def run(main) -> None:
-  """``absl.app.run(main)``; a :data:`USER_ERRORS` error is printed as one
-  line on stderr and exits with status 2 (``FBNET_JAX_TRACEBACK=1``: the
-  traceback instead)."""
+  """``absl.app.run(main)``; an error of bad input (:func:`is_user_error`)
+  is printed as one line on stderr and exits with status 2
+  (``FBNET_JAX_TRACEBACK=1``: the traceback instead)."""
 
   def checked(argv):
     try:
       return main(argv)
-    except USER_ERRORS as e:
-      if os.environ.get('FBNET_JAX_TRACEBACK'):
+    except Exception as e:  # pylint: disable=broad-except
+      if not is_user_error(e) or os.environ.get('FBNET_JAX_TRACEBACK'):
         raise
       sys.stderr.write(f'error: {e}\n')
       sys.exit(2)

@@ -503,11 +503,13 @@ def console_summary(summary: dict) -> str:
         f'{loop["seconds"]:.0f} s; references {100 * min(drift):+.1f}% to '
         f'{100 * max(drift):+.1f}% since the device file')
   for row in summary['by_budget']:
+    needed = row['random_evaluations_to_match']
     lines.append(
         f'{row["evaluations"]:4d} evaluations: hv guided '
         f'{row["guided_hv"]:.4f} random {row["random_hv"]:.4f}; random '
-        f'needs {row["random_evaluations_to_match"]} (factor >= '
-        f'{row["factor_at_least"]:.2f})')
+        + (f'needs {needed} (factor {row["factor"]:.2f})' if needed else
+           f'never reaches it in {summary["random_budget"]} (factor >= '
+           f'{row["factor_at_least"]:.2f})'))
   for p in (summary.get('dnas') or {}).get('points', []):
     best = p['front_best_accuracy_at_or_below']
     lines.append(

@@ -88,8 +88,11 @@ def derived_labels(space, arch) -> list[str]:
   return [f'{u.name}: {u.choices[c]}' for u, c in zip(space.units, arch)]
 
 
-def plot_search(history: list[dict], space, config, workdir: str) -> None:
-  """``arch_distribution.png`` and ``latency.png`` of a search."""
+def plot_search(history: list[dict], space, config, workdir: str,
+                derived=None) -> None:
+  """``arch_distribution.png`` and ``latency.png`` of a search; ``derived``:
+  the reported architecture (default: the final distribution's argmax; a
+  derivation for a target may change some of its units)."""
   if not history:
     return
   probs = np.array([h['probs'] for h in history])  # [E, U, C]
@@ -107,8 +110,10 @@ def plot_search(history: list[dict], space, config, workdir: str) -> None:
     axes[0].set_xlabel("choice index (each unit's own choices)")
   axes[0].set_title('final architecture distribution p(choice | unit)')
   fig.colorbar(im, ax=axes[0])
-  # How the distribution sharpened: probability of each unit's final argmax.
-  final = probs[-1].argmax(-1)
+  # How the distribution sharpened: probability of each unit's reported
+  # choice.
+  final = (probs[-1].argmax(-1) if derived is None else
+           np.asarray(derived, np.int64))
   top = probs[:, np.arange(len(units)), final]  # [E, U]
   im2 = axes[1].imshow(top.T, aspect='auto', cmap='magma', vmin=0, vmax=1,
                        extent=[epochs[0], epochs[-1], len(units) - 0.5, -0.5])

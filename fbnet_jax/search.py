@@ -464,6 +464,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if config.loss.form == 'fbnet':
     dnas.check_latency_range(
         searcher.latency.fastest(searcher.allowed())[1], config.loss)
+  elif config.latency.get('target_ms'):
+    _warn_if_unreachable(searcher, config.latency.target_ms)
   state = searcher.init_state()
   history = []
   if manager.latest_step() is not None:
@@ -562,8 +564,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   result = search_report.report(searcher, state, config)  # every process
   if main:
     workdirs.write_json(os.path.join(workdir, RESULT_FILE), result)
-    reporting.plot_search(history, searcher.space, config, workdir)
+    reporting.plot_search(history, searcher.space, config, workdir,
+                          derived=result['arch_index'])
   return result
+
+
+def _warn_if_unreachable(searcher, target_ms: float) -> None:
+  """Says before training when no allowed architecture is as fast as the
+  target (the search then ends at the fastest one, outside the band)."""
+  _, fastest_ms = searcher.latency.fastest(searcher.allowed())
+  if target_ms < fastest_ms:
+    logging.warning(
+        'config.latency.target_ms: %.3g ms is below the fastest allowed '
+        'architecture under %s (%.3g ms); the search will end at the '
+        'fastest one, outside the target band.', target_ms,
+        searcher.latency.name, fastest_ms)
 
 
 def _final_save(manager, step, state):

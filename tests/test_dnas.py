@@ -428,3 +428,19 @@ def test_reported_sources_are_the_searched_devices(tmp_path):
   config.latency.update(source='predictor',
                         adapted_dir=str(tmp_path / 'adapted'))
   assert set(latency.all_sources(config)) == {'predictor:eyeriss'}
+
+
+def test_a_target_below_the_fastest_architecture_is_said_up_front(caplog):
+  from fbnet_jax import search  # pylint: disable=g-import-not-at-top
+
+  class Stub:
+    latency = latency.lookup_table_latency('raspi4')
+
+    def allowed(self):
+      return np.ones((22, 9), bool)
+
+  search._warn_if_unreachable(Stub(), 10.0)  # pylint: disable=protected-access
+  assert 'below the fastest' not in caplog.text
+  search._warn_if_unreachable(Stub(), 0.5)  # pylint: disable=protected-access
+  assert ('config.latency.target_ms: 0.5 ms is below the fastest allowed '
+          'architecture under lut:raspi4 (7.8 ms)') in caplog.text

@@ -544,3 +544,15 @@ def test_bad_input_is_one_line_not_a_traceback(tmp_path):
                         timeout=300, check=False,
                         env={**os.environ, 'FBNET_JAX_TRACEBACK': '1'})
   assert proc.returncode != 0 and 'Traceback' in proc.stderr
+
+
+def test_which_errors_are_bad_input():
+  from experiments import cli  # pylint: disable=g-import-not-at-top
+  assert cli.is_user_error(latency_data.DeviceFileError('x.npz: field ...'))
+  assert cli.is_user_error(ValueError('config.evolve.initial: expected 2..'))
+  assert cli.is_user_error(ValueError("--archs: unknown item 'grid:4'"))
+  assert cli.is_user_error(ImportError("needs the 'onnx' extra: pip install"))
+  # Anything else is a bug to report, with its traceback.
+  assert not cli.is_user_error(ValueError('operands could not be broadcast'))
+  assert not cli.is_user_error(ImportError('No module named foo'))
+  assert not cli.is_user_error(KeyError('latency_ms'))

@@ -199,3 +199,10 @@ def test_plot_labels_come_from_each_units_own_choices():
   labels = reporting.derived_labels(space, arch)
   assert labels[0] == 'stage1_block1: k3_e3'
   assert labels[-1] == 'resolution: r224'
+
+
+def test_an_unknown_space_names_the_setting():
+  with pytest.raises(ValueError, match=r"config.space \(--space\): unknown "
+                     r"search space 'darts'; expected one of fbnet, "
+                     r'nasbench201, ofa'):
+    spaces.get_space('darts')

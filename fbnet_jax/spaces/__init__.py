@@ -20,8 +20,8 @@ SPACES = {
 def get_space(name: str, **kwargs) -> SearchSpace:
   """``get_space('fbnet', macro='imagenet')`` -> a (cached) space instance."""
   if name not in SPACES:
-    raise ValueError(f'Unknown search space {name!r}; expected one of '
-                     f'{", ".join(sorted(SPACES))}.')
+    raise ValueError(f'config.space (--space): unknown search space '
+                     f'{name!r}; expected one of {", ".join(sorted(SPACES))}.')
   return SPACES[name](**kwargs)
 
 

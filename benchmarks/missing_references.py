@@ -43,19 +43,6 @@ UNUSED_FBNET = ('2080ti_1', '2080ti_32', '2080ti_64', 'titan_rtx_1',
                 'titanxp_64')
 
 
-class Adapted:
-  """The meta-learned predictor as a :class:`meta.tasks.Method`."""
-
-  def __init__(self, predictor, impute: bool):
-    self.predictor, self.impute = predictor, impute
-    self.name = 'imputed' if impute else 'masked'
-
-  def adapt(self, task):
-    return self.predictor.adapt(
-        task.support_archs, task.support_ms, task.reference_ms, task.device,
-        impute_references=self.impute).predict_ms
-
-
 def withhold(device: latency_data.Device, k: int) -> latency_data.Device:
   """``device`` without the rows of ``k`` of its reference architectures
   (all of them for k = 10; otherwise a fixed random subset)."""
@@ -78,21 +65,22 @@ def main(argv):
     if space == 'fbnet':
       groups['unused'] = UNUSED_FBNET
     predictor = adaptation.MetaPredictor.load(f'meta/pretrained/{space}')
-    methods = {
-        'all_references': None,  # the full device, imputation inactive
-        'masked': Adapted(predictor, impute=False),
-        'imputed': Adapted(predictor, impute=True),
-        'linear_mix': baselines.LinearMix.selected(
-            space, train.validation_tasks(predictor.config))}
+    imputed = adaptation.MetaMethod(predictor, 'imputed')
+    # (label, method, on the devices with the references withheld?)
+    methods = [
+        ('all_references', imputed, False),  # imputation inactive
+        ('masked', adaptation.MetaMethod(predictor, 'masked',
+                                         impute_references=False), True),
+        ('imputed', imputed, True),
+        ('linear_mix', baselines.LinearMix.selected(
+            space, train.validation_tasks(predictor.config)), True)]
     out['spaces'][space] = {}
     for group, names in groups.items():
       full = [latency_data.bundled_device(space, n) for n in names]
       cut = [withhold(d, _WITHHELD.value) for d in full]
       rows = {}
-      for label, method in methods.items():
-        devices = cut
-        if method is None:
-          method, devices = Adapted(predictor, impute=True), full
+      for label, method, withheld in methods:
+        devices = cut if withheld else full
         rows[label] = {
             protocol: tasks_lib.evaluate(method, devices, trim=trim)
             for protocol, trim in (('untrimmed', False), ('trimmed', True))}

@@ -446,6 +446,14 @@ def latency_source(config: ml_collections.ConfigDict) -> LatencyModel:
                            f"'predictor', got {lat.source!r}.")
 
 
+def user_device(config: ml_collections.ConfigDict) -> Optional[str]:
+  """The path that names a user's device (``config.latency.device_file``
+  or a saved adapted predictor's ``adapted_dir``); None for a bundled
+  device (``config.latency.device``)."""
+  lat = config.latency
+  return lat.get('device_file') or lat.get('adapted_dir') or None
+
+
 def all_sources(config) -> dict[str, LatencyModel]:
   """Every latency source available for the config's space and device, for
   the result report (the configured one first)."""
@@ -453,11 +461,9 @@ def all_sources(config) -> dict[str, LatencyModel]:
   main = latency_source(config)
   out[main.name] = main
   lat = config.latency
-  # A device file's (or a saved adapted predictor's) latencies are the
-  # device's; a bundled table named by latency.device would be another
-  # device's.
-  device = (None if lat.get('device_file') or lat.get('adapted_dir') else
-            lat.get('device'))
+  # A user's device has its own latencies; a bundled table named by
+  # latency.device would be another device's.
+  device = None if user_device(config) else lat.get('device')
   if config.space == 'fbnet' and config.get('macro', 'cifar') == 'cifar':
     if device in LUT_DEVICES and f'lut:{device}' not in out:
       out[f'lut:{device}'] = lookup_table_latency(device)

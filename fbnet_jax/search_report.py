@@ -113,10 +113,7 @@ def report(searcher, state, config) -> dict:
     sampled.append(d)
   return {'space': config.space, 'macro': config.get('macro', ''),
           'dataset': config.data.name,
-          # A user's device by its file (or saved adapted predictor), else
-          # the bundled device's name.
-          'device': (config.latency.get('device_file') or
-                     config.latency.get('adapted_dir') or
+          'device': (latency_lib.user_device(config) or
                      config.latency.device),
           'latency_source': searcher.latency.name,
           'target_ms': config.latency.get('target_ms'),

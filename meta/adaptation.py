@@ -306,13 +306,16 @@ class MetaPredictor:
 class MetaMethod:
   """:class:`meta.tasks.Method` wrapper, for the shared evaluation protocol."""
 
-  def __init__(self, predictor: MetaPredictor, name: str = 'meta'):
+  def __init__(self, predictor: MetaPredictor, name: str = 'meta',
+               impute_references: bool = True):
     self.predictor = predictor
     self.name = name
+    self.impute_references = impute_references
 
   def adapt(self, task: tasks_lib.FewShotTask):
-    return self.predictor.adapt(task.support_archs, task.support_ms,
-                                task.reference_ms, task.device).predict_ms
+    return self.predictor.adapt(
+        task.support_archs, task.support_ms, task.reference_ms, task.device,
+        impute_references=self.impute_references).predict_ms
 
 
 def _save(path: str, info: dict, params) -> None:

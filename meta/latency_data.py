@@ -312,11 +312,12 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
       is_query = _hold_out(path, archs, is_query)
     if 'index' in files:
       index = _read(npz, path, 'index')
-      if (index.shape != (n,) or not np.issubdtype(index.dtype, np.integer)
-          or (index < 0).any()):
-        raise _fail(path, 'index', f'expected int [{n}] >= 0 (each '
-                    "architecture's row in the space's benchmark list), got "
-                    f'{index.dtype} {index.shape}, min {index.min()}.')
+      want = (f"expected int [{n}] >= 0 (each architecture's row in the "
+              "space's benchmark list), got")
+      if index.shape != (n,) or not np.issubdtype(index.dtype, np.integer):
+        raise _fail(path, 'index', f'{want} {index.dtype} {index.shape}.')
+      if (index < 0).any():
+        raise _fail(path, 'index', f'{want} min {index.min()}.')
     meta = {k: _read(npz, path, k) for k in files
             if k not in set(sp.data_keys()) | {'space', 'latency_ms',
                                                'is_query', 'name'}}

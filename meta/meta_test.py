@@ -18,13 +18,13 @@ unique with its workdir's name where two share one (see ``_unique_labels``).
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Sequence
 
 from absl import logging
 import numpy as np
 
+from fbnet_jax import workdirs
 from meta import adaptation
 from meta import baselines
 from meta import latency_data
@@ -167,8 +167,7 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   print(format_table(space, devices, ours, results, device_files))
   out_path = out_path or os.path.join(workdir, RESULT_FILE)
   os.makedirs(os.path.dirname(out_path) or '.', exist_ok=True)
-  with open(out_path, 'w') as f:
-    json.dump(out, f, indent=1)
+  workdirs.write_json(out_path, out)
   return out
 
 

@@ -140,6 +140,8 @@ def test_ofa_device_file_round_trip(tmp_path):
     (dict(name=np.array(['a', 'b'])), 'name', 'expected one string'),
     (dict(index=np.arange(3)), 'index', r'expected int \[30\] >= 0'),
     (dict(index=np.full(30, -1)), 'index', 'min -1'),
+    (dict(index=np.zeros(0, int)), 'index', r'expected int \[30\] >= 0'),
+    (dict(index=np.array(['7'] * 30)), 'index', 'got <U1'),
 ])
 def test_bad_device_files(tmp_path, overrides, field, message):
   path = _device(tmp_path, **overrides)

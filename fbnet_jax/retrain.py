@@ -219,12 +219,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     workdirs.check(result_path, finished, settings)
     logging.info('retrain: %s is finished; read back.', result_path)
     return finished
+  r = config.retrain
+  info = data_lib.dataset_info(config.data.name, config.data.image_size)
+  model = build_model(config, arch, info.num_classes)  # checks the arch
   workdirs.record_or_check(
       os.path.join(workdir, SETTINGS_FILE), settings,
       resuming=os.path.isdir(os.path.join(workdir, 'checkpoints')))
-  r = config.retrain
-  info = data_lib.dataset_info(config.data.name, config.data.image_size)
-  model = build_model(config, arch, info.num_classes)
   x = jnp.zeros((2, info.image_size, info.image_size, info.channels))
   variables = initializers.fast_init(model, config.seed, x, train=False)
   steps_per_epoch = r.get('steps_per_epoch') or max(

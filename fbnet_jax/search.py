@@ -450,6 +450,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     stop_after: stop after this many weight steps (tests simulate a killed
       run with it); the checkpoint at that point is written first.
   """
+  searcher = Searcher(config)  # a bad config fails before the workdir is touched
   os.makedirs(workdir, exist_ok=True)
   # Multi-host: every process computes, the first writes (orbax coordinates
   # the checkpoints itself).
@@ -459,7 +460,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if main or resuming:  # every process checks a resumed run's settings
     workdirs.record_or_check(os.path.join(workdir, SETTINGS_FILE),
                              resume_settings(config), resuming=resuming)
-  searcher = Searcher(config)
   s = config.search
   if config.loss.form == 'fbnet':
     dnas.check_latency_range(

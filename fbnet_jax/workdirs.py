@@ -146,5 +146,4 @@ def record_or_check(path: str, settings: dict, *, resuming: bool) -> None:
     check(path, recorded, settings)
     return
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-  with open(path, 'w') as f:
-    json.dump(as_json(settings), f, indent=1)
+  write_json(path, as_json(settings))

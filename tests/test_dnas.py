@@ -182,6 +182,17 @@ def test_search_config_errors_before_anything_is_built(change, message):
     search.Searcher(config)
 
 
+def test_a_bad_search_config_leaves_the_workdir_untouched(tmp_path):
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import search  # pylint: disable=g-import-not-at-top
+  config = quickstart.get_config('smoke')
+  config.search.derive = 'targt'
+  workdir = tmp_path / 'w'
+  with pytest.raises(ValueError, match='config.search.derive'):
+    search.train_and_evaluate(config, str(workdir), progress=False)
+  assert not workdir.exists()  # no settings.json for a run that never began
+
+
 def test_weights_only_search_needs_no_target():
   from configs import quickstart  # pylint: disable=g-import-not-at-top
   config = quickstart.get_config('smoke')

@@ -24,7 +24,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.augment = True  # the dataset's standard training augmentation
 
   c.latency = ml_collections.ConfigDict()
-  c.latency.source = 'lut'  # 'lut' (HW-NAS-Bench tables) or 'predictor'
+  c.latency.source = 'lut'  # 'lut' (exact tables) or 'predictor'; see latency.SOURCES
   c.latency.device = 'raspi4'  # a bundled device
   c.latency.device_file = ''  # or a device file (source='predictor')
   c.latency.target_ms = 25.0

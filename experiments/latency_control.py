@@ -14,13 +14,14 @@ from ml_collections import config_flags
 
 from experiments import cli
 from fbnet_jax import compilation_cache
+from fbnet_jax import latency
 from fbnet_jax import studies
 
 _CONFIG = config_flags.DEFINE_config_file('config',
                                           'configs/latency_control.py',
                                           'Search config.')
 _WORKDIR = flags.DEFINE_string('workdir', 'runs/latency_control', 'Root.')
-_SOURCE = flags.DEFINE_enum('source', 'lut', ['lut', 'predictor'],
+_SOURCE = flags.DEFINE_enum('source', 'lut', sorted(latency.SOURCES),
                             'Latency source of the searches.')
 _DEVICES = flags.DEFINE_list('devices', ['raspi4', 'pixel3', 'eyeriss',
                                          'fpga'], 'Lookup-table devices.')

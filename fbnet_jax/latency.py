@@ -1,7 +1,7 @@
 """Latency sources behind one interface: soft architecture -> milliseconds.
 
 The supernet's loss needs the expected latency of the architecture
-distribution, differentiable in its probabilities. Two sources:
+distribution, differentiable in its probabilities. The sources:
 
 - :class:`LookupTableLatency`: HW-NAS-Bench's per-layer lookup tables
   (FBNet space, CIFAR setting): ``const + sum_l sum_c p[l, c] table[l, c]``,
@@ -14,7 +14,12 @@ distribution, differentiable in its probabilities. Two sources:
   adapted to the target device from a few measurements. This is the one
   narrow face through which ``fbnet_jax`` uses ``meta``.
 
-``latency_source(config)`` builds either from ``config.latency``.
+``latency_source(config)`` builds the one that ``config.latency.source``
+names from :data:`SOURCES`: ``'lut'`` (the exact table of the space, when
+it has one) or ``'predictor'``. Another source is one function
+``config -> LatencyModel`` registered with :func:`register_source`; the
+DNAS search, the evolutionary search and the result report then take it
+by name.
 """
 
 from __future__ import annotations
@@ -410,40 +415,68 @@ def support_for(config: ml_collections.ConfigDict) -> PredictorSupport:
                            seed=lat.get('seed', 0))
 
 
+# config.latency.source -> build(config) -> LatencyModel.
+SOURCES: dict[str, Callable[[ml_collections.ConfigDict], LatencyModel]] = {}
+
+
+def register_source(name: str):
+  """Decorator: ``build(config) -> LatencyModel`` serves
+  ``config.latency.source == name``. Raise :class:`LatencyConfigError`
+  naming the ``config.latency`` field for a config it cannot serve."""
+  def register(build):
+    if name in SOURCES:
+      raise ValueError(f'latency source {name!r} is already registered.')
+    SOURCES[name] = build
+    return build
+  return register
+
+
 def latency_source(config: ml_collections.ConfigDict) -> LatencyModel:
   """The latency model that ``config.latency`` asks for.
 
-  Fields: ``source`` ('lut' or 'predictor'), ``device`` (a bundled device
-  name) or ``device_file`` (a device file), and for the predictor
-  ``predictor_dir``, ``num_samples``, ``seed``, ``support`` ('random':
-  measured rows of the device; 'spread': :func:`spread_support`).
+  Fields: ``source`` (a key of :data:`SOURCES`: 'lut' or 'predictor'),
+  ``device`` (a bundled device name) or ``device_file`` (a device file),
+  and for the predictor ``predictor_dir``, ``num_samples``, ``seed``,
+  ``support`` ('random': measured rows of the device; 'spread':
+  :func:`spread_support`) or ``adapted_dir`` (a saved adapted predictor).
   """
+  build = SOURCES.get(config.latency.source)
+  if build is None:
+    raise LatencyConfigError(
+        f'config.latency.source: expected one of '
+        f'{", ".join(map(repr, sorted(SOURCES)))}, got '
+        f'{config.latency.source!r}.')
+  return build(config)
+
+
+@register_source('lut')
+def _exact_table_source(config: ml_collections.ConfigDict) -> LatencyModel:
+  if config.latency.get('device_file'):
+    raise LatencyConfigError("config.latency.device_file needs "
+                             "source='predictor' (a file has no table).")
+  table = exact_table(config)
+  if table is None:
+    raise LatencyConfigError(
+        "config.latency.source='lut' needs the FBNet space with the CIFAR "
+        'macro network (HW-NAS-Bench tables) or NAS-Bench-201 (every cell '
+        "measured); use source='predictor' for "
+        f'{config.space}/{config.get("macro", "")}.')
+  return table
+
+
+@register_source('predictor')
+def _predictor_source(config: ml_collections.ConfigDict) -> LatencyModel:
   lat = config.latency
-  if lat.source == 'lut':
-    if lat.get('device_file'):
-      raise LatencyConfigError("config.latency.device_file needs "
-                               "source='predictor' (a file has no table).")
-    table = exact_table(config)
-    if table is None:
+  if lat.get('adapted_dir'):  # a predictor saved by experiments.adapt
+    from meta import adaptation
+    adapted = adaptation.AdaptedPredictor.load(lat.adapted_dir)
+    if adapted.config.space != config.space:
       raise LatencyConfigError(
-          "config.latency.source='lut' needs the FBNet space with the CIFAR "
-          'macro network (HW-NAS-Bench tables) or NAS-Bench-201 (every cell '
-          "measured); use source='predictor' for "
-          f'{config.space}/{config.get("macro", "")}.')
-    return table
-  if lat.source == 'predictor':
-    if lat.get('adapted_dir'):  # a predictor saved by experiments.adapt
-      from meta import adaptation
-      adapted = adaptation.AdaptedPredictor.load(lat.adapted_dir)
-      if adapted.config.space != config.space:
-        raise LatencyConfigError(
-            f'config.latency.adapted_dir: {lat.adapted_dir} is a '
-            f'{adapted.config.space} predictor, the search space is '
-            f'{config.space!r}.')
-      return predictor_latency(adapted)
-    return predictor_latency(support_for(config).adapt())
-  raise LatencyConfigError(f"config.latency.source: expected 'lut' or "
-                           f"'predictor', got {lat.source!r}.")
+          f'config.latency.adapted_dir: {lat.adapted_dir} is a '
+          f'{adapted.config.space} predictor, the search space is '
+          f'{config.space!r}.')
+    return predictor_latency(adapted)
+  return predictor_latency(support_for(config).adapt())
 
 
 def user_device(config: ml_collections.ConfigDict) -> Optional[str]:
@@ -456,7 +489,8 @@ def user_device(config: ml_collections.ConfigDict) -> Optional[str]:
 
 def all_sources(config) -> dict[str, LatencyModel]:
   """Every latency source available for the config's space and device, for
-  the result report (the configured one first)."""
+  the result report (the configured one first): the space's exact table
+  and the bundled predictor, besides the configured source."""
   out = {}
   main = latency_source(config)
   out[main.name] = main
@@ -464,13 +498,23 @@ def all_sources(config) -> dict[str, LatencyModel]:
   # A user's device has its own latencies; a bundled table named by
   # latency.device would be another device's.
   device = None if user_device(config) else lat.get('device')
-  if config.space == 'fbnet' and config.get('macro', 'cifar') == 'cifar':
-    if device in LUT_DEVICES and f'lut:{device}' not in out:
-      out[f'lut:{device}'] = lookup_table_latency(device)
-  if (lat.source == 'lut' and os.path.exists(os.path.join(PRETRAINED_DIR,
-                                                         config.space))):
+  if device and lat.source != 'lut':
+    exact = _exact_table_or_none(config)
+    if exact is not None and exact.name not in out:
+      out[exact.name] = exact
+  if (lat.source != 'predictor' and
+      os.path.exists(os.path.join(PRETRAINED_DIR, config.space))):
     alt = ml_collections.ConfigDict(config.to_dict())
     alt.latency.source = 'predictor'
     model = latency_source(alt)
     out[model.name] = model
   return out
+
+
+def _exact_table_or_none(config) -> Optional[LatencyModel]:
+  """:func:`exact_table`, None also for a device that has none (FBNet's
+  tables cover only ``LUT_DEVICES``)."""
+  if (config.space == 'fbnet' and
+      config.latency.get('device') not in LUT_DEVICES):
+    return None
+  return exact_table(config)

@@ -96,7 +96,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(
         'config.evolve.measure_latency: expected '
         "config.latency.source='predictor' adapted here (not adapted_dir), "
-        f'got source={lat.source!r}; a lookup table needs no refinement.')
+        f'got source={lat.source!r}; the loop re-adapts the predictor on what it '
+        'measures, and another source has nothing to re-adapt.')
   if lat.get('device_file'):
     if config.space not in ('fbnet', 'ofa'):
       raise ValueError(

@@ -166,6 +166,12 @@ class FBNetSupernet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, weights: jnp.ndarray, train: bool):
+    # The mixed layers pick their columns by the index of each op in
+    # fbnet.OP_NAMES; JAX would clamp an index past a narrower array.
+    if weights.shape[-1] != len(fbnet.OP_NAMES):
+      raise ValueError(f'FBNetSupernet: weights of shape {weights.shape}; '
+                       f'expected a last axis of {len(fbnet.OP_NAMES)}, one '
+                       'column per op of fbnet.OP_NAMES.')
     m = fbnet.MACROS[self.macro]
     x = nn.Conv(m.stem_channels, (3, 3), (m.stem_stride,) * 2, use_bias=False,
                 name='stem')(x)

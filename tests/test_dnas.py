@@ -441,6 +441,48 @@ def test_reported_sources_are_the_searched_devices(tmp_path):
   assert set(latency.all_sources(config)) == {'predictor:eyeriss'}
 
 
+def test_a_registered_latency_source_is_taken_by_name(monkeypatch):
+  """A new source is one function registered under a name; an unknown
+  name is an error listing the registered ones."""
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(latency, 'SOURCES', dict(latency.SOURCES))
+  space = spaces.get_space('fbnet')
+  consts, table = 1.0, np.arange(22 * 9, dtype=np.float32).reshape(22, 9)
+
+  @latency.register_source('toy')
+  def toy(config):
+    del config
+    return latency.LatencyModel(
+        'toy', space, lambda params, probs: params['c'] + jnp.sum(
+            probs * params['t'], axis=(-2, -1)),
+        {'c': jnp.float32(consts), 't': jnp.asarray(table)})
+
+  with pytest.raises(ValueError, match='already registered'):
+    latency.register_source('toy')(toy)
+  config = quickstart.get_config()
+  config.latency.source = 'toy'
+  model = latency.latency_source(config)
+  arch = space.sample(np.random.default_rng(0), 1)
+  assert float(model.arch_ms(arch)[0]) == pytest.approx(
+      consts + table[np.arange(22), arch[0]].sum())
+  # The report adds the device's exact table and the bundled predictor.
+  assert list(latency.all_sources(config)) == ['toy', 'lut:raspi4',
+                                               'predictor:raspi4']
+  config.latency.source = 'tyo'
+  with pytest.raises(latency.LatencyConfigError,
+                     match="config.latency.source: expected one of 'lut', "
+                     "'predictor', 'toy', got 'tyo'"):
+    latency.latency_source(config)
+
+
+def test_a_nasbench201_predictor_search_reports_the_measured_cell():
+  from configs import evolve_nasbench201  # pylint: disable=g-import-not-at-top
+  config = evolve_nasbench201.get_config()
+  config.latency.update(source='predictor', device='pixel2')
+  assert list(latency.all_sources(config)) == ['predictor:pixel2',
+                                               'table:pixel2']
+
+
 def test_a_target_below_the_fastest_architecture_is_said_up_front(caplog):
   from fbnet_jax import search  # pylint: disable=g-import-not-at-top
 

@@ -6,8 +6,8 @@ edge of a NAS-Bench-201 cell), each with its own tuple of candidate choices.
 A discrete architecture is an int array ``[num_units]`` of choice indices.
 A *soft* architecture is a float array ``[num_units, max_choices]`` of
 probabilities (rows sum to one over each unit's valid choices), which is what
-the supernet's Gumbel-softmax produces and what the latency predictors and
-the expected-FLOPs counter accept.
+the supernet's Gumbel-softmax produces and what the latency sources
+(lookup tables, predictors) accept.
 
 Space-specific knowledge (macro network, FLOPs, validity rules, native
 formats of the bundled latency data) lives in one file per space, which

@@ -1,26 +1,26 @@
 """What the entry points share: bad input as one line, not a traceback."""
 
+import logging as py_logging
 import os
 import sys
 
 from absl import app
+from absl import logging
 
-from fbnet_jax import latency
-from fbnet_jax import spaces
-from meta import latency_data
+from fbnet_jax import errors
 
-# The project's errors for what a user gave it (each names the file or
-# setting and what was expected), and files that are not there (a dataset
-# not prepared, fbnet_jax.data.DatasetNotPreparedError, among them).
-USER_ERRORS = (latency_data.DeviceFileError, latency.LatencyConfigError,
-               spaces.ArchitectureError, FileNotFoundError)
+# The project's error for what a user gave it (errors.InputError: a bad
+# setting, file or workdir; the message names it and what was expected),
+# and files that are not there (a dataset not prepared,
+# fbnet_jax.data.DatasetNotPreparedError, among them).
+USER_ERRORS = (errors.InputError, FileNotFoundError)
 
 
 def is_user_error(e: BaseException) -> bool:
   """One of :data:`USER_ERRORS`; a ValueError whose message starts with the
   setting it refuses (``config.x:`` or ``--flag``, this codebase's
-  convention for a bad setting); or a missing optional extra (an
-  ImportError that says what to install)."""
+  convention for a bad setting, not all of which are InputErrors yet); or
+  a missing optional extra (an ImportError that says what to install)."""
   if isinstance(e, USER_ERRORS):
     return True
   if isinstance(e, ValueError):
@@ -28,12 +28,24 @@ def is_user_error(e: BaseException) -> bool:
   return isinstance(e, ImportError) and 'pip install' in str(e)
 
 
+class _QuietLibraries(py_logging.Filter):
+  """Drops the INFO lines of libraries that log every step of their own
+  (orbax: several lines per checkpoint saved or restored); their warnings
+  and errors pass."""
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    return (record.levelno >= py_logging.WARNING or
+            f'{os.sep}orbax{os.sep}' not in record.pathname)
+
+
 def run(main) -> None:
   """``absl.app.run(main)``; an error of bad input (:func:`is_user_error`)
   is printed as one line on stderr and exits with status 2
-  (``FBNET_JAX_TRACEBACK=1``: the traceback instead)."""
+  (``FBNET_JAX_TRACEBACK=1``: the traceback instead). Orbax's INFO lines
+  are left out of the console."""
 
   def checked(argv):
+    logging.get_absl_handler().addFilter(_QuietLibraries())
     try:
       return main(argv)
     except Exception as e:  # pylint: disable=broad-except

@@ -31,6 +31,7 @@ import numpy as np
 
 from experiments import cli
 from fbnet_jax import compilation_cache
+from fbnet_jax import errors
 from fbnet_jax import measure
 from fbnet_jax import retrain
 from fbnet_jax import spaces
@@ -157,16 +158,17 @@ def _result_archs(space, spec, path):
 
   def check(result):
     if result['space'] != space.name:
-      raise ValueError(f'{where}: field space is {result["space"]!r}; '
-                       f'expected --space={space.name}.')
+      raise errors.InputError(f'{where}: field space is {result["space"]!r}; '
+                              f'expected --space={space.name}.')
     _check_macro(space, spec, path, result.get('macro'))
 
   arch, result = retrain.load_arch(path, where=where, check=check)
   samples = result.get('samples', [])
   if not isinstance(samples, list) or not all(
       isinstance(s, dict) and 'arch_index' in s for s in samples):
-    raise ValueError(f'{where}: field samples: expected a list of objects '
-                     'with field arch_index.')
+    raise errors.InputError(
+        f'{where}: field samples: expected a list of objects '
+        'with field arch_index.')
   return [np.asarray(arch, np.int32)] + [
       np.asarray(retrain.result_arch(
           s['arch_index'], space, f'{where}: field samples[{i}].arch_index'),

@@ -16,6 +16,7 @@ from ml_collections import config_flags
 from experiments import cli
 from fbnet_jax import compilation_cache
 from fbnet_jax import retrain
+from fbnet_jax import spaces
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/quickstart.py',
                                           'Config (data and retrain settings).')
@@ -34,9 +35,10 @@ def main(argv):
   workdir = _WORKDIR.value or os.path.join(os.path.dirname(_ARCH.value),
                                            'retrain')
   result = retrain.train_and_evaluate(config, arch, workdir)
+  names = spaces.get_space(found['space'], **(
+      {'macro': found['macro']} if 'macro' in found else {})).names(arch)
   print(f'accuracy {result["accuracy"]:.4f} on {result["num_eval"]} '
-        f'{config.data.name} eval images '
-        f'({" ".join(map(str, found.get("arch", arch)))})')
+        f'{config.data.name} eval images ({" ".join(names)})')
 
 
 if __name__ == '__main__':

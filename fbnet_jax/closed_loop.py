@@ -34,6 +34,7 @@ import ml_collections
 import numpy as np
 import scipy.stats
 
+from fbnet_jax import errors
 from fbnet_jax import latency as latency_lib
 from fbnet_jax import measure
 from fbnet_jax import reporting
@@ -138,7 +139,7 @@ def _check_reusable(device, path: str, sample_seed: int, num_samples: int,
                     'recorded, or by experiments.measure): reused without '
                     'checking which seed drew its architectures.', path)
   elif int(seed) != sample_seed:
-    raise ValueError(
+    raise errors.InputError(
         f'{path}: field sample_seed is {int(seed)}, but config.measure.seed '
         f'asks for architectures drawn with seed {sample_seed}' + remedy)
   query = int(device.is_query.sum())
@@ -148,7 +149,7 @@ def _check_reusable(device, path: str, sample_seed: int, num_samples: int,
                     'the file\'s %d.', path, query, num_query, query)
   support = int((~device.is_query).sum() - (device.reference_rows() >= 0).sum())
   if support < num_samples:
-    raise ValueError(
+    raise errors.InputError(
         f'{path}: holds {support} support rows besides the references, but '
         f'config.latency.num_samples is {num_samples}' + remedy)
 
@@ -162,11 +163,12 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
   measurement is only comparable with such a file."""
   want = measure_config(config)
   if device.space != config.space:
-    raise ValueError(f'{path}: field space is {device.space!r}, but '
-                     f'config.space is {config.space!r}; expected a device '
-                     'file of the searched space.')
+    raise errors.InputError(
+        f'{path}: field space is {device.space!r}, but '
+        f'config.space is {config.space!r}; expected a device '
+        'file of the searched space.')
   if 'device_kind' not in device.meta:
-    raise ValueError(
+    raise errors.InputError(
         f'{path}: no field device_kind, so it was not written by '
         'experiments.measure; measuring here to compare with it needs a '
         'device file of this machine (python -m experiments.measure '
@@ -183,7 +185,7 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
   for field, value in expected:
     got = measure.file_setting(device, field)
     if got != value:
-      raise ValueError(
+      raise errors.InputError(
           f'{path}: field {field} is {got!r}, but measuring on this machine '
           f'would use {value!r}; expected a device file measured here with '
           'the same settings (config.measure, config.macro).')
@@ -192,7 +194,7 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
   # Runtime): the CPU model is what tells two machines apart.
   other = _other_cpu(config, device)
   if other is not None:
-    raise ValueError(
+    raise errors.InputError(
         f'{path}: field env_cpu is {other!r}, but this machine\'s CPU is '
         f'{here["cpu"]!r}; expected a device file measured on this machine '
         '(measurements here are compared with it).')
@@ -242,7 +244,7 @@ def _check_has_references(device, path: str) -> None:
   """New sessions are put on a device file's scale through the reference
   architectures timed in both; a file without them cannot be compared."""
   if not (device.reference_rows() >= 0).any():
-    raise ValueError(
+    raise errors.InputError(
         f'{path}: field arch holds none of the {device.space} reference '
         'architectures among its non-query rows; measurements here are '
         "divided by the references' drift since the file, so measure it "
@@ -425,7 +427,7 @@ class MeasuredHere:
       with open(cache_path) as f:
         cached = json.load(f)
       if cached.get('device_file') != self._path:
-        raise ValueError(
+        raise errors.InputError(
             f'{cache_path}: field device_file is '
             f"{cached.get('device_file')!r}, expected {self._path!r}"
             ' (measurements are on the scale of the device file they were '
@@ -437,7 +439,7 @@ class MeasuredHere:
             'recorded): cannot tell whether %s was measured again since.',
             cache_path, self._path)
       elif digest != self._file_digest:
-        raise ValueError(
+        raise errors.InputError(
             f'{cache_path}: field device_file_sha256 does not match '
             f'{self._path}: the device file was measured again since these '
             'measurements were divided by it (remove the cache to measure '
@@ -447,7 +449,7 @@ class MeasuredHere:
           anchors is not None and not np.array_equal(anchors, self.anchors)):
         held = ('was written without anchors' if anchors is None else
                 f'holds {len(anchors)} other anchor networks')
-        raise ValueError(
+        raise errors.InputError(
             f'{cache_path}: field anchors {held}, expected {num_anchors} '
             '(config.evolve.anchors); measurements divided by other anchors '
             'are on another scale (remove the cache to measure again).')

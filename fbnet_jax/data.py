@@ -299,6 +299,18 @@ def eval_batches(
 # ----------------------------------------------------------------------------
 
 
+def check_prepared(name: str,
+                   data_dir: str | os.PathLike[str] | None = None) -> None:
+  """Raises :class:`DatasetNotPreparedError` (where it looked, how to
+  prepare it) unless both splits of ``name`` can be read; the embedded
+  digits always can. For a job to call before it writes its workdir."""
+  _check_name(name)
+  if name == 'digits':
+    return
+  for split in ('train', _TFDS_SPECS[name].eval_split):
+    _tfds_source(name, split, data_dir)
+
+
 def _check_name(name: str) -> None:
   if name not in KNOWN_DATASETS:
     raise ValueError(

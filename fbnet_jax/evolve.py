@@ -281,6 +281,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   # Config errors before the supernet trains, not after.
   measure_front = latency_loop.FrontMeasurement(config) if cfg.get(
       'measure_front') else None
+  data_lib.check_prepared(config.data.name, config.data.get('data_dir'))
   t_start = time.time()
   os.makedirs(workdir, exist_ok=True)
   supernet_dir = os.path.join(workdir, 'supernet')

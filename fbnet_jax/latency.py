@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from fbnet_jax import errors
 from fbnet_jax import spaces as spaces_lib
 
 LUT_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'meta',
@@ -48,7 +49,7 @@ ARCH_CHUNK = 32768
 MIN_PREDICTED_MS = 1e-3
 
 
-class LatencyConfigError(ValueError):
+class LatencyConfigError(errors.InputError):
   """A latency configuration that cannot be served."""
 
 

@@ -28,6 +28,7 @@ import orbax.checkpoint as ocp
 import tqdm
 
 from fbnet_jax import data as data_lib
+from fbnet_jax import errors
 from fbnet_jax import initializers
 from fbnet_jax import models
 from fbnet_jax import spaces
@@ -57,8 +58,9 @@ def build_model(config, arch: Sequence[int], num_classes: int):
   if config.space == 'ofa':
     return models.OFAModel(tuple(int(a) for a in arch),
                            num_classes=num_classes)
-  raise ValueError(f'config.space: cannot retrain a {config.space!r} '
-                   'architecture (fbnet or ofa).')
+  raise errors.InputError(
+      f'config.space: cannot retrain or export a {config.space!r} '
+      'architecture; standalone networks are built for fbnet and ofa.')
 
 
 def load_trained(config: ml_collections.ConfigDict, arch: Sequence[int],
@@ -71,6 +73,8 @@ def load_trained(config: ml_collections.ConfigDict, arch: Sequence[int],
   ``arch``'s network. An unfinished retraining (no ``retrain.json``) is
   read with a warning.
   """
+  info = data_lib.dataset_info(config.data.name, config.data.image_size)
+  model = build_model(config, arch, info.num_classes)  # one that can be built
   directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
   if not os.path.isdir(directory):
     raise FileNotFoundError(f'{workdir}: no checkpoints/ directory; retrain '
@@ -78,12 +82,12 @@ def load_trained(config: ml_collections.ConfigDict, arch: Sequence[int],
   settings_path = os.path.join(workdir, SETTINGS_FILE)
   recorded = workdirs.read_json(settings_path)
   if recorded is not None:
-    workdirs.check(settings_path, recorded, run_settings(config, arch))
+    workdirs.check(settings_path, recorded, run_settings(config, arch),
+                   remedy='use the architecture and config it was retrained '
+                   'with (--arch, --config).')
   if not os.path.exists(os.path.join(workdir, RESULT_FILE)):
     logging.warning('%s: no %s, so the retraining did not finish; reading '
                     'its latest checkpoint.', workdir, RESULT_FILE)
-  info = data_lib.dataset_info(config.data.name, config.data.image_size)
-  model = build_model(config, arch, info.num_classes)
   with ocp.CheckpointManager(directory) as manager:
     step = manager.latest_step()
     if step is None:
@@ -96,10 +100,11 @@ def load_trained(config: ml_collections.ConfigDict, arch: Sequence[int],
   got = jax.tree.map(np.shape, variables)
   want = jax.tree.map(lambda v: tuple(v.shape), dict(expected))
   if got != want:
-    raise ValueError(f'{directory}: its parameters are not those of the '
-                     f'architecture {list(arch)} with {info.num_classes} '
-                     'classes; was it retrained from another result.json or '
-                     'config?')
+    raise errors.InputError(
+        f'{directory}: its parameters are not those of the '
+        f'architecture {list(arch)} with {info.num_classes} '
+        'classes; was it retrained from another result.json or '
+        'config?')
   return model, variables, int(step)
 
 
@@ -126,20 +131,24 @@ def load_arch(path: str, config: Optional[ml_collections.ConfigDict] = None,
       ``ArchitectureError`` for an architecture not of the file's space).
   """
   where = where or path
+  if os.path.isdir(path):
+    raise errors.InputError(
+        f'{where}: is a folder; expected the result.json that '
+        f'experiments.search wrote (e.g. {os.path.join(path, "result.json")}).')
   try:
     with open(path) as f:
       result = json.load(f)
   except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
-    raise ValueError(f'{where}: not a JSON file ({e}); expected a '
-                     'result.json written by experiments.search.') from e
+    raise errors.InputError(f'{where}: not a JSON file ({e}); expected a '
+                            'result.json written by experiments.search.') from e
   if not isinstance(result, dict):
-    raise ValueError(f'{where}: holds a JSON {type(result).__name__}; '
-                     'expected the object of a result.json written by '
-                     'experiments.search.')
+    raise errors.InputError(f'{where}: holds a JSON {type(result).__name__}; '
+                            'expected the object of a result.json written by '
+                            'experiments.search.')
   for key in ('space', 'arch_index'):
     if key not in result:
-      raise ValueError(f'{where}: field {key!r} missing; expected a '
-                       'result.json written by experiments.search.')
+      raise errors.InputError(f'{where}: field {key!r} missing; expected a '
+                              'result.json written by experiments.search.')
   space = _result_space(where, result)
   if config is not None:
     _check_config(where, result, config)
@@ -147,6 +156,20 @@ def load_arch(path: str, config: Optional[ml_collections.ConfigDict] = None,
     check(result)
   arch = result_arch(result['arch_index'], space, f'{where}: field '
                      'arch_index')
+  names = space.names(arch)
+  if 'arch' in result and result['arch'] != names:
+    got = result['arch']
+    if isinstance(got, list) and len(got) == len(names):
+      differ = [i for i, (a, b) in enumerate(zip(got, names)) if a != b]
+      what = (f'{len(differ)} units differ, first unit {differ[0]}: arch '
+              f'{got[differ[0]]!r}, arch_index {arch[differ[0]]} = '
+              f'{names[differ[0]]!r}')
+    else:
+      what = f'arch is {got!r}, expected a list of {len(names)} op names'
+    raise errors.InputError(
+        f'{where}: fields arch and arch_index name different architectures '
+        f'({what}); arch_index is the one built. Edit both, or delete '
+        'arch.')
   return arch, result
 
 
@@ -166,13 +189,14 @@ def _result_space(path: str, result: dict):
   """The search space a result.json names (fields ``space``, ``macro``)."""
   name = result['space']
   if not isinstance(name, str) or name not in spaces.SPACES:
-    raise ValueError(f'{path}: field space is {name!r}; expected one of '
-                     f'{", ".join(sorted(spaces.SPACES))}.')
+    raise errors.InputError(f'{path}: field space is {name!r}; expected one of '
+                            f'{", ".join(sorted(spaces.SPACES))}.')
   macro = result.get('macro') or 'cifar'  # '' or absent: the default
   if name == 'fbnet' and (not isinstance(macro, str) or
                           macro not in spaces.fbnet.MACROS):
-    raise ValueError(f'{path}: field macro is {macro!r}; expected one of '
-                     f'{", ".join(spaces.fbnet.MACROS)}.')
+    raise errors.InputError(
+        f'{path}: field macro is {macro!r}; expected one of '
+        f'{", ".join(spaces.fbnet.MACROS)}.')
   return spaces.space_for(name, macro)
 
 
@@ -180,16 +204,18 @@ def _check_config(path: str, result: dict,
                   config: ml_collections.ConfigDict) -> None:
   """The file's space and FBNet macro network must be ``config``'s."""
   if result['space'] != config.space:
-    raise ValueError(f'{path}: field space is {result["space"]!r}, the '
-                     f'config\'s is {config.space!r}; use the config the '
-                     'search ran with.')
+    raise errors.InputError(
+        f'{path}: field space is {result["space"]!r}, the '
+        f'config\'s is {config.space!r}; use the config the '
+        'search ran with.')
   if config.space != 'fbnet' or not result.get('macro'):
     return  # the macro network is FBNet's; an older file does not record it
   mine = config.get('macro', 'cifar') or 'cifar'
   if result['macro'] != mine:
-    raise ValueError(f'{path}: field macro is {result["macro"]!r}, the '
-                     f'config\'s is {mine!r}; use the config the search ran '
-                     f'with (or --config.macro={result["macro"]}).')
+    raise errors.InputError(
+        f'{path}: field macro is {result["macro"]!r}, the '
+        f'config\'s is {mine!r}; use the config the search ran '
+        f'with (or --config.macro={result["macro"]}).')
 
 
 def run_settings(config: ml_collections.ConfigDict,
@@ -217,14 +243,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   finished = workdirs.read_json(result_path)
   if finished is not None:
     workdirs.check(result_path, finished, settings)
-    logging.info('retrain: %s is finished; read back.', result_path)
+    logging.info('retrain: %s is finished; read back, not retrained.',
+                 result_path)
     return finished
   r = config.retrain
   info = data_lib.dataset_info(config.data.name, config.data.image_size)
   model = build_model(config, arch, info.num_classes)  # checks the arch
-  workdirs.record_or_check(
-      os.path.join(workdir, SETTINGS_FILE), settings,
-      resuming=os.path.isdir(os.path.join(workdir, 'checkpoints')))
+  # Before the workdir is written: a run that cannot start leaves nothing
+  # that a corrected run would have to match.
+  data_lib.check_prepared(config.data.name, config.data.get('data_dir'))
+  manager = ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, 'checkpoints')),
+      options=ocp.CheckpointManagerOptions(max_to_keep=1,
+                                           save_interval_steps=r.get(
+                                               'checkpoint_every', 500)))
+  workdirs.record_or_check(os.path.join(workdir, SETTINGS_FILE), settings,
+                           resuming=manager.latest_step() is not None)
   x = jnp.zeros((2, info.image_size, info.image_size, info.channels))
   variables = initializers.fast_init(model, config.seed, x, train=False)
   steps_per_epoch = r.get('steps_per_epoch') or max(
@@ -239,11 +273,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                      params=variables['params'],
                      batch_stats=variables['batch_stats'],
                      opt_state=tx.init(variables['params']))
-  manager = ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, 'checkpoints')),
-      options=ocp.CheckpointManagerOptions(max_to_keep=1,
-                                           save_interval_steps=r.get(
-                                               'checkpoint_every', 500)))
   if manager.latest_step() is not None:
     state = manager.restore(manager.latest_step(),
                             args=ocp.args.StandardRestore(state))
@@ -291,15 +320,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           'train_seconds': seconds + time.time() - t0,
           'resumed_at_steps': resumed})
 
-  for step in tqdm.trange(start, total, disable=not progress,
-                          desc='retrain', unit='step'):
-    state, loss = train_step(state, next(batches))
-    if step % 10 == 0 or step == total - 1:
-      losses.append([step, float(loss)])
-    save(step + 1)
-  if manager.latest_step() != total:
-    save(total, force=True)
-  manager.wait_until_finished()
+  if start:
+    logging.info('retrain: resumed %s at step %d of %d.', workdir, start,
+                 total)
+  try:
+    for step in tqdm.tqdm(range(start, total), total=total, initial=start,
+                          disable=not progress, desc='retrain', unit='step'):
+      state, loss = train_step(state, next(batches))
+      if step % 10 == 0 or step == total - 1:
+        losses.append([step, float(loss)])
+      save(step + 1)
+    if manager.latest_step() != total:
+      save(total, force=True)
+  finally:  # interrupted (Ctrl-C), it still completes the checkpoint begun
+    manager.wait_until_finished()
   correct = count = 0.0
   for batch in data_lib.eval_batches(
       config.data.name, batch_size=r.batch_size,

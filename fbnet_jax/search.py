@@ -450,7 +450,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     stop_after: stop after this many weight steps (tests simulate a killed
       run with it); the checkpoint at that point is written first.
   """
-  searcher = Searcher(config)  # a bad config fails before the workdir is touched
+  # A bad config or a dataset not prepared fails before the workdir is
+  # touched.
+  searcher = Searcher(config)
+  data_lib.check_prepared(config.data.name, config.data.get('data_dir'))
   os.makedirs(workdir, exist_ok=True)
   # Multi-host: every process computes, the first writes (orbax coordinates
   # the checkpoints itself).

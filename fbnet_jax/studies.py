@@ -24,6 +24,7 @@ import ml_collections
 import numpy as np
 from scipy import stats
 
+from fbnet_jax import errors
 from fbnet_jax import latency as latency_lib
 from fbnet_jax import retrain
 from fbnet_jax import search
@@ -156,7 +157,7 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
             if searched_on in latency_lib.LUT_DEVICES else
             '; a search on a device file or a device without a lookup table '
             'cannot be compared this way')
-    raise ValueError(
+    raise errors.InputError(
         f'{result_path}: field device is {searched_on!r}, '
         f'config.latency.device is {device!r}; the random architectures are '
         "drawn at the found one's latency on the search's device, by its "

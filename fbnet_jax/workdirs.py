@@ -17,6 +17,8 @@ import os
 import platform
 from typing import IO, Any, Iterable, Iterator, Optional
 
+from fbnet_jax import errors
+
 _MISSING = '<not recorded>'
 
 
@@ -49,17 +51,19 @@ def flatten(settings: dict, prefix: str = '') -> dict:
   return out
 
 
-def check(path: str, recorded: dict, settings: dict) -> None:
-  """Raises ``ValueError`` naming the settings that ``path`` recorded
-  otherwise (compared on the keys of ``settings``, nested ones dotted)."""
+def check(path: str, recorded: dict, settings: dict,
+          remedy: str = 'use another workdir, or delete this one to start '
+          'over.') -> None:
+  """Raises ``InputError`` naming the settings that ``path`` recorded
+  otherwise (compared on the keys of ``settings``, nested ones dotted),
+  ending with ``remedy``."""
   got, want = flatten(recorded), flatten(as_json(settings))
   differ = [k for k in want if got.get(k, _MISSING) != want[k]]
   if differ:
-    raise ValueError(
+    raise errors.InputError(
         f'{path}: was started with another {", ".join(differ)} than this '
         f'run ({ {k: got.get(k, _MISSING) for k in differ} } vs '
-        f'{ {k: want[k] for k in differ} }); use another workdir, or delete '
-        'this one to start over.')
+        f'{ {k: want[k] for k in differ} }); {remedy}')
 
 
 def fingerprint(settings: dict) -> str:
@@ -76,7 +80,7 @@ def read_json(path: str) -> Optional[Any]:
     try:
       return json.load(f)
     except json.JSONDecodeError as e:
-      raise ValueError(
+      raise errors.InputError(
           f'{path}: not valid JSON ({e}); a run killed while writing it? '
           'Delete it to redo that step.') from e
 
@@ -139,10 +143,11 @@ def record_or_check(path: str, settings: dict, *, resuming: bool) -> None:
   if resuming:
     recorded = read_json(path)
     if recorded is None:
-      raise ValueError(f'{os.path.dirname(path)}: holds a checkpoint but no '
-                       f'{os.path.basename(path)}, so its settings cannot be '
-                       'checked; use another workdir, or delete this one to '
-                       'start over.')
+      raise errors.InputError(
+          f'{os.path.dirname(path)}: holds a checkpoint but no '
+          f'{os.path.basename(path)}, so its settings cannot be '
+          'checked; use another workdir, or delete this one to '
+          'start over.')
     check(path, recorded, settings)
     return
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)

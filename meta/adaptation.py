@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from fbnet_jax import errors
 from fbnet_jax import spaces as spaces_lib
 from fbnet_jax import workdirs
 from meta import latency_data
@@ -337,8 +338,9 @@ def _read_config(path: str, kind: str):
   with open(file) as f:
     info = json.load(f)
   if info.get('kind') != kind:
-    raise ValueError(f'{file}: field kind is {info.get("kind")!r}, expected '
-                     f'{kind!r}.')
+    raise errors.InputError(
+        f'{file}: field kind is {info.get("kind")!r}, expected '
+        f'{kind!r}.')
   return ml_collections.ConfigDict(info['config']), info
 
 

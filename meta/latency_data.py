@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 from absl import logging
 import numpy as np
 
+from fbnet_jax import errors
 from fbnet_jax import spaces as spaces_lib
 from fbnet_jax import workdirs
 
@@ -82,7 +83,7 @@ PUBLISHED_HELP = {
 }
 
 
-class DeviceFileError(ValueError):
+class DeviceFileError(errors.InputError):
   """A device file (or device name) that cannot be used, and why."""
 
 

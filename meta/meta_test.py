@@ -24,6 +24,7 @@ from typing import Sequence
 from absl import logging
 import numpy as np
 
+from fbnet_jax import errors
 from fbnet_jax import workdirs
 from meta import adaptation
 from meta import baselines
@@ -133,8 +134,8 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
     pred = adaptation.MetaPredictor.load(os.path.join(other,
                                                       train.PREDICTOR_DIR))
     if pred.config.space != space:
-      raise ValueError(f'{other}: a {pred.config.space} predictor, not '
-                       f'{space}.')
+      raise errors.InputError(f'{other}: a {pred.config.space} predictor, not '
+                              f'{space}.')
     others.append((pred.config.meta.algorithm,
                    adaptation.MetaMethod(pred, pred.config.meta.algorithm),
                    other))

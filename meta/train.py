@@ -25,6 +25,7 @@ import numpy as np
 import optax
 import tqdm
 
+from fbnet_jax import errors
 from fbnet_jax import workdirs
 from meta import adaptation
 from meta import latency_data
@@ -261,9 +262,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       history = json.load(f)['history']
     logging.info('Resumed from %s at episode %d.', ckpt, int(state.step))
     if int(state.step) > m.num_episodes:
-      raise ValueError(f'{ckpt}: is at episode {int(state.step)}, past '
-                       f'meta.num_episodes={m.num_episodes}; resume with at '
-                       'least as many episodes, or use another workdir.')
+      raise errors.InputError(
+          f'{ckpt}: is at episode {int(state.step)}, past '
+          f'meta.num_episodes={m.num_episodes}; resume with at '
+          'least as many episodes, or use another workdir.')
 
   chunk = make_train_chunk(config, optimizer, chunk_size)
   validate = make_validator(config, validation_tasks(config))

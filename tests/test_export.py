@@ -240,6 +240,7 @@ def test_export_cli_rejects_a_result_of_another_macro(tmp_path):
       [sys.executable, '-m', 'experiments.export', f'--arch={path}',
        '--config=configs/quickstart.py:smoke'], cwd=root,
       capture_output=True, text=True, timeout=300, check=False)
-  assert proc.returncode != 0
+  assert proc.returncode == 2, proc.stderr[-2000:]
   assert ("result.json: field macro is 'imagenet', the config's is 'cifar'"
           in proc.stderr), proc.stderr[-2000:]
+  assert 'Traceback' not in proc.stderr

@@ -110,6 +110,36 @@ def test_interrupted_retrain_resumes_to_the_same_result(tmp_path,
   assert resumed['train_seconds'] > 0
 
 
+def test_a_retraining_that_cannot_start_leaves_its_workdir_free(
+    tmp_path, monkeypatch):
+  """A dataset that is not prepared fails before settings.json is written;
+  a workdir left with an empty checkpoints/ by an older version is a fresh
+  start, not a resume under the other settings."""
+  from fbnet_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import initializers  # pylint: disable=g-import-not-at-top
+  arch = [8] * 22
+  config = quickstart.get_config('smoke')
+  config.data.update(name='cifar10', data_dir=str(tmp_path / 'no_data'))
+  workdir = tmp_path / 'w'
+  with pytest.raises(data_lib.DatasetNotPreparedError, match='cifar10'):
+    retrain.train_and_evaluate(config, arch, str(workdir), progress=False)
+  assert not (workdir / retrain.SETTINGS_FILE).exists()
+  (workdir / 'checkpoints').mkdir(parents=True)
+  (workdir / retrain.SETTINGS_FILE).write_text(json.dumps({'seed': 7}))
+
+  class Started(Exception):
+    pass
+
+  def stop(*args, **kwargs):
+    raise Started
+  monkeypatch.setattr(initializers, 'fast_init', stop)
+  with pytest.raises(Started):  # past the settings check: a fresh start
+    retrain.train_and_evaluate(quickstart.get_config('smoke'), arch,
+                               str(workdir), progress=False)
+  recorded = json.loads((workdir / retrain.SETTINGS_FILE).read_text())
+  assert recorded['seed'] == 0
+
+
 def test_bad_result_json_is_a_clear_error(tmp_path):
   path = tmp_path / 'result.json'
   path.write_text(json.dumps({'space': 'fbnet'}))
@@ -144,6 +174,20 @@ def test_load_arch_names_the_file_and_field_of_a_bad_result(tmp_path):
           "result.json: field macro is 'tiny'; expected one of cifar")
   rejects('{"space": "fbnet", ', r'result.json: not a JSON file')
   rejects([arch], 'result.json: holds a JSON list')
+  rejects({'space': 'fbnet', 'arch_index': arch,
+           'arch': ['skip'] * 21 + ['k3_e1']},
+          r'result.json: fields arch and arch_index name different '
+          r"architectures \(1 units differ, first unit 21: arch 'k3_e1', "
+          r"arch_index 8 = 'skip'\)")
+  rejects({'space': 'fbnet', 'arch_index': arch, 'arch': 'skip'},
+          "arch is 'skip', expected a list of 22 op names")
+  path.write_text(json.dumps({'space': 'fbnet', 'arch_index': arch,
+                              'arch': ['skip'] * 22}))
+  assert retrain.load_arch(str(path))[0] == arch  # the same architecture
+  with pytest.raises(ValueError, match=r'is a folder; expected the '
+                     r'result.json that experiments.search wrote \(e.g. '
+                     r'.*/result.json\)'):
+    retrain.load_arch(str(tmp_path))
 
 
 def test_load_arch_checks_space_and_macro_against_the_config(tmp_path):
@@ -172,8 +216,9 @@ def test_load_arch_checks_space_and_macro_against_the_config(tmp_path):
 
 
 def test_train_cli_checks_the_result_before_writing(tmp_path):
-  """experiments.train: a result.json of another length or macro network is
-  one error naming the file and field, before the workdir is written."""
+  """experiments.train: a bad result.json (another length or macro network,
+  not JSON, a folder) is one line naming the file and field, exit status 2,
+  before the workdir is written."""
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -182,15 +227,23 @@ def test_train_cli_checks_the_result_before_writing(tmp_path):
       ('short', {'space': 'fbnet', 'arch_index': arch[:21]},
        'short.json: field arch_index: a fbnet architecture has 22 units'),
       ('imagenet', {'space': 'fbnet', 'macro': 'imagenet', 'arch_index': arch},
-       "imagenet.json: field macro is 'imagenet', the config's is 'cifar'")]:
+       "imagenet.json: field macro is 'imagenet', the config's is 'cifar'"),
+      ('text', 'k3_e1 skip', 'text.json: not a JSON file'),
+      ('folder', None, 'folder.json: is a folder')]:
     path = tmp_path / f'{name}.json'
-    path.write_text(json.dumps(result))
+    if result is None:
+      path.mkdir()
+    else:
+      path.write_text(result if isinstance(result, str) else
+                      json.dumps(result))
     workdir = tmp_path / f'w_{name}'
     proc = subprocess.run(
         [sys.executable, '-m', 'experiments.train', f'--arch={path}',
          '--config=configs/quickstart.py:smoke', f'--workdir={workdir}'],
         cwd=root, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode != 0 and error in proc.stderr, proc.stderr[-2000:]
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f'error: {path}' in proc.stderr and error in proc.stderr
+    assert 'Traceback' not in proc.stderr, proc.stderr[-2000:]
     assert not workdir.exists()
 
 

@@ -23,8 +23,10 @@ from typing import Sequence
 
 import numpy as np
 
+from fbnet_jax import errors
 
-class ArchitectureError(ValueError):
+
+class ArchitectureError(errors.InputError):
   """An architecture that does not belong to its search space."""
 
 

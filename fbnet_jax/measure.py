@@ -186,14 +186,8 @@ def build_forward(space: str, arch, config: MeasureConfig
   """A compiled inference function of one architecture, ready to time."""
   arch = tuple(int(a) for a in arch)
   dtype = jnp.dtype(config.dtype)  # the computation's, not only the input's
-  if space == 'fbnet':
-    model = models.FBNetModel(arch, macro=config.macro, dtype=dtype)
-    size = spaces_lib.fbnet.MACROS[config.macro].input_size
-  elif space == 'ofa':
-    model = models.OFAModel(arch, dtype=dtype)
-    size = model.input_size
-  else:
-    raise ValueError(f'measure: cannot build {space!r} networks (fbnet, ofa).')
+  model = models.standalone(space, arch, macro=config.macro, dtype=dtype)
+  size = model.input_size
   x = jnp.asarray(np.random.default_rng(0).normal(
       size=(config.batch_size, size, size, 3)), dtype)
   variables = initializers.fast_init(model, 0, x[:1].astype(jnp.float32),

@@ -4,6 +4,8 @@
   in its CIFAR or ImageNet macro network (``spaces.fbnet.MACROS``).
 - :class:`OFAModel`: one subnet of the OFA MobileNetV3 space (20 block slots
   and the resolution, ``spaces.ofa.OFASpace``), as OFA builds it.
+- :func:`standalone`: either of them by space name, what retraining, export
+  and the timing harness build.
 - :func:`mobilenet_v3_large`, :func:`mobilenet_v3_small`: the fixed reference
   networks of the MobileNetV3 paper (Howard et al., 2019, Tables 1 and 2).
 - :func:`count_params` and :func:`count_macs`: what a built network really
@@ -25,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from fbnet_jax import blocks
+from fbnet_jax import errors
 from fbnet_jax import spaces
 from fbnet_jax.spaces import fbnet
 from fbnet_jax.spaces import ofa
@@ -249,6 +252,30 @@ class OFAModel(nn.Module):
                              name=name)(x, train)
     return _mobilenet_v3_head(x, train, ofa.FINAL_EXPAND, ofa.FEATURE_MIX,
                               False, self.num_classes, self.dtype)
+
+
+def standalone(space: str, arch: Sequence[int], *, macro: str = 'cifar',
+               num_classes: Optional[int] = None,
+               dtype: Dtype = jnp.float32) -> nn.Module:
+  """The standalone network of one architecture of ``space`` (FBNet in its
+  ``macro`` network, or OFA, whose resolution is part of the architecture);
+  ``num_classes`` None: the macro's or OFA's own. Its input size is
+  ``model.input_size``.
+
+  Raises:
+    errors.InputError: naming ``config.space`` for a space without
+      standalone networks (NAS-Bench-201 cells are only searched here).
+  """
+  arch = tuple(int(a) for a in arch)
+  if space == 'fbnet':
+    return FBNetModel(arch, macro=macro, num_classes=num_classes, dtype=dtype)
+  if space == 'ofa':
+    return OFAModel(arch, num_classes=num_classes or ofa.NUM_CLASSES,
+                    dtype=dtype)
+  raise errors.InputError(
+      f'config.space: cannot build a standalone {space!r} network (to '
+      'retrain, export or time); standalone networks are built for fbnet '
+      'and ofa.')
 
 
 # --------------------------------------------------------------- counting

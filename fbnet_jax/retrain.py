@@ -51,16 +51,10 @@ class TrainState(flax.struct.PyTreeNode):
 
 
 def build_model(config, arch: Sequence[int], num_classes: int):
-  if config.space == 'fbnet':
-    return models.FBNetModel(tuple(int(a) for a in arch),
-                             macro=config.get('macro', 'cifar'),
-                             num_classes=num_classes)
-  if config.space == 'ofa':
-    return models.OFAModel(tuple(int(a) for a in arch),
+  """The standalone network of ``arch`` for ``config`` (its space, macro)."""
+  return models.standalone(config.space, arch,
+                           macro=config.get('macro', 'cifar'),
                            num_classes=num_classes)
-  raise errors.InputError(
-      f'config.space: cannot retrain or export a {config.space!r} '
-      'architecture; standalone networks are built for fbnet and ofa.')
 
 
 def load_trained(config: ml_collections.ConfigDict, arch: Sequence[int],

@@ -49,6 +49,10 @@ class FewShotTask:
     return int(np.isnan(self.reference_ms).sum())
 
 
+# Devices whose untrimmed support pool make_tasks has warned of.
+_SAID_UNTRIMMED = set()
+
+
 def make_tasks(device: latency_data.Device, *, num_samples: int,
                seeds: Sequence[int], trim: bool) -> list[FewShotTask]:
   """One task per seed: references + ``num_samples`` random non-query rows.
@@ -69,7 +73,9 @@ def make_tasks(device: latency_data.Device, *, num_samples: int,
     trimmed = pool[latency_data.trim_mask(device.latency_ms[pool])]
     if len(trimmed) >= num_samples:
       pool = trimmed
-    elif len(pool) >= num_samples:  # a device file with few support rows
+    elif (len(pool) >= num_samples and  # a device file with few support rows
+          (device.source, len(pool)) not in _SAID_UNTRIMMED):
+      _SAID_UNTRIMMED.add((device.source, len(pool)))  # once, not per method
       logging.warning(
           '%s: trimming the support pool would leave %d rows for %d '
           'samples; under the trimmed protocol its support is drawn from '

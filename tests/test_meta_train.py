@@ -321,7 +321,11 @@ def test_trimmed_protocol_keeps_a_small_support_pool():
   small = dataclasses.replace(dev, archs=dev.archs[rows],
                               latency_ms=dev.latency_ms[rows],
                               is_query=dev.is_query[rows], source='mine.npz')
-  task, = tasks_lib.make_tasks(small, num_samples=10, seeds=[0], trim=True)
+  from unittest import mock  # pylint: disable=g-import-not-at-top
+  with mock.patch.object(tasks_lib.logging, 'warning') as warn:
+    task, = tasks_lib.make_tasks(small, num_samples=10, seeds=[0], trim=True)
+    tasks_lib.make_tasks(small, num_samples=10, seeds=[1], trim=True)
+  assert warn.call_count == 1  # said once, not once per method or call
   np.testing.assert_array_equal(np.sort(task.support_ms[10:]),
                                 np.sort(dev.latency_ms[pool[:10]]))
   assert len(task.query_ms) == 40

@@ -502,62 +502,67 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   epoch_count = 0
   t0 = time.time()
   step = int(state.step)
-  while step < searcher.total_steps:
-    tau = jnp.asarray(searcher.temperature(step), jnp.float32)
-    batch = jax.tree.map(searcher.put_batch, next(weights_iter))
-    path = (jnp.asarray(searcher.sample_path(step)) if searcher.elastic
-            else None)
-    state, m = searcher.weight_step(state, batch, tau, target, path)
-    metrics.update({k: v for k, v in m.items() if k != 'loss'})
-    # Epoch means of the weight steps' CE and accuracy (device scalars, summed
-    # without a host sync).
-    epoch_sums = jax.tree.map(lambda a, b: a + b, epoch_sums,
-                              {'ce': m['ce'], 'accuracy': m['accuracy']})
-    epoch_count += 1
-    step += 1
-    if step > warmup_steps and step % s.arch_every == 0:
-      batch = jax.tree.map(searcher.put_batch, next(arch_iter))
-      state, m = searcher.arch_step(state, batch, tau, target)
-      metrics.update({'arch_loss': m['loss'], 'arch_ce': m['ce'],
-                      'loss_latency_ms': m['loss_latency_ms']})
-    bar.update(1)
-    end_of_epoch = step % searcher.steps_per_epoch == 0
-    if end_of_epoch or step == searcher.total_steps:
-      probs = searcher.probs(state)
-      rec = {'step': step, 'epoch': step / searcher.steps_per_epoch,
-             'tau': float(tau),
-             'expected_latency_ms': float(searcher.latency(jnp.asarray(probs))),
-             # The most probable valid architecture (OFA: stages stay
-             # prefixes of blocks; elsewhere the argmax).
-             'argmax_latency_ms': float(searcher.latency.arch_ms(
-                 searcher.space.most_probable(
-                     np.log(np.maximum(probs, 1e-30))))),
-             **{k: float(v) for k, v in metrics.items()},
-             # CE and accuracy: means over the epoch's weight steps (the
-             # last batch's alone is noisy); *_last: that batch's. After a
-             # resume mid-epoch the mean covers only the steps since then
-             # (``steps_in_mean``).
-             'ce_last': float(metrics['ce']),
-             'accuracy_last': float(metrics['accuracy']),
-             **{k: float(v) / max(epoch_count, 1)
-                for k, v in epoch_sums.items()},
-             'steps_in_mean': epoch_count,
-             'probs': probs.round(4).tolist()}
-      epoch_sums = jax.tree.map(jnp.zeros_like, epoch_sums)
-      epoch_count = 0
-      history.append(rec)
-      writer.scalars(step, {k: v for k, v in rec.items() if k != 'probs'})
-      bar.set_postfix(ce=f'{rec.get("ce", 0):.3f}',
-                      lat=f'{rec["expected_latency_ms"]:.2f}ms')
-    saved = manager.save(step, args=ocp.args.StandardSave(state))
-    if main and (saved or end_of_epoch):
-      search_report.write_history(workdir, history)
-    if stop_after is not None and step >= stop_after:
-      _final_save(manager, step, state)
-      if main:
+  try:
+    while step < searcher.total_steps:
+      tau = jnp.asarray(searcher.temperature(step), jnp.float32)
+      batch = jax.tree.map(searcher.put_batch, next(weights_iter))
+      path = (jnp.asarray(searcher.sample_path(step)) if searcher.elastic
+              else None)
+      state, m = searcher.weight_step(state, batch, tau, target, path)
+      metrics.update({k: v for k, v in m.items() if k != 'loss'})
+      # Epoch means of the weight steps' CE and accuracy (device scalars, summed
+      # without a host sync).
+      epoch_sums = jax.tree.map(lambda a, b: a + b, epoch_sums,
+                                {'ce': m['ce'], 'accuracy': m['accuracy']})
+      epoch_count += 1
+      step += 1
+      if step > warmup_steps and step % s.arch_every == 0:
+        batch = jax.tree.map(searcher.put_batch, next(arch_iter))
+        state, m = searcher.arch_step(state, batch, tau, target)
+        metrics.update({'arch_loss': m['loss'], 'arch_ce': m['ce'],
+                        'loss_latency_ms': m['loss_latency_ms']})
+      bar.update(1)
+      end_of_epoch = step % searcher.steps_per_epoch == 0
+      if end_of_epoch or step == searcher.total_steps:
+        probs = searcher.probs(state)
+        rec = {'step': step, 'epoch': step / searcher.steps_per_epoch,
+               'tau': float(tau),
+               'expected_latency_ms': float(
+                   searcher.latency(jnp.asarray(probs))),
+               # The most probable valid architecture (OFA: stages stay
+               # prefixes of blocks; elsewhere the argmax).
+               'argmax_latency_ms': float(searcher.latency.arch_ms(
+                   searcher.space.most_probable(
+                       np.log(np.maximum(probs, 1e-30))))),
+               **{k: float(v) for k, v in metrics.items()},
+               # CE and accuracy: means over the epoch's weight steps (the
+               # last batch's alone is noisy); *_last: that batch's. After a
+               # resume mid-epoch the mean covers only the steps since then
+               # (``steps_in_mean``).
+               'ce_last': float(metrics['ce']),
+               'accuracy_last': float(metrics['accuracy']),
+               **{k: float(v) / max(epoch_count, 1)
+                  for k, v in epoch_sums.items()},
+               'steps_in_mean': epoch_count,
+               'probs': probs.round(4).tolist()}
+        epoch_sums = jax.tree.map(jnp.zeros_like, epoch_sums)
+        epoch_count = 0
+        history.append(rec)
+        writer.scalars(step, {k: v for k, v in rec.items() if k != 'probs'})
+        bar.set_postfix(ce=f'{rec.get("ce", 0):.3f}',
+                        lat=f'{rec["expected_latency_ms"]:.2f}ms')
+      saved = manager.save(step, args=ocp.args.StandardSave(state))
+      if main and (saved or end_of_epoch):
         search_report.write_history(workdir, history)
-      bar.close()
-      return {}
+      if stop_after is not None and step >= stop_after:
+        _final_save(manager, step, state)
+        if main:
+          search_report.write_history(workdir, history)
+        bar.close()
+        return {}
+  except BaseException:  # interrupted: the checkpoint begun still completes
+    manager.wait_until_finished()
+    raise
   _final_save(manager, step, state)
   if main:
     search_report.write_history(workdir, history)

@@ -35,17 +35,6 @@ from fbnet_jax import workdirs
 STRATEGIES = ('guided', 'random')
 
 
-def lut_for(config) -> Optional[latency_lib.LatencyModel]:
-  """The exact latencies of the config's device (``latency.exact_table``),
-  if there are any: none for a device file or an FBNet device without a
-  lookup table."""
-  lat = config.latency
-  if lat.get('device_file') or (config.space == 'fbnet' and
-                                lat.device not in latency_lib.LUT_DEVICES):
-    return None
-  return latency_lib.exact_table(config)
-
-
 def latency_throughput(model: latency_lib.LatencyModel, archs) -> float:
   """Predictions per second of ``model.arch_ms`` after compilation."""
   model.arch_ms(archs)
@@ -334,7 +323,7 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       predicted.setdefault(arch.tobytes(), ms)
   by_round = prediction_error_by_round(runs['guided'], scoring) if (
       measured) else None
-  lut = lut_for(config)
+  lut = latency_lib.device_exact_table(config)
   exact_hv = None
   if lut is not None and not measured and latency.name != lut.name:
     # The latency source is a predictor that the guided search optimised,

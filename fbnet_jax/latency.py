@@ -498,9 +498,8 @@ def all_sources(config) -> dict[str, LatencyModel]:
   lat = config.latency
   # A user's device has its own latencies; a bundled table named by
   # latency.device would be another device's.
-  device = None if user_device(config) else lat.get('device')
-  if device and lat.source != 'lut':
-    exact = _exact_table_or_none(config)
+  if lat.source != 'lut':
+    exact = device_exact_table(config)
     if exact is not None and exact.name not in out:
       out[exact.name] = exact
   if (lat.source != 'predictor' and
@@ -512,10 +511,12 @@ def all_sources(config) -> dict[str, LatencyModel]:
   return out
 
 
-def _exact_table_or_none(config) -> Optional[LatencyModel]:
-  """:func:`exact_table`, None also for a device that has none (FBNet's
-  tables cover only ``LUT_DEVICES``)."""
-  if (config.space == 'fbnet' and
-      config.latency.get('device') not in LUT_DEVICES):
+def device_exact_table(config) -> Optional[LatencyModel]:
+  """The exact latencies of the config's device (:func:`exact_table`), if
+  there are any: None for a user's device (:func:`user_device`; a bundled
+  table named by ``latency.device`` would be another device's), a space
+  without tables, or an FBNet device without one (only ``LUT_DEVICES``)."""
+  device = None if user_device(config) else config.latency.get('device')
+  if not device or (config.space == 'fbnet' and device not in LUT_DEVICES):
     return None
   return exact_table(config)

@@ -13,7 +13,6 @@ import pytest
 from configs import evolve_nasbench201
 from configs import evolve_ofa
 from fbnet_jax import evolve
-from fbnet_jax import evolve_report
 from fbnet_jax import latency
 from fbnet_jax import nsga
 from fbnet_jax import pareto
@@ -159,10 +158,20 @@ def test_nb201_predictor_latency_takes_soft_cells_and_stays_positive():
   assert np.all(np.isfinite(grad)) and np.abs(grad).max() > 0
 
 
-def test_exact_rescoring_tables_exist_for_fbnet_cifar_and_nb201_only():
-  nb201 = evolve_report.lut_for(evolve_nasbench201.get_config('smoke'))
+def test_exact_rescoring_tables_exist_for_fbnet_cifar_and_nb201_only(
+    tmp_path):
+  nb201 = latency.device_exact_table(evolve_nasbench201.get_config('smoke'))
   assert nb201.name == 'table:raspi4' and nb201.space.name == 'nasbench201'
-  assert evolve_report.lut_for(evolve_ofa.get_config('smoke')) is None
+  assert latency.device_exact_table(evolve_ofa.get_config('smoke')) is None
+  from configs import evolve_quick  # pylint: disable=g-import-not-at-top
+  config = evolve_quick.get_config('smoke')
+  assert latency.device_exact_table(config).name == 'lut:raspi4'
+  config.latency.device = 'titan_rtx_1'  # an FBNet device without a table
+  assert latency.device_exact_table(config) is None
+  # A user's device: the table of latency.device would be another's.
+  config.latency.update(device='raspi4', source='predictor',
+                        device_file=str(tmp_path / 'mine.npz'))
+  assert latency.device_exact_table(config) is None
 
 
 def test_nb201_cell_table_is_the_measurement_and_its_exact_expectation():

@@ -100,6 +100,36 @@ def test_resume_reproduces_the_uninterrupted_run(finished, tmp_path):
     search.train_and_evaluate(config, str(tmp_path), progress=False)
 
 
+def test_a_search_interrupted_mid_save_resumes_to_the_same_result(
+    finished, tmp_path, monkeypatch):
+  """Ctrl-C two steps after a checkpoint began: the checkpoint completes
+  before the interrupt propagates, and the rerun resumes from it to the
+  uninterrupted run's architecture."""
+  workdir, straight = finished
+  batches = search.data_lib.train_batches
+
+  def interrupted(*args, **kwargs):
+    for i, batch in enumerate(batches(*args, **kwargs)):
+      if kwargs.get('split') == 'weights' and i == 7:
+        raise KeyboardInterrupt
+      yield batch
+
+  monkeypatch.setattr(search.data_lib, 'train_batches', interrupted)
+  config = quickstart.get_config('smoke')
+  with pytest.raises(KeyboardInterrupt):
+    search.train_and_evaluate(config, str(tmp_path), progress=False)
+  manager = ocp.CheckpointManager(str(tmp_path / 'checkpoints'))
+  assert manager.latest_step() == 5  # finished, not a .tmp left behind
+  monkeypatch.setattr(search.data_lib, 'train_batches', batches)
+  resumed = search.train_and_evaluate(config, str(tmp_path), progress=False)
+  assert resumed['arch'] == straight['arch']
+  restore = lambda w: ocp.CheckpointManager(
+      os.path.abspath(os.path.join(w, 'checkpoints'))).restore(24)
+  np.testing.assert_allclose(restore(workdir)['params']['arch'],
+                             restore(str(tmp_path))['params']['arch'],
+                             rtol=1e-5, atol=1e-6)
+
+
 def test_weight_decay_reaches_the_fused_layers_kernels():
   params = {'net': {'stem': {'kernel': 1.0, 'bias': 1.0},
                     'layer0': {'k3_e1_pw1_kernel': 1.0, 'k5_e6_dw_kernel': 1.0,

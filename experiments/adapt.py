@@ -9,7 +9,6 @@ milliseconds on them. A search uses the result with
 ``--config.latency.source=predictor --config.latency.adapted_dir=WORKDIR``.
 """
 
-import json
 import os
 
 from absl import flags
@@ -19,6 +18,7 @@ import numpy as np
 from experiments import cli
 from fbnet_jax import compilation_cache
 from fbnet_jax import latency
+from fbnet_jax import workdirs
 from meta import adaptation
 from meta import latency_data
 from meta import tasks
@@ -39,11 +39,10 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the sample draw.')
 def _warn_if_replacing(workdir: str, name: str) -> None:
   """A warning when ``workdir`` holds another device's adapted predictor
   (a search pointed at it would now get this one)."""
-  path = os.path.join(workdir, adaptation.CONFIG_FILE)
-  if not os.path.exists(path):
+  saved = workdirs.read_json(os.path.join(workdir, adaptation.CONFIG_FILE))
+  if saved is None:
     return
-  with open(path) as f:
-    old = json.load(f).get('device')
+  old = saved.get('device')
   if old != name:
     logging.warning('%s: replacing the adapted predictor of device %r with '
                     "one of %r.", workdir, old, name)

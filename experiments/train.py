@@ -16,7 +16,6 @@ from ml_collections import config_flags
 from experiments import cli
 from fbnet_jax import compilation_cache
 from fbnet_jax import retrain
-from fbnet_jax import spaces
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/quickstart.py',
                                           'Config (data and retrain settings).')
@@ -35,8 +34,7 @@ def main(argv):
   workdir = _WORKDIR.value or os.path.join(os.path.dirname(_ARCH.value),
                                            'retrain')
   result = retrain.train_and_evaluate(config, arch, workdir)
-  names = spaces.get_space(found['space'], **(
-      {'macro': found['macro']} if 'macro' in found else {})).names(arch)
+  names = retrain.result_space(_ARCH.value, found).names(arch)
   print(f'accuracy {result["accuracy"]:.4f} on {result["num_eval"]} '
         f'{config.data.name} eval images ({" ".join(names)})')
 

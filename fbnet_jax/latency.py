@@ -37,12 +37,12 @@ import numpy as np
 
 from fbnet_jax import errors
 from fbnet_jax import spaces as spaces_lib
+import meta  # its package constants only; the modules load where used
 
 LUT_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'meta',
                         'data', 'hwnasbench_fbnet_lut.npz')
 LUT_DEVICES = ('raspi4', 'pixel3', 'eyeriss', 'fpga')
-PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)),
-                              'meta', 'pretrained')
+PRETRAINED_DIR = meta.PRETRAINED_DIR
 # Rows per compiled call of LatencyModel.arch_ms.
 ARCH_CHUNK = 32768
 # Smallest latency a predictor reports (see predictor_latency).

@@ -143,7 +143,7 @@ def load_arch(path: str, config: Optional[ml_collections.ConfigDict] = None,
     if key not in result:
       raise errors.InputError(f'{where}: field {key!r} missing; expected a '
                               'result.json written by experiments.search.')
-  space = _result_space(where, result)
+  space = result_space(where, result)
   if config is not None:
     _check_config(where, result, config)
   if check is not None:
@@ -179,7 +179,7 @@ def result_arch(arch, space, where: str) -> list[int]:
   return [int(a) for a in arch]
 
 
-def _result_space(path: str, result: dict):
+def result_space(path: str, result: dict):
   """The search space a result.json names (fields ``space``, ``macro``)."""
   name = result['space']
   if not isinstance(name, str) or name not in spaces.SPACES:

@@ -26,6 +26,7 @@ import numpy as np
 
 from fbnet_jax import errors
 from fbnet_jax import workdirs
+import meta
 from meta import adaptation
 from meta import baselines
 from meta import latency_data
@@ -111,8 +112,7 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   """
   path = predictor_dir or os.path.join(workdir, train.PREDICTOR_DIR)
   if not os.path.exists(path):
-    bundled = os.path.join(os.path.dirname(__file__), 'pretrained',
-                           config.get('space', '<space>'))
+    bundled = os.path.join(meta.PRETRAINED_DIR, config.get('space', '<space>'))
     raise FileNotFoundError(
         f'{path}: no meta-trained predictor; run python -m '
         f'experiments.meta_train --config=... --workdir={workdir} first, '

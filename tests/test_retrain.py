@@ -213,6 +213,11 @@ def test_load_arch_checks_space_and_macro_against_the_config(tmp_path):
   with pytest.raises(ValueError, match="result.json: field space is 'ofa', "
                      "the config's is 'fbnet'"):
     retrain.load_arch(str(path), config)
+  # The space that names an OFA result's architecture (its macro is '';
+  # experiments.train prints the names with it).
+  ofa_result = json.loads(path.read_text())
+  assert retrain.result_space(str(path), ofa_result).names(
+      ofa_result['arch_index']) == spaces.get_space('ofa').names(ofa)
 
 
 def test_train_cli_checks_the_result_before_writing(tmp_path):

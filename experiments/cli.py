@@ -17,14 +17,11 @@ USER_ERRORS = (errors.InputError, FileNotFoundError)
 
 
 def is_user_error(e: BaseException) -> bool:
-  """One of :data:`USER_ERRORS`; a ValueError whose message starts with the
-  setting it refuses (``config.x:`` or ``--flag``, this codebase's
-  convention for a bad setting, not all of which are InputErrors yet); or
-  a missing optional extra (an ImportError that says what to install)."""
+  """One of :data:`USER_ERRORS`, or a missing optional extra (an
+  ImportError that says what to install). Every check of a setting raises
+  an InputError (``tests/test_errors.py`` holds the code to it)."""
   if isinstance(e, USER_ERRORS):
     return True
-  if isinstance(e, ValueError):
-    return str(e).startswith(('config.', '--'))
   return isinstance(e, ImportError) and 'pip install' in str(e)
 
 

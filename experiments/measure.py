@@ -85,9 +85,9 @@ def select_archs(space, specs, seed):
     kind, colon, arg = spec.partition(':')
     if kind == 'reference':
       if colon:
-        raise ValueError(f'--archs: item {spec!r}: reference takes no '
-                         f'argument (it is the {space.name} space\'s '
-                         'reference architectures); expected reference.')
+        raise errors.InputError(f'--archs: item {spec!r}: reference takes no '
+                                f'argument (it is the {space.name} space\'s '
+                                'reference architectures); expected reference.')
       ref = latency_data.load_space_data(space.name).reference_archs
       refs += list(range(len(archs), len(archs) + len(ref)))
       archs += list(ref)
@@ -103,27 +103,31 @@ def select_archs(space, specs, seed):
       query += [False] * len(found)
     elif kind == 'file':
       if not arg:
-        raise ValueError(f'--archs: item {spec!r}: expected file:PATH, the '
-                         'path of a device file.')
+        raise errors.InputError(
+            f'--archs: item {spec!r}: expected file:PATH, the '
+            'path of a device file.')
       try:
         dev = latency_data.load_device_file(arg)
       except latency_data.DeviceFileError as e:
         raise latency_data.DeviceFileError(
             f'--archs: item {spec!r}: {e}') from e
       if dev.space != space.name:
-        raise ValueError(f'--archs: item {spec!r}: {arg}: field space is '
-                         f'{dev.space!r}; expected --space={space.name}.')
+        raise errors.InputError(
+            f'--archs: item {spec!r}: {arg}: field space is '
+            f'{dev.space!r}; expected --space={space.name}.')
       _check_macro(space, spec, arg, measure.file_setting(dev, 'macro'))
       archs += list(dev.archs)
       query += list(dev.is_query)
     else:
-      raise ValueError(f'--archs: unknown item {spec!r}; expected reference, '
-                       'random:N, spread:N, query:N, result:PATH or '
-                       'file:PATH.')
+      raise errors.InputError(
+          f'--archs: unknown item {spec!r}; expected reference, '
+          'random:N, spread:N, query:N, result:PATH or '
+          'file:PATH.')
   if all(query):
-    raise ValueError(f'--archs: {",".join(specs)}: every architecture is a '
-                     'query row (evaluation only); a device file needs rows '
-                     'to adapt on too: add reference, random:N or spread:N.')
+    raise errors.InputError(
+        f'--archs: {",".join(specs)}: every architecture is a '
+        'query row (evaluation only); a device file needs rows '
+        'to adapt on too: add reference, random:N or spread:N.')
   return np.asarray(archs, np.int32), np.asarray(query, bool), refs
 
 
@@ -134,26 +138,29 @@ def _count(spec, kind, arg):
   except ValueError:
     n = 0
   if n < 1:
-    raise ValueError(f'--archs: item {spec!r}: expected {kind}:N with N a '
-                     f'whole number >= 1, got {arg!r}.')
+    raise errors.InputError(
+        f'--archs: item {spec!r}: expected {kind}:N with N a '
+        f'whole number >= 1, got {arg!r}.')
   return n
 
 
 def _check_macro(space, spec, path, macro):
   """A file's FBNet macro network (if it records one) must be --macro's."""
   if space.name == 'fbnet' and macro and macro != space.macro.name:
-    raise ValueError(f'--archs: item {spec!r}: {path}: field macro is '
-                     f'{macro!r}; expected --macro={space.macro.name}.')
+    raise errors.InputError(f'--archs: item {spec!r}: {path}: field macro is '
+                            f'{macro!r}; expected --macro={space.macro.name}.')
 
 
 def _result_archs(space, spec, path):
   """The derived and sampled architectures of a search's result.json."""
   if not path:
-    raise ValueError(f'--archs: item {spec!r}: expected result:PATH, the '
-                     'path of a result.json written by experiments.search.')
+    raise errors.InputError(
+        f'--archs: item {spec!r}: expected result:PATH, the '
+        'path of a result.json written by experiments.search.')
   if not os.path.isfile(path):
-    raise ValueError(f'--archs: item {spec!r}: {path}: no such file; expected'
-                     ' a result.json written by experiments.search.')
+    raise errors.InputError(
+        f'--archs: item {spec!r}: {path}: no such file; expected'
+        ' a result.json written by experiments.search.')
   where = f'--archs: item {spec!r}: {path}'
 
   def check(result):

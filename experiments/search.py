@@ -32,6 +32,7 @@ from ml_collections import config_flags
 from experiments import cli
 from fbnet_jax import closed_loop
 from fbnet_jax import compilation_cache
+from fbnet_jax import errors
 from fbnet_jax import search
 from fbnet_jax import search_report
 from fbnet_jax import workdirs
@@ -58,10 +59,11 @@ def main(argv):
   config = _CONFIG.value
   path = config.latency.get('device_file')
   if _VERIFY.value == 'yes' and not path:
-    raise ValueError('--verify=yes: measures the found architecture against '
-                     'config.latency.device_file, which is not set; set it '
-                     'to a device file of this machine (experiments.measure),'
-                     ' or use --verify=auto or no.')
+    raise errors.InputError(
+        '--verify=yes: measures the found architecture against '
+        'config.latency.device_file, which is not set; set it '
+        'to a device file of this machine (experiments.measure),'
+        ' or use --verify=auto or no.')
   # Multi-host: the first process measures and writes; the others wait.
   main_process = jax.process_index() == 0
   if path and config.latency.source == 'predictor' and not os.path.exists(

@@ -62,9 +62,10 @@ def measure_config(config: ml_collections.ConfigDict) -> measure.MeasureConfig:
     m.pop(field, None)
   known = {f.name for f in dataclasses.fields(measure.MeasureConfig)}
   if set(m) - known:
-    raise ValueError(f'config.measure: unknown field(s) {sorted(set(m) - known)};'
-                     f' expected fields of measure.MeasureConfig or '
-                     f'{", ".join(_SESSION_FIELDS)}.')
+    raise errors.InputError(
+        f'config.measure: unknown field(s) {sorted(set(m) - known)};'
+        f' expected fields of measure.MeasureConfig or '
+        f'{", ".join(_SESSION_FIELDS)}.')
   return measure.MeasureConfig(space=config.space,
                                macro=config.get('macro', 'cifar'), **m)
 
@@ -303,8 +304,9 @@ def verify_in_sessions(config: ml_collections.ConfigDict, archs: np.ndarray,
     sessions = (config.get('measure') or {}).get('verify_sessions',
                                                  DEFAULT_VERIFY_SESSIONS)
   if sessions < 1:
-    raise ValueError(f'config.measure.verify_sessions: expected at least 1 '
-                     f'measuring session, got {sessions}.')
+    raise errors.InputError(
+        f'config.measure.verify_sessions: expected at least 1 '
+        f'measuring session, got {sessions}.')
   checks = [verify(config, archs, saved, session=i) for i in range(sessions)]
   raw = np.array([c['measured_ms'] for c in checks])  # [S, N]
   drift = np.array([c['drift_vs_device_file'] for c in checks])  # [S]
@@ -331,8 +333,8 @@ def check_num_anchors(num: int) -> None:
   """A clear error unless ``num`` (``config.evolve.anchors``) is in
   0..``MAX_ANCHORS``."""
   if not 0 <= num <= MAX_ANCHORS:
-    raise ValueError(f'config.evolve.anchors: expected 0..{MAX_ANCHORS} '
-                     f'anchor networks, got {num}.')
+    raise errors.InputError(f'config.evolve.anchors: expected 0..{MAX_ANCHORS} '
+                            f'anchor networks, got {num}.')
 
 
 def anchor_archs(space: spaces_lib.SearchSpace, num: int) -> np.ndarray:
@@ -580,13 +582,15 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   # The loop adapts the predictor to the file it measures: settings that
   # would have the searches use another are refused before measuring.
   if config.latency.get('adapted_dir'):
-    raise ValueError('config.latency.adapted_dir: the closed loop adapts the '
-                     'predictor to the device file it measures; expected '
-                     "'' (use experiments.search for a saved predictor).")
+    raise errors.InputError(
+        'config.latency.adapted_dir: the closed loop adapts the '
+        'predictor to the device file it measures; expected '
+        "'' (use experiments.search for a saved predictor).")
   if config.latency.get('support', 'random') != 'random':
-    raise ValueError("config.latency.support: expected 'random' (rows "
-                     "measured here); 'spread' needs a lookup table, which "
-                     'a device measured here has not.')
+    raise errors.InputError(
+        "config.latency.support: expected 'random' (rows "
+        "measured here); 'spread' needs a lookup table, which "
+        'a device measured here has not.')
   os.makedirs(workdir, exist_ok=True)
   path = config.latency.device_file
   existed = os.path.exists(path)

@@ -45,6 +45,7 @@ import grain
 import numpy as np
 
 from fbnet_jax import augment
+from fbnet_jax import errors
 
 KNOWN_DATASETS = ('digits', 'cifar10', 'cifar100', 'imagenet2012')
 TRAIN_SPLITS = ('weights', 'arch', 'train')
@@ -130,7 +131,7 @@ def dataset_info(name: str, image_size: int | None = None) -> DatasetInfo:
       dataset's default (32 for digits and CIFAR, 224 for ImageNet).
 
   Raises:
-    ValueError: for an unknown name or a non-positive image size.
+    errors.InputError: for an unknown name or a non-positive image size.
   """
   _check_name(name)
   if name == 'digits':
@@ -219,7 +220,8 @@ def train_batches(
     dataset's per-channel mean and std, 'label': int32 [B]}``.
 
   Raises:
-    ValueError: for an unknown dataset or split, or a bad argument.
+    errors.InputError: for an unknown dataset or a bad argument.
+    ValueError: for an unknown split.
     DatasetNotPreparedError: when a tfds dataset is not prepared in
       `data_dir`; the message gives the command that prepares it.
   """
@@ -275,7 +277,7 @@ def eval_batches(
     'mask': float32 [B]}``.
 
   Raises:
-    ValueError: for an unknown dataset or a bad argument.
+    errors.InputError: for an unknown dataset or a bad argument.
     DatasetNotPreparedError: when a tfds dataset is not prepared in
       `data_dir`.
   """
@@ -313,8 +315,8 @@ def check_prepared(name: str,
 
 def _check_name(name: str) -> None:
   if name not in KNOWN_DATASETS:
-    raise ValueError(
-        f'Unknown dataset {name!r}; known datasets are: '
+    raise errors.InputError(
+        f'config.data.name: unknown dataset {name!r}; expected one of '
         f'{", ".join(KNOWN_DATASETS)}.')
 
 
@@ -324,12 +326,14 @@ def _is_int(value: Any) -> bool:
 
 def _check_positive_int(field: str, value: Any) -> None:
   if not _is_int(value) or value < 1:
-    raise ValueError(f'{field} must be a positive integer, got {value!r}.')
+    raise errors.InputError(
+        f'{field} must be a positive integer, got {value!r}.')
 
 
 def _check_non_negative_int(field: str, value: Any) -> None:
   if not _is_int(value) or value < 0:
-    raise ValueError(f'{field} must be a non-negative integer, got {value!r}.')
+    raise errors.InputError(
+        f'{field} must be a non-negative integer, got {value!r}.')
 
 
 def _resolve_image_size(image_size: int | None, default: int) -> int:

@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fbnet_jax import errors
+
 NEG_INF = -1e9
 
 
@@ -107,8 +109,8 @@ def architecture_loss(ce: jnp.ndarray, latency: jnp.ndarray, config,
     penalty = target_penalty(latency, target_ms, config.margin,
                              two_sided=form == 'target')
     return jnp.mean(ce) + config.lam * jnp.mean(penalty)
-  raise ValueError(f"config.loss.form: expected 'fbnet', 'target' or "
-                   f"'budget', got {form!r}.")
+  raise errors.InputError(f"config.loss.form: expected 'fbnet', 'target' or "
+                          f"'budget', got {form!r}.")
 
 
 LOSS_FORMS = ('fbnet', 'target', 'budget')
@@ -121,16 +123,18 @@ def check_loss_config(config, arch_steps: bool = True) -> None:
   weights-only run (``arch_steps`` False) never uses the target."""
   loss = config.loss
   if loss.form not in LOSS_FORMS:
-    raise ValueError(f'config.loss.form: expected one of {LOSS_FORMS}, got '
-                     f'{loss.form!r}.')
+    raise errors.InputError(
+        f'config.loss.form: expected one of {LOSS_FORMS}, got '
+        f'{loss.form!r}.')
   latency_of = loss.get('latency_of', 'distribution')
   if latency_of not in LATENCY_OF:
-    raise ValueError(f'config.loss.latency_of: expected one of {LATENCY_OF}, '
-                     f'got {latency_of!r}.')
+    raise errors.InputError(
+        f'config.loss.latency_of: expected one of {LATENCY_OF}, '
+        f'got {latency_of!r}.')
   target = config.latency.get('target_ms')
   if arch_steps and loss.form != 'fbnet' and not (
       isinstance(target, (int, float)) and target > 0):
-    raise ValueError(
+    raise errors.InputError(
         f"config.latency.target_ms: the {loss.form!r} loss needs a target "
         f'latency in ms > 0, got {target!r}.')
 
@@ -138,7 +142,7 @@ def check_loss_config(config, arch_steps: bool = True) -> None:
 def check_latency_range(min_latency_ms: float, config) -> None:
   """Refuses an FBNet-form loss whose log would see latencies <= 1 unit."""
   if config.form == 'fbnet' and min_latency_ms <= config.unit_ms:
-    raise ValueError(
+    raise errors.InputError(
         f'config.loss.unit_ms: the fastest architecture of this space is '
         f'{min_latency_ms:.3g} ms, not above the unit {config.unit_ms} ms, so '
         'log(LAT) ** beta would be undefined; set config.loss.unit_ms below '

@@ -44,6 +44,7 @@ import tqdm
 
 from fbnet_jax import closed_loop
 from fbnet_jax import data as data_lib
+from fbnet_jax import errors
 from fbnet_jax import evolve_report as report
 from fbnet_jax import latency_loop
 from fbnet_jax import nsga
@@ -129,34 +130,37 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   """Clear errors for out-of-range ``config.evolve`` values."""
   cfg = config.evolve
   if not 2 <= cfg.initial <= cfg.budget:
-    raise ValueError(f'config.evolve.initial: expected 2..budget '
-                     f'({cfg.budget}), got {cfg.initial}.')
+    raise errors.InputError(f'config.evolve.initial: expected 2..budget '
+                            f'({cfg.budget}), got {cfg.initial}.')
   if cfg.per_iteration < 1:
-    raise ValueError(f'config.evolve.per_iteration: expected >= 1, got '
-                     f'{cfg.per_iteration}.')
+    raise errors.InputError(f'config.evolve.per_iteration: expected >= 1, got '
+                            f'{cfg.per_iteration}.')
   if (cfg.get('random_budget') or cfg.budget) < cfg.budget:
-    raise ValueError('config.evolve.random_budget: expected >= budget '
-                     f'({cfg.budget}), got {cfg.random_budget}.')
+    raise errors.InputError('config.evolve.random_budget: expected >= budget '
+                            f'({cfg.budget}), got {cfg.random_budget}.')
   if cfg.pop_size < 4 or cfg.generations < 1:
-    raise ValueError('config.evolve.pop_size / generations: expected >= 4 '
-                     f'and >= 1, got {cfg.pop_size} and {cfg.generations}.')
+    raise errors.InputError(
+        'config.evolve.pop_size / generations: expected >= 4 '
+        f'and >= 1, got {cfg.pop_size} and {cfg.generations}.')
   if not cfg.seeds:
-    raise ValueError('config.evolve.seeds: expected at least one seed.')
+    raise errors.InputError('config.evolve.seeds: expected at least one seed.')
   if any(not 0 < q < 1 for q in cfg.get('dnas_quantiles', ())):
-    raise ValueError('config.evolve.dnas_quantiles: expected quantiles in '
-                     f'(0, 1), got {tuple(cfg.dnas_quantiles)}.')
+    raise errors.InputError(
+        'config.evolve.dnas_quantiles: expected quantiles in '
+        f'(0, 1), got {tuple(cfg.dnas_quantiles)}.')
   if cfg.get('dnas_quantiles') and not (
       0 <= cfg.dnas_warmup_epochs < config.epochs):
-    raise ValueError('config.evolve.dnas_warmup_epochs: expected 0 <= it < '
-                     f'config.epochs ({config.epochs}), got '
-                     f'{cfg.dnas_warmup_epochs}: DNAS needs architecture '
-                     'steps.')
+    raise errors.InputError(
+        'config.evolve.dnas_warmup_epochs: expected 0 <= it < '
+        f'config.epochs ({config.epochs}), got '
+        f'{cfg.dnas_warmup_epochs}: DNAS needs architecture '
+        'steps.')
   if cfg.predictor not in pareto.PREDICTORS:
-    raise ValueError(f'config.evolve.predictor: expected one of '
-                     f'{pareto.PREDICTORS}, got {cfg.predictor!r}.')
+    raise errors.InputError(f'config.evolve.predictor: expected one of '
+                            f'{pareto.PREDICTORS}, got {cfg.predictor!r}.')
   if cfg.get('latency_probes', 0) < 0:
-    raise ValueError('config.evolve.latency_probes: expected >= 0, got '
-                     f'{cfg.latency_probes}.')
+    raise errors.InputError('config.evolve.latency_probes: expected >= 0, got '
+                            f'{cfg.latency_probes}.')
   if cfg.get('measure_latency'):
     latency_loop.check_config(config)
   for path in _dnas_result_paths(cfg):
@@ -165,7 +169,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   closed_loop.check_num_anchors(anchors)
   if anchors and not (cfg.get('measure_latency') and
                       config.latency.get('device_file')):
-    raise ValueError(
+    raise errors.InputError(
         f'config.evolve.anchors: {anchors} anchor networks only serve latency '
         'measured here in the loop; expected config.evolve.measure_latency='
         'True with config.latency.device_file a device file of this machine '
@@ -236,9 +240,9 @@ def _read_dnas_result(path: str,
   """A DNAS ``result.json`` (``config.evolve.dnas_result``); with
   ``config``, checked to be of its space before any supernet trains."""
   if not os.path.isfile(path):
-    raise ValueError(f'config.evolve.dnas_result: {path}: no such file; '
-                     'expected result.json files of experiments.search, '
-                     'comma-separated.')
+    raise errors.InputError(f'config.evolve.dnas_result: {path}: no such file; '
+                            'expected result.json files of experiments.search, '
+                            'comma-separated.')
   return retrain.load_arch(path, config)[1]
 
 

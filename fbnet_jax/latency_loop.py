@@ -21,6 +21,7 @@ import ml_collections
 import numpy as np
 
 from fbnet_jax import closed_loop
+from fbnet_jax import errors
 from fbnet_jax import latency as latency_lib
 from fbnet_jax import nsga
 from fbnet_jax import pareto
@@ -93,19 +94,19 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   cannot run, before any supernet trains."""
   lat = config.latency
   if lat.source != 'predictor' or lat.get('adapted_dir'):
-    raise ValueError(
+    raise errors.InputError(
         'config.evolve.measure_latency: expected '
         "config.latency.source='predictor' adapted here (not adapted_dir), "
         f'got source={lat.source!r}; the loop re-adapts the predictor on what it '
         'measures, and another source has nothing to re-adapt.')
   if lat.get('device_file'):
     if config.space not in ('fbnet', 'ofa'):
-      raise ValueError(
+      raise errors.InputError(
           'config.evolve.measure_latency: the harness builds fbnet and ofa '
           f'networks, not {config.space!r}; expected a bundled device '
           '(its exact table stands in for the device).')
   elif latency_lib.exact_table(config) is None:
-    raise ValueError(
+    raise errors.InputError(
         'config.evolve.measure_latency: no exact latencies of '
         f'{lat.device!r} in space {config.space!r} to measure with '
         '(FBNet CIFAR lookup tables or NAS-Bench-201 only; or a device '
@@ -113,8 +114,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         'here with the harness).')
   residual = config.evolve.get('latency_residual', 'ridge')
   if residual not in RESIDUALS:
-    raise ValueError(f'config.evolve.latency_residual: expected one of '
-                     f'{RESIDUALS}, got {residual!r}.')
+    raise errors.InputError(f'config.evolve.latency_residual: expected one of '
+                            f'{RESIDUALS}, got {residual!r}.')
 
 
 class LatencyInTheLoop:
@@ -185,14 +186,14 @@ class FrontMeasurement:
   def __init__(self, config: ml_collections.ConfigDict):
     lat = config.latency
     if lat.source != 'predictor' or not lat.get('device_file'):
-      raise ValueError(
+      raise errors.InputError(
           'config.evolve.measure_front: expected '
           "config.latency.source='predictor' with a device_file of this "
           f'machine, got source={lat.source!r}, device_file='
           f"{lat.get('device_file')!r}; a bundled device's front is "
           're-scored with its exact table instead.')
     if config.space not in ('fbnet', 'ofa'):
-      raise ValueError(
+      raise errors.InputError(
           'config.evolve.measure_front: the harness builds fbnet and ofa '
           f'networks, not {config.space!r}.')
     from meta import latency_data  # pylint: disable=g-import-not-at-top

@@ -59,6 +59,7 @@ import tqdm
 
 from fbnet_jax import blocks
 from fbnet_jax import compilation_cache
+from fbnet_jax import errors
 from fbnet_jax import initializers
 from fbnet_jax import models
 from fbnet_jax import spaces as spaces_lib
@@ -108,33 +109,39 @@ class MeasureConfig:
 
   def __post_init__(self):
     if self.dtype not in DTYPES:
-      raise ValueError(f'MeasureConfig.dtype: expected one of {DTYPES}, got '
-                       f'{self.dtype!r}.')
+      raise errors.InputError(
+          f'MeasureConfig.dtype: expected one of {DTYPES}, got '
+          f'{self.dtype!r}.')
     if self.runtime not in RUNTIMES:
-      raise ValueError(f'MeasureConfig.runtime: expected one of {RUNTIMES}, '
-                       f'got {self.runtime!r}.')
+      raise errors.InputError(
+          f'MeasureConfig.runtime: expected one of {RUNTIMES}, '
+          f'got {self.runtime!r}.')
     if self.statistic not in STATISTICS:
-      raise ValueError(f'MeasureConfig.statistic: expected one of '
-                       f'{STATISTICS}, got {self.statistic!r}.')
+      raise errors.InputError(f'MeasureConfig.statistic: expected one of '
+                              f'{STATISTICS}, got {self.statistic!r}.')
     if self.cpu_cores:
       if not hasattr(os, 'sched_getaffinity'):
-        raise ValueError('MeasureConfig.cpu_cores: pinning needs Linux '
-                         '(os.sched_setaffinity); use 0 here.')
+        raise errors.InputError('MeasureConfig.cpu_cores: pinning needs Linux '
+                                '(os.sched_setaffinity); use 0 here.')
       if self.runtime != 'jax':
-        raise ValueError('MeasureConfig.cpu_cores: pins the jax runtime; for '
-                         'onnxruntime use onnx_threads.')
+        raise errors.InputError(
+            'MeasureConfig.cpu_cores: pins the jax runtime; for '
+            'onnxruntime use onnx_threads.')
       allowed = len(os.sched_getaffinity(0))
       if not 0 < self.cpu_cores <= allowed:
-        raise ValueError(f'MeasureConfig.cpu_cores: expected 0 (all) to '
-                         f'{allowed} (the cores this process may use), got '
-                         f'{self.cpu_cores}.')
+        raise errors.InputError(
+            f'MeasureConfig.cpu_cores: expected 0 (all) to '
+            f'{allowed} (the cores this process may use), got '
+            f'{self.cpu_cores}.')
     for field in ('max_rounds', 'repeats_per_round'):
       if getattr(self, field) < 1:
-        raise ValueError(f'MeasureConfig.{field} (--{field}): expected >= 1, '
-                         f'got {getattr(self, field)}.')
+        raise errors.InputError(
+            f'MeasureConfig.{field} (--{field}): expected >= 1, '
+            f'got {getattr(self, field)}.')
     if self.runtime == 'onnxruntime' and self.dtype != 'float32':
-      raise ValueError('MeasureConfig.dtype: the onnxruntime runtime times '
-                       f'float32 graphs, got {self.dtype!r}.')
+      raise errors.InputError(
+          'MeasureConfig.dtype: the onnxruntime runtime times '
+          f'float32 graphs, got {self.dtype!r}.')
 
 
 RUNTIMES = ('jax', 'onnxruntime')

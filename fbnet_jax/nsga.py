@@ -40,6 +40,7 @@ from pymoo.optimize import minimize
 from pymoo.util.nds import non_dominated_sorting
 import tqdm
 
+from fbnet_jax import errors
 from fbnet_jax import pareto
 from fbnet_jax import spaces as spaces_lib
 
@@ -59,9 +60,10 @@ class Encoding:
     self.allowed = np.asarray(self.allowed, bool) & self.space.choice_mask
     empty = np.nonzero(~self.allowed.any(-1))[0]
     if empty.size:
-      raise ValueError(f'config.search.ops: unit {int(empty[0])} '
-                       f'({self.space.units[int(empty[0])].name}) has no '
-                       'allowed choice.')
+      raise errors.InputError(
+          f'config.search.ops: unit {int(empty[0])} '
+          f'({self.space.units[int(empty[0])].name}) has no '
+          'allowed choice.')
     self.values = [np.nonzero(row)[0] for row in self.allowed]
     self.upper = np.array([len(v) - 1 for v in self.values], np.int64)
     width = self.allowed.shape[1]
@@ -167,8 +169,9 @@ def unique_random(encoding: Encoding, rng: np.random.Generator, n: int,
         out.append(arch)
     if len(out) == n:
       return np.stack(out)
-  raise ValueError(f'the searched space holds fewer than {n} distinct '
-                   'architectures; lower config.evolve.budget.')
+  raise errors.InputError(
+      f'config.evolve.budget: the searched space holds fewer than {n} '
+      'distinct architectures; expected a smaller budget.')
 
 
 def random_search(accuracy_fn: AccuracyFn, encoding: Encoding, budget: int,

@@ -25,6 +25,8 @@ from pymoo.util.nds import non_dominated_sorting
 from sklearn import ensemble
 from sklearn import linear_model
 
+from fbnet_jax import errors
+
 PREDICTORS = ('ridge', 'gbrt')
 
 
@@ -91,8 +93,8 @@ class AccuracyPredictor:
   def __init__(self, allowed: np.ndarray, kind: str = 'ridge', seed: int = 0,
                extra: Optional[Callable[[np.ndarray], np.ndarray]] = None):
     if kind not in PREDICTORS:
-      raise ValueError(f'config.evolve.predictor: expected one of '
-                       f'{PREDICTORS}, got {kind!r}.')
+      raise errors.InputError(f'config.evolve.predictor: expected one of '
+                              f'{PREDICTORS}, got {kind!r}.')
     self.allowed = np.asarray(allowed, bool)
     self.kind = kind
     self.seed = seed

@@ -54,6 +54,7 @@ import tqdm
 from fbnet_jax import blocks
 from fbnet_jax import data as data_lib
 from fbnet_jax import dnas
+from fbnet_jax import errors
 from fbnet_jax import initializers
 from fbnet_jax import latency as latency_lib
 from fbnet_jax import search_report
@@ -131,9 +132,10 @@ def fixed_units(config: ml_collections.ConfigDict,
   if size not in spaces_lib.ofa.RESOLUTIONS:
     field = ('config.ofa_resolution' if config.get('ofa_resolution')
              else 'config.data.image_size (config.ofa_resolution unset)')
-    raise ValueError(f'{field}: {size} is not an OFA resolution (expected '
-                     f'{spaces_lib.ofa.RESOLUTIONS[0]}..'
-                     f'{spaces_lib.ofa.RESOLUTIONS[-1]} in steps of 4).')
+    raise errors.InputError(
+        f'{field}: {size} is not an OFA resolution (expected '
+        f'{spaces_lib.ofa.RESOLUTIONS[0]}..'
+        f'{spaces_lib.ofa.RESOLUTIONS[-1]} in steps of 4).')
   fixed[-1, spaces_lib.ofa.RESOLUTIONS.index(size)] = 1.0
   return fixed
 
@@ -147,8 +149,9 @@ class Searcher:
         config, arch_steps=config.search.warmup_epochs < config.epochs)
     derive = config.search.get('derive') or ''
     if derive not in ('', 'argmax', 'target'):
-      raise ValueError("config.search.derive: expected 'argmax', 'target' or "
-                       f"'' (the loss form's default), got {derive!r}.")
+      raise errors.InputError(
+          "config.search.derive: expected 'argmax', 'target' or "
+          f"'' (the loss form's default), got {derive!r}.")
     devices = list(devices or jax.devices())
     self.space = spaces_lib.space_for(config.space,
                                       config.get('macro', 'cifar'))
@@ -156,7 +159,7 @@ class Searcher:
     ops = tuple(config.search.get('ops', ()))
     self.elastic = config.search.get('supernet', 'mixture') == 'elastic'
     if self.elastic and config.search.warmup_epochs < config.epochs:
-      raise ValueError(
+      raise errors.InputError(
           "config.search.supernet: the 'elastic' supernet trains weights "
           'only (one sampled sub-network per batch) and has no architecture '
           f'steps; expected config.search.warmup_epochs >= config.epochs, '
@@ -185,8 +188,9 @@ class Searcher:
     self.replicated = jax.sharding.NamedSharding(
         self.mesh, jax.sharding.PartitionSpec())
     if config.batch_size % len(devices):
-      raise ValueError(f'config.batch_size ({config.batch_size}) must be a '
-                       f'multiple of the device count ({len(devices)}).')
+      raise errors.InputError(
+          f'config.batch_size ({config.batch_size}) must be a '
+          f'multiple of the device count ({len(devices)}).')
     # The latency source's device numbers are an argument of the step, so
     # one compiled step serves every device and target (see LatencyModel).
     self.lat_params = jax.device_put(self.latency.params, self.replicated)

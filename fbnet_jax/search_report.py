@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fbnet_jax import dnas
+from fbnet_jax import errors
 from fbnet_jax import latency as latency_lib
 from fbnet_jax import workdirs
 
@@ -86,8 +87,9 @@ def report(searcher, state, config) -> dict:
         log_probs, searcher.latency.arch_ms, *derivation_band(config),
         space=searcher.space)
   elif mode != 'argmax':
-    raise ValueError(f"config.search.derive: expected 'argmax' or 'target', "
-                     f'got {mode!r}.')
+    raise errors.InputError(
+        f"config.search.derive: expected 'argmax' or 'target', "
+        f'got {mode!r}.')
   best = describe(searcher.space, arch, sources)
   best['supernet_accuracy'] = searcher.accuracy(state, arch, limit)
   best['derivation'] = {'mode': mode, 'changes_from_argmax': changes}

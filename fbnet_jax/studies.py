@@ -164,8 +164,9 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
         f'lookup table {hint}.')
   found_seeds = seeds if found_seeds is None else found_seeds
   if seeds < 1 or found_seeds < 1 or num_random < 1:
-    raise ValueError(f'num_random={num_random}, seeds={seeds}, found_seeds='
-                     f'{found_seeds}: expected at least 1 each.')
+    raise errors.InputError(
+        f'--num_random={num_random}, --seeds={seeds}, --found_seeds='
+        f'{found_seeds}: expected at least 1 each.')
   lut = latency_lib.lookup_table_latency(device)
   lat = float(lut.arch_ms(np.asarray(arch)))
   others = random_archs_at_latency(device, lat, num_random,

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fbnet_jax import blocks
+from fbnet_jax import errors
 from fbnet_jax import models
 from fbnet_jax import spaces as spaces_lib
 from fbnet_jax.spaces import fbnet
@@ -472,20 +473,23 @@ def build_supernet(space: str, *, macro: str = 'cifar', num_classes: int,
       (``config.nb201_cells``; the benchmark's 5).
   """
   if kind not in ('mixture', 'elastic', 'masked'):
-    raise ValueError(f'config.search.supernet: unknown {kind!r}; expected '
-                     "'mixture', 'elastic' or 'masked'.")
+    raise errors.InputError(
+        f'config.search.supernet: unknown {kind!r}; expected '
+        "'mixture', 'elastic' or 'masked'.")
   if kind in ('elastic', 'masked') and space != 'ofa':
-    raise ValueError(f"config.search.supernet: {kind!r} (OFA's weight "
-                     f"sharing) is for the ofa space, not {space!r}.")
+    raise errors.InputError(f"config.search.supernet: {kind!r} (OFA's weight "
+                            f"sharing) is for the ofa space, not {space!r}.")
   if space == 'fbnet':
     ops = tuple(ops) or fbnet.OP_NAMES
     unknown = set(ops) - set(fbnet.OP_NAMES)
     if unknown:
-      raise ValueError(f'config.search.ops: unknown ops {sorted(unknown)}; '
-                       f'expected a subset of {fbnet.OP_NAMES}.')
+      raise errors.InputError(
+          f'config.search.ops: unknown ops {sorted(unknown)}; '
+          f'expected a subset of {fbnet.OP_NAMES}.')
     return FBNetSupernet(macro=macro, num_classes=num_classes, ops=ops)
   if ops:
-    raise ValueError('config.search.ops: op subsets are for the fbnet space.')
+    raise errors.InputError(
+        'config.search.ops: op subsets are for the fbnet space.')
   if space == 'ofa':
     if kind in ('elastic', 'masked'):
       return OFAElasticSupernet(num_classes=num_classes,
@@ -493,9 +497,11 @@ def build_supernet(space: str, *, macro: str = 'cifar', num_classes: int,
     return OFASupernet(num_classes=num_classes)
   if space == 'nasbench201':
     if not isinstance(cells_per_stage, int) or cells_per_stage < 1:
-      raise ValueError('config.nb201_cells: expected a positive number of '
-                       f'cells per stage, got {cells_per_stage!r}.')
+      raise errors.InputError(
+          'config.nb201_cells: expected a positive number of '
+          f'cells per stage, got {cells_per_stage!r}.')
     return NASBench201Supernet(num_classes=num_classes,
                                cells_per_stage=cells_per_stage)
-  raise ValueError(f'config.space: no supernet for {space!r}; expected one '
-                   'of fbnet, ofa, nasbench201.')
+  raise errors.InputError(
+      f'config.space: no supernet for {space!r}; expected one '
+      'of fbnet, ofa, nasbench201.')

@@ -25,6 +25,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from fbnet_jax import errors
 from fbnet_jax import spaces as spaces_lib
 from fbnet_jax.spaces import nasbench201
 
@@ -67,8 +68,9 @@ def cell_graph(probs, graph: str = 'fixed'
       self-loops included, ``a[i, j]`` > 0 when node i sends to node j.
   """
   if graph not in ('fixed', 'pruned'):
-    raise ValueError(f"model.gcn_graph: expected 'fixed' or 'pruned', got "
-                     f'{graph!r}.')
+    raise errors.InputError(
+        f"config.model.gcn_graph: expected 'fixed' or 'pruned', got "
+        f'{graph!r}.')
   probs = jnp.asarray(probs)
   batch = probs.shape[:-2]
   adj, _ = nasbench201.op_graph()

@@ -32,6 +32,9 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from fbnet_jax import errors
+
+
 def _tree_norm(tree) -> jax.Array:
   """Global L2 norm whose gradient stays finite at (or underflowing to) a
   zero tree: sqrt's derivative at 0 is infinite, which second-order MAML
@@ -83,7 +86,7 @@ class InnerConfig:
                            ('head', HEAD_CHOICES)):
       value = getattr(self, field)
       if value not in allowed:
-        raise ValueError(
+        raise errors.InputError(
             f'config.meta.{field}: expected one of '
             f'{", ".join(repr(a) for a in allowed)}, got {value!r}.')
 
@@ -93,7 +96,8 @@ def to_target(ms: jnp.ndarray, target: str) -> jnp.ndarray:
     return jnp.log(ms)
   if target == 'linear':
     return ms
-  raise ValueError(f"meta.target: expected 'log' or 'linear', got {target!r}.")
+  raise errors.InputError(
+      f"config.meta.target: expected 'log' or 'linear', got {target!r}.")
 
 
 def from_target(t: jnp.ndarray, target: str) -> jnp.ndarray:
@@ -119,7 +123,8 @@ def hardware_embedding(ref_t: jnp.ndarray, ref_mask: jnp.ndarray,
 def adapt_mask(net_params: PyTree, adapt: str) -> PyTree:
   """1.0 for the parameters the inner loop moves, 0.0 for the others."""
   if adapt not in ('all', 'head'):
-    raise ValueError(f"meta.adapt: expected 'all' or 'head', got {adapt!r}.")
+    raise errors.InputError(
+        f"config.meta.adapt: expected 'all' or 'head', got {adapt!r}.")
   def leaf(path, x):
     keys = [getattr(k, 'key', str(k)) for k in path]
     moved = adapt == 'all' or any(k in ('fc3', 'fc4', 'fc5') for k in keys)

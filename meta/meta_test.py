@@ -49,7 +49,7 @@ def load_devices(space: str, device_files: Sequence[str],
       other).
   """
   if device_names and device_files:
-    raise ValueError(
+    raise errors.InputError(
         f'--devices={",".join(device_names)} and --device_file='
         f'{",".join(device_files)}: each names the devices to evaluate '
         'instead of the meta-test ones; expected one of the two (run '
@@ -122,9 +122,10 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   split = latency_data.SPLITS[space]
   seen = sorted(n for n in set(device_names) if split.seen_as(n))
   if seen:
-    raise ValueError(f'--devices: {seen} were '
-                     'used in meta-training or model selection; evaluating '
-                     'on them would not be a few-shot test.')
+    raise errors.InputError(
+        f'--devices: {seen} were '
+        'used in meta-training or model selection; evaluating '
+        'on them would not be a few-shot test.')
   devices = load_devices(space, device_files, device_names)
   ev = config.eval
   seeds = list(range(ev.seeds))

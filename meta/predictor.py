@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fbnet_jax import errors
 from fbnet_jax import spaces as spaces_lib
 from meta import encodings
 
@@ -90,11 +91,13 @@ class LatencyNet(nn.Module):
     self._trunks = self.trunk.split('+')
     for t in self._trunks:
       if t not in ('additive', 'gcn', 'mlp'):
-        raise ValueError(f'model.trunk: unknown trunk {t!r}; expected '
-                         'additive, gcn or mlp joined by "+".')
+        raise errors.InputError(
+            f'config.model.trunk: unknown trunk {t!r}; expected '
+            'additive, gcn or mlp joined by "+".')
     if 'gcn' in self._trunks and self.space != 'nasbench201':
-      raise ValueError('model.trunk: the gcn trunk needs the nasbench201 '
-                       f'space, not {self.space!r}.')
+      raise errors.InputError(
+          'config.model.trunk: the gcn trunk needs the nasbench201 '
+          f'space, not {self.space!r}.')
     h = self.hidden
     if 'additive' in self._trunks:
       self.unit_fc1 = nn.Dense(h)

@@ -232,7 +232,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   m = config.meta
   chunk_size = min(m.episodes_per_call, config.eval.every)
   if m.num_episodes % chunk_size or config.eval.every % chunk_size:
-    raise ValueError(
+    raise errors.InputError(
         f'config.meta.num_episodes ({m.num_episodes}) and config.eval.every '
         f'({config.eval.every}): expected multiples of '
         f'min(meta.episodes_per_call, eval.every) = {chunk_size}, the '

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from fbnet_jax import errors
 from fbnet_jax import models
 from fbnet_jax import spaces
 from fbnet_jax.spaces import ofa
@@ -89,7 +90,8 @@ def test_fbnet_model_arch_forms_and_errors():
     models.FBNetModel((0, 0, 0, 9) + (0,) * 18)
   with pytest.raises(spaces.ArchitectureError, match='22 units'):
     models.FBNetModel((0,) * 21)
-  with pytest.raises(ValueError, match="macro 'cifar10' is unknown"):
+  with pytest.raises(errors.InputError,
+                     match="config.macro: unknown FBNet macro 'cifar10'"):
     models.FBNetModel((0,) * 22, macro='cifar10')
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+from fbnet_jax import errors
 from fbnet_jax.spaces.base import ArchitectureError, SearchSpace, Unit
 from fbnet_jax.spaces.fbnet import FBNetSpace
 from fbnet_jax.spaces.nasbench201 import NASBench201Space
@@ -20,8 +21,9 @@ SPACES = {
 def get_space(name: str, **kwargs) -> SearchSpace:
   """``get_space('fbnet', macro='imagenet')`` -> a (cached) space instance."""
   if name not in SPACES:
-    raise ValueError(f'config.space (--space): unknown search space '
-                     f'{name!r}; expected one of {", ".join(sorted(SPACES))}.')
+    raise errors.InputError(
+        f'config.space (--space): unknown search space '
+        f'{name!r}; expected one of {", ".join(sorted(SPACES))}.')
   return SPACES[name](**kwargs)
 
 

@@ -20,6 +20,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from fbnet_jax import errors
 from fbnet_jax.spaces import base
 
 OP_NAMES = ('k3_e1', 'k3_e1_g2', 'k3_e3', 'k3_e6', 'k5_e1', 'k5_e1_g2',
@@ -119,8 +120,9 @@ class FBNetSpace(base.SearchSpace):
 
   def __init__(self, macro: str = 'cifar'):
     if macro not in MACROS:
-      raise ValueError(f'FBNet macro {macro!r} is unknown; expected one of '
-                       f'{", ".join(MACROS)}.')
+      raise errors.InputError(
+          f'config.macro: unknown FBNet macro {macro!r}; expected one of '
+          f'{", ".join(MACROS)}.')
     self.macro = MACROS[macro]
     self.layers = layer_shapes(self.macro)
     self.ops = tuple(parse_op(n) for n in OP_NAMES)

@@ -146,9 +146,9 @@ def _count(spec, kind, arg):
 
 def _check_macro(space, spec, path, macro):
   """A file's FBNet macro network (if it records one) must be --macro's."""
-  if space.name == 'fbnet' and macro and macro != space.macro.name:
+  if space.MACROS and macro and macro != space.macro_name:
     raise errors.InputError(f'--archs: item {spec!r}: {path}: field macro is '
-                            f'{macro!r}; expected --macro={space.macro.name}.')
+                            f'{macro!r}; expected --macro={space.macro_name}.')
 
 
 def _result_archs(space, spec, path):

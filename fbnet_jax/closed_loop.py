@@ -181,7 +181,7 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
               ('device_kind', measure.device_kind(want.runtime)),
               ('batch_size', want.batch_size), ('dtype', want.dtype),
               ('statistic', want.statistic), ('cpu_cores', want.cpu_cores)]
-  if config.space == 'fbnet':
+  if spaces_lib.get_space_class(config.space).MACROS:
     expected.append(('macro', want.macro))
   for field, value in expected:
     got = measure.file_setting(device, field)

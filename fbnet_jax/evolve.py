@@ -51,6 +51,7 @@ from fbnet_jax import nsga
 from fbnet_jax import pareto
 from fbnet_jax import retrain
 from fbnet_jax import search as search_lib
+from fbnet_jax import supernet as supernet_lib
 from fbnet_jax import workdirs
 
 
@@ -202,10 +203,11 @@ def dnas_config(config: ml_collections.ConfigDict,
   c.search.tau_decay = e.dnas_tau_decay
   c.search.derive = 'target'
   c.search.num_derived_samples = 0
-  # DNAS mixes candidates per example; OFA's elastic one-path weights do
-  # that as FBNetV2's masked mixture (the 190-block mixture supernet takes
-  # over 10 minutes to compile on a CPU).
-  c.search.supernet = 'masked' if config.space == 'ofa' else 'mixture'
+  # DNAS mixes candidates per example; where the space has shared weights
+  # (OFA's elastic one-path ones), as FBNetV2's masked mixture (OFA's
+  # 190-block mixture supernet takes over 10 minutes to compile on a CPU).
+  kinds = supernet_lib.SUPERNETS[config.space].kinds
+  c.search.supernet = 'masked' if 'masked' in kinds else 'mixture'
   c.loss.form = 'target'
   c.latency.target_ms = round(float(target_ms), 3)
   return c

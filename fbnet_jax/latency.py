@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from absl import logging
 import jax
@@ -158,7 +158,7 @@ def lookup_table_latency(device: str) -> LatencyModel:
     params = {'table': jnp.asarray(npz[f'{device}_rel'], jnp.float32),
               'const': jnp.asarray(npz[f'{device}_const'], jnp.float32)}
   space = spaces_lib.get_space('fbnet', macro='cifar')
-  return LatencyModel(f'lut:{device}', space, _table_ms, params)
+  return LatencyModel(f'lut:{device}', space, table_ms, params)
 
 
 def cell_table_latency(device: str) -> LatencyModel:
@@ -197,8 +197,10 @@ def _cell_table_ms(params, probs):
   return jnp.einsum(spec, table, *[probs[..., e, :] for e in range(edges)])
 
 
-def _table_ms(params, probs):
-  """Expected latency under a lookup table: const + sum of p x table."""
+def table_ms(params, probs):
+  """Expected latency under an additive lookup table (FBNet's): ``const +
+  sum_u sum_c probs[..., u, c] * table[u, c]``, params ``{'table': [U, C]
+  ms, 'const': ms}``; exact for one-hot ``probs``."""
   return params['const'] + jnp.einsum('...uc,uc->...', probs,
                                       params['table'])
 
@@ -254,15 +256,42 @@ def _load_predictor(space: str, predictor_dir: Optional[str]):
   return predictor
 
 
+class ExactTable(NamedTuple):
+  """How a space's exact latencies are had (an entry of :data:`EXACT_TABLES`).
+
+  Attributes:
+    build: device name -> its table, a differentiable :class:`LatencyModel`
+      (a LatencyConfigError naming ``config.latency.device`` for a device
+      without one).
+    devices: the devices with a table; None: every bundled device of the
+      space.
+    macros: the macro networks (``config.macro``) the tables are of; empty:
+      the space's one network.
+  """
+  build: Callable[[str], LatencyModel]
+  devices: Optional[tuple[str, ...]] = None
+  macros: tuple[str, ...] = ()
+
+
+#: The spaces with exact latencies of bundled devices, by space name: the
+#: latency source 'lut', the evolutionary search's re-scoring and the
+#: reports' "exact" column use them.
+EXACT_TABLES: dict[str, ExactTable] = {
+    'fbnet': ExactTable(lookup_table_latency, devices=LUT_DEVICES,
+                        macros=('cifar',)),
+    'nasbench201': ExactTable(cell_table_latency),
+}
+
+
 def exact_table(config: ml_collections.ConfigDict) -> Optional[LatencyModel]:
-  """``config.latency.device``'s exact latencies: NAS-Bench-201's measured
-  cells or an FBNet CIFAR lookup table; None for other spaces (an unknown
-  device is an error)."""
-  if config.space == 'nasbench201':
-    return cell_table_latency(config.latency.device)
-  if config.space == 'fbnet' and config.get('macro', 'cifar') == 'cifar':
-    return lookup_table_latency(config.latency.device)
-  return None
+  """``config.latency.device``'s exact latencies (:data:`EXACT_TABLES`):
+  NAS-Bench-201's measured cells or an FBNet CIFAR lookup table; None for
+  other spaces and macro networks (a device without a table is an error)."""
+  table = EXACT_TABLES.get(config.space)
+  if table is None or (table.macros and
+                       config.get('macro', 'cifar') not in table.macros):
+    return None
+  return table.build(config.latency.device)
 
 
 @dataclasses.dataclass
@@ -515,8 +544,11 @@ def device_exact_table(config) -> Optional[LatencyModel]:
   """The exact latencies of the config's device (:func:`exact_table`), if
   there are any: None for a user's device (:func:`user_device`; a bundled
   table named by ``latency.device`` would be another device's), a space
-  without tables, or an FBNet device without one (only ``LUT_DEVICES``)."""
+  without tables, or a device without one (an FBNet device not in
+  ``LUT_DEVICES``)."""
   device = None if user_device(config) else config.latency.get('device')
-  if not device or (config.space == 'fbnet' and device not in LUT_DEVICES):
+  table = EXACT_TABLES.get(config.space)
+  if (not device or table is None or
+      (table.devices is not None and device not in table.devices)):
     return None
   return exact_table(config)

@@ -23,6 +23,7 @@ import numpy as np
 from fbnet_jax import closed_loop
 from fbnet_jax import errors
 from fbnet_jax import latency as latency_lib
+from fbnet_jax import models
 from fbnet_jax import nsga
 from fbnet_jax import pareto
 
@@ -100,11 +101,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         f'got source={lat.source!r}; the loop re-adapts the predictor on what it '
         'measures, and another source has nothing to re-adapt.')
   if lat.get('device_file'):
-    if config.space not in ('fbnet', 'ofa'):
+    if config.space not in models.STANDALONE:
       raise errors.InputError(
-          'config.evolve.measure_latency: the harness builds fbnet and ofa '
-          f'networks, not {config.space!r}; expected a bundled device '
-          '(its exact table stands in for the device).')
+          'config.evolve.measure_latency: the harness builds '
+          f'{errors.and_list(models.STANDALONE)} networks, not '
+          f'{config.space!r}; expected a bundled device (its exact table '
+          'stands in for the device).')
   elif latency_lib.exact_table(config) is None:
     raise errors.InputError(
         'config.evolve.measure_latency: no exact latencies of '
@@ -192,10 +194,11 @@ class FrontMeasurement:
           f'machine, got source={lat.source!r}, device_file='
           f"{lat.get('device_file')!r}; a bundled device's front is "
           're-scored with its exact table instead.')
-    if config.space not in ('fbnet', 'ofa'):
+    if config.space not in models.STANDALONE:
       raise errors.InputError(
-          'config.evolve.measure_front: the harness builds fbnet and ofa '
-          f'networks, not {config.space!r}.')
+          'config.evolve.measure_front: the harness builds '
+          f'{errors.and_list(models.STANDALONE)} networks, not '
+          f'{config.space!r}.')
     from meta import latency_data  # pylint: disable=g-import-not-at-top
     self.config = config
     self.device = latency_data.load_device_file(lat.device_file)

@@ -254,6 +254,25 @@ class OFAModel(nn.Module):
                               False, self.num_classes, self.dtype)
 
 
+def _fbnet_model(arch, *, macro, num_classes, dtype) -> nn.Module:
+  return FBNetModel(arch, macro=macro, num_classes=num_classes, dtype=dtype)
+
+
+def _ofa_model(arch, *, macro, num_classes, dtype) -> nn.Module:
+  del macro  # one macro network; the resolution is part of the architecture
+  return OFAModel(arch, num_classes=num_classes or ofa.NUM_CLASSES,
+                  dtype=dtype)
+
+
+#: The spaces with standalone networks (to retrain, export, time on a
+#: device): ``build(arch, macro=, num_classes=, dtype=)`` by space name.
+#: NAS-Bench-201 cells are only searched here.
+STANDALONE: dict[str, Callable[..., nn.Module]] = {
+    'fbnet': _fbnet_model,
+    'ofa': _ofa_model,
+}
+
+
 def standalone(space: str, arch: Sequence[int], *, macro: str = 'cifar',
                num_classes: Optional[int] = None,
                dtype: Dtype = jnp.float32) -> nn.Module:
@@ -264,18 +283,15 @@ def standalone(space: str, arch: Sequence[int], *, macro: str = 'cifar',
 
   Raises:
     errors.InputError: naming ``config.space`` for a space without
-      standalone networks (NAS-Bench-201 cells are only searched here).
+      standalone networks (not in :data:`STANDALONE`).
   """
-  arch = tuple(int(a) for a in arch)
-  if space == 'fbnet':
-    return FBNetModel(arch, macro=macro, num_classes=num_classes, dtype=dtype)
-  if space == 'ofa':
-    return OFAModel(arch, num_classes=num_classes or ofa.NUM_CLASSES,
-                    dtype=dtype)
-  raise errors.InputError(
-      f'config.space: cannot build a standalone {space!r} network (to '
-      'retrain, export or time); standalone networks are built for fbnet '
-      'and ofa.')
+  if space not in STANDALONE:
+    raise errors.InputError(
+        f'config.space: cannot build a standalone {space!r} network (to '
+        'retrain, export or time); standalone networks are built for '
+        f'{errors.and_list(STANDALONE)}.')
+  return STANDALONE[space](tuple(int(a) for a in arch), macro=macro,
+                           num_classes=num_classes, dtype=dtype)
 
 
 # --------------------------------------------------------------- counting

@@ -186,11 +186,11 @@ def result_space(path: str, result: dict):
     raise errors.InputError(f'{path}: field space is {name!r}; expected one of '
                             f'{", ".join(sorted(spaces.SPACES))}.')
   macro = result.get('macro') or 'cifar'  # '' or absent: the default
-  if name == 'fbnet' and (not isinstance(macro, str) or
-                          macro not in spaces.fbnet.MACROS):
+  macros = spaces.get_space_class(name).MACROS
+  if macros and (not isinstance(macro, str) or macro not in macros):
     raise errors.InputError(
         f'{path}: field macro is {macro!r}; expected one of '
-        f'{", ".join(spaces.fbnet.MACROS)}.')
+        f'{", ".join(macros)}.')
   return spaces.space_for(name, macro)
 
 
@@ -202,8 +202,9 @@ def _check_config(path: str, result: dict,
         f'{path}: field space is {result["space"]!r}, the '
         f'config\'s is {config.space!r}; use the config the '
         'search ran with.')
-  if config.space != 'fbnet' or not result.get('macro'):
-    return  # the macro network is FBNet's; an older file does not record it
+  if (not spaces.get_space_class(config.space).MACROS or
+      not result.get('macro')):
+    return  # a space of one network; or an older file, which has no macro
   mine = config.get('macro', 'cifar') or 'cifar'
   if result['macro'] != mine:
     raise errors.InputError(

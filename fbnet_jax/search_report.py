@@ -113,7 +113,7 @@ def report(searcher, state, config) -> dict:
     d = describe(searcher.space, arch, sources)
     d['supernet_accuracy'] = searcher.accuracy(state, arch, limit)
     sampled.append(d)
-  return {'space': config.space, 'macro': config.get('macro', ''),
+  return {'space': config.space, 'macro': searcher.space.macro_name,
           'dataset': config.data.name,
           'device': (latency_lib.user_device(config) or
                      config.latency.device),

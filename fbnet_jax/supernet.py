@@ -29,7 +29,7 @@ architecture inherits are exactly its own blocks'.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -454,14 +454,68 @@ class NASBench201Supernet(nn.Module):
     return nn.Dense(self.num_classes, name='classifier')(x.mean(axis=(1, 2)))
 
 
+class SupernetBuilder(NamedTuple):
+  """How to build one space's supernet (an entry of :data:`SUPERNETS`).
+
+  Attributes:
+    build: ``build(kind=, macro=, num_classes=, ops=, cells_per_stage=)`` ->
+      the supernet module, for the arguments of :func:`build_supernet`
+      (checked against ``kinds`` and ``op_subsets`` before the call).
+    kinds: the ``config.search.supernet`` kinds it builds; 'mixture' (DNAS)
+      first.
+    op_subsets: whether ``config.search.ops`` may restrict the candidates.
+  """
+  build: Callable[..., nn.Module]
+  kinds: tuple[str, ...] = ('mixture',)
+  op_subsets: bool = False
+
+
+def _fbnet_supernet(*, macro, num_classes, ops, **_) -> nn.Module:
+  ops = tuple(ops) or fbnet.OP_NAMES
+  unknown = set(ops) - set(fbnet.OP_NAMES)
+  if unknown:
+    raise errors.InputError(
+        f'config.search.ops: unknown ops {sorted(unknown)}; '
+        f'expected a subset of {fbnet.OP_NAMES}.')
+  return FBNetSupernet(macro=macro, num_classes=num_classes, ops=ops)
+
+
+def _ofa_supernet(*, kind, num_classes, **_) -> nn.Module:
+  if kind in ('elastic', 'masked'):
+    return OFAElasticSupernet(num_classes=num_classes,
+                              per_example=kind == 'masked')
+  return OFASupernet(num_classes=num_classes)
+
+
+def _nasbench201_supernet(*, num_classes, cells_per_stage, **_) -> nn.Module:
+  if not isinstance(cells_per_stage, int) or cells_per_stage < 1:
+    raise errors.InputError(
+        'config.nb201_cells: expected a positive number of '
+        f'cells per stage, got {cells_per_stage!r}.')
+  return NASBench201Supernet(num_classes=num_classes,
+                             cells_per_stage=cells_per_stage)
+
+
+#: Each space's supernet, by space name (``config.space``); a new space
+#: registers its builder here (docs/dnas.md, "Adding a search space").
+SUPERNETS: dict[str, SupernetBuilder] = {
+    'fbnet': SupernetBuilder(_fbnet_supernet, op_subsets=True),
+    # 'elastic' and 'masked': OFA's weight sharing (one set of weights for
+    # every sub-network); see OFAElasticSupernet.
+    'ofa': SupernetBuilder(_ofa_supernet,
+                           kinds=('mixture', 'elastic', 'masked')),
+    'nasbench201': SupernetBuilder(_nasbench201_supernet),
+}
+
+
 def build_supernet(space: str, *, macro: str = 'cifar', num_classes: int,
                    ops: Sequence[str] = (), kind: str = 'mixture',
                    cells_per_stage: int = nasbench201.CELLS_PER_STAGE
                    ) -> nn.Module:
-  """The supernet of ``space`` (``config.space``).
+  """The supernet of ``space`` (``config.space``), from :data:`SUPERNETS`.
 
   Args:
-    space: 'fbnet', 'ofa' or 'nasbench201'.
+    space: 'fbnet', 'ofa' or 'nasbench201' (a key of :data:`SUPERNETS`).
     macro: FBNet's macro network ('cifar' or 'imagenet').
     num_classes: classifier outputs.
     ops: FBNet only: the candidate ops to build (``config.search.ops``).
@@ -472,36 +526,26 @@ def build_supernet(space: str, *, macro: str = 'cifar', num_classes: int,
     cells_per_stage: NAS-Bench-201 only: cells per stage
       (``config.nb201_cells``; the benchmark's 5).
   """
-  if kind not in ('mixture', 'elastic', 'masked'):
+  if space not in SUPERNETS:
     raise errors.InputError(
-        f'config.search.supernet: unknown {kind!r}; expected '
-        "'mixture', 'elastic' or 'masked'.")
-  if kind in ('elastic', 'masked') and space != 'ofa':
-    raise errors.InputError(f"config.search.supernet: {kind!r} (OFA's weight "
-                            f"sharing) is for the ofa space, not {space!r}.")
-  if space == 'fbnet':
-    ops = tuple(ops) or fbnet.OP_NAMES
-    unknown = set(ops) - set(fbnet.OP_NAMES)
-    if unknown:
+        f'config.space: no supernet for {space!r}; expected one '
+        f'of {", ".join(SUPERNETS)}.')
+  builder = SUPERNETS[space]
+  if kind not in builder.kinds:
+    known = sorted({k for b in SUPERNETS.values() for k in b.kinds})
+    if kind not in known:
       raise errors.InputError(
-          f'config.search.ops: unknown ops {sorted(unknown)}; '
-          f'expected a subset of {fbnet.OP_NAMES}.')
-    return FBNetSupernet(macro=macro, num_classes=num_classes, ops=ops)
-  if ops:
+          f'config.search.supernet: unknown {kind!r}; expected one of '
+          f'{", ".join(repr(k) for k in known)}.')
+    owners = errors.and_list(n for n, b in SUPERNETS.items()
+                             if kind in b.kinds)
     raise errors.InputError(
-        'config.search.ops: op subsets are for the fbnet space.')
-  if space == 'ofa':
-    if kind in ('elastic', 'masked'):
-      return OFAElasticSupernet(num_classes=num_classes,
-                                per_example=kind == 'masked')
-    return OFASupernet(num_classes=num_classes)
-  if space == 'nasbench201':
-    if not isinstance(cells_per_stage, int) or cells_per_stage < 1:
-      raise errors.InputError(
-          'config.nb201_cells: expected a positive number of '
-          f'cells per stage, got {cells_per_stage!r}.')
-    return NASBench201Supernet(num_classes=num_classes,
-                               cells_per_stage=cells_per_stage)
-  raise errors.InputError(
-      f'config.space: no supernet for {space!r}; expected one '
-      'of fbnet, ofa, nasbench201.')
+        f'config.search.supernet: {kind!r} is for the {owners} space, not '
+        f'{space!r}; expected {" or ".join(repr(k) for k in builder.kinds)}.')
+  if ops and not builder.op_subsets:
+    owners = errors.and_list(n for n, b in SUPERNETS.items() if b.op_subsets)
+    raise errors.InputError(
+        f'config.search.ops: op subsets are for the {owners} space, not '
+        f'{space!r}.')
+  return builder.build(kind=kind, macro=macro, num_classes=num_classes,
+                       ops=tuple(ops), cells_per_stage=cells_per_stage)

@@ -51,6 +51,15 @@ class SearchSpace(abc.ABC):
 
   #: Registry name (``fbnet``, ``ofa``, ``nasbench201``).
   name: str = ''
+  #: Names of the macro networks the space's units sit in (``config.macro``;
+  #: FBNet's 'cifar' and 'imagenet'), for a space whose constructor takes
+  #: ``macro``; empty for a space with one network.
+  MACROS: tuple[str, ...] = ()
+
+  @property
+  def macro_name(self) -> str:
+    """This instance's macro network (one of ``MACROS``); '' if none."""
+    return ''
 
   def __init__(self, units: Sequence[Unit]):
     self.units = tuple(units)

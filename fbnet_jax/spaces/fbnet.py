@@ -117,6 +117,7 @@ class FBNetSpace(base.SearchSpace):
   """FBNet's layer-wise space in a CIFAR or ImageNet macro network."""
 
   name = 'fbnet'
+  MACROS = tuple(MACROS)
 
   def __init__(self, macro: str = 'cifar'):
     if macro not in MACROS:
@@ -134,6 +135,10 @@ class FBNetSpace(base.SearchSpace):
          for row in costs])
     self._params_table = np.array([[c['params'] for c in row] for row in costs])
     self._costs = costs
+
+  @property
+  def macro_name(self) -> str:
+    return self.macro.name
 
   # MACs and params are exact sums over layers, so they come as tables too.
   def flops_table(self) -> tuple[float, np.ndarray]:

@@ -1,0 +1,118 @@
+"""A new search space plugs in through the registries alone.
+
+docs/dnas.md ("Adding a search space") lists them: ``spaces.SPACES`` (the
+space as data), ``supernet.SUPERNETS`` (its supernet), ``latency.EXACT_TABLES``
+(exact latencies of bundled devices, if it has any) and ``models.STANDALONE``
+(standalone networks, to retrain, export and time). Here a toy space of three
+layers, each a 3x3 convolution or a skip, is searched end to end by DNAS
+without a line of the framework changed.
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import quickstart
+from fbnet_jax import errors
+from fbnet_jax import latency
+from fbnet_jax import models
+from fbnet_jax import search
+from fbnet_jax import spaces
+from fbnet_jax import supernet
+
+WIDTH = 8
+CONV_MS, SKIP_MS, CONST_MS = 2.0, 0.1, 1.0
+
+
+class ToySpace(spaces.SearchSpace):
+  """Three layers, each a 3x3 convolution (with ReLU) or a skip."""
+
+  name = 'toy'
+
+  def __init__(self):
+    super().__init__([spaces.Unit(f'layer{i}', ('conv', 'skip'))
+                      for i in range(3)])
+
+  def flops(self, arch) -> float:  # per 8x8 map
+    return float(np.sum(self.validate(arch) == 0) * 64 * 9 * WIDTH * WIDTH)
+
+  def params(self, arch) -> float:
+    return float(np.sum(self.validate(arch) == 0) * (9 * WIDTH + 1) * WIDTH)
+
+  def unit_features(self):
+    features = np.zeros((self.num_units, 2, 1), np.float32)
+    features[:, 0, 0] = 1.0
+    return features, ('conv',)
+
+
+class ToySupernet(nn.Module):
+  """``(images, weights [B, 3, 2], train) -> logits``: per layer, the
+  weighted sum of the convolution and the skip."""
+
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, x, weights, train: bool):
+    x = nn.Conv(WIDTH, (3, 3), use_bias=False, name='stem')(x)
+    x = nn.BatchNorm(use_running_average=not train, name='stem_bn')(x)
+    for i in range(weights.shape[1]):
+      w = weights[:, i, :, None, None, None]
+      conv = nn.relu(nn.Conv(WIDTH, (3, 3), name=f'layer{i}')(x))
+      x = w[:, 0] * conv + w[:, 1] * x
+    return nn.Dense(self.num_classes, name='classifier')(x.mean(axis=(1, 2)))
+
+
+def toy_table(device: str) -> latency.LatencyModel:
+  table = jnp.array([[CONV_MS, SKIP_MS]] * 3, jnp.float32)
+  return latency.LatencyModel(
+      f'lut:{device}', spaces.get_space('toy'), latency.table_ms,
+      {'table': table, 'const': jnp.float32(CONST_MS)})
+
+
+@pytest.fixture
+def toy_space(monkeypatch):
+  monkeypatch.setitem(spaces.SPACES, 'toy', ToySpace)
+  monkeypatch.setitem(supernet.SUPERNETS, 'toy', supernet.SupernetBuilder(
+      lambda *, num_classes, **_: ToySupernet(num_classes)))
+  monkeypatch.setitem(latency.EXACT_TABLES, 'toy',
+                      latency.ExactTable(toy_table, devices=('toy_device',)))
+  yield
+  spaces.get_space.cache_clear()  # drop the cached ToySpace instance
+
+
+def _config():
+  config = quickstart.get_config('smoke')
+  config.space = 'toy'
+  config.search.ops = ()
+  config.latency.device = 'toy_device'
+  config.latency.target_ms = 3.3  # the band holds one conv + two skips
+  return config
+
+
+def test_dnas_searches_a_registered_space_end_to_end(toy_space, tmp_path):
+  result = search.train_and_evaluate(_config(), str(tmp_path))
+  assert (result['space'], result['macro']) == ('toy', '')
+  arch = spaces.get_space('toy').validate(result['arch'])
+  assert result['latency_source'] == 'lut:toy_device'
+  expected = CONST_MS + sum(CONV_MS if a == 0 else SKIP_MS for a in arch)
+  assert result['latency_ms']['lut:toy_device'] == pytest.approx(expected)
+  assert (tmp_path / 'result.json').exists()
+
+
+def test_each_registry_says_what_a_space_lacks(toy_space):
+  config = _config()
+  assert latency.device_exact_table(config).name == 'lut:toy_device'
+  config.latency.device = 'raspi4'  # no toy table for it
+  assert latency.device_exact_table(config) is None
+  with pytest.raises(errors.InputError,
+                     match=r"'masked' is for the ofa space, not 'toy'"):
+    supernet.build_supernet('toy', num_classes=10, kind='masked')
+  with pytest.raises(errors.InputError, match=r'config\.search\.ops: op '
+                     r"subsets are for the fbnet space, not 'toy'"):
+    supernet.build_supernet('toy', num_classes=10, ops=('conv',))
+  with pytest.raises(errors.InputError, match=r"standalone 'toy' network.*"
+                     r'built for fbnet and ofa'):
+    models.standalone('toy', (0, 1, 0))
+  # A space without macro networks ignores config.macro.
+  assert spaces.space_for('toy', macro='imagenet').macro_name == ''

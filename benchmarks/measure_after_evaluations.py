@@ -4,7 +4,7 @@ r"""Does the search process slow down the measuring session it starts?
         --front=runs/evolve_loop_here/front.json --supernet=runs/evolve_loop_here/supernet \
         --device_file=runs/local_cpu_fbnet.npz
 
-Latency in the loop on this machine (``closed_loop.MeasuredHere``) measures
+Latency in the loop on this machine (``measured_here.MeasuredHere``) measures
 from a process that holds a trained supernet and has run evaluations. This
 measures a front's architectures (``closed_loop.verify``: a fresh process,
 beside the references) twice from one process: first bare, then after

@@ -37,7 +37,7 @@ from absl import flags
 import numpy as np
 
 import benchmarks
-from fbnet_jax import closed_loop
+from fbnet_jax import measured_here
 from fbnet_jax import compilation_cache
 from fbnet_jax import measure
 from fbnet_jax import spaces
@@ -48,9 +48,9 @@ _PAUSE = flags.DEFINE_float('pause_s', 60.0, 'Seconds between sessions.')
 _RANDOM = flags.DEFINE_integer('num_random', 6, 'Random architectures.')
 _FAST = flags.DEFINE_integer('num_fast', 0, 'Skip-heavy architectures.')
 _ANCHORS = flags.DEFINE_integer(
-    'num_anchors', 0, 'Anchor networks (closed_loop.anchor_archs, as '
+    'num_anchors', 0, 'Anchor networks (measured_here.anchor_archs, as '
     'MeasuredHere times with config.evolve.anchors): also report each '
-    "network divided by closed_loop.drift_by_latency (anchors' and "
+    "network divided by measured_here.drift_by_latency (anchors' and "
     "references' drift, interpolated in log latency).")
 _BUDGET = flags.DEFINE_float('time_budget_s', 60.0, 'Timing budget of a '
                              'session (after compilation).')
@@ -73,14 +73,14 @@ def summarize(ms: np.ndarray, num_refs: int,
   other architectures after dividing each session by the median ratio of
   its references to their typical value (the closed loop's drift
   correction); with ``anchors`` (``[sessions, K]`` latencies of the anchor
-  networks), also divided by :func:`closed_loop.drift_by_latency`."""
+  networks), also divided by :func:`measured_here.drift_by_latency`."""
   ratio = ms / np.median(ms, axis=0)
   ref_drift = np.median(ratio[:, :num_refs], axis=1, keepdims=True)
   corrected = (ratio / ref_drift)[:, num_refs:]
   by_anchors = {}
   if anchors is not None:
     anchor_drift = np.median(anchors / np.median(anchors, axis=0), axis=1)
-    drift = np.stack([closed_loop.drift_by_latency(
+    drift = np.stack([measured_here.drift_by_latency(
         ms[s, num_refs:], np.median(ms[s, :num_refs]), ref_drift[s, 0],
         np.median(anchors[s]), anchor_drift[s]) for s in range(len(ms))])
     vs_anchors = ratio[:, num_refs:] / drift
@@ -114,7 +114,7 @@ def main(argv):
   fast[rng.random(fast.shape) < 0.85] = space.units[0].choices.index('skip')
   groups = {'random': np.arange(_RANDOM.value),
             'skip_heavy': _RANDOM.value + np.arange(_FAST.value)}
-  anchors = closed_loop.anchor_archs(space, _ANCHORS.value)
+  anchors = measured_here.anchor_archs(space, _ANCHORS.value)
   archs = np.concatenate([refs, space.sample(rng, _RANDOM.value), fast,
                           anchors])
   anchor_cols = len(refs) + _RANDOM.value + _FAST.value + np.arange(

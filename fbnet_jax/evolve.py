@@ -47,6 +47,7 @@ from fbnet_jax import data as data_lib
 from fbnet_jax import errors
 from fbnet_jax import evolve_report as report
 from fbnet_jax import latency_loop
+from fbnet_jax import measured_here
 from fbnet_jax import nsga
 from fbnet_jax import pareto
 from fbnet_jax import retrain
@@ -167,7 +168,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   for path in _dnas_result_paths(cfg):
     _read_dnas_result(path, config)
   anchors = cfg.get('anchors', 0)
-  closed_loop.check_num_anchors(anchors)
+  measured_here.check_num_anchors(anchors)
   if anchors and not (cfg.get('measure_latency') and
                       config.latency.get('device_file')):
     raise errors.InputError(

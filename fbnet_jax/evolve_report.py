@@ -98,7 +98,7 @@ def measure_points(points: list, measure) -> dict:
   ``measured_vs_references_ms`` (divided by the references' drift since the
   device file; without anchors each is the median over the verifying
   sessions; with anchors also ``measured_vs_anchors_ms``, divided by
-  ``closed_loop.drift_by_latency``) to each, and returns the measurement's
+  ``measured_here.drift_by_latency``) to each, and returns the measurement's
   bookkeeping."""
   check = measure(np.stack([np.asarray(p['arch_index']) for p in points]))
   for i, (p, ms) in enumerate(zip(points, check['measured_ms'])):
@@ -291,7 +291,7 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       (``config.evolve.measure_front``):
       the guided front and the DNAS points are measured on this machine.
     harness: with latency in the loop on this machine, ``scoring`` itself
-      (``closed_loop.MeasuredHere``), whose measuring sessions are
+      (``measured_here.MeasuredHere``), whose measuring sessions are
       summarised.
 
   Returns:

@@ -23,6 +23,7 @@ import numpy as np
 from fbnet_jax import closed_loop
 from fbnet_jax import errors
 from fbnet_jax import latency as latency_lib
+from fbnet_jax import measured_here
 from fbnet_jax import models
 from fbnet_jax import nsga
 from fbnet_jax import pareto
@@ -128,7 +129,7 @@ class LatencyInTheLoop:
 
   ``measured``: the device's latencies. With ``config.latency.device_file``
   a device file of this machine, they are measured here with the harness
-  (:class:`closed_loop.MeasuredHere`: each round's new architectures in
+  (:class:`measured_here.MeasuredHere`: each round's new architectures in
   one session beside the reference architectures, on the device file's
   scale, cached in ``cache_path``); for a bundled device its lookup table
   (FBNet) or measured cells (NAS-Bench-201) stand in for measuring on the
@@ -147,7 +148,7 @@ class LatencyInTheLoop:
     lat = config.latency
     if lat.get('device_file'):
       from meta import latency_data  # pylint: disable=g-import-not-at-top
-      self.measured = closed_loop.MeasuredHere(
+      self.measured = measured_here.MeasuredHere(
           config, latency_data.load_device_file(lat.device_file),
           lat.device_file, cache_path, measure_fn,
           num_anchors=config.evolve.get('anchors', 0))
@@ -164,7 +165,7 @@ class LatencyInTheLoop:
   @property
   def measures_here(self) -> bool:
     """Whether measuring costs a harness session (not a table lookup)."""
-    return isinstance(self.measured, closed_loop.MeasuredHere)
+    return isinstance(self.measured, measured_here.MeasuredHere)
 
   def __call__(self, archs: np.ndarray) -> nsga.LatencyFn:
     archs = np.asarray(archs, np.int32)
@@ -207,13 +208,13 @@ class FrontMeasurement:
     # Latency in the loop's harness, when it times anchors
     # (config.evolve.anchors): the front is then measured in one of its
     # sessions and divided by the same drift model as the loop's.
-    self.harness: closed_loop.MeasuredHere | None = None
+    self.harness: measured_here.MeasuredHere | None = None
 
   def __call__(self, archs: np.ndarray) -> dict:
     """``{'measured_ms', 'measured_vs_references_ms',
     'drift_vs_device_file', 'measured', 'seconds'}``: the fields of
     :func:`closed_loop.verify_in_sessions`, or with the harness's anchors of
-    :meth:`closed_loop.MeasuredHere.session` (also ``scaled_ms`` and
+    :meth:`measured_here.MeasuredHere.session` (also ``scaled_ms`` and
     ``anchor_drift``)."""
     archs = np.asarray(archs, np.int32)
     if self.harness is not None and self.harness.anchors is not None:

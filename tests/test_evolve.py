@@ -632,14 +632,14 @@ class _StandInHarness:
 
 def test_measured_here_measures_each_architecture_once(
     tmp_path, file_measured_here):
-  from fbnet_jax import closed_loop
+  from fbnet_jax import measured_here
   config = evolve_quick.get_config('smoke')
   path = str(tmp_path / 'mine.npz')
   device = file_measured_here(path)
   table = latency_lib.lookup_table_latency('raspi4')
   harness = _StandInHarness(table)
   cache = str(tmp_path / 'measured_here.json')
-  here = closed_loop.MeasuredHere(config, device, path, cache, harness)
+  here = measured_here.MeasuredHere(config, device, path, cache, harness)
   assert here.name == 'measured:mine'
   # The device file's rows are measurements already.
   np.testing.assert_allclose(here.arch_ms(device.archs[:5]),
@@ -658,7 +658,7 @@ def test_measured_here_measures_each_architecture_once(
           summary['measurements']) == (1, 6, 16)
   assert summary['drift_vs_device_file'] == [0.25]
   # A rerun resumes from the cache instead of measuring again.
-  again = closed_loop.MeasuredHere(config, device, path, cache, harness)
+  again = measured_here.MeasuredHere(config, device, path, cache, harness)
   np.testing.assert_allclose(again.arch_ms(archs), table.arch_ms(archs),
                              rtol=1e-5)
   assert len(harness.calls) == 1 and again.summary() == summary
@@ -666,35 +666,35 @@ def test_measured_here_measures_each_architecture_once(
   file_measured_here(other)
   with pytest.raises(ValueError, match='measured_here.json: field '
                      'device_file'):
-    closed_loop.MeasuredHere(config, device, other, cache, harness)
+    measured_here.MeasuredHere(config, device, other, cache, harness)
   # The same path measured again: other latencies, the cache refused.
   remeasured = dataclasses.replace(device, latency_ms=1.1 * device.latency_ms)
   with pytest.raises(ValueError, match='measured_here.json: field '
                      'device_file_sha256 does not match'):
-    closed_loop.MeasuredHere(config, remeasured, path, cache, harness)
+    measured_here.MeasuredHere(config, remeasured, path, cache, harness)
 
 
 def test_drift_by_latency_interpolates_in_log_latency():
-  from fbnet_jax import closed_loop
-  drift = closed_loop.drift_by_latency(
+  from fbnet_jax import measured_here
+  drift = measured_here.drift_by_latency(
       [0.5, 2.0, 4.0, 8.0, 30.0], reference_level=8.0, reference_drift=1.1,
       anchor_level=2.0, anchor_drift=1.4)
   # Anchors' drift at and below their level, the references' at and above
   # theirs, the geometric mean halfway in log latency.
   np.testing.assert_allclose(drift, [1.4, 1.4, np.sqrt(1.4 * 1.1), 1.1, 1.1])
-  np.testing.assert_allclose(closed_loop.drift_by_latency(
+  np.testing.assert_allclose(measured_here.drift_by_latency(
       [1.0, 9.0], 2.0, 1.1, 3.0, 1.4), [1.1, 1.1])  # anchors not faster
 
 
 def test_measured_here_anchors_correct_the_fast_end(
     tmp_path, file_measured_here):
-  from fbnet_jax import closed_loop
+  from fbnet_jax import measured_here
   config = evolve_quick.get_config('smoke')
   path = str(tmp_path / 'mine.npz')
   device = file_measured_here(path)
   table = latency_lib.lookup_table_latency('raspi4')
   refs = device.archs[device.reference_rows()]
-  anchors = closed_loop.anchor_archs(spaces.get_space('fbnet'), 4)
+  anchors = measured_here.anchor_archs(spaces.get_space('fbnet'), 4)
   assert len(anchors) == 4
   low = float(np.median(table.arch_ms(anchors)))
   high = float(np.median(table.arch_ms(refs)))
@@ -708,7 +708,7 @@ def test_measured_here_anchors_correct_the_fast_end(
     # second: the fast end 40% slow, the references' level 10%.
     harness.drifts = [(1.25, 1.25), (1.4, 1.1)]
     cache = str(tmp_path / f'here_{num_anchors}.json')
-    here = closed_loop.MeasuredHere(config, device, path, cache, harness,
+    here = measured_here.MeasuredHere(config, device, path, cache, harness,
                                     num_anchors=num_anchors)
     first = _encoding().sample(rng, 3)
     np.testing.assert_allclose(here.arch_ms(first), table.arch_ms(first),
@@ -723,11 +723,11 @@ def test_measured_here_anchors_correct_the_fast_end(
       assert summary['anchor_drift'][0] == pytest.approx(0.25, abs=1e-6)
       assert summary['anchor_drift'][1] == pytest.approx(0.4, abs=0.05)
       # The cache keeps the anchors' baseline; other anchors are refused.
-      again = closed_loop.MeasuredHere(config, device, path, cache, harness,
+      again = measured_here.MeasuredHere(config, device, path, cache, harness,
                                        num_anchors=4)
       np.testing.assert_allclose(again.arch_ms(fast), here.arch_ms(fast))
       with pytest.raises(ValueError, match='field anchors holds 4 other'):
-        closed_loop.MeasuredHere(config, device, path, cache, harness,
+        measured_here.MeasuredHere(config, device, path, cache, harness,
                                  num_anchors=2)
   # The references' drift alone leaves the fast networks about 1.4 / 1.1
   # off; with the anchors they are within a few percent.
@@ -754,7 +754,7 @@ def test_measured_here_anchors_correct_the_fast_end(
 
 def test_measured_here_serves_ofa_architectures(tmp_path,
                                                  file_measured_here):
-  from fbnet_jax import closed_loop
+  from fbnet_jax import measured_here
   config = evolve_quick.get_config('smoke')
   config.space = 'ofa'
   path = str(tmp_path / 'ofa_here.npz')
@@ -767,7 +767,7 @@ def test_measured_here_serves_ofa_architectures(tmp_path,
             'drift_vs_device_file': 0.0, 'measured': 10 + len(archs),
             'seconds': 1.0}
 
-  here = closed_loop.MeasuredHere(config, device, path, measure_fn=harness)
+  here = measured_here.MeasuredHere(config, device, path, measure_fn=harness)
   np.testing.assert_allclose(here.arch_ms(device.archs[:3]),
                              device.latency_ms[:3], rtol=1e-6)
   archs = spaces.get_space('ofa').sample(np.random.default_rng(0), 4)
@@ -847,14 +847,14 @@ def test_report_with_latency_measured_here(
   """Latency in the loop on this machine: the fronts and the hypervolume
   use the harness's measurements (random search's architectures measured
   too), and the report says what was measured."""
-  from fbnet_jax import closed_loop
+  from fbnet_jax import measured_here
   config = evolve_quick.get_config('smoke')
   config.latency.source = 'predictor'
   path = config.latency.device_file = str(tmp_path / 'mine.npz')
   device = file_measured_here(path)
   table = latency_lib.lookup_table_latency('raspi4')
   harness = _StandInHarness(table)
-  here = closed_loop.MeasuredHere(config, device, path, measure_fn=harness)
+  here = measured_here.MeasuredHere(config, device, path, measure_fn=harness)
   low = table.with_params(jax.tree.map(lambda x: 0.8 * x, table.params))
   encoding, _, runs = _smoke_runs(config, low.arch_ms)
   summary = evolve_report.write_results(

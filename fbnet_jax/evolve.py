@@ -117,7 +117,7 @@ def restore_supernet(searcher: search_lib.Searcher, workdir: str):
   """The trained supernet state that ``search.train_and_evaluate`` left in
   ``workdir`` (its last orbax checkpoint)."""
   state = searcher.init_state()
-  manager = search_lib._checkpoint_manager(workdir, searcher.config)  # pylint: disable=protected-access
+  manager = search_lib.checkpoint_manager(workdir, searcher.config)
   step = manager.latest_step()
   if step is None or step < searcher.total_steps:
     raise FileNotFoundError(

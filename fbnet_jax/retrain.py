@@ -247,11 +247,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # Before the workdir is written: a run that cannot start leaves nothing
   # that a corrected run would have to match.
   data_lib.check_prepared(config.data.name, config.data.get('data_dir'))
-  manager = ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, 'checkpoints')),
-      options=ocp.CheckpointManagerOptions(max_to_keep=1,
-                                           save_interval_steps=r.get(
-                                               'checkpoint_every', 500)))
+  manager = workdirs.checkpoint_manager(
+      workdir, max_to_keep=1, every=r.get('checkpoint_every', 500))
   workdirs.record_or_check(os.path.join(workdir, SETTINGS_FILE), settings,
                            resuming=manager.latest_step() is not None)
   x = jnp.zeros((2, info.image_size, info.image_size, info.channels))

@@ -420,11 +420,10 @@ class Searcher:
     return correct / max(total, 1.0)
 
 
-def _checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, 'checkpoints')),
-      options=ocp.CheckpointManagerOptions(
-          max_to_keep=2, save_interval_steps=config.checkpoint_every))
+def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
+  """The manager of a search's checkpoints (``workdir/checkpoints``)."""
+  return workdirs.checkpoint_manager(workdir, max_to_keep=2,
+                                     every=config.checkpoint_every)
 
 
 def resume_settings(config: ml_collections.ConfigDict) -> dict:
@@ -462,7 +461,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # Multi-host: every process computes, the first writes (orbax coordinates
   # the checkpoints itself).
   main = jax.process_index() == 0
-  manager = _checkpoint_manager(workdir, config)
+  manager = checkpoint_manager(workdir, config)
   resuming = manager.latest_step() is not None
   if main or resuming:  # every process checks a resumed run's settings
     workdirs.record_or_check(os.path.join(workdir, SETTINGS_FILE),

@@ -152,3 +152,17 @@ def record_or_check(path: str, settings: dict, *, resuming: bool) -> None:
     return
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   write_json(path, as_json(settings))
+
+
+def checkpoint_manager(workdir: str, *, max_to_keep: int,
+                       every: int = 1):
+  """Orbax's manager of ``workdir/checkpoints``: a save every ``every``
+  steps, the last ``max_to_keep`` kept. A checkpoint that a killed job left
+  half-written (orbax's ``*.orbax-checkpoint-tmp-*`` folder) is removed by
+  the next save, not left to accumulate."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  return ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, 'checkpoints')),
+      options=ocp.CheckpointManagerOptions(
+          max_to_keep=max_to_keep, save_interval_steps=every,
+          cleanup_tmp_directories=True))

@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 
 from fbnet_jax import workdirs
@@ -62,3 +63,18 @@ def test_atomic_open_replaces_whole_or_leaves_the_old_file(tmp_path):
   with open(path) as f:
     assert f.read() == 'old'
   assert os.listdir(tmp_path) == ['f.txt']  # no temporary file left
+
+
+def test_a_half_written_checkpoint_of_a_killed_job_is_removed(tmp_path):
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  state = {'w': np.arange(3.0)}
+  with workdirs.checkpoint_manager(str(tmp_path), max_to_keep=2) as manager:
+    manager.save(1, args=ocp.args.StandardSave(state))
+  # What orbax leaves of step 2 when the job is killed while writing it.
+  half = tmp_path / 'checkpoints' / '2.orbax-checkpoint-tmp-1733'
+  (half / 'default').mkdir(parents=True)
+  with workdirs.checkpoint_manager(str(tmp_path), max_to_keep=2) as manager:
+    assert manager.latest_step() == 1  # the half-written step is not read
+    manager.save(2, args=ocp.args.StandardSave(state))
+  assert sorted(p.name for p in (tmp_path / 'checkpoints').iterdir()) == [
+      '1', '2']

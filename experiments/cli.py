@@ -3,6 +3,7 @@
 import logging as py_logging
 import os
 import sys
+import traceback
 
 from absl import app
 from absl import logging
@@ -33,6 +34,35 @@ class _QuietLibraries(py_logging.Filter):
   def filter(self, record: py_logging.LogRecord) -> bool:
     return (record.levelno >= py_logging.WARNING or
             f'{os.sep}orbax{os.sep}' not in record.pathname)
+
+
+def _unknown_config_field(kind, value, tb) -> None:
+  """``sys.excepthook``: a ``--config.<field>`` that the config does not
+  have, as one line. ml_collections applies the overrides while the entry
+  point defines its ``--config`` flag, at import, before :func:`run`; it
+  raises an AttributeError (or KeyError) naming the field, with a "did you
+  mean" where one is close."""
+  frames = traceback.extract_tb(tb)
+  if (issubclass(kind, (AttributeError, KeyError)) and
+      not os.environ.get('FBNET_JAX_TRACEBACK') and
+      any(f'{os.sep}config_flags{os.sep}' in f.filename for f in frames)):
+    message = value
+    while isinstance(message, BaseException):  # AttributeError(KeyError(s))
+      message = message.args[0] if message.args else ''
+    field, *hint = str(message).split('\n')
+    field = field.strip('\'"')
+    flag = next((a.split('=')[0] for a in sys.argv[1:]
+                 if a.startswith('--config.') and
+                 field in a.split('=')[0].split('.')), '--config.' + field)
+    sys.stderr.write(f'error: {flag}: the config has no field {field!r}'
+                     f'{"; " + hint[0][:1].lower() + hint[0][1:] if hint else ""}'
+                     '\n')
+    sys.stderr.flush()
+    os._exit(2)  # pylint: disable=protected-access
+  sys.__excepthook__(kind, value, tb)
+
+
+sys.excepthook = _unknown_config_field
 
 
 def run(main) -> None:

@@ -41,6 +41,15 @@ SETTINGS_FILE = 'settings.json'
 LOG_FILE = 'train_log.json'
 # Settings that do not change the result: a run may resume under others.
 _IRRELEVANT = ('retrain.checkpoint_every', 'data.data_dir')
+# The numeric settings of a retraining (errors.check_bounds).
+BOUNDS = (
+    errors.Bound('retrain.batch_size', 1, integer=True),
+    errors.Bound('retrain.epochs', 1, integer=True),
+    errors.Bound('retrain.steps_per_epoch', 0, integer=True, none_ok=True),
+    errors.Bound('retrain.checkpoint_every', 1, integer=True),
+    errors.Bound('retrain.lr', 0, open_low=True),
+    errors.Bound('retrain.weight_decay', 0),
+)
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -233,6 +242,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   :func:`run_settings` are this run's; otherwise a ``ValueError`` names the
   settings that differ.
   """
+  errors.check_bounds(config, BOUNDS)
   settings = run_settings(config, arch)
   result_path = os.path.join(workdir, RESULT_FILE)
   finished = workdirs.read_json(result_path)

@@ -140,11 +140,35 @@ def fixed_units(config: ml_collections.ConfigDict,
   return fixed
 
 
+# The numeric settings of a search (errors.check_bounds).
+BOUNDS = (
+    errors.Bound('batch_size', 1, integer=True),
+    errors.Bound('epochs', 1, integer=True),
+    errors.Bound('steps_per_epoch', 0, integer=True, none_ok=True),
+    errors.Bound('checkpoint_every', 1, integer=True),
+    errors.Bound('search.tau0', 0, open_low=True),
+    errors.Bound('search.tau_decay', 0, 1, open_low=True),
+    errors.Bound('search.warmup_epochs', 0, integer=True),
+    errors.Bound('search.arch_every', 1, integer=True),
+    errors.Bound('search.num_derived_samples', 0, integer=True),
+    errors.Bound('search.derive_tolerance', 0, open_low=True),
+    errors.Bound('search.calib_batches', 1, integer=True),
+    errors.Bound('data.eval_limit', 1, integer=True, none_ok=True),
+    errors.Bound('optim.weight_lr', 0, open_low=True),
+    errors.Bound('optim.arch_lr', 0, open_low=True),
+    errors.Bound('optim.momentum', 0, 1, open_high=True),
+    errors.Bound('optim.weight_decay', 0),
+    errors.Bound('optim.arch_weight_decay', 0),
+    errors.Bound('optim.grad_clip', 0, open_low=True),
+)
+
+
 class Searcher:
   """Holds the model, latency source and jitted steps of one search."""
 
   def __init__(self, config: ml_collections.ConfigDict, devices=None):
     self.config = config
+    errors.check_bounds(config, BOUNDS)
     dnas.check_loss_config(
         config, arch_steps=config.search.warmup_epochs < config.epochs)
     derive = config.search.get('derive') or ''

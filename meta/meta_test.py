@@ -110,6 +110,7 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
     predictor_dir: the predictor to evaluate instead of ``workdir``'s, e.g.
       a bundled one (``meta/pretrained/<space>``).
   """
+  errors.check_bounds(config, train.EVAL_BOUNDS)
   path = predictor_dir or os.path.join(workdir, train.PREDICTOR_DIR)
   if not os.path.exists(path):
     bundled = os.path.join(meta.PRETRAINED_DIR, config.get('space', '<space>'))

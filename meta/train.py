@@ -40,6 +40,34 @@ CONFIG_FILE = 'config.json'
 # chunked into jitted calls, and the meta-test's support draws.
 _RESUMABLE_CHANGES = ('meta.num_episodes', 'meta.episodes_per_call',
                       'eval.seeds')
+# The numeric settings of an evaluation (meta-valid here, meta-test in
+# meta.meta_test) and of meta-training (errors.check_bounds).
+EVAL_BOUNDS = (
+    errors.Bound('eval.num_samples', 0, integer=True),
+    errors.Bound('eval.seeds', 1, integer=True),
+    errors.Bound('eval.every', 1, integer=True),
+    errors.Bound('eval.valid_fraction', 0, 1, open_low=True, open_high=True),
+    errors.Bound('eval.valid_seeds', 1, integer=True),
+)
+BOUNDS = EVAL_BOUNDS + (
+    errors.Bound('model.hidden', 1, integer=True),
+    errors.Bound('meta.num_episodes', 1, integer=True),
+    errors.Bound('meta.tasks_per_episode', 1, integer=True),
+    errors.Bound('meta.num_support', 0, integer=True),
+    errors.Bound('meta.num_query', 1, integer=True),
+    errors.Bound('meta.inner_steps', 0, integer=True),
+    errors.Bound('meta.eval_inner_steps', 0, integer=True, none_ok=True),
+    errors.Bound('meta.inner_lr', 0),
+    errors.Bound('meta.inner_grad_clip', 0),
+    errors.Bound('meta.kl_weight', 0),
+    errors.Bound('meta.ridge_precision', 0, open_low=True),
+    errors.Bound('meta.meta_lr', 0, open_low=True),
+    errors.Bound('meta.prior_lr_scale', 0),
+    errors.Bound('meta.grad_clip', 0, open_low=True),
+    errors.Bound('meta.ref_dropout', 0, 1),
+    errors.Bound('meta.task_mixup', 0, 1),
+    errors.Bound('meta.episodes_per_call', 1, integer=True),
+)
 
 
 @flax.struct.dataclass
@@ -229,6 +257,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   Returns:
     The selected meta-trained predictor.
   """
+  errors.check_bounds(config, BOUNDS)
   m = config.meta
   chunk_size = min(m.episodes_per_call, config.eval.every)
   if m.num_episodes % chunk_size or config.eval.every % chunk_size:

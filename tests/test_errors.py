@@ -8,8 +8,10 @@ raise an InputError: a plain ValueError naming ``config.<field>`` or
 """
 
 import ast
+import inspect
 import pathlib
 
+import ml_collections
 import pytest
 
 from experiments import cli
@@ -74,3 +76,94 @@ def test_bad_settings_are_input_errors_that_name_the_field(make, field):
 def test_other_errors_are_bugs_with_a_traceback():
   assert not cli.is_user_error(ValueError('config.x: a ValueError, not an '
                                           'InputError'))
+
+
+def test_bounds_say_what_they_expect():
+  config = ml_collections.ConfigDict(
+      {'a': 0, 'opt': {'lr': 0.0, 'decay': 1.0}, 'limit': None, 'on': True})
+  cases = [
+      (errors.Bound('a', 1, integer=True), 'config.a: expected a whole number '
+       '>= 1, got 0.'),
+      (errors.Bound('opt.lr', 0, open_low=True), 'config.opt.lr: expected a '
+       'number > 0, got 0.0.'),
+      (errors.Bound('opt.decay', 0, 1, open_high=True), 'config.opt.decay: '
+       'expected a number in [0, 1), got 1.0.'),
+      (errors.Bound('on', 0), 'config.on: expected a number >= 0, got True.'),
+  ]
+  for bound, message in cases:
+    with pytest.raises(errors.InputError) as info:
+      errors.check_bounds(config, [bound])
+    assert str(info.value) == message
+  errors.check_bounds(config, [
+      errors.Bound('limit', 1, integer=True, none_ok=True),  # None: default
+      errors.Bound('opt.decay', 0, 1),
+      errors.Bound('not_in_this_config', 1)])
+
+
+@pytest.mark.parametrize('field, value', [
+    ('batch_size', 0), ('epochs', 0), ('search.tau_decay', 0.0),
+    ('search.warmup_epochs', -1), ('optim.weight_lr', -1.0),
+])
+def test_a_search_refuses_settings_that_would_crash_or_train_nothing(
+    field, value):
+  # Each of these used to crash deep inside (batch_size 0: a division by
+  # zero), run without a step (epochs 0), or train on NaN (tau_decay 0:
+  # temperature 0) or backwards (a negative learning rate).
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import search  # pylint: disable=g-import-not-at-top
+  config = quickstart.get_config('smoke')
+  parent, _, key = ('.' + field).rpartition('.')
+  node = config
+  for part in filter(None, parent.split('.')):
+    node = node[part]
+  node[key] = value
+  with pytest.raises(errors.InputError, match=rf'^config\.{field}: expected'):
+    search.Searcher(config)
+
+
+def test_meta_training_refuses_an_empty_episode(tmp_path):
+  from configs import help_fbnet  # pylint: disable=g-import-not-at-top
+  from meta import train  # pylint: disable=g-import-not-at-top
+  config = help_fbnet.get_config('smoke')
+  config.meta.tasks_per_episode = 0  # used to train on a NaN loss
+  with pytest.raises(errors.InputError,
+                     match=r'config\.meta\.tasks_per_episode'):
+    train.train_and_evaluate(config, str(tmp_path / 'w'))
+  assert not (tmp_path / 'w').exists()  # refused before writing
+
+
+def test_every_bundled_config_is_within_its_bounds():
+  import importlib  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import retrain  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import search  # pylint: disable=g-import-not-at-top
+  from meta import train  # pylint: disable=g-import-not-at-top
+  checked = 0
+  for path in sorted((ROOT / 'configs').glob('*.py')):
+    module = importlib.import_module(f'configs.{path.stem}')
+    if not hasattr(module, 'get_config'):
+      continue
+    takes_variant = bool(inspect.signature(module.get_config).parameters)
+    for variant in ('', 'smoke') if takes_variant else (None,):
+      config = (module.get_config(variant) if takes_variant else
+                module.get_config())
+      bounds = (train.BOUNDS if 'meta' in config else
+                search.BOUNDS + retrain.BOUNDS)
+      errors.check_bounds(config, bounds)
+      checked += 1
+  assert checked >= 18
+
+
+def test_an_unknown_config_field_is_one_line():
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  proc = subprocess.run(
+      [sys.executable, '-m', 'experiments.search', '--config.batchsize=8',
+       '--workdir=unused'], cwd=ROOT, capture_output=True, text=True,
+      timeout=300, check=False,
+      env={k: v for k, v in os.environ.items() if k != 'FBNET_JAX_TRACEBACK'})
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert proc.stderr.strip().splitlines()[-1] == (
+      "error: --config.batchsize: the config has no field 'batchsize'; did "
+      'you mean "batch_size" instead of "batchsize"?')
+  assert 'Traceback' not in proc.stderr

@@ -15,11 +15,12 @@ import os
 from absl import flags
 
 from experiments import cli
+from meta import latency_data
 from meta import meta_test
 from meta import train
 
-_SPACE = flags.DEFINE_enum('space', 'fbnet', ['fbnet', 'nasbench201', 'ofa'],
-                           'Search space.')
+_SPACE = flags.DEFINE_enum('space', 'fbnet', sorted(latency_data.SPLITS),
+                           'Search space (one with bundled latency data).')
 _ROOT = flags.DEFINE_string('root', 'runs/table', 'Output root.')
 VARIANTS = ('', 'help', 'maml', 'metasgd', 'noadapt')
 

@@ -33,18 +33,20 @@ from experiments import cli
 from fbnet_jax import compilation_cache
 from fbnet_jax import errors
 from fbnet_jax import measure
+from fbnet_jax import models
 from fbnet_jax import retrain
 from fbnet_jax import spaces
 from meta import latency_data
 
-_SPACE = flags.DEFINE_enum('space', 'fbnet', ['fbnet', 'ofa'], 'Space.')
+_SPACE = flags.DEFINE_enum('space', 'fbnet', sorted(models.STANDALONE),
+                           'Space (one with standalone networks).')
 _ARCHS = flags.DEFINE_list('archs', ['reference', 'random:10'],
                            'What to measure (see the module docstring).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of random architectures.')
 _OUT = flags.DEFINE_string('out', 'runs/local_device.npz', 'Device file.')
 _NAME = flags.DEFINE_string('name', '', 'Device name (default: host + '
                             'backend).')
-_MACRO = flags.DEFINE_enum('macro', 'cifar', ['cifar', 'imagenet'],
+_MACRO = flags.DEFINE_enum('macro', 'cifar', list(spaces.FBNetSpace.MACROS),
                            'FBNet macro network.')
 _BATCH = flags.DEFINE_integer('batch_size', 1, 'Batch size.')
 _DTYPE = flags.DEFINE_enum('dtype', 'float32', list(measure.DTYPES),
@@ -186,14 +188,16 @@ def main(argv):
   del argv
   compilation_cache.enable()
   latency_data.check_device_file_path(_OUT.value, '--out')
-  space = spaces.space_for(_SPACE.value, _MACRO.value)
-  archs, query, refs = select_archs(space, _ARCHS.value, _SEED.value)
-  config = measure.MeasureConfig(
+  settings = dict(
       space=_SPACE.value, macro=_MACRO.value, batch_size=_BATCH.value,
       dtype=_DTYPE.value, time_budget_s=_BUDGET.value,
       spread_bound=_SPREAD.value, max_rounds=_MAX_ROUNDS.value,
       seed=_SEED.value, runtime=_RUNTIME.value,
       statistic=_STATISTIC.value, cpu_cores=_CORES.value)
+  errors.check_bounds(settings, measure.BOUNDS, '--')  # the flags' names
+  config = measure.MeasureConfig(**settings)
+  space = spaces.space_for(_SPACE.value, _MACRO.value)
+  archs, query, refs = select_archs(space, _ARCHS.value, _SEED.value)
   # Nothing above starts JAX's backend, so that cpu_cores can size its pools.
   device = measure.measure_archs(archs, config, reference_rows=refs,
                                  name=_NAME.value or 'local', is_query=query,

@@ -57,6 +57,7 @@ def main(argv):
     jax.distributed.initialize()
   compilation_cache.enable()
   config = _CONFIG.value
+  errors.check_bounds(config, search.BOUNDS)  # before any measuring
   path = config.latency.get('device_file')
   if _VERIFY.value == 'yes' and not path:
     raise errors.InputError(

@@ -61,6 +61,9 @@ def measure_config(config: ml_collections.ConfigDict) -> measure.MeasureConfig:
         f'config.measure: unknown field(s) {sorted(set(m) - known)};'
         f' expected fields of measure.MeasureConfig or '
         f'{", ".join(_SESSION_FIELDS)}.')
+  errors.check_bounds(config, [errors.Bound('measure.verify_sessions', 1,
+                                            integer=True)])
+  errors.check_bounds(m, measure.BOUNDS, 'config.measure.')  # its names
   return measure.MeasureConfig(space=config.space,
                                macro=config.get('macro', 'cifar'), **m)
 
@@ -343,6 +346,9 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   """
   from meta import latency_data  # pylint: disable=g-import-not-at-top
   t0 = time.time()
+  errors.check_bounds({'num_query': num_query},
+                      [errors.Bound('num_query', 0, integer=True)], '--')
+  errors.check_bounds(config, search.BOUNDS)  # before minutes of measuring
   # The loop adapts the predictor to the file it measures: settings that
   # would have the searches use another are refused before measuring.
   if config.latency.get('adapted_dir'):

@@ -70,9 +70,11 @@ class Bound(NamedTuple):
     return text + (' or None' if self.none_ok else '')
 
 
-def check_bounds(config, bounds: Sequence[Bound]) -> None:
+def check_bounds(config, bounds: Sequence[Bound],
+                 prefix: str = 'config.') -> None:
   """An :class:`InputError` for the first ``config.<field>`` out of its
-  bound; a field the config does not have is not checked."""
+  bound; a field the config does not have is not checked. ``config``: a
+  ConfigDict or a dict; ``prefix``: how the message names its fields."""
   for bound in bounds:
     node, found = config, True
     for key in bound.field.split('.'):
@@ -81,5 +83,5 @@ def check_bounds(config, bounds: Sequence[Bound]) -> None:
         break
       node = node[key]
     if found and not bound.admits(node):
-      raise InputError(f'config.{bound.field}: expected {bound.expected()}, '
+      raise InputError(f'{prefix}{bound.field}: expected {bound.expected()}, '
                        f'got {node!r}.')

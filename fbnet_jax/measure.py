@@ -81,6 +81,22 @@ def time_fn(fn: Callable[[], jax.Array], *, warmup: int = 3,
   return out
 
 
+# The numeric settings of the harness (the flags of experiments.measure,
+# config.measure of a search).
+BOUNDS = (
+    errors.Bound('batch_size', 1, integer=True),
+    errors.Bound('warmup', 0, integer=True),
+    errors.Bound('round_warmup', 0, integer=True),
+    errors.Bound('repeats_per_round', 1, integer=True),
+    errors.Bound('min_rounds', 1, integer=True),
+    errors.Bound('max_rounds', 1, integer=True),
+    errors.Bound('spread_bound', 0),
+    errors.Bound('time_budget_s', 0, open_low=True),
+    errors.Bound('compile_workers', 0, integer=True),
+    errors.Bound('onnx_threads', 0, integer=True),
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class MeasureConfig:
   """How to build and time the networks."""
@@ -133,11 +149,7 @@ class MeasureConfig:
             f'MeasureConfig.cpu_cores: expected 0 (all) to '
             f'{allowed} (the cores this process may use), got '
             f'{self.cpu_cores}.')
-    for field in ('max_rounds', 'repeats_per_round'):
-      if getattr(self, field) < 1:
-        raise errors.InputError(
-            f'MeasureConfig.{field} (--{field}): expected >= 1, '
-            f'got {getattr(self, field)}.')
+    errors.check_bounds(dataclasses.asdict(self), BOUNDS, 'MeasureConfig.')
     if self.runtime == 'onnxruntime' and self.dtype != 'float32':
       raise errors.InputError(
           'MeasureConfig.dtype: the onnxruntime runtime times '

@@ -134,6 +134,11 @@ def load_arch(path: str, config: Optional[ml_collections.ConfigDict] = None,
       ``ArchitectureError`` for an architecture not of the file's space).
   """
   where = where or path
+  if not os.path.exists(path):
+    raise errors.InputError(
+        f'{where}: no such file; expected the result.json that '
+        'experiments.search wrote (python -m experiments.search '
+        '--workdir=W writes W/result.json).')
   if os.path.isdir(path):
     raise errors.InputError(
         f'{where}: is a folder; expected the result.json that '

@@ -154,6 +154,7 @@ BOUNDS = (
     errors.Bound('search.derive_tolerance', 0, open_low=True),
     errors.Bound('search.calib_batches', 1, integer=True),
     errors.Bound('data.eval_limit', 1, integer=True, none_ok=True),
+    errors.Bound('latency.num_samples', 0, integer=True),
     errors.Bound('optim.weight_lr', 0, open_low=True),
     errors.Bound('optim.arch_lr', 0, open_low=True),
     errors.Bound('optim.momentum', 0, 1, open_high=True),

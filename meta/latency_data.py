@@ -243,6 +243,13 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
   """
   if not os.path.exists(path):
     raise DeviceFileError(f'{path}: no such device file.')
+  with open(path, 'rb') as f:
+    head = f.read(6)
+  if head[:4] != b'PK\x03\x04' and head != b'\x93NUMPY':  # zip / .npy
+    raise DeviceFileError(
+        f'{path}: not an .npz archive (it starts with {head!r}); expected '
+        'an .npz with the fields space, arch (or ks, e, d, r for ofa) and '
+        'latency_ms (np.savez, or meta.latency_data.save_device_file).')
   try:
     npz = np.load(path, allow_pickle=False)
   except Exception as e:  # numpy raises several types for a non-npz file.

@@ -167,3 +167,26 @@ def test_an_unknown_config_field_is_one_line():
       "error: --config.batchsize: the config has no field 'batchsize'; did "
       'you mean "batch_size" instead of "batchsize"?')
   assert 'Traceback' not in proc.stderr
+
+
+def test_the_harness_refuses_a_batch_of_nothing_named_as_the_user_set_it():
+  # --batch_size=0 used to time empty batches and write the device file;
+  # a negative time budget or spread bound ran too.
+  from configs import closed_loop as closed_loop_config  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import closed_loop  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import measure  # pylint: disable=g-import-not-at-top
+  with pytest.raises(errors.InputError, match=r'^MeasureConfig\.batch_size: '
+                     r'expected a whole number >= 1, got 0\.$'):
+    measure.MeasureConfig(batch_size=0)
+  with pytest.raises(errors.InputError, match=r'^MeasureConfig\.time_budget'):
+    measure.MeasureConfig(time_budget_s=-1.0)
+  config = closed_loop_config.get_config('smoke')
+  config.measure.spread_bound = -0.5
+  with pytest.raises(errors.InputError,
+                     match=r'^config\.measure\.spread_bound: expected'):
+    closed_loop.measure_config(config)
+  config = closed_loop_config.get_config('smoke')
+  config.measure.verify_sessions = 0  # was refused only after measuring
+  with pytest.raises(errors.InputError,
+                     match=r'^config\.measure\.verify_sessions: expected'):
+    closed_loop.measure_config(config)

@@ -178,6 +178,10 @@ def test_bad_ofa_device_files(tmp_path, field, change, message):
 def test_not_an_npz(tmp_path):
   path = tmp_path / 'x.npz'
   path.write_text('hello')
+  with pytest.raises(ld.DeviceFileError,
+                     match=r"not an .npz archive \(it starts with b'hello'\)"):
+    ld.load_device_file(str(path))
+  path.write_bytes(b'PK\x03\x04' + b'\x00' * 10)  # a zip cut short
   with pytest.raises(ld.DeviceFileError, match='not a readable .npz'):
     ld.load_device_file(str(path))
   with pytest.raises(ld.DeviceFileError, match='no such device file'):

@@ -518,8 +518,8 @@ def test_measure_stops_by_max_rounds_and_says_so(monkeypatch):
   assert str(device.meta['stopped_by']) == 'max_rounds'
   assert int(device.meta['rounds']) == 3
   assert warn.call_args[0][1] == 'max_rounds'
-  with pytest.raises(ValueError, match=r'max_rounds \(--max_rounds\): '
-                     'expected >= 1, got 0'):
+  with pytest.raises(ValueError, match=r'MeasureConfig\.max_rounds: '
+                     'expected a whole number >= 1, got 0'):
     measure.MeasureConfig(max_rounds=0)
 
 

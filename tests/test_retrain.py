@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from configs import quickstart
+from fbnet_jax import errors
 from fbnet_jax import retrain
 from fbnet_jax import spaces
 
@@ -188,6 +189,9 @@ def test_load_arch_names_the_file_and_field_of_a_bad_result(tmp_path):
                      r'result.json that experiments.search wrote \(e.g. '
                      r'.*/result.json\)'):
     retrain.load_arch(str(tmp_path))
+  with pytest.raises(errors.InputError, match=r'missing.json: no such file; '
+                     'expected the result.json that experiments.search'):
+    retrain.load_arch(str(tmp_path / 'missing.json'))
 
 
 def test_load_arch_checks_space_and_macro_against_the_config(tmp_path):

@@ -4,6 +4,7 @@ import logging as py_logging
 import os
 import sys
 import traceback
+from typing import Optional
 
 from absl import app
 from absl import logging
@@ -36,33 +37,59 @@ class _QuietLibraries(py_logging.Filter):
             f'{os.sep}orbax{os.sep}' not in record.pathname)
 
 
-def _unknown_config_field(kind, value, tb) -> None:
-  """``sys.excepthook``: a ``--config.<field>`` that the config does not
-  have, as one line. ml_collections applies the overrides while the entry
-  point defines its ``--config`` flag, at import, before :func:`run`; it
-  raises an AttributeError (or KeyError) naming the field, with a "did you
-  mean" where one is close."""
-  frames = traceback.extract_tb(tb)
-  if (issubclass(kind, (AttributeError, KeyError)) and
-      not os.environ.get('FBNET_JAX_TRACEBACK') and
-      any(f'{os.sep}config_flags{os.sep}' in f.filename for f in frames)):
-    message = value
+def config_flag_error(e: BaseException) -> Optional[str]:
+  """One line for an error of the ``--config`` flag itself, which
+  ml_collections raises from its own code (``config_flags``); None for any
+  other error.
+
+  - ``--config.<field>`` that the config lacks: an AttributeError (or
+    KeyError) naming the field, with a "did you mean" where one is close,
+    raised while the entry point defines its flag, at import, before
+    :func:`run`.
+  - ``--config=FILE`` that cannot be loaded: an OSError, raised where
+    ``main`` first reads the config.
+  """
+  frames = traceback.extract_tb(e.__traceback__)
+  if not any(f'{os.sep}config_flags{os.sep}' in f.filename for f in frames):
+    return None
+  given = next((a for a in sys.argv[1:] if a.startswith('--config=')),
+               '--config')
+  if isinstance(e, (AttributeError, KeyError)):
+    message = e
     while isinstance(message, BaseException):  # AttributeError(KeyError(s))
       message = message.args[0] if message.args else ''
     field, *hint = str(message).split('\n')
     field = field.strip('\'"')
     flag = next((a.split('=')[0] for a in sys.argv[1:]
                  if a.startswith('--config.') and
-                 field in a.split('=')[0].split('.')), '--config.' + field)
-    sys.stderr.write(f'error: {flag}: the config has no field {field!r}'
-                     f'{"; " + hint[0][:1].lower() + hint[0][1:] if hint else ""}'
-                     '\n')
-    sys.stderr.flush()
-    os._exit(2)  # pylint: disable=protected-access
-  sys.__excepthook__(kind, value, tb)
+                 field in a.split('=')[0].split('.')), None)
+    if flag is None:  # not an override: the file itself (no get_config)
+      return (f'{given}: the file defines no get_config(); expected a '
+              'configs/<name>.py with get_config().' if 'get_config' in field
+              else None)
+    hint = '; ' + hint[0][:1].lower() + hint[0][1:] if hint else ''
+    return f'{flag}: the config has no field {field!r}{hint}'
+  if isinstance(e, OSError):
+    reason = [l.strip() for l in str(e).splitlines() if l.strip()][-1]
+    return (f'{given}: cannot load the config file ({reason}); expected a '
+            'configs/<name>.py with get_config().')
+  return None
 
 
-sys.excepthook = _unknown_config_field
+def _excepthook(kind, value, tb) -> None:
+  """``sys.excepthook``: an error of the ``--config`` flag raised before
+  :func:`run` (:func:`config_flag_error`) as one line, exit status 2."""
+  message = (None if os.environ.get('FBNET_JAX_TRACEBACK') else
+             config_flag_error(value))
+  if message is None:
+    sys.__excepthook__(kind, value, tb)
+    return
+  sys.stderr.write(f'error: {message}\n')
+  sys.stderr.flush()
+  os._exit(2)  # pylint: disable=protected-access
+
+
+sys.excepthook = _excepthook
 
 
 def run(main) -> None:
@@ -76,9 +103,10 @@ def run(main) -> None:
     try:
       return main(argv)
     except Exception as e:  # pylint: disable=broad-except
-      if not is_user_error(e) or os.environ.get('FBNET_JAX_TRACEBACK'):
+      message = (str(e) if is_user_error(e) else config_flag_error(e))
+      if message is None or os.environ.get('FBNET_JAX_TRACEBACK'):
         raise
-      sys.stderr.write(f'error: {e}\n')
+      sys.stderr.write(f'error: {message}\n')
       sys.exit(2)
 
   app.run(checked)

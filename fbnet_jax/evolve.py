@@ -39,7 +39,6 @@ from absl import logging
 import jax
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 import tqdm
 
 from fbnet_jax import closed_loop
@@ -124,7 +123,7 @@ def restore_supernet(searcher: search_lib.Searcher, workdir: str):
         f'{workdir}/checkpoints: no finished supernet (latest step {step}, '
         f'expected {searcher.total_steps}); run search.train_and_evaluate '
         'first.')
-  return manager.restore(step, args=ocp.args.StandardRestore(state))
+  return workdirs.restore_checkpoint(manager, state, step)
 
 
 # -------------------------------------------------------------------- run

@@ -281,8 +281,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                      batch_stats=variables['batch_stats'],
                      opt_state=tx.init(variables['params']))
   if manager.latest_step() is not None:
-    state = manager.restore(manager.latest_step(),
-                            args=ocp.args.StandardRestore(state))
+    state = workdirs.restore_checkpoint(manager, state)
 
   @jax.jit
   def train_step(state, batch):

@@ -500,8 +500,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   state = searcher.init_state()
   history = []
   if manager.latest_step() is not None:
-    state = manager.restore(manager.latest_step(),
-                            args=ocp.args.StandardRestore(state))
+    state = workdirs.restore_checkpoint(manager, state)
     # A run killed before its first epoch ended has no history yet.
     history_path = os.path.join(workdir, 'history.json')
     if os.path.exists(history_path):

@@ -166,3 +166,30 @@ def checkpoint_manager(workdir: str, *, max_to_keep: int,
       options=ocp.CheckpointManagerOptions(
           max_to_keep=max_to_keep, save_interval_steps=every,
           cleanup_tmp_directories=True))
+
+
+def restore_checkpoint(manager, target, step: Optional[int] = None):
+  """``target``'s tree restored from ``manager``'s ``step`` (default: the
+  latest), or an :class:`errors.InputError` naming the checkpoint if it
+  holds another tree: one written by an older version of this code, whose
+  state had another structure, or by another model. (Orbax raises an
+  unrelated ValueError for a missing entry and restores an array of another
+  shape as it was saved.)"""
+  import jax  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  step = manager.latest_step() if step is None else step
+  where = os.path.join(str(manager.directory), str(step))
+  advice = ('expected a checkpoint of this run\'s state; start again in a '
+            'new workdir (or remove this one\'s checkpoints/)')
+  try:
+    restored = manager.restore(step, args=ocp.args.StandardRestore(target))
+  except ValueError as e:
+    raise errors.InputError(f'{where}: does not hold this run\'s state '
+                            f'({e}); {advice}.') from e
+  def shapes(tree):
+    return [tuple(getattr(x, 'shape', ())) for x in jax.tree.leaves(tree)]
+  if (jax.tree.structure(restored) != jax.tree.structure(target) or
+      shapes(restored) != shapes(target)):
+    raise errors.InputError(f'{where}: holds arrays of other shapes than this '
+                            f'run\'s state; {advice}.')
+  return restored

@@ -284,8 +284,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   history = []
   if os.path.exists(ckpt):
     with open(ckpt, 'rb') as f:
-      restored = flax.serialization.from_bytes({'state': state, 'best': best},
-                                               f.read())
+      try:
+        restored = flax.serialization.from_bytes(
+            {'state': state, 'best': best}, f.read())
+      except ValueError as e:  # another tree, or not a whole msgpack file
+        raise errors.InputError(
+            f"{ckpt}: does not hold this run's state ({e}); expected a "
+            'checkpoint this code wrote for this config (one written '
+            'before the clipping fixes of 2026-12-03 has another '
+            'structure): start again in a new workdir.') from e
     state, best = restored['state'], restored['best']
     with open(os.path.join(workdir, HISTORY)) as f:
       history = json.load(f)['history']

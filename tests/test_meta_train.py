@@ -112,6 +112,13 @@ def test_resume_continues_from_checkpoint(workdir, tmp_path, monkeypatch):
                      match='config.json: was started with another '
                      'meta.inner_lr'):
     train.train_and_evaluate(config, str(tmp_path), progress=False)
+  config.meta.inner_lr = _config().meta.inner_lr
+  # A checkpoint of another state (older code), or cut short: one error.
+  (tmp_path / train.CHECKPOINT).write_bytes(flax.serialization.to_bytes(
+      {'state': {'step': 3}, 'best': {}}))
+  with pytest.raises(errors.InputError, match=r"checkpoint\.msgpack: does "
+                     r"not hold this run's state"):
+    train.train_and_evaluate(config, str(tmp_path), progress=False)
 
 
 def test_meta_training_never_sees_query_rows():

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from fbnet_jax import errors
 from fbnet_jax import workdirs
 
 
@@ -78,3 +79,21 @@ def test_a_half_written_checkpoint_of_a_killed_job_is_removed(tmp_path):
     manager.save(2, args=ocp.args.StandardSave(state))
   assert sorted(p.name for p in (tmp_path / 'checkpoints').iterdir()) == [
       '1', '2']
+
+
+@pytest.mark.parametrize('saved', [
+    {'w': np.arange(3.0)},  # an entry of the state missing (older code)
+    {'w': np.arange(4.0), 'b': np.zeros(2)},  # an array of another shape
+])
+def test_a_checkpoint_of_another_state_is_named(tmp_path, saved):
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  with workdirs.checkpoint_manager(str(tmp_path), max_to_keep=1) as manager:
+    manager.save(3, args=ocp.args.StandardSave(saved))
+  state = {'w': np.zeros(3), 'b': np.zeros(2)}
+  with workdirs.checkpoint_manager(str(tmp_path), max_to_keep=1) as manager:
+    with pytest.raises(errors.InputError, match=r'checkpoints/3: .*this '
+                       r"run's state.*start again in a new workdir"):
+      workdirs.restore_checkpoint(manager, state)
+    manager.save(4, args=ocp.args.StandardSave(state), force=True)
+    restored = workdirs.restore_checkpoint(manager, state)
+  assert sorted(restored) == ['b', 'w'] and restored['w'].shape == (3,)

@@ -63,7 +63,7 @@ def evolve_config() -> ml_collections.ConfigDict:
   # With latency measured here: also time this many fixed skip-heavy
   # networks in every session and correct each network by the drift of the
   # anchors and references near its own latency
-  # (closed_loop.drift_by_latency); 0: the references' drift alone.
+  # (measured_here.drift_by_latency); 0: the references' drift alone.
   e.anchors = 0
   # DNAS points to compare with: result.json files (comma-separated) and/or
   # DNAS searches run here, one per target at these quantiles of random

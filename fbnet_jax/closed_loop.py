@@ -87,19 +87,20 @@ def _space(config):
 
 def ensure_device_file(config: ml_collections.ConfigDict, path: str,
                        num_samples: int, num_query: int = 0,
-                       name: str = '') -> dict:
+                       name: str = '', loaded=None) -> dict:
   """Measures and writes ``path`` unless it exists; returns what it did.
 
   Rows: the reference architectures, ``num_samples`` random ones (support)
   and ``num_query`` random ones flagged ``is_query`` (evaluation only), all
-  timed in one interleaved session.
+  timed in one interleaved session. ``loaded``: the file at ``path``, if
+  the caller has read it already.
   """
   from meta import latency_data  # pylint: disable=g-import-not-at-top
   latency_data.check_device_file_path(path, 'config.latency.device_file')
   mcfg = measure_config(config)
   if os.path.exists(path):
-    _check_reusable(latency_data.load_device_file(path), path, mcfg.seed + 1,
-                    num_samples, num_query)
+    _check_reusable(loaded or latency_data.load_device_file(path), path,
+                    mcfg.seed + 1, num_samples, num_query)
     return {'measured': 0, 'seconds': 0.0}
   t0 = time.time()
   space = _space(config)
@@ -364,16 +365,17 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   os.makedirs(workdir, exist_ok=True)
   path = config.latency.device_file
   existed = os.path.exists(path)
+  device = latency_data.load_device_file(path) if existed else None
   if existed:  # whose file it is (verify compares with it), before what
     # it holds (ensure_device_file)
-    check_measured_here(config, latency_data.load_device_file(path), path)
+    check_measured_here(config, device, path)
   made = ensure_device_file(config, path, config.latency.num_samples,
-                            num_query)
-  device = latency_data.load_device_file(path)
-  if not existed:  # measured just now: checked like any other
+                            num_query, loaded=device)
+  if not existed:  # measured just now: read and checked like any other
+    device = latency_data.load_device_file(path)
     check_measured_here(config, device, path)
   # The support the searches' latency source adapts on (latency_source).
-  support_set = latency_lib.support_for(config)
+  support_set = latency_lib.support_for(config, device)
   adapted = support_set.adapt()
   query = device.is_query
   predictor_check = {}

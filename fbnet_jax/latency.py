@@ -419,14 +419,17 @@ def spread_support(config: ml_collections.ConfigDict,
                           device.name)
 
 
-def support_for(config: ml_collections.ConfigDict) -> PredictorSupport:
+def support_for(config: ml_collections.ConfigDict,
+                device=None) -> PredictorSupport:
   """The predictor and measurements that ``config.latency`` (source
-  'predictor', not ``adapted_dir``) adapts on."""
+  'predictor', not ``adapted_dir``) adapts on; ``device``: the file of
+  ``config.latency.device_file``, if the caller has read it already."""
   from meta import latency_data
 
   lat = config.latency
   if lat.get('device_file'):
-    device = latency_data.load_device_file(lat.device_file)
+    if device is None:
+      device = latency_data.load_device_file(lat.device_file)
     if device.space != config.space:
       raise LatencyConfigError(
           f'{lat.device_file}: field space is {device.space!r}, the search '

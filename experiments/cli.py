@@ -58,7 +58,7 @@ def config_flag_error(e: BaseException) -> Optional[str]:
     message = e
     while isinstance(message, BaseException):  # AttributeError(KeyError(s))
       message = message.args[0] if message.args else ''
-    field, *hint = str(message).split('\n')
+    field, *hints = str(message).split('\n')
     field = field.strip('\'"')
     flag = next((a.split('=')[0] for a in sys.argv[1:]
                  if a.startswith('--config.') and
@@ -67,7 +67,7 @@ def config_flag_error(e: BaseException) -> Optional[str]:
       return (f'{given}: the file defines no get_config(); expected a '
               'configs/<name>.py with get_config().' if 'get_config' in field
               else None)
-    hint = '; ' + hint[0][:1].lower() + hint[0][1:] if hint else ''
+    hint = '; ' + hints[0][:1].lower() + hints[0][1:] if hints else ''
     return f'{flag}: the config has no field {field!r}{hint}'
   if isinstance(e, OSError):
     reason = [l.strip() for l in str(e).splitlines() if l.strip()][-1]

@@ -42,6 +42,7 @@ from fbnet_jax import workdirs
 _SESSION_FIELDS = ('fresh_process', 'verify_sessions')
 # Sessions a found network is verified in (configs/search_common.py).
 DEFAULT_VERIFY_SESSIONS = 3
+VERIFY_SESSIONS = errors.Bound('measure.verify_sessions', 1, integer=True)
 # A reference drift beyond this against the device file is more than the
 # 2-core VM's session-to-session swing (-16% to +16%): a stale file. (On
 # 2026-12-03 an OFA device file of 2026-11-28 ran its references 55% faster
@@ -61,8 +62,7 @@ def measure_config(config: ml_collections.ConfigDict) -> measure.MeasureConfig:
         f'config.measure: unknown field(s) {sorted(set(m) - known)};'
         f' expected fields of measure.MeasureConfig or '
         f'{", ".join(_SESSION_FIELDS)}.')
-  errors.check_bounds(config, [errors.Bound('measure.verify_sessions', 1,
-                                            integer=True)])
+  errors.check_bounds(config, [VERIFY_SESSIONS])
   errors.check_bounds(m, measure.BOUNDS, 'config.measure.')  # its names
   return measure.MeasureConfig(space=config.space,
                                macro=config.get('macro', 'cifar'), **m)
@@ -347,8 +347,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   """
   from meta import latency_data  # pylint: disable=g-import-not-at-top
   t0 = time.time()
-  errors.check_bounds({'num_query': num_query},
-                      [errors.Bound('num_query', 0, integer=True)], '--')
+  errors.Bound('num_query', 0, integer=True).check(num_query, '--')
   errors.check_bounds(config, search.BOUNDS)  # before minutes of measuring
   # The loop adapts the predictor to the file it measures: settings that
   # would have the searches use another are refused before measuring.

@@ -69,6 +69,13 @@ class Bound(NamedTuple):
       text = f'{kind} (finite)'
     return text + (' or None' if self.none_ok else '')
 
+  def check(self, value: Any, prefix: str = 'config.') -> None:
+    """An :class:`InputError` naming ``prefix + field`` unless
+    :meth:`admits` ``value``."""
+    if not self.admits(value):
+      raise InputError(f'{prefix}{self.field}: expected {self.expected()}, '
+                       f'got {value!r}.')
+
 
 def check_bounds(config, bounds: Sequence[Bound],
                  prefix: str = 'config.') -> None:
@@ -82,6 +89,5 @@ def check_bounds(config, bounds: Sequence[Bound],
         found = False
         break
       node = node[key]
-    if found and not bound.admits(node):
-      raise InputError(f'{prefix}{bound.field}: expected {bound.expected()}, '
-                       f'got {node!r}.')
+    if found:
+      bound.check(node, prefix)

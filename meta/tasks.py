@@ -90,7 +90,9 @@ def make_tasks(device: latency_data.Device, *, num_samples: int,
   if len(pool) < num_samples:
     raise latency_data.DeviceFileError(
         f'{device.source}: field is_query: only {len(pool)} non-query, '
-        f'non-reference rows, but {num_samples} samples were asked for.')
+        f'non-reference rows, but {num_samples} samples were asked for '
+        '(config.eval.num_samples: lower it, or measure more rows with '
+        'experiments.measure --archs=...,random:N).')
   tasks = []
   for seed in seeds:
     rng = np.random.default_rng(seed)

@@ -26,17 +26,31 @@ from scipy import stats
 
 from fbnet_jax import errors
 from fbnet_jax import latency as latency_lib
+from fbnet_jax import nsga
 from fbnet_jax import retrain
 from fbnet_jax import search
 from fbnet_jax import spaces
 from fbnet_jax import workdirs
 
 
+def _sample_fbnet(rng: np.random.Generator, n: int,
+                  ops: Sequence[str] = ()) -> np.ndarray:
+  """``n`` uniformly random FBNet architectures, each layer's op drawn
+  among ``ops`` (``config.search.ops``; empty: all nine)."""
+  space = spaces.get_space('fbnet')
+  if not ops:
+    return space.sample(rng, n)
+  allowed = np.array([c in ops for c in space.units[0].choices])
+  return nsga.Encoding(space, np.broadcast_to(
+      allowed, space.choice_mask.shape)).sample(rng, n)
+
+
 def latency_targets(device: str, quantiles: Sequence[float],
-                    seed: int = 0) -> list[float]:
-  """Targets at quantiles of the lookup-table latency of random archs."""
+                    seed: int = 0, ops: Sequence[str] = ()) -> list[float]:
+  """Targets at quantiles of the lookup-table latency of random archs
+  (of the ops searched, ``config.search.ops``)."""
   lut = latency_lib.lookup_table_latency(device)
-  archs = spaces.get_space('fbnet').sample(np.random.default_rng(seed), 4000)
+  archs = _sample_fbnet(np.random.default_rng(seed), 4000, ops)
   return [float(np.quantile(lut.arch_ms(archs), q)) for q in quantiles]
 
 
@@ -57,7 +71,9 @@ def latency_control(config: ml_collections.ConfigDict, root: str,
           for device in devices}
   for device in devices:
     lut = luts[device]
-    for q, target in zip(quantiles, latency_targets(device, quantiles)):
+    targets = latency_targets(device, quantiles,
+                              ops=tuple(config.search.get('ops') or ()))
+    for q, target in zip(quantiles, targets):
       cfg = ml_collections.ConfigDict(config.to_dict())
       cfg.latency.source = source
       cfg.latency.device = device
@@ -114,16 +130,16 @@ def _plot_control(rows, path):
 
 
 def random_archs_at_latency(device: str, latency_ms: float, n: int,
-                            tolerance: float = 0.03, seed: int = 0
-                            ) -> np.ndarray:
-  """``n`` uniformly random FBNet archs whose LUT latency is within
-  ``tolerance`` (relative) of ``latency_ms`` (rejection sampling)."""
+                            tolerance: float = 0.03, seed: int = 0,
+                            ops: Sequence[str] = ()) -> np.ndarray:
+  """``n`` uniformly random FBNet archs (of ``ops``, default all nine) whose
+  LUT latency is within ``tolerance`` (relative) of ``latency_ms``
+  (rejection sampling)."""
   lut = latency_lib.lookup_table_latency(device)
-  space = spaces.get_space('fbnet')
   rng = np.random.default_rng(seed)
   found = []
   for _ in range(200):
-    archs = space.sample(rng, 4096)
+    archs = _sample_fbnet(rng, 4096, ops)
     lat = lut.arch_ms(archs)
     found += list(archs[np.abs(lat / latency_ms - 1) <= tolerance])
     if len(found) >= n:
@@ -169,8 +185,15 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
         f'{found_seeds}: expected at least 1 each.')
   lut = latency_lib.lookup_table_latency(device)
   lat = float(lut.arch_ms(np.asarray(arch)))
+  # Random architectures of the ops the search chose among.
+  ops = tuple(config.search.get('ops') or ())
+  outside = sorted(set(spaces.get_space('fbnet').names(arch)) - set(ops))
+  if ops and outside:
+    raise errors.InputError(
+        f'{result_path}: field arch uses {outside}, outside '
+        f'config.search.ops {list(ops)}; set the ops the search used.')
   others = random_archs_at_latency(device, lat, num_random,
-                                   seed=config.seed + 11)
+                                   seed=config.seed + 11, ops=ops)
   runs = [('found', arch, found_seeds)] + [
       (f'random{i}', a, seeds) for i, a in enumerate(others)]
   space = spaces.get_space('fbnet')

@@ -224,6 +224,25 @@ def test_random_archs_at_latency_are_within_tolerance():
   assert targets[0] < targets[1] < targets[2]
 
 
+def test_random_archs_of_a_search_are_drawn_from_its_ops():
+  """A search over a subset of the ops (config.search.ops) is compared
+  with random architectures of those ops, at targets they can reach."""
+  from fbnet_jax import studies
+  ops = ('k3_e1', 'k5_e6', 'skip')
+  fbnet = spaces.get_space('fbnet')
+  targets = studies.latency_targets('raspi4', (0.15, 0.85), ops=ops)
+  for target in targets:
+    archs = studies.random_archs_at_latency('raspi4', target, 4, ops=ops)
+    assert {op for a in archs for op in fbnet.names(a)} <= set(ops)
+  # Every op appears: the draw is uniform over the three, not one of them.
+  many = studies._sample_fbnet(np.random.default_rng(0), 200, ops)
+  assert {op for a in many for op in fbnet.names(a)} == set(ops)
+  # Without ops, the stream of every stored study is unchanged.
+  np.testing.assert_array_equal(
+      studies._sample_fbnet(np.random.default_rng(3), 5),
+      fbnet.sample(np.random.default_rng(3), 5))
+
+
 def test_derive_for_target_reaches_band_at_least_cost():
   # Additive table: unit u, choice c costs table[u, c] ms.
   table = np.array([[1.0, 2.0, 4.0], [1.0, 3.0, 5.0], [2.0, 2.5, 6.0]])

@@ -256,6 +256,18 @@ def test_train_cli_checks_the_result_before_writing(tmp_path):
     assert not workdir.exists()
 
 
+def test_found_vs_random_refuses_an_arch_outside_the_searched_ops(tmp_path):
+  from fbnet_jax import studies  # pylint: disable=g-import-not-at-top
+  path = tmp_path / 'result.json'
+  path.write_text(json.dumps({'space': 'fbnet', 'arch_index': [7] * 22}))
+  config = quickstart.get_config('smoke')  # ops k3_e1 and skip
+  with pytest.raises(errors.InputError,
+                     match=r"result\.json: field arch uses \['k5_e6'\], "
+                     r'outside config\.search\.ops'):
+    studies.found_vs_random(config, str(path), str(tmp_path / 'cmp'))
+  assert not (tmp_path / 'cmp').exists()
+
+
 def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch):
   """Seeds per architecture, the Welch test's fields, the plot, and a second
   call that reads every finished run back instead of retraining."""
@@ -270,7 +282,7 @@ def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch):
   others = np.array([[8] * 22, [8] * 22])
   others[0, 3], others[1, 7] = 0, 1
   monkeypatch.setattr(studies, 'random_archs_at_latency',
-                      lambda device, lat, n, seed: others[:n])
+                      lambda device, lat, n, seed, ops: others[:n])
   config = quickstart.get_config('smoke')
   root = str(tmp_path / 'cmp')
   out = studies.found_vs_random(config, str(path), root, num_random=2,

@@ -280,7 +280,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   state = MetaState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=optimizer.init(params),
                     rng=jax.random.PRNGKey(config.seed + 1))
-  best = {'params': params, 'score': -2.0, 'step': 0}
+  # A copy: the training chunk donates ``state.params`` (and so ``params``)
+  # to its output, which would delete a best that no validation replaced.
+  best = {'params': jax.device_get(params), 'score': -2.0, 'step': 0}
   history = []
   if os.path.exists(ckpt):
     with open(ckpt, 'rb') as f:
@@ -296,6 +298,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     state, best = restored['state'], restored['best']
     with open(os.path.join(workdir, HISTORY)) as f:
       history = json.load(f)['history']
+    # The history is written before the checkpoint: a run killed between
+    # the two has a record of a chunk that it will train again.
+    history = [h for h in history if h['episode'] <= int(state.step)]
     logging.info('Resumed from %s at episode %d.', ckpt, int(state.step))
     if int(state.step) > m.num_episodes:
       raise errors.InputError(
@@ -356,7 +361,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
 
 def _write_history(workdir, history, best, **extra) -> None:
-  with open(os.path.join(workdir, HISTORY), 'w') as f:
-    json.dump({'history': history, 'best_episode': int(best['step']),
-               'best_valid_spearman': float(best['score']), **extra}, f,
-              indent=1)
+  workdirs.write_json(  # atomic: a kill leaves the previous file whole
+      os.path.join(workdir, HISTORY),
+      {'history': history, 'best_episode': int(best['step']),
+       'best_valid_spearman': float(best['score']), **extra})

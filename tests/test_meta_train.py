@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 
+import chex
 import flax
 import jax
 import jax.numpy as jnp
@@ -53,6 +54,43 @@ class _Killed(Exception):
 def _flat(tree):
   return {jax.tree_util.keystr(k): np.asarray(v)
           for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def test_a_run_whose_validations_are_all_nan_still_saves(tmp_path,
+                                                         monkeypatch):
+  """No checkpoint is ever selected (the initial parameters stay the best):
+  those must survive the training chunk, which donates its input state."""
+  monkeypatch.setattr(train, 'make_validator',
+                      lambda config, tasks: lambda params: float('nan'))
+  config = _config()
+  config.meta.num_episodes = 40
+  predictor = train.train_and_evaluate(config, str(tmp_path), progress=False)
+  saved = json.loads((tmp_path / train.HISTORY).read_text())
+  assert saved['best_episode'] == 0
+  assert [h['episode'] for h in saved['history']] == [20, 40]
+  init = adaptation.init_meta_params(config, jax.random.PRNGKey(config.seed))
+  chex.assert_trees_all_close(predictor.meta_params, init)
+
+
+def test_a_kill_between_history_and_checkpoint_is_not_counted_twice(
+    tmp_path, monkeypatch):
+  save, calls = train._save, []  # pylint: disable=protected-access
+
+  def die_before_second_save(path, obj):
+    calls.append(path)
+    if len(calls) == 2:  # episode 40's history is written, not its state
+      raise _Killed()
+    save(path, obj)
+
+  monkeypatch.setattr(train, '_save', die_before_second_save)
+  with pytest.raises(_Killed):
+    train.train_and_evaluate(_config(), str(tmp_path), progress=False)
+  monkeypatch.undo()
+  history = json.loads((tmp_path / train.HISTORY).read_text())['history']
+  assert [h['episode'] for h in history] == [20, 40]
+  train.train_and_evaluate(_config(), str(tmp_path), progress=False)
+  history = json.loads((tmp_path / train.HISTORY).read_text())['history']
+  assert [h['episode'] for h in history] == [20, 40, 60]
 
 
 def test_resume_continues_from_checkpoint(workdir, tmp_path, monkeypatch):

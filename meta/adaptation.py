@@ -1,6 +1,6 @@
 """Few-shot adaptation API: a meta-trained predictor -> a device's predictor.
 
-    predictor = MetaPredictor.load(workdir)                 # meta-trained
+    predictor = MetaPredictor.load(f'{workdir}/predictor')  # meta-trained
     adapted = predictor.adapt(support_archs, support_ms, reference_ms)
     adapted.predict_ms(archs)           # milliseconds, jit-compiled, batched
     adapted.save(path); AdaptedPredictor.load(path)
@@ -35,6 +35,7 @@ from meta import tasks as tasks_lib
 
 PARAMS_FILE = 'params.msgpack'
 CONFIG_FILE = 'config.json'
+PREDICTOR_DIR = 'predictor'  # a meta_train workdir's saved predictor
 
 
 def build_models(config: ml_collections.ConfigDict):
@@ -133,15 +134,25 @@ def support_arrays(space: str, support_archs, support_ms, reference_ms,
   support_ms = _check_ms(support_ms, 'support_ms', (len(support_archs),))
   keys = {r.tobytes(): i for i, r in enumerate(refs.astype(np.int32))}
   is_ref = np.array([a.tobytes() in keys for a in support_archs], bool)
-  ref_ms = np.full(len(refs), np.nan, np.float32)
+  # A reference measured more than once (a search that re-measures what it
+  # visits) is the mean of its measurements.
+  total, count = np.zeros(len(refs)), np.zeros(len(refs))
   for a, ms in zip(support_archs[is_ref], support_ms[is_ref]):
-    ref_ms[keys[a.tobytes()]] = ms
+    total[keys[a.tobytes()]] += ms
+    count[keys[a.tobytes()]] += 1
+  ref_ms = np.where(count > 0, total / np.maximum(count, 1),
+                    np.nan).astype(np.float32)
   if reference_ms is not None:
     given = _check_ms(reference_ms, 'reference_ms', (len(refs),),
                       missing='NaN where a reference was not measured')
     ref_ms = np.where(np.isnan(given), ref_ms, given)
   present = ~np.isnan(ref_ms)
   others = support_archs[~is_ref]
+  if not present.any() and not len(others):
+    raise ValueError(
+        'support_archs, reference_ms: no measured latency at all; expected '
+        'at least one (the 10 reference architectures and ~10 others are '
+        'what the predictor is meant to adapt from).')
   archs = np.concatenate([refs, others]).astype(np.int32)
   ms = np.concatenate([np.where(present, ref_ms, 1.), support_ms[~is_ref]])
   weights = np.concatenate([present, np.ones(len(others), bool)]).astype(
@@ -338,9 +349,16 @@ def _read_config(path: str, kind: str):
   with open(file) as f:
     info = json.load(f)
   if info.get('kind') != kind:
+    hint = {'meta': ' (a meta-trained predictor: MetaPredictor.load)',
+            'adapted': ' (an adapted one: AdaptedPredictor.load)'}
+    inner = os.path.join(path, PREDICTOR_DIR)
+    if os.path.exists(os.path.join(inner, CONFIG_FILE)):
+      where = f'; this is a meta_train workdir, its predictor is {inner}'
+    else:
+      where = hint.get(info.get('kind'), '')
     raise errors.InputError(
         f'{file}: field kind is {info.get("kind")!r}, expected '
-        f'{kind!r}.')
+        f'{kind!r}{where}.')
   return ml_collections.ConfigDict(info['config']), info
 
 

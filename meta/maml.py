@@ -136,6 +136,12 @@ def weighted_mse(pred, y, weights):
   return jnp.sum(weights * (pred - y) ** 2) / jnp.maximum(weights.sum(), 1e-9)
 
 
+# The ridge prior's log precision is clipped to this range in the solve
+# (float32 stability); outside it the prior would not be learned (zero
+# gradient), so config.meta.ridge_precision is bounded to it.
+RIDGE_LOG_PRECISION_RANGE = (-7.0, 7.0)
+
+
 def ridge_solve(features: jnp.ndarray, residual: jnp.ndarray,
                 weights: jnp.ndarray, log_precision: jnp.ndarray) -> jnp.ndarray:
   """Closed-form weighted ridge regression (differentiable).
@@ -149,7 +155,8 @@ def ridge_solve(features: jnp.ndarray, residual: jnp.ndarray,
   """
   root = jnp.sqrt(weights)
   f = features * root[:, None]
-  inv_precision = jnp.exp(-jnp.clip(log_precision, -7.0, 7.0))
+  inv_precision = jnp.exp(-jnp.clip(log_precision,
+                                    *RIDGE_LOG_PRECISION_RANGE))
   kernel = (f * inv_precision) @ f.T + jnp.eye(f.shape[0], dtype=f.dtype)
   alpha = jax.scipy.linalg.solve(kernel, residual * root, assume_a='pos')
   return inv_precision * (f.T @ alpha)

@@ -81,12 +81,15 @@ def make_tasks(device: latency_data.Device, *, num_samples: int,
           'samples; under the trimmed protocol its support is drawn from '
           'all %d non-query rows, and only the query rows are trimmed.',
           device.source, len(trimmed), num_samples, len(pool))
+    untrimmed = len(query)
     query = query[latency_data.trim_mask(device.latency_ms[query])]
   if len(query) < 2:
+    kept = (f' left of {untrimmed} by HELP\'s trimming (10% fastest and '
+            'slowest dropped)' if trim else '')
     raise latency_data.DeviceFileError(
-        f'{device.source}: field is_query: {len(query)} query rows; at least '
-        '2 are needed to compute a Spearman correlation (measure some with '
-        'experiments.measure --archs=...,query:N).')
+        f'{device.source}: field is_query: {len(query)} query rows{kept}; '
+        'at least 2 are needed to compute a Spearman correlation (measure '
+        'more with experiments.measure --archs=...,query:N).')
   if len(pool) < num_samples:
     raise latency_data.DeviceFileError(
         f'{device.source}: field is_query: only {len(pool)} non-query, '

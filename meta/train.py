@@ -33,7 +33,7 @@ from meta import maml
 from meta import tasks as tasks_lib
 
 CHECKPOINT = 'checkpoint.msgpack'
-PREDICTOR_DIR = 'predictor'
+PREDICTOR_DIR = adaptation.PREDICTOR_DIR
 HISTORY = 'history.json'
 CONFIG_FILE = 'config.json'
 # May change on resume: how long to train (only to grow), how episodes are
@@ -60,7 +60,8 @@ BOUNDS = EVAL_BOUNDS + (
     errors.Bound('meta.inner_lr', 0),
     errors.Bound('meta.inner_grad_clip', 0),
     errors.Bound('meta.kl_weight', 0),
-    errors.Bound('meta.ridge_precision', 0, open_low=True),
+    errors.Bound('meta.ridge_precision',
+                 *np.exp(maml.RIDGE_LOG_PRECISION_RANGE).round(6).tolist()),
     errors.Bound('meta.meta_lr', 0, open_low=True),
     errors.Bound('meta.prior_lr_scale', 0),
     errors.Bound('meta.grad_clip', 0, open_low=True),
@@ -210,9 +211,18 @@ def validation_tasks(config, split: str = 'meta_valid'
         is_query=(rows[keep] >= cut) & (rows[keep] < data.split.pool_rows)
         & ~np.isin(rows[keep], data.reference_rows),
         source=dev.source)
-    out += tasks_lib.make_tasks(held_dev, num_samples=config.eval.num_samples,
-                                seeds=list(range(config.eval.valid_seeds)),
-                                trim=config.eval.trim)
+    try:
+      out += tasks_lib.make_tasks(
+          held_dev, num_samples=config.eval.num_samples,
+          seeds=list(range(config.eval.valid_seeds)), trim=config.eval.trim)
+    except latency_data.DeviceFileError as e:  # a split the settings made
+      raise errors.InputError(
+          f'config.eval.valid_fraction: {config.eval.valid_fraction} leaves '
+          f'{split} device {name} {int(held_dev.is_query.sum())} query rows '
+          f'and {int((~held_dev.is_query).sum())} support rows of its '
+          f'{data.split.pool_rows} pool rows, too few for '
+          f'config.eval.num_samples={config.eval.num_samples} samples and '
+          'a Spearman correlation on at least 2 query rows.') from e
   return out
 
 
@@ -268,6 +278,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         'episodes of one compiled call (otherwise training runs past '
         'num_episodes, or validates and checkpoints less often than asked).')
   adaptation.inner_config(config)  # meta.head/adapt/target, before writing
+  val_tasks = validation_tasks(config)  # config.eval's split, likewise
   os.makedirs(workdir, exist_ok=True)
   ckpt = os.path.join(workdir, CHECKPOINT)
   workdirs.record_or_check(
@@ -309,7 +320,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           'least as many episodes, or use another workdir.')
 
   chunk = make_train_chunk(config, optimizer, chunk_size)
-  validate = make_validator(config, validation_tasks(config))
+  validate = make_validator(config, val_tasks)
   start = int(state.step)
   bar = tqdm.tqdm(total=m.num_episodes, initial=start, disable=not progress,
                   desc=f'meta-train {config.space}', unit='ep')

@@ -258,6 +258,37 @@ def test_support_latencies_are_checked(ms, refs, message):
     adaptation.support_arrays('fbnet', archs, ms, refs, 'log')
 
 
+@pytest.mark.parametrize('fraction', [0.999, 0.0002])
+def test_a_validation_split_too_small_names_its_setting(fraction, tmp_path):
+  config = _config()
+  config.eval.valid_fraction = fraction
+  with pytest.raises(errors.InputError,
+                     match=rf'config\.eval\.valid_fraction: {fraction} '
+                     r'leaves meta_valid device \w+ \d+ query rows'):
+    train.train_and_evaluate(config, str(tmp_path / 'w'), progress=False)
+  assert not (tmp_path / 'w').exists()  # refused before anything is written
+
+
+def test_a_support_without_any_measurement_is_an_error():
+  archs = np.zeros((0, 22), np.int32)
+  with pytest.raises(ValueError, match='no measured latency at all'):
+    adaptation.support_arrays('fbnet', archs, np.zeros(0), None, 'log')
+  with pytest.raises(ValueError, match='no measured latency at all'):
+    adaptation.support_arrays('fbnet', archs, np.zeros(0), [np.nan] * 10,
+                              'log')
+
+
+def test_a_reference_measured_twice_is_the_mean_of_both():
+  dev = latency_data.bundled_device('fbnet', 'raspi4')
+  refs = latency_data.load_space_data('fbnet').reference_archs
+  archs = np.concatenate([refs, refs[:1], dev.archs[:3]])
+  ms = np.concatenate([np.arange(1.0, 11.0), [3.0], [5.0, 6.0, 7.0]])
+  arrays = adaptation.support_arrays('fbnet', archs, ms, None, 'log')
+  np.testing.assert_allclose(arrays['reference_ms'],
+                             [2.0] + list(np.arange(2.0, 11.0)))
+  assert float(arrays['support_w'].sum()) == 13  # 10 references + 3 others
+
+
 def test_save_load_round_trip(workdir, tmp_path):
   predictor = adaptation.MetaPredictor.load(
       os.path.join(workdir, train.PREDICTOR_DIR))
@@ -277,6 +308,15 @@ def test_save_load_round_trip(workdir, tmp_path):
   np.testing.assert_allclose(adapted.predict_ms_soft(probs), ms, rtol=1e-5)
   grad = jax.grad(lambda p: adapted.latency_fn(p).sum())(probs)
   assert np.isfinite(np.asarray(grad)).all()
+  # The wrong folder is named, with the right one.
+  with pytest.raises(errors.InputError,
+                     match=r"field kind is None, expected 'meta'; this is a "
+                     r'meta_train workdir, its predictor is .*predictor'):
+    adaptation.MetaPredictor.load(workdir)
+  with pytest.raises(errors.InputError,
+                     match=r"field kind is 'adapted', expected 'meta' \(an "
+                     r'adapted one: AdaptedPredictor\.load\)'):
+    adaptation.MetaPredictor.load(str(tmp_path / 'adapted'))
 
 
 def _check_schema(result, devices):
@@ -379,6 +419,16 @@ def test_trimmed_protocol_keeps_a_small_support_pool():
                      match=r'mine\.npz: field is_query: only 10 non-query.*'
                      r'config\.eval\.num_samples'):
     tasks_lib.make_tasks(small, num_samples=11, seeds=[0], trim=True)
+  # Two query rows are enough untrimmed; trimmed, one is left, and the
+  # error says that trimming took the other.
+  two = dataclasses.replace(small, is_query=np.r_[small.is_query[:-48],
+                                                  np.zeros(48, bool)])
+  assert len(tasks_lib.make_tasks(two, num_samples=10, seeds=[0],
+                                  trim=False)[0].query_ms) == 2
+  with pytest.raises(latency_data.DeviceFileError,
+                     match=r"mine\.npz: field is_query: 1 query rows left of "
+                     r"2 by HELP's trimming"):
+    tasks_lib.make_tasks(two, num_samples=10, seeds=[0], trim=True)
 
 
 def test_missing_references_are_imputed_by_a_first_adaptation(workdir):

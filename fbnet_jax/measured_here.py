@@ -117,6 +117,10 @@ class MeasuredHere:
     self._path = os.path.abspath(path)
     # The file's content, not only its path: a file measured again at the
     # same path puts the cached measurements on another scale.
+    # How the harness measures (config.measure): a cache measured with
+    # other rounds, repeats or warm-up is not mixed with this run's.
+    self._settings = workdirs.as_json(workdirs.without(
+        dict((config.get('measure') or {}).items()), ('verify_sessions',)))
     self._file_digest = hashlib.sha256(
         np.ascontiguousarray(device.latency_ms, np.float32).tobytes() +
         np.ascontiguousarray(device.archs, np.int32).tobytes()).hexdigest()
@@ -146,6 +150,17 @@ class MeasuredHere:
             f'{self._path}: the device file was measured again since these '
             'measurements were divided by it (remove the cache to measure '
             'again).')
+      if 'measure_settings' not in cached:
+        logging.warning(
+            '%s: no field measure_settings (written before they were '
+            'recorded): cannot tell whether config.measure changed since.',
+            cache_path)
+      else:
+        workdirs.check(cache_path, {'measure': cached['measure_settings']},
+                       {'measure': self._settings},
+                       remedy='its measurements were timed otherwise; run '
+                       'with those settings, or remove the cache to measure '
+                       'again.')
       anchors = cached.get('anchors') or None
       if (anchors is None) != (self.anchors is None) or (
           anchors is not None and not np.array_equal(anchors, self.anchors)):
@@ -230,6 +245,7 @@ class MeasuredHere:
       workdirs.write_json(self.cache_path, {
           'device_file': self._path,
           'device_file_sha256': self._file_digest,
+          'measure_settings': self._settings,
           'arch_index': [np.frombuffer(k, np.int32).tolist()
                          for k in self._here],
           'latency_ms': ms,

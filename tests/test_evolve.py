@@ -672,6 +672,15 @@ def test_measured_here_measures_each_architecture_once(
   with pytest.raises(ValueError, match='measured_here.json: field '
                      'device_file_sha256 does not match'):
     measured_here.MeasuredHere(config, remeasured, path, cache, harness)
+  # Measured with other harness settings: refused, naming them; the
+  # number of verifying sessions is not one of them.
+  config.measure.repeats_per_round += 1
+  with pytest.raises(ValueError, match=r'measured_here\.json: was started '
+                     r'with another measure\.repeats_per_round'):
+    measured_here.MeasuredHere(config, device, path, cache, harness)
+  config.measure.repeats_per_round -= 1
+  config.measure.verify_sessions += 1
+  measured_here.MeasuredHere(config, device, path, cache, harness)
 
 
 def test_drift_by_latency_interpolates_in_log_latency():

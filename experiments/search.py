@@ -87,7 +87,7 @@ def main(argv):
     predicted = result['latency_ms'][result['latency_source']]
     measured = check['measured_ms'][0]
     result['measured'] = dict(check, predicted_ms=predicted,
-                              prediction_error=measured / predicted - 1,
+                              prediction_error=predicted / measured - 1,
                               target_error=measured /
                               config.latency.target_ms - 1)
     workdirs.write_json(os.path.join(_WORKDIR.value, search.RESULT_FILE),

@@ -418,8 +418,10 @@ def run(config: ml_collections.ConfigDict, workdir: str,
                  # Against the target: the predictor's error and the
                  # search's distance from the target together.
                  'relative_error': got / target - 1,
-                 # The predictor's own error on the found network.
-                 'prediction_error': got / predicted - 1,
+                 # The predictor's own error on the found network,
+                 # relative to the measurement (as the evolutionary
+                 # search's; before 2026-12-04, measured / predicted - 1).
+                 'prediction_error': predicted / got - 1,
                  'derivation_within_band': result.get(
                      'derivation', {}).get('within_band'),
                  'session_ms': [s['measured_ms'][i]

@@ -340,7 +340,7 @@ def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):
   (row,) = out['searches']
   assert row['measured_ms'] > 0 and row['predicted_ms'] > 0
   assert row['prediction_error'] == pytest.approx(
-      row['measured_ms'] / row['predicted_ms'] - 1)
+      row['predicted_ms'] / row['measured_ms'] - 1)
   assert row['relative_error'] == pytest.approx(
       row['measured_ms'] / row['target_ms'] - 1)
   assert isinstance(row['derivation_within_band'], bool)

@@ -181,10 +181,11 @@ def derive_for_target(log_probs: np.ndarray, arch_ms: Callable[[np.ndarray],
 
   The argmax of a distribution whose *expected* latency meets the target
   need not meet it itself (the distribution is not fully committed). Starting
-  from the argmax, each step changes the one unit whose change moves the
-  latency towards the target at the smallest cost in log-probability per
-  millisecond gained, until the latency is inside the band (or no change
-  helps). Works with any latency source (table or predictor): candidates are
+  from the argmax, each step changes the one unit whose change lands inside
+  the band at the smallest cost in log-probability or, where none does, the
+  one that moves the latency towards the target at the smallest cost per
+  millisecond moved (never ending further from it), until the latency is
+  inside the band (or no change helps). Works with any latency source (table or predictor): candidates are
   scored in one batched ``arch_ms`` call per step.
 
   Args:
@@ -221,13 +222,17 @@ def derive_for_target(log_probs: np.ndarray, arch_ms: Callable[[np.ndarray],
     cand = np.where(valid[:, None], cand, arch[None])  # scored, never taken
     cand_lat = np.asarray(arch_ms(cand), np.float64)
     gain = np.where(error > 0, lat - cand_lat, cand_lat - lat)  # ms towards T
-    # Overshooting past the band on the other side is no gain.
-    overshoot = np.abs(cand_lat - target_ms) > abs(error)
-    useful = valid & (gain > 0) & ~overshoot
+    # Ending further from the target than now, past it, is no gain.
+    distance = np.abs(cand_lat - target_ms)
+    useful = valid & (gain > 0) & (distance <= abs(error))
     if not useful.any():
       break
     cost = log_probs[u_idx, arch[u_idx]] - log_probs[u_idx, c_idx]
-    score = np.where(useful, cost / np.maximum(gain, 1e-9), np.inf)
+    finishes = useful & (distance <= tolerance * target_ms)
+    # A change that lands in the band: the most probable such one. Else the
+    # least log-probability per millisecond closer.
+    score = (np.where(finishes, cost, np.inf) if finishes.any() else
+             np.where(useful, cost / np.maximum(gain, 1e-9), np.inf))
     best = int(np.argmin(score))
     u, c = int(u_idx[best]), int(c_idx[best])
     changes.append({'unit': u, 'from': int(arch[u]), 'to': c,

@@ -254,13 +254,18 @@ def test_derive_for_target_reaches_band_at_least_cost():
   arch, changes = dnas.derive_for_target(log_probs, arch_ms, 8.5,
                                          tolerance=0.02)
   assert abs(arch_ms(arch[None])[0] - 8.5) <= 0.02 * 8.5
-  # Hand-checked: unit 0 4 -> 2 ms (cost log(.7/.2) = 0.63 per ms) beats
-  # unit 1 5 -> 3 ms (log(.8/.15) = 0.84 per ms); at 9.5 ms, unit 0 2 -> 1 ms
-  # (log(.2/.1) per ms) lands on 8.5 ms: [0, 2, 1], the cheapest
-  # architecture inside the band (log-prob cost log(.7/.1)).
-  assert [c['unit'] for c in changes] == [0, 0]
+  # Hand-checked: one change lands in the band, unit 0 4 -> 1 ms (8.5 ms,
+  # log-prob cost log(.7/.1)): [0, 2, 1], the cheapest architecture inside
+  # the band.
+  assert [(c['unit'], c['from'], c['to']) for c in changes] == [(0, 2, 0)]
   assert changes[-1]['latency_ms'] == arch_ms(arch[None])[0]
   np.testing.assert_array_equal(arch, [0, 2, 1])
+  # No single change lands in [6.86, 7.14]: several steps, the last one
+  # into the band ([1, 1, 0] is the only architecture at 7.0 ms).
+  arch, changes = dnas.derive_for_target(log_probs, arch_ms, 7.0,
+                                         tolerance=0.02)
+  np.testing.assert_array_equal(arch, [1, 1, 0])
+  assert len(changes) > 1
   # Already inside the band: the argmax itself, no changes.
   arch, changes = dnas.derive_for_target(log_probs, arch_ms, 11.5)
   np.testing.assert_array_equal(arch, [2, 2, 1])
@@ -270,6 +275,21 @@ def test_derive_for_target_reaches_band_at_least_cost():
   masked[:, 0] = -np.inf
   arch, _ = dnas.derive_for_target(masked, arch_ms, 3.0)
   assert (arch != 0).all()
+
+
+def test_derive_for_target_does_not_jump_past_the_band():
+  """A change that crosses the target and ends outside the band on the
+  other side is worth only how much closer it ends (review finding: it was
+  credited with every millisecond moved, and the repair stopped at 99.1 ms
+  outside [99.5, 100.5] with an in-band, more probable change at hand)."""
+  table = np.array([[0.0, -1.0], [0.0, -1.9]])
+  arch_ms = lambda a: 101.0 + table[np.arange(2), np.asarray(a)].sum(-1)
+  log_p = np.log(np.array([[0.70, 0.30], [0.78, 0.22]]))
+  arch, changes = dnas.derive_for_target(log_p, arch_ms, 100.0,
+                                         tolerance=0.005)
+  np.testing.assert_array_equal(arch, [1, 0])
+  assert arch_ms(arch[None])[0] == pytest.approx(100.0)
+  assert len(changes) == 1
 
 
 def test_budget_derivation_stays_at_or_below_the_budget():

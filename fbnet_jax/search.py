@@ -482,6 +482,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # touched.
   searcher = Searcher(config)
   data_lib.check_prepared(config.data.name, config.data.get('data_dir'))
+  if config.loss.form == 'fbnet':  # config.loss.unit_ms against the range
+    dnas.check_latency_range(
+        searcher.latency.fastest(searcher.allowed())[1], config.loss)
   os.makedirs(workdir, exist_ok=True)
   # Multi-host: every process computes, the first writes (orbax coordinates
   # the checkpoints itself).
@@ -492,10 +495,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     workdirs.record_or_check(os.path.join(workdir, SETTINGS_FILE),
                              resume_settings(config), resuming=resuming)
   s = config.search
-  if config.loss.form == 'fbnet':
-    dnas.check_latency_range(
-        searcher.latency.fastest(searcher.allowed())[1], config.loss)
-  elif config.latency.get('target_ms'):
+  if config.loss.form != 'fbnet' and config.latency.get('target_ms'):
     _warn_if_unreachable(searcher, config.latency.target_ms)
   state = searcher.init_state()
   history = []

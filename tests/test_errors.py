@@ -121,6 +121,17 @@ def test_a_search_refuses_settings_that_would_crash_or_train_nothing(
     search.Searcher(config)
 
 
+def test_a_search_refuses_a_latency_unit_before_writing(tmp_path):
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import search  # pylint: disable=g-import-not-at-top
+  config = quickstart.get_config('smoke')
+  config.loss.form = 'fbnet'
+  config.loss.unit_ms = 100.0  # log(LAT / unit) <= 0 for the fastest arch
+  with pytest.raises(errors.InputError, match=r'config\.loss\.unit_ms'):
+    search.train_and_evaluate(config, str(tmp_path / 'w'), progress=False)
+  assert not (tmp_path / 'w').exists()  # refused before writing
+
+
 def test_meta_training_refuses_an_empty_episode(tmp_path):
   from configs import help_fbnet  # pylint: disable=g-import-not-at-top
   from meta import train  # pylint: disable=g-import-not-at-top

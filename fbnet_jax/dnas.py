@@ -181,11 +181,13 @@ def derive_for_target(log_probs: np.ndarray, arch_ms: Callable[[np.ndarray],
 
   The argmax of a distribution whose *expected* latency meets the target
   need not meet it itself (the distribution is not fully committed). Starting
-  from the argmax, each step changes the one unit whose change lands inside
-  the band at the smallest cost in log-probability or, where none does, the
-  one that moves the latency towards the target at the smallest cost per
+  from the argmax, each step changes the one unit whose change moves the
+  latency towards the target at the smallest cost in log-probability per
   millisecond moved (never ending further from it), until the latency is
-  inside the band (or no change helps). Works with any latency source (table or predictor): candidates are
+  inside the band (or no change helps). Every single change that would land
+  inside the band from an architecture on the way is scored too, and the
+  most probable in-band architecture met is returned: the repair's end, or
+  one change off its path. Works with any latency source (table or predictor): candidates are
   scored in one batched ``arch_ms`` call per step.
 
   Args:
@@ -209,9 +211,15 @@ def derive_for_target(log_probs: np.ndarray, arch_ms: Callable[[np.ndarray],
   lat = float(arch_ms(arch[None])[0])
   changes = []
   allowed = np.isfinite(log_probs)
+  band = tolerance * target_ms
+  # The most probable in-band architecture met on the way, as (log-prob
+  # cost from the start, architecture, changes): one change from any
+  # architecture the repair visits.
+  found = (0.0, arch.copy(), []) if abs(lat - target_ms) <= band else None
+  spent = 0.0  # log-prob cost of the changes so far
   for _ in range(max_changes):
     error = lat - target_ms
-    if abs(error) <= tolerance * target_ms:
+    if abs(error) <= band:
       break
     cand = np.repeat(arch[None], units * choices, 0)
     u_idx, c_idx = np.divmod(np.arange(units * choices), choices)
@@ -221,23 +229,31 @@ def derive_for_target(log_probs: np.ndarray, arch_ms: Callable[[np.ndarray],
       valid &= space.valid_rows(cand)
     cand = np.where(valid[:, None], cand, arch[None])  # scored, never taken
     cand_lat = np.asarray(arch_ms(cand), np.float64)
+    cost = log_probs[u_idx, arch[u_idx]] - log_probs[u_idx, c_idx]
+    in_band = valid & (np.abs(cand_lat - target_ms) <= band)
+    if in_band.any():
+      i = int(np.argmin(np.where(in_band, cost, np.inf)))
+      if found is None or spent + cost[i] < found[0]:
+        found = (spent + float(cost[i]), cand[i].copy(), changes + [
+            _change(arch, int(u_idx[i]), int(c_idx[i]), cand_lat[i],
+                    cost[i])])
     gain = np.where(error > 0, lat - cand_lat, cand_lat - lat)  # ms towards T
     # Ending further from the target than now, past it, is no gain.
-    distance = np.abs(cand_lat - target_ms)
-    useful = valid & (gain > 0) & (distance <= abs(error))
+    useful = valid & (gain > 0) & (np.abs(cand_lat - target_ms) <= abs(error))
     if not useful.any():
       break
-    cost = log_probs[u_idx, arch[u_idx]] - log_probs[u_idx, c_idx]
-    finishes = useful & (distance <= tolerance * target_ms)
-    # A change that lands in the band: the most probable such one. Else the
-    # least log-probability per millisecond closer.
-    score = (np.where(finishes, cost, np.inf) if finishes.any() else
-             np.where(useful, cost / np.maximum(gain, 1e-9), np.inf))
+    score = np.where(useful, cost / np.maximum(gain, 1e-9), np.inf)
     best = int(np.argmin(score))
     u, c = int(u_idx[best]), int(c_idx[best])
-    changes.append({'unit': u, 'from': int(arch[u]), 'to': c,
-                    'latency_ms': float(cand_lat[best]),
-                    'log_prob_cost': float(cost[best])})
+    changes.append(_change(arch, u, c, cand_lat[best], cost[best]))
+    spent += float(cost[best])
     arch[u] = c
     lat = float(cand_lat[best])
+  if found is not None and (abs(lat - target_ms) > band or found[0] < spent):
+    return found[1], found[2]
   return arch, changes
+
+
+def _change(arch, unit: int, choice: int, latency_ms, cost) -> dict:
+  return {'unit': unit, 'from': int(arch[unit]), 'to': choice,
+          'latency_ms': float(latency_ms), 'log_prob_cost': float(cost)}

@@ -254,10 +254,12 @@ def test_derive_for_target_reaches_band_at_least_cost():
   arch, changes = dnas.derive_for_target(log_probs, arch_ms, 8.5,
                                          tolerance=0.02)
   assert abs(arch_ms(arch[None])[0] - 8.5) <= 0.02 * 8.5
-  # Hand-checked: one change lands in the band, unit 0 4 -> 1 ms (8.5 ms,
-  # log-prob cost log(.7/.1)): [0, 2, 1], the cheapest architecture inside
-  # the band.
-  assert [(c['unit'], c['from'], c['to']) for c in changes] == [(0, 2, 0)]
+  # Hand-checked: unit 0 4 -> 2 ms (cost log(.7/.2) = 0.63 per ms) beats
+  # unit 1 5 -> 3 ms (log(.8/.15) = 0.84 per ms); at 9.5 ms, unit 0 2 -> 1 ms
+  # (log(.2/.1) per ms) lands on 8.5 ms: [0, 2, 1], the cheapest
+  # architecture inside the band (log-prob cost log(.7/.1); one change off
+  # the path from the start, 4 -> 1 ms, costs as much).
+  assert [c['unit'] for c in changes] == [0, 0]
   assert changes[-1]['latency_ms'] == arch_ms(arch[None])[0]
   np.testing.assert_array_equal(arch, [0, 2, 1])
   # No single change lands in [6.86, 7.14]: several steps, the last one
@@ -278,10 +280,10 @@ def test_derive_for_target_reaches_band_at_least_cost():
 
 
 def test_derive_for_target_does_not_jump_past_the_band():
-  """A change that crosses the target and ends outside the band on the
-  other side is worth only how much closer it ends (review finding: it was
-  credited with every millisecond moved, and the repair stopped at 99.1 ms
-  outside [99.5, 100.5] with an in-band, more probable change at hand)."""
+  """The repair jumps past the band (unit 1: the cheapest per ms moved)
+  and stops at 99.1 ms, outside [99.5, 100.5]; the in-band change it passed
+  over (unit 0, to 100 ms) is returned instead (review finding: the repair's
+  end was returned, outside the band)."""
   table = np.array([[0.0, -1.0], [0.0, -1.9]])
   arch_ms = lambda a: 101.0 + table[np.arange(2), np.asarray(a)].sum(-1)
   log_p = np.log(np.array([[0.70, 0.30], [0.78, 0.22]]))
@@ -289,7 +291,21 @@ def test_derive_for_target_does_not_jump_past_the_band():
                                          tolerance=0.005)
   np.testing.assert_array_equal(arch, [1, 0])
   assert arch_ms(arch[None])[0] == pytest.approx(100.0)
-  assert len(changes) == 1
+  assert [(c['unit'], c['to']) for c in changes] == [(0, 1)]
+
+
+def test_derive_for_target_keeps_the_cheaper_of_path_and_shortcut():
+  """An in-band change off the path is taken only when it is more probable
+  than where the repair ends: one expensive jump into the band (unit 2,
+  cost log(.99/.01) = 4.6) loses to two cheap steps (units 0 and 1, 0.81
+  together)."""
+  table = np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 2.0]])
+  arch_ms = lambda a: 10.0 + table[np.arange(3), np.asarray(a)].sum(-1)
+  log_p = np.log(np.array([[0.6, 0.4], [0.6, 0.4], [0.99, 0.01]]))
+  arch, changes = dnas.derive_for_target(log_p, arch_ms, 12.0,
+                                         tolerance=0.01)
+  np.testing.assert_array_equal(arch, [1, 1, 0])
+  assert [c['unit'] for c in changes] == [0, 1]
 
 
 def test_budget_derivation_stays_at_or_below_the_budget():

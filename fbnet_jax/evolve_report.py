@@ -188,6 +188,37 @@ def prediction_error_by_round(histories: dict,
   return out
 
 
+def session_ends(n: int, guided_ends: list, per_iteration: int) -> list:
+  """Where random search's ``n`` evaluations are cut into measuring
+  sessions: at guided's round ends, then every ``per_iteration``."""
+  ends = [e for e in guided_ends if e < n]
+  start = ends[-1] if ends else 0
+  ends += list(range(start + per_iteration, n, per_iteration))
+  return ends + [n]
+
+
+def measure_like_guided(harness, runs: dict, per_iteration: int) -> None:
+  """Measures every evaluated architecture on this machine, random
+  search's in sessions of the sizes guided's rounds were measured in.
+
+  The guided search measured its evaluations round by round (16, then 8 at
+  a time) while it ran; what else a session times moves a network's
+  latency here by a few percent, so random's are not timed in one large
+  session: per seed, in sessions cut where guided's rounds ended (its
+  initial architectures are guided's, measured already), then guided's
+  last round, never measured during the search, alone.
+  """
+  for seed, history in runs['random'].items():
+    guided = runs['guided'].get(seed)
+    ends = session_ends(len(history.archs),
+                        guided.iteration_ends if guided else [],
+                        per_iteration)
+    for start, end in zip([0] + ends[:-1], ends):
+      harness.arch_ms(np.stack(history.archs[start:end]))
+  for history in runs['guided'].values():
+    harness.arch_ms(np.stack(history.archs))
+
+
 def write_json(workdir: str, name: str, value) -> None:
   workdirs.write_json(os.path.join(workdir, name), value)
 
@@ -300,10 +331,7 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
   cfg = config.evolve
   random_budget = cfg.get('random_budget') or cfg.budget
   if harness is not None:
-    # Every evaluated architecture at once: one harness session instead of
-    # one per history (a table needs no such warm-up).
-    harness.arch_ms(np.concatenate([np.stack(h.archs) for r in runs.values()
-                                    for h in r.values()]))
+    measure_like_guided(harness, runs, cfg.per_iteration)
   per_seed, curves = _hypervolume_curves(runs, scoring.arch_ms, indicator)
   fronts, points = {}, {}
   for name in STRATEGIES:

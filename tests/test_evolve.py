@@ -851,6 +851,15 @@ def test_latency_in_the_loop_measures_here_with_a_device_file(
     latency_loop.LatencyInTheLoop(config, model, measure_fn=harness)
 
 
+def test_random_sessions_are_cut_where_guided_rounds_ended():
+  assert evolve_report.session_ends(48, [16, 24, 32, 40, 48], 8) == [
+      16, 24, 32, 40, 48]
+  assert evolve_report.session_ends(64, [16, 24, 32, 40, 48], 8) == [
+      16, 24, 32, 40, 48, 56, 64]
+  assert evolve_report.session_ends(20, [16, 24], 8) == [16, 20]
+  assert evolve_report.session_ends(10, [], 4) == [4, 8, 10]
+
+
 def test_report_with_latency_measured_here(
     tmp_path, file_measured_here):
   """Latency in the loop on this machine: the fronts and the hypervolume
@@ -866,15 +875,36 @@ def test_report_with_latency_measured_here(
   here = measured_here.MeasuredHere(config, device, path, measure_fn=harness)
   low = table.with_params(jax.tree.map(lambda x: 0.8 * x, table.params))
   encoding, _, runs = _smoke_runs(config, low.arch_ms)
+  guided, random = runs['guided'][0], runs['random'][0]
+  # The loop measures guided's rounds as it goes, all but the last.
+  for end in guided.iteration_ends[:-1]:
+    here.arch_ms(np.stack(guided.archs[:end]))
+  during = len(harness.calls)
+  assert [len(c) for c in harness.calls] == list(np.diff(
+      [0] + guided.iteration_ends[:-1]))
   summary = evolve_report.write_results(
       str(tmp_path), config, encoding.space, low, here,
       pareto.HypervolumeIndicator(60.0), runs, _Evaluator(), None, None, {},
       support_size=20, harness=here)
   evaluated = {a.tobytes() for h in runs.values() for a in h[0].archs}
   loop = summary['measured_in_the_loop']
-  assert len(harness.calls) == loop['sessions'] == 1  # all in one session
-  assert loop['architectures'] == len(evaluated) == len(harness.calls[0])
+  assert len(harness.calls) == loop['sessions']
+  assert loop['architectures'] == len(evaluated)
   assert loop['measurements'] == 10 * loop['sessions'] + len(evaluated)
+  # Random's new architectures in sessions cut where guided's rounds ended
+  # (never one large session), then guided's last round alone.
+  ends = evolve_report.session_ends(len(random.archs), guided.iteration_ends,
+                                    config.evolve.per_iteration)
+  seen = {a.tobytes() for a in guided.archs[:guided.iteration_ends[-2]]}
+  want = []
+  for start, end in zip([0] + ends[:-1], ends):
+    new = {a.tobytes() for a in random.archs[start:end]} - seen
+    seen |= new
+    want += [len(new)] if new else []
+  last = {a.tobytes() for a in guided.archs} - seen
+  want += [len(last)] if last else []
+  assert [len(c) for c in harness.calls[during:]] == want
+  assert max(want) <= config.evolve.per_iteration
   assert summary['latency_of_evaluated'] == 'measured:mine'
   assert summary['lut_agreement'] is None  # a device file has no table
   for p in json.load(open(tmp_path / 'front.json')):

@@ -27,7 +27,7 @@ from fbnet_jax import closed_loop
 from fbnet_jax import compilation_cache
 from fbnet_jax import evolve
 from fbnet_jax import nsga
-from fbnet_jax import search as search_lib
+from fbnet_jax import searcher as searcher_lib
 from meta import latency_data
 
 _FRONT = flags.DEFINE_string('front', 'runs/evolve_loop_here/front.json',
@@ -72,7 +72,7 @@ def main(argv):
           f'{busy or "none"}', flush=True)
 
   session('bare process')
-  searcher = search_lib.Searcher(config)
+  searcher = searcher_lib.Searcher(config)
   state = evolve.restore_supernet(searcher, _SUPERNET.value)
   evaluator = evolve.SupernetEvaluator(searcher, state, None)
   encoding = nsga.Encoding(searcher.space, searcher.allowed())

@@ -34,6 +34,7 @@ import orbax.checkpoint as ocp
 from configs import quickstart
 from fbnet_jax import data as data_lib
 from fbnet_jax import search
+from fbnet_jax import searcher as searcher_lib
 from fbnet_jax import workdirs
 from fbnet_jax.spaces import fbnet
 
@@ -65,7 +66,7 @@ def main(argv):
   del argv
   workdir = _WORKDIR.value
   config = quickstart.get_config()
-  searcher = search.Searcher(config)
+  searcher = searcher_lib.Searcher(config)
   state = searcher.init_state()
   manager = ocp.CheckpointManager(os.path.abspath(
       os.path.join(workdir, 'checkpoints')))

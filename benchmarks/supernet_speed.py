@@ -5,7 +5,7 @@ r"""Supernet step speed: images/s and achieved FLOP/s of both DNAS steps.
     python -m benchmarks.supernet_speed --torch               # + PyTorch eager, same supernet
 
 For each (macro, batch size, number of candidate ops) it times the weight
-step and the architecture step of :class:`fbnet_jax.search.Searcher`
+step and the architecture step of :class:`fbnet_jax.searcher.Searcher`
 (compilation excluded, median of ``--repeats``), and reports images/s and
 the achieved FLOP/s, counting 3 x 2 x the supernet's multiply-accumulates
 per image (forward + backward, every candidate computed). With ``--torch``
@@ -29,7 +29,7 @@ import numpy as np
 import benchmarks
 from configs import search_common
 from fbnet_jax import compilation_cache
-from fbnet_jax import search
+from fbnet_jax import searcher as searcher_lib
 from fbnet_jax import spaces
 from fbnet_jax.spaces import fbnet
 
@@ -65,7 +65,7 @@ def time_jax(macro, ops, batch, image_size, repeats):
   config.search.ops = tuple(ops)
   config.latency.source = 'lut' if macro == 'cifar' else 'predictor'
   config.latency.device = 'raspi4'
-  searcher = search.Searcher(config)
+  searcher = searcher_lib.Searcher(config)
   state = searcher.init_state()
   rng = np.random.default_rng(0)
   batch_data = jax.tree.map(searcher.put_batch, {

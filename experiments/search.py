@@ -34,6 +34,7 @@ from fbnet_jax import closed_loop
 from fbnet_jax import compilation_cache
 from fbnet_jax import errors
 from fbnet_jax import search
+from fbnet_jax import searcher as searcher_lib
 from fbnet_jax import search_report
 from fbnet_jax import workdirs
 from meta import latency_data
@@ -57,7 +58,7 @@ def main(argv):
     jax.distributed.initialize()
   compilation_cache.enable()
   config = _CONFIG.value
-  errors.check_bounds(config, search.BOUNDS)  # before any measuring
+  errors.check_bounds(config, searcher_lib.BOUNDS)  # before any measuring
   path = config.latency.get('device_file')
   if _VERIFY.value == 'yes' and not path:
     raise errors.InputError(

@@ -34,6 +34,7 @@ from fbnet_jax import latency as latency_lib
 from fbnet_jax import measure
 from fbnet_jax import reporting
 from fbnet_jax import search
+from fbnet_jax import searcher as searcher_lib
 from fbnet_jax import spaces as spaces_lib
 from fbnet_jax import workdirs
 
@@ -348,7 +349,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   from meta import latency_data  # pylint: disable=g-import-not-at-top
   t0 = time.time()
   errors.Bound('num_query', 0, integer=True).check(num_query, '--')
-  errors.check_bounds(config, search.BOUNDS)  # before minutes of measuring
+  errors.check_bounds(config, searcher_lib.BOUNDS)  # before minutes of measuring
   # The loop adapts the predictor to the file it measures: settings that
   # would have the searches use another are refused before measuring.
   if config.latency.get('adapted_dir'):

@@ -51,6 +51,7 @@ from fbnet_jax import nsga
 from fbnet_jax import pareto
 from fbnet_jax import retrain
 from fbnet_jax import search as search_lib
+from fbnet_jax import searcher as searcher_lib
 from fbnet_jax import supernet as supernet_lib
 from fbnet_jax import workdirs
 
@@ -64,7 +65,7 @@ class SupernetEvaluator:
   ``test(arch)``: the same on the held-out eval split (reporting only).
   """
 
-  def __init__(self, searcher: search_lib.Searcher, state,
+  def __init__(self, searcher: searcher_lib.Searcher, state,
                limit: Optional[int]):
     self.searcher = searcher
     self.state = state
@@ -112,7 +113,7 @@ class SupernetEvaluator:
                                   self.searcher.config.data.get('eval_limit'))
 
 
-def restore_supernet(searcher: search_lib.Searcher, workdir: str):
+def restore_supernet(searcher: searcher_lib.Searcher, workdir: str):
   """The trained supernet state that ``search.train_and_evaluate`` left in
   ``workdir`` (its last orbax checkpoint)."""
   state = searcher.init_state()
@@ -293,7 +294,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   supernet_dir = os.path.join(workdir, 'supernet')
   search_lib.train_and_evaluate(config, supernet_dir, progress=progress)
   train_s = time.time() - t_start
-  searcher = search_lib.Searcher(config)
+  searcher = searcher_lib.Searcher(config)
   state = restore_supernet(searcher, supernet_dir)
   encoding = nsga.Encoding(searcher.space, searcher.allowed())
   latency = searcher.latency

@@ -172,14 +172,14 @@ def test_unknown_lut_device_is_a_clear_error():
 ])
 def test_search_config_errors_before_anything_is_built(change, message):
   from configs import quickstart  # pylint: disable=g-import-not-at-top
-  from fbnet_jax import search  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import searcher as searcher_lib  # pylint: disable=g-import-not-at-top
   config = quickstart.get_config('smoke')
-  search.Searcher(config)  # the smoke config itself is fine
+  searcher_lib.Searcher(config)  # the smoke config itself is fine
   for key, value in change.items():
     group, field = key.split('.')
     config[group][field] = value
   with pytest.raises(ValueError, match=message):
-    search.Searcher(config)
+    searcher_lib.Searcher(config)
 
 
 def test_a_bad_search_config_leaves_the_workdir_untouched(tmp_path):

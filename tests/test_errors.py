@@ -110,7 +110,7 @@ def test_a_search_refuses_settings_that_would_crash_or_train_nothing(
   # zero), run without a step (epochs 0), or train on NaN (tau_decay 0:
   # temperature 0) or backwards (a negative learning rate).
   from configs import quickstart  # pylint: disable=g-import-not-at-top
-  from fbnet_jax import search  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import searcher as searcher_lib  # pylint: disable=g-import-not-at-top
   config = quickstart.get_config('smoke')
   parent, _, key = ('.' + field).rpartition('.')
   node = config
@@ -118,7 +118,7 @@ def test_a_search_refuses_settings_that_would_crash_or_train_nothing(
     node = node[part]
   node[key] = value
   with pytest.raises(errors.InputError, match=rf'^config\.{field}: expected'):
-    search.Searcher(config)
+    searcher_lib.Searcher(config)
 
 
 def test_a_search_refuses_a_latency_unit_before_writing(tmp_path):
@@ -146,7 +146,7 @@ def test_meta_training_refuses_an_empty_episode(tmp_path):
 def test_every_bundled_config_is_within_its_bounds():
   import importlib  # pylint: disable=g-import-not-at-top
   from fbnet_jax import retrain  # pylint: disable=g-import-not-at-top
-  from fbnet_jax import search  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import searcher as searcher_lib  # pylint: disable=g-import-not-at-top
   from meta import train  # pylint: disable=g-import-not-at-top
   checked = 0
   for path in sorted((ROOT / 'configs').glob('*.py')):
@@ -158,7 +158,7 @@ def test_every_bundled_config_is_within_its_bounds():
       config = (module.get_config(variant) if takes_variant else
                 module.get_config())
       bounds = (train.BOUNDS if 'meta' in config else
-                search.BOUNDS + retrain.BOUNDS)
+                searcher_lib.BOUNDS + retrain.BOUNDS)
       errors.check_bounds(config, bounds)
       checked += 1
   assert checked >= 18

@@ -968,9 +968,9 @@ def test_console_summary_prints_every_agreement_of_the_measured_front():
 
 
 def test_validation_uses_at_most_its_limit_of_images():
-  from fbnet_jax import search  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import searcher as searcher_lib  # pylint: disable=g-import-not-at-top
   config = evolve_quick.get_config('smoke')  # batches of 16
-  searcher = search.Searcher(config)
+  searcher = searcher_lib.Searcher(config)
   state = searcher.init_state()
   for limit, expected in ((10, 10), (40, 40), (None, 288)):
     evaluator = evolve.SupernetEvaluator(searcher, state, limit)

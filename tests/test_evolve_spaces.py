@@ -16,7 +16,7 @@ from fbnet_jax import evolve
 from fbnet_jax import latency
 from fbnet_jax import nsga
 from fbnet_jax import pareto
-from fbnet_jax import search
+from fbnet_jax import searcher as searcher_lib
 from fbnet_jax import spaces
 from fbnet_jax import supernet
 from fbnet_jax.spaces import nasbench201
@@ -41,7 +41,7 @@ def test_nb201_encoding_covers_every_op_of_every_edge():
 def test_ofa_encoding_pins_the_resolution_and_keeps_stages_prefixes():
   config = evolve_ofa.get_config('smoke')
   space = spaces.get_space('ofa')
-  fixed = search.fixed_units(config, space)
+  fixed = searcher_lib.fixed_units(config, space)
   resolution = ofa.RESOLUTIONS.index(config.ofa_resolution)
   assert fixed.sum() == 1 and fixed[-1, resolution] == 1
   encoding = nsga.Encoding(space, space.allowed_choices(
@@ -60,7 +60,7 @@ def test_ofa_encoding_pins_the_resolution_and_keeps_stages_prefixes():
 def test_ofa_elastic_training_samples_valid_pinned_subnetworks():
   config = evolve_ofa.get_config('smoke')
   assert config.search.supernet == 'elastic'
-  searcher = search.Searcher(config)  # builds, does not compile
+  searcher = searcher_lib.Searcher(config)  # builds, does not compile
   assert isinstance(searcher.model, supernet.OFAElasticSupernet)
   # It trains single paths, never mixtures: no mixture accuracy.
   assert searcher.mixture_accuracy(state=None, limit=None) is None
@@ -96,7 +96,7 @@ def test_elastic_supernet_config_errors(change, message):
     else:
       config[key] = value
   with pytest.raises(ValueError, match=message):
-    search.Searcher(config)
+    searcher_lib.Searcher(config)
 
 
 def test_ofa_guided_search_keeps_the_resolution_pinned():
@@ -105,7 +105,7 @@ def test_ofa_guided_search_keeps_the_resolution_pinned():
   config = evolve_ofa.get_config('smoke')
   space = spaces.get_space('ofa')
   encoding = nsga.Encoding(space, space.allowed_choices(
-      space.choice_mask, search.fixed_units(config, space)))
+      space.choice_mask, searcher_lib.fixed_units(config, space)))
   rng = np.random.default_rng(0)
   cost = rng.uniform(0.1, 1.0, space.choice_mask.shape)
   rows = np.arange(space.num_units)
@@ -126,11 +126,11 @@ def test_ofa_resolution_errors_name_the_field():
   space = spaces.get_space('ofa')
   config.ofa_resolution = 130
   with pytest.raises(ValueError, match=r'config\.ofa_resolution: 130'):
-    search.fixed_units(config, space)
+    searcher_lib.fixed_units(config, space)
   config.ofa_resolution = None
   with pytest.raises(ValueError, match=r'config\.data\.image_size .*: 32'):
-    search.fixed_units(config, space)
-  assert search.fixed_units(evolve_nasbench201.get_config('smoke'),
+    searcher_lib.fixed_units(config, space)
+  assert searcher_lib.fixed_units(evolve_nasbench201.get_config('smoke'),
                             spaces.get_space('nasbench201')) is None
 
 

@@ -18,10 +18,10 @@ _SCRIPT = textwrap.dedent('''
     jax.distributed.initialize(coordinator_address=sys.argv[1],
                                num_processes=2, process_id=int(sys.argv[2]))
     from configs import quickstart
-    from fbnet_jax import data, search
+    from fbnet_jax import data, searcher as searcher_lib
     config = quickstart.get_config('smoke')
     config.search.ops = ('skip',)
-    searcher = search.Searcher(config)
+    searcher = searcher_lib.Searcher(config)
     batch = next(data.train_batches(
         config.data.name, split='weights', batch_size=config.batch_size,
         seed=config.seed, image_size=config.data.image_size))

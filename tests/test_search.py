@@ -15,6 +15,7 @@ import pytest
 from configs import quickstart
 from fbnet_jax import latency
 from fbnet_jax import search
+from fbnet_jax import searcher as searcher_lib
 from fbnet_jax import spaces
 
 
@@ -136,7 +137,7 @@ def test_weight_decay_reaches_the_fused_layers_kernels():
                                'bn_k3_e1': {'scale': 1.0, 'bias': 1.0}},
                     'cell': {'edge_0_1_nor_conv_3x3_kernel': 1.0}},
             'arch': {'theta': 1.0}}
-  mask = search._decay_mask(params)  # pylint: disable=protected-access
+  mask = searcher_lib._decay_mask(params)  # pylint: disable=protected-access
   assert mask == {'net': {'stem': {'kernel': True, 'bias': False},
                           'layer0': {'k3_e1_pw1_kernel': True,
                                      'k5_e6_dw_kernel': True,
@@ -172,7 +173,7 @@ def test_a_run_killed_in_its_first_epoch_resumes(tmp_path, monkeypatch):
 
   config = quickstart.get_config('smoke')  # 8 steps an epoch
   workdir = str(tmp_path)
-  monkeypatch.setattr(search.Searcher, 'weight_step', fake_weight_step)
+  monkeypatch.setattr(searcher_lib.Searcher, 'weight_step', fake_weight_step)
   with pytest.raises(_Killed):
     search.train_and_evaluate(config, workdir, progress=False)
   history_path = os.path.join(workdir, 'history.json')
@@ -199,7 +200,7 @@ def _skip_only_config():
 @pytest.fixture(scope='module')
 def one_device():
   """A searcher on one device (the next tests share its compiles)."""
-  return search.Searcher(_skip_only_config(), devices=jax.devices()[:1])
+  return searcher_lib.Searcher(_skip_only_config(), devices=jax.devices()[:1])
 
 
 def test_sharded_step_matches_one_device():
@@ -214,7 +215,7 @@ def test_sharded_step_matches_one_device():
            'label': np.arange(16, dtype=np.int32) % 10}
   out = []
   for devices in (jax.devices()[:1], jax.devices()):
-    s = search.Searcher(config, devices=devices)
+    s = searcher_lib.Searcher(config, devices=devices)
     state = s.init_state()
     start = jax.device_get(state.params['arch'])
     b = jax.tree.map(s.put_batch, batch)
@@ -278,7 +279,7 @@ def test_each_optimiser_freezes_the_other_half():
   """The weight step leaves the architecture parameters exactly where they
   are and the architecture step the network's, whatever the gradients."""
   config = quickstart.get_config('smoke')
-  weights, arch = search.make_optimizers(config, steps_total=10)
+  weights, arch = searcher_lib.make_optimizers(config, steps_total=10)
   params = {'net': {'conv': {'kernel': jnp.ones((3, 3)),
                              'bias': jnp.zeros(3)}},
             'arch': {'theta': jnp.full((4, 9), 0.5)}}

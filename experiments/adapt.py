@@ -31,7 +31,9 @@ _PREDICTOR = flags.DEFINE_string('predictor_dir', '', 'Meta-trained '
                                  'predictor: a meta_train workdir or its '
                                  'predictor/ (default: the bundled one).')
 _SAMPLES = flags.DEFINE_integer('num_samples', 0, 'Samples besides the '
-                                'references (0: every non-query row).',
+                                'references (0: every non-query row; 10 '
+                                'reproduces the few-shot protocol of '
+                                'meta_test and the searches).',
                                 lower_bound=0)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the sample draw.')
 

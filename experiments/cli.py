@@ -67,13 +67,49 @@ def config_flag_error(e: BaseException) -> Optional[str]:
       return (f'{given}: the file defines no get_config(); expected a '
               'configs/<name>.py with get_config().' if 'get_config' in field
               else None)
-    hint = '; ' + hints[0][:1].lower() + hints[0][1:] if hints else ''
+    nested = _fields_named(given, field, e)
+    if nested and flag == f'--config.{field}':
+      hint = '; did you mean ' + ' or '.join(
+          f'--config.{path}' for path in nested) + '?'
+    else:
+      hint = '; ' + hints[0][:1].lower() + hints[0][1:] if hints else ''
     return f'{flag}: the config has no field {field!r}{hint}'
   if isinstance(e, OSError):
     reason = [l.strip() for l in str(e).splitlines() if l.strip()][-1]
     return (f'{given}: cannot load the config file ({reason}); expected a '
             'configs/<name>.py with get_config().')
   return None
+
+
+def _fields_named(config_flag: str, name: str,
+                  error: BaseException) -> list[str]:
+  """Dotted paths of the fields called ``name`` in a section of the config
+  that ``config_flag`` (``--config=FILE[:ARG]``; else the entry point's
+  default, read from the ``DEFINE_config_file`` call that ``error`` was
+  raised in) loads; [] if it cannot be loaded. ``--config.seeds`` is
+  ``--config.eval.seeds`` in the HELP configs."""
+  import runpy  # pylint: disable=g-import-not-at-top
+  spec = config_flag.partition('=')[2]
+  tb = error.__traceback__
+  while not spec and tb is not None:
+    if tb.tb_frame.f_code.co_name == 'DEFINE_config_file':
+      spec = tb.tb_frame.f_locals.get('default') or ''
+    tb = tb.tb_next
+  path, _, arg = str(spec).partition(':')
+  try:
+    get_config = runpy.run_path(path)['get_config']
+    config = get_config(arg) if arg else get_config()
+    flat = config.to_dict()
+  except Exception:  # pylint: disable=broad-except
+    return []
+
+  def paths(tree, prefix=''):
+    for key, value in tree.items():
+      if isinstance(value, dict):
+        yield from paths(value, f'{prefix}{key}.')
+      elif key == name and prefix:
+        yield f'{prefix}{key}'
+  return sorted(paths(flat))
 
 
 def _excepthook(kind, value, tb) -> None:

@@ -33,6 +33,7 @@ from experiments import cli
 from fbnet_jax import closed_loop
 from fbnet_jax import compilation_cache
 from fbnet_jax import errors
+from fbnet_jax import latency
 from fbnet_jax import search
 from fbnet_jax import searcher as searcher_lib
 from fbnet_jax import search_report
@@ -60,6 +61,8 @@ def main(argv):
   config = _CONFIG.value
   errors.check_bounds(config, searcher_lib.BOUNDS)  # before any measuring
   path = config.latency.get('device_file')
+  if path and config.latency.source == 'lut':  # before 'no such file'
+    latency.latency_source(config)  # the error that says what to set
   if _VERIFY.value == 'yes' and not path:
     raise errors.InputError(
         '--verify=yes: measures the found architecture against '

@@ -434,6 +434,11 @@ def support_for(config: ml_collections.ConfigDict,
       raise LatencyConfigError(
           f'{lat.device_file}: field space is {device.space!r}, the search '
           f'space is {config.space!r}.')
+  elif not lat.get('device'):
+    raise LatencyConfigError(
+        'config.latency.device, config.latency.device_file: neither is set; '
+        'expected a bundled device name or a device file of yours '
+        '(experiments.measure writes one).')
   else:
     device = latency_data.bundled_device(config.space, lat.device)
   support = lat.get('support', 'random')
@@ -485,8 +490,11 @@ def latency_source(config: ml_collections.ConfigDict) -> LatencyModel:
 @register_source('lut')
 def _exact_table_source(config: ml_collections.ConfigDict) -> LatencyModel:
   if config.latency.get('device_file'):
-    raise LatencyConfigError("config.latency.device_file needs "
-                             "source='predictor' (a file has no table).")
+    raise LatencyConfigError(
+        "config.latency.device_file: needs config.latency.source="
+        "'predictor' (a file has no table; set it, or use "
+        'configs/closed_loop.py, which measures the file if it is missing, '
+        'adapts, searches and verifies).')
   table = exact_table(config)
   if table is None:
     raise LatencyConfigError(

@@ -164,17 +164,28 @@ def test_every_bundled_config_is_within_its_bounds():
   assert checked >= 18
 
 
-@pytest.mark.parametrize('flag, message', [
-    ('--config.batchsize=8', "error: --config.batchsize: the config has no "
-     'field \'batchsize\'; did you mean "batch_size" instead of "batchsize"?'),
-    ('--config=configs/nope.py', 'error: --config=configs/nope.py: cannot '
+@pytest.mark.parametrize('job, flag, message', [
+    ('search', '--config.batchsize=8', "error: --config.batchsize: the "
+     'config has no field \'batchsize\'; did you mean "batch_size" instead '
+     'of "batchsize"?'),
+    # The issue's name for a field that the HELP configs keep in a section
+    # (ml_collections would suggest the top-level 'seed': another setting).
+    ('meta_test', '--config.seeds=3', "error: --config.seeds: the config has "
+     "no field 'seeds'; did you mean --config.eval.seeds?"),
+    # A device file with the table source: what to set, before the file's
+    # absence is reported.
+    ('search', '--config.latency.device_file=nope.npz', 'error: '
+     "config.latency.device_file: needs config.latency.source='predictor' (a "
+     'file has no table; set it, or use configs/closed_loop.py, which '
+     'measures the file if it is missing, adapts, searches and verifies).'),
+    ('search', '--config=configs/nope.py', 'error: --config=configs/nope.py: cannot '
      "load the config file ([Errno 2] No such file or directory: "
      "'configs/nope.py'); expected a configs/<name>.py with get_config()."),
-    ('--config=configs/__init__.py', 'error: --config=configs/__init__.py: '
+    ('search', '--config=configs/__init__.py', 'error: --config=configs/__init__.py: '
      'the file defines no get_config(); expected a configs/<name>.py with '
      'get_config().'),
 ])
-def test_a_bad_config_flag_is_one_line(flag, message):
+def test_a_bad_config_flag_is_one_line(job, flag, message):
   # ml_collections raises these from its own code (an unknown field at
   # import, before absl's app.run; a file it cannot load where main reads
   # the config): 20-40 lines of traceback before.
@@ -182,7 +193,7 @@ def test_a_bad_config_flag_is_one_line(flag, message):
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   proc = subprocess.run(
-      [sys.executable, '-m', 'experiments.search', flag, '--workdir=unused'],
+      [sys.executable, '-m', f'experiments.{job}', flag, '--workdir=unused'],
       cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
       env={k: v for k, v in os.environ.items() if k != 'FBNET_JAX_TRACEBACK'})
   assert proc.returncode == 2, proc.stderr[-2000:]
@@ -211,3 +222,12 @@ def test_the_harness_refuses_a_batch_of_nothing_named_as_the_user_set_it():
   with pytest.raises(errors.InputError,
                      match=r'^config\.measure\.verify_sessions: expected'):
     closed_loop.measure_config(config)
+
+
+def test_a_predictor_source_without_a_device_says_what_to_set():
+  from configs import fbnet_imagenet  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import latency  # pylint: disable=g-import-not-at-top
+  config = fbnet_imagenet.get_config()  # device and device_file both ''
+  with pytest.raises(errors.InputError, match=r'^config\.latency\.device, '
+                     r'config\.latency\.device_file: neither is set'):
+    latency.latency_source(config)

@@ -10,6 +10,7 @@ from absl import app
 from absl import logging
 
 from fbnet_jax import errors
+from fbnet_jax import workdirs
 
 # The project's error for what a user gave it (errors.InputError: a bad
 # setting, file or workdir; the message names it and what was expected),
@@ -99,17 +100,10 @@ def _fields_named(config_flag: str, name: str,
   try:
     get_config = runpy.run_path(path)['get_config']
     config = get_config(arg) if arg else get_config()
-    flat = config.to_dict()
+    fields = workdirs.flatten(config.to_dict())
   except Exception:  # pylint: disable=broad-except
     return []
-
-  def paths(tree, prefix=''):
-    for key, value in tree.items():
-      if isinstance(value, dict):
-        yield from paths(value, f'{prefix}{key}.')
-      elif key == name and prefix:
-        yield f'{prefix}{key}'
-  return sorted(paths(flat))
+  return sorted(path for path in fields if path.endswith(f'.{name}'))
 
 
 def _excepthook(kind, value, tb) -> None:

@@ -115,12 +115,12 @@ class MeasuredHere:
     self.sessions = []  # one entry per measuring session
     self._measure = measure_fn or closed_loop.verify
     self._path = os.path.abspath(path)
-    # The file's content, not only its path: a file measured again at the
-    # same path puts the cached measurements on another scale.
     # How the harness measures (config.measure): a cache measured with
     # other rounds, repeats or warm-up is not mixed with this run's.
     self._settings = workdirs.as_json(workdirs.without(
         dict((config.get('measure') or {}).items()), ('verify_sessions',)))
+    # The file's content, not only its path: a file measured again at the
+    # same path puts the cached measurements on another scale.
     self._file_digest = hashlib.sha256(
         np.ascontiguousarray(device.latency_ms, np.float32).tobytes() +
         np.ascontiguousarray(device.archs, np.int32).tobytes()).hexdigest()

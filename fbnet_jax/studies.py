@@ -185,9 +185,10 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
         f'{found_seeds}: expected at least 1 each.')
   lut = latency_lib.lookup_table_latency(device)
   lat = float(lut.arch_ms(np.asarray(arch)))
+  space = spaces.get_space('fbnet')
   # Random architectures of the ops the search chose among.
   ops = tuple(config.search.get('ops') or ())
-  outside = sorted(set(spaces.get_space('fbnet').names(arch)) - set(ops))
+  outside = sorted(set(space.names(arch)) - set(ops))
   if ops and outside:
     raise errors.InputError(
         f'{result_path}: field arch uses {outside}, outside '
@@ -196,7 +197,6 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
                                    seed=config.seed + 11, ops=ops)
   runs = [('found', arch, found_seeds)] + [
       (f'random{i}', a, seeds) for i, a in enumerate(others)]
-  space = spaces.get_space('fbnet')
   rows = []
   environments = set()  # of the retrainings (a resumed study may mix)
   for name, a, n in runs:

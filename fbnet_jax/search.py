@@ -12,7 +12,9 @@ designed).
 
 Orbax checkpoints every ``config.checkpoint_every`` steps; the data streams
 and random keys are functions of the step counters, so a restarted run
-reproduces the uninterrupted one. It resumes only under the settings that
+reproduces the uninterrupted one, its history too: the loop's running
+metrics at each checkpoint (the last steps' losses, the epoch's sums so
+far) are kept beside it in ``running.json``. It resumes only under the settings that
 the trained state depends on (:func:`resume_settings`, kept in
 ``settings.json``); others are a clear error.
 """
@@ -41,6 +43,8 @@ from fbnet_jax import workdirs
 
 RESULT_FILE = 'result.json'
 SETTINGS_FILE = 'settings.json'
+# The loop's running metrics at each checkpoint, by step.
+RUNNING_FILE = 'running.json'
 # Config keys that the trained state of a search does not depend on.
 _NOT_TRAINING = ('evolve', 'retrain', 'measure', 'checkpoint_every',
                  'data.data_dir', 'data.eval_limit', 'search.calib_batches',
@@ -102,6 +106,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     _warn_if_unreachable(searcher, config.latency.target_ms)
   state = searcher.init_state()
   history = []
+  # The last steps' metrics (each epoch's record reports the latest) and
+  # the epoch's sums of CE and accuracy so far (device scalars, summed
+  # without a host sync).
+  metrics = {}
+  epoch_sums = {'ce': jnp.zeros(()), 'accuracy': jnp.zeros(())}
+  epoch_count = 0
   if manager.latest_step() is not None:
     state = workdirs.restore_checkpoint(manager, state)
     # A run killed before its first epoch ended has no history yet.
@@ -110,6 +120,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       with open(history_path) as f:
         history = json.load(f)
     history = [h for h in history if h['step'] <= int(state.step)]
+    running = _read_running(workdir).get(str(int(state.step)))
+    if running is not None:
+      metrics = {k: jnp.float32(v) for k, v in running['metrics'].items()}
+      epoch_sums = {k: jnp.float32(v)
+                    for k, v in running['epoch_sums'].items()}
+      epoch_count = running['epoch_count']
+    else:  # a workdir of older code: the epoch's means restart here
+      logging.warning('%s has no entry for step %d: the resumed epoch\'s '
+                      'means cover only its steps from here.',
+                      os.path.join(workdir, RUNNING_FILE), int(state.step))
     logging.info('Resumed from step %d.', int(state.step))
   weights_iter = data_lib.train_batches(
       config.data.name, split='weights', batch_size=config.batch_size,
@@ -127,9 +147,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   warmup_steps = s.warmup_epochs * searcher.steps_per_epoch
   bar = tqdm.tqdm(total=searcher.total_steps, initial=int(state.step),
                   disable=not progress, desc='search', unit='step')
-  metrics = {}
-  epoch_sums = {'ce': jnp.zeros(()), 'accuracy': jnp.zeros(())}
-  epoch_count = 0
   t0 = time.time()
   step = int(state.step)
   try:
@@ -140,8 +157,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
               else None)
       state, m = searcher.weight_step(state, batch, tau, target, path)
       metrics.update({k: v for k, v in m.items() if k != 'loss'})
-      # Epoch means of the weight steps' CE and accuracy (device scalars, summed
-      # without a host sync).
       epoch_sums = jax.tree.map(lambda a, b: a + b, epoch_sums,
                                 {'ce': m['ce'], 'accuracy': m['accuracy']})
       epoch_count += 1
@@ -166,9 +181,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        np.log(np.maximum(probs, 1e-30))))),
                **{k: float(v) for k, v in metrics.items()},
                # CE and accuracy: means over the epoch's weight steps (the
-               # last batch's alone is noisy); *_last: that batch's. After a
-               # resume mid-epoch the mean covers only the steps since then
-               # (``steps_in_mean``).
+               # last batch's alone is noisy); *_last: that batch's.
                'ce_last': float(metrics['ce']),
                'accuracy_last': float(metrics['accuracy']),
                **{k: float(v) / max(epoch_count, 1)
@@ -182,11 +195,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         bar.set_postfix(ce=f'{rec.get("ce", 0):.3f}',
                         lat=f'{rec["expected_latency_ms"]:.2f}ms')
       saved = manager.save(step, args=ocp.args.StandardSave(state))
+      if main and saved:
+        _write_running(workdir, step, metrics, epoch_sums, epoch_count)
       if main and (saved or end_of_epoch):
         search_report.write_history(workdir, history)
       if stop_after is not None and step >= stop_after:
         _final_save(manager, step, state)
         if main:
+          _write_running(workdir, step, metrics, epoch_sums, epoch_count)
           search_report.write_history(workdir, history)
         bar.close()
         return {}
@@ -205,6 +221,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     reporting.plot_search(history, searcher.space, config, workdir,
                           derived=result['arch_index'])
   return result
+
+
+def _read_running(workdir: str) -> dict:
+  """``running.json``: {str(step): the loop's running metrics then}."""
+  path = os.path.join(workdir, RUNNING_FILE)
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def _write_running(workdir: str, step: int, metrics: dict, epoch_sums: dict,
+                   epoch_count: int, keep: int = 3) -> None:
+  """Records the loop's running metrics for the checkpoint of ``step``, so
+  that a run resumed from it writes the history of an uninterrupted one.
+  Kept for the last ``keep`` checkpoints (the manager keeps 2; an entry
+  whose checkpoint never completed is never read)."""
+  running = _read_running(workdir)
+  running[str(step)] = {
+      'metrics': {k: float(v) for k, v in metrics.items()},
+      'epoch_sums': {k: float(v) for k, v in epoch_sums.items()},
+      'epoch_count': epoch_count}
+  latest = sorted(running, key=int)[-keep:]
+  workdirs.write_json(os.path.join(workdir, RUNNING_FILE),
+                      {k: running[k] for k in latest})
 
 
 def _warn_if_unreachable(searcher, target_ms: float) -> None:

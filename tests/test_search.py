@@ -86,6 +86,18 @@ def test_resume_reproduces_the_uninterrupted_run(finished, tmp_path):
   with open(os.path.join(workdir, search.RESULT_FILE)) as f:
     straight = json.load(f)
   assert resumed['arch'] == straight['arch']
+  # The history too: the epoch cut by the kill has the means and the last
+  # losses of the uninterrupted run (running.json).
+  histories = []
+  for w in (workdir, str(tmp_path)):
+    with open(os.path.join(w, 'history.json')) as f:
+      histories.append(json.load(f))
+  assert len(histories[0]) == len(histories[1]) == 3
+  for a, b in zip(*histories):
+    assert a.keys() == b.keys()
+    for key in a:
+      np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-5,
+                                 err_msg=key)
   restore = lambda w: ocp.CheckpointManager(
       os.path.abspath(os.path.join(w, 'checkpoints'))).restore(24)
   a, b = restore(workdir), restore(str(tmp_path))
@@ -151,10 +163,13 @@ class _Killed(Exception):
   pass
 
 
-def test_a_run_killed_in_its_first_epoch_resumes(tmp_path, monkeypatch):
+@pytest.mark.parametrize('running_kept', [True, False])
+def test_a_run_killed_in_its_first_epoch_resumes(tmp_path, monkeypatch,
+                                                 running_kept):
   """Killed after its first checkpoint, before any epoch ended (no history
-  record yet), with or without history.json on disk. Steps are stubbed: no
-  supernet is compiled."""
+  record yet), with or without history.json on disk; with running.json (the
+  epoch's sums at the checkpoint) or without (a workdir of older code).
+  Steps are stubbed: no supernet is compiled."""
   kill_at = [4]
 
   def fake_weight_step(self, state, batch, tau, target_ms, path=None):
@@ -180,12 +195,19 @@ def test_a_run_killed_in_its_first_epoch_resumes(tmp_path, monkeypatch):
   with open(history_path) as f:
     assert json.load(f) == []  # written with the checkpoint of step 1
   os.remove(history_path)  # as if killed between checkpoint and history
+  running_path = os.path.join(workdir, search.RUNNING_FILE)
+  with open(running_path) as f:
+    assert json.load(f)['1']['epoch_count'] == 1
+  if not running_kept:
+    os.remove(running_path)
   kill_at[0] = None
   search.train_and_evaluate(config, workdir, progress=False, stop_after=8)
   with open(history_path) as f:
     history = json.load(f)
-  # Resumed from the checkpoint of step 1: the epoch's means cover 7 steps.
-  assert [(h['step'], h['steps_in_mean']) for h in history] == [(8, 7)]
+  # Resumed from the checkpoint of step 1: the epoch's means cover its 8
+  # steps, or without running.json the 7 since the checkpoint.
+  assert [(h['step'], h['steps_in_mean']) for h in history] == [
+      (8, 8 if running_kept else 7)]
 
 
 def _skip_only_config():

@@ -36,6 +36,11 @@ from fbnet_jax import data as data_lib
 from fbnet_jax import retrain
 from fbnet_jax import workdirs
 
+# How far ONNX Runtime's logits may be from JAX's, relative to the largest
+# logit's magnitude (at least 1): float32 convolutions in other orders
+# differ by ~1e-5 (3.1e-5 on a retrained digits network, logits ~10).
+LOGIT_TOLERANCE = 1e-3
+
 _EXTRA = ("ONNX export needs the optional 'onnx' extra: pip install -e "
           "'.[onnx]' (jax2onnx and onnxruntime).")
 
@@ -139,19 +144,24 @@ def export_retrained(config: ml_collections.ConfigDict, arch: Sequence[int],
                      progress: bool = True) -> dict:
   """Exports ``arch`` as retrained in ``retrain_dir`` to ``path`` and checks it.
 
-  The graph takes a batch of any size. The check runs the whole eval split
-  through ONNX Runtime and through JAX: the two accuracies and the largest
-  logit difference are returned with the graph's size and node counts.
+  The graph takes a batch of any size. The check runs the eval split (at
+  most ``config.data.eval_limit`` images) through ONNX Runtime and through
+  JAX: the two accuracies and the largest logit difference are returned
+  with the graph's size and node counts, whether the retraining had
+  finished (and its own accuracy), and ``agree``: the largest difference
+  is within :data:`LOGIT_TOLERANCE` of the largest logit's magnitude.
   """
   model, variables, step = retrain.load_trained(config, arch, retrain_dir)
   info = data_lib.dataset_info(config.data.name, config.data.image_size)
+  # Before the graph is written: no unchecked model.onnx is left behind.
+  data_lib.check_prepared(config.data.name, config.data.get('data_dir'))
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   proto = to_onnx(model, variables, ('B', info.image_size, info.image_size,
                                      info.channels), path=path)
   session = onnxruntime_session(proto)
   apply = jax.jit(lambda x: model.apply(variables, x, train=False))
   correct = {'onnxruntime': 0.0, 'jax': 0.0}
-  count, max_diff = 0.0, 0.0
+  count, max_diff, max_logit = 0.0, 0.0, 0.0
   batches = data_lib.eval_batches(
       config.data.name, batch_size=config.retrain.batch_size,
       image_size=config.data.image_size, data_dir=config.data.get('data_dir'),
@@ -170,12 +180,20 @@ def export_retrained(config: ml_collections.ConfigDict, arch: Sequence[int],
           ((out.argmax(-1) == np.asarray(batch['label'])) & mask).sum())
     max_diff = max(max_diff, float(np.abs(
         logits['onnxruntime'] - logits['jax'])[mask].max(initial=0.0)))
+    max_logit = max(max_logit, float(np.abs(logits['jax'])[mask].max(
+        initial=0.0)))
     count += float(mask.sum())
+  retrained = workdirs.read_json(os.path.join(retrain_dir,
+                                              retrain.RESULT_FILE))
   return {'path': os.path.abspath(path), 'checkpoint_step': step,
+          'retrain_finished': retrained is not None,
+          'retrain_accuracy': (retrained or {}).get('accuracy'),
           'onnx_megabytes': os.path.getsize(path) / 1e6,
           'onnx_nodes': dict(collections.Counter(
               node.op_type for node in proto.graph.node).most_common()),
           'num_eval': int(count),
           'accuracy_onnxruntime': correct['onnxruntime'] / max(count, 1.0),
           'accuracy_jax': correct['jax'] / max(count, 1.0),
-          'max_abs_logit_difference': max_diff}
+          'max_abs_logit_difference': max_diff,
+          'max_abs_logit': max_logit,
+          'agree': max_diff <= LOGIT_TOLERANCE * max(1.0, max_logit)}

@@ -96,6 +96,12 @@ def load_trained(config: ml_collections.ConfigDict, arch: Sequence[int],
     if step is None:
       raise FileNotFoundError(f'{directory}: holds no checkpoint.')
     state = manager.restore(step, args=ocp.args.StandardRestore())
+  if not isinstance(state, dict) or not {'params', 'batch_stats'} <= set(
+      state):
+    raise errors.InputError(
+        f'{directory}: checkpoint {step} is not a retraining\'s (no params '
+        'and batch_stats); point --retrain_dir at experiments.train\'s '
+        'workdir.')
   variables = {'params': state['params'], 'batch_stats': state['batch_stats']}
   x = jnp.zeros((1, info.image_size, info.image_size, info.channels))
   expected = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x,
@@ -169,7 +175,8 @@ def load_arch(path: str, config: Optional[ml_collections.ConfigDict] = None,
     got = result['arch']
     if isinstance(got, list) and len(got) == len(names):
       differ = [i for i, (a, b) in enumerate(zip(got, names)) if a != b]
-      what = (f'{len(differ)} units differ, first unit {differ[0]}: arch '
+      what = (f'{len(differ)} unit{"s" * (len(differ) > 1)} differ'
+              f'{"s" * (len(differ) == 1)}, first unit {differ[0]}: arch '
               f'{got[differ[0]]!r}, arch_index {arch[differ[0]]} = '
               f'{names[differ[0]]!r}')
     else:
@@ -259,6 +266,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   r = config.retrain
   info = data_lib.dataset_info(config.data.name, config.data.image_size)
   model = build_model(config, arch, info.num_classes)  # checks the arch
+  arch_size = getattr(model, 'input_size', None)  # OFA: its resolution unit
+  if arch_size is not None and arch_size != info.image_size:
+    logging.warning(
+        'retrain: the architecture\'s resolution unit is %d px, but it is '
+        'trained and evaluated at config.data.image_size = %d px (its '
+        'latency was scored at %d).', arch_size, info.image_size, arch_size)
   # Before the workdir is written: a run that cannot start leaves nothing
   # that a corrected run would have to match.
   data_lib.check_prepared(config.data.name, config.data.get('data_dir'))
@@ -340,6 +353,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       save(total, force=True)
   finally:  # interrupted (Ctrl-C), it still completes the checkpoint begun
     manager.wait_until_finished()
+  train_seconds = seconds + time.time() - t0  # evaluation left out
   correct = count = 0.0
   for batch in data_lib.eval_batches(
       config.data.name, batch_size=r.batch_size,
@@ -349,7 +363,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     count += float(batch['mask'].sum())
   result = {**settings, 'accuracy': correct / count,
             'num_eval': int(count), 'steps': total,
-            'train_seconds': seconds + time.time() - t0,
+            'input_size': info.image_size,
+            'train_seconds': train_seconds,
             'train_loss': losses, 'resumed_at_steps': resumed,
             'environment': workdirs.environment()}
   logging.info('retrain: accuracy %.4f on %d images', result['accuracy'],

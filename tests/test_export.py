@@ -124,19 +124,41 @@ def test_harness_times_onnxruntime_as_its_own_device():
 
 
 @needs_onnx
-def test_export_retrained_network_agrees_with_jax(tmp_path):
+def test_export_retrained_network_agrees_with_jax(tmp_path, monkeypatch):
   config = quickstart.get_config('smoke')
   config.retrain.steps_per_epoch = 5
-  retrain.train_and_evaluate(config, _ARCH_A, str(tmp_path / 'retrain'),
-                             progress=False)
+  retrained = retrain.train_and_evaluate(
+      config, _ARCH_A, str(tmp_path / 'retrain'), progress=False)
   out = tmp_path / 'retrain' / 'model.onnx'
   report = export.export_retrained(config, _ARCH_A, str(tmp_path / 'retrain'),
                                    str(out), progress=False)
   assert out.exists() and report['checkpoint_step'] == 5
   assert report['num_eval'] == 32
   assert report['accuracy_onnxruntime'] == report['accuracy_jax']
+  assert report['accuracy_jax'] == retrained['accuracy']
+  assert report['retrain_finished'] and report['agree']
+  assert report['retrain_accuracy'] == retrained['accuracy']
   assert report['max_abs_logit_difference'] < 1e-3
   json.dumps(report)  # what experiments.export writes
+  # A graph whose outputs are off is reported as not agreeing (the command
+  # then exits with an error).
+  real_session = export.onnxruntime_session
+
+  class _Off:
+
+    def __init__(self, proto):
+      self._session = real_session(proto)
+
+    def run(self, names, feed):
+      out = self._session.run(names, feed)
+      return [out[0] + 0.01 * (1.0 + np.abs(out[0]).max())]
+
+  monkeypatch.setattr(export, 'onnxruntime_session', _Off)
+  off = export.export_retrained(config, _ARCH_A, str(tmp_path / 'retrain'),
+                                str(tmp_path / 'off.onnx'), progress=False)
+  assert not off['agree']
+  assert off['max_abs_logit_difference'] > (
+      export.LOGIT_TOLERANCE * off['max_abs_logit'])
 
 
 def test_load_trained_rejects_another_architecture(tmp_path):

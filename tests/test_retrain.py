@@ -109,6 +109,7 @@ def test_interrupted_retrain_resumes_to_the_same_result(tmp_path,
   np.testing.assert_allclose(resumed['train_loss'], whole['train_loss'],
                              rtol=1e-5)
   assert resumed['train_seconds'] > 0
+  assert resumed['input_size'] == whole['input_size'] == 8  # digits
 
 
 def test_a_retraining_that_cannot_start_leaves_its_workdir_free(
@@ -178,7 +179,7 @@ def test_load_arch_names_the_file_and_field_of_a_bad_result(tmp_path):
   rejects({'space': 'fbnet', 'arch_index': arch,
            'arch': ['skip'] * 21 + ['k3_e1']},
           r'result.json: fields arch and arch_index name different '
-          r"architectures \(1 units differ, first unit 21: arch 'k3_e1', "
+          r"architectures \(1 unit differs, first unit 21: arch 'k3_e1', "
           r"arch_index 8 = 'skip'\)")
   rejects({'space': 'fbnet', 'arch_index': arch, 'arch': 'skip'},
           "arch is 'skip', expected a list of 22 op names")

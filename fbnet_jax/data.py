@@ -3,7 +3,8 @@
 FBNet trains the supernet's weights on 80% of the training split and its
 architecture parameters on the other 20%; accuracy is reported on the
 dataset's test (CIFAR) or validation (ImageNet) split. This module gives the
-trainer those three streams as iterators of numpy batches::
+trainer those three streams as iterators of numpy batches (and retraining
+the whole training split, ``split='train'``)::
 
   info = data.dataset_info('cifar10')
   weights = data.train_batches('cifar10', split='weights', batch_size=128,

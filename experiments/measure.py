@@ -199,13 +199,18 @@ def main(argv):
   space = spaces.space_for(_SPACE.value, _MACRO.value)
   archs, query, refs = select_archs(space, _ARCHS.value, _SEED.value)
   # Nothing above starts JAX's backend, so that cpu_cores can size its pools.
+  # A killed measurement rerun with the same flags goes on from its last
+  # round (kept beside --out until the file is written).
+  partial = measure.resume_file_for(_OUT.value)
   device = measure.measure_archs(archs, config, reference_rows=refs,
                                  name=_NAME.value or 'local', is_query=query,
-                                 pin_client=True)
+                                 pin_client=True, resume_file=partial)
   if not _NAME.value:
     device = dataclasses.replace(device, name=(
         f'{platform.node()}_{measure.backend_name(_RUNTIME.value)}'))
   latency_data.save_device_file(_OUT.value, device)
+  if os.path.exists(partial):
+    os.remove(partial)
   m = device.meta
   print(f'{len(archs)} architectures -> {os.path.abspath(_OUT.value)}\n'
         f'latency {device.latency_ms.min():.3f}..{device.latency_ms.max():.3f}'
@@ -215,7 +220,9 @@ def main(argv):
            'not measured (no reference architectures)')
         + f'; {int(m["rounds"])} rounds;'
         f' compile {float(m["compile_seconds"]):.0f}s, timing '
-        f'{float(m["measure_seconds"]):.0f}s')
+        f'{float(m["measure_seconds"]):.0f}s'
+        + (f'; resumed after round(s) {list(m["resumed_at_rounds"])}'
+           if len(m['resumed_at_rounds']) else ''))
 
 
 if __name__ == '__main__':

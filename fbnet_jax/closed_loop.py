@@ -110,15 +110,18 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
   archs = np.concatenate([refs, space.sample(rng, num_samples + num_query)])
   is_query = np.r_[np.zeros(len(refs) + num_samples, bool),
                    np.ones(num_query, bool)]
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  partial = measure.resume_file_for(path)  # a killed run goes on from it
   device = _measure(
       config, archs, reference_rows=list(range(len(refs))),
       name=name or f'local_{measure.backend_name(mcfg.runtime)}',
-      is_query=is_query)
+      is_query=is_query, resume_file=partial)
   # What drew the rows, so that a later run asking for others says so
   # instead of reusing these (_check_reusable).
   device.meta['sample_seed'] = np.int64(mcfg.seed + 1)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   latency_data.save_device_file(path, device)
+  if os.path.exists(partial):
+    os.remove(partial)
   return {'measured': len(archs), 'seconds': time.time() - t0,
           'noise': {k: float(device.meta[k]) for k in (
               'median_relative_spread', 'max_relative_spread',

@@ -23,7 +23,11 @@ architectures with the hygiene a shared machine needs:
   shrink with more of them: on a noisy machine (this project's 2-core VM:
   0.25-0.39 at the worst network) the bound is not met and ``max_rounds``
   or the budget decide;
-- the result says how noisy the measurement was.
+- the result says how noisy the measurement was;
+- with ``resume_file``, the timings so far are kept there after every
+  round, and a killed measurement restarted with the same arguments goes
+  on from its last round (``resumed_at_rounds`` in the file; the
+  references' drift then spans the pause too).
 
 :func:`measure_archs_in_fresh_process` runs it in a new interpreter: in one
 that has just run a search, the same networks timed 8-23% slower than in a
@@ -45,6 +49,7 @@ from concurrent import futures
 import contextlib
 import dataclasses
 import hashlib
+import json
 import multiprocessing
 import os
 import platform
@@ -235,7 +240,7 @@ def build_forward(space: str, arch, config: MeasureConfig
 def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
                   reference_rows: Sequence[int] = (), name: str = 'local',
                   is_query: Optional[np.ndarray] = None, progress: bool = True,
-                  pin_client: bool = False):
+                  pin_client: bool = False, resume_file: Optional[str] = None):
   """Measures ``archs`` [N, U]; returns a device with noise figures.
 
   With ``config.cpu_cores`` the timing runs on that many pinned cores;
@@ -253,6 +258,11 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
     is_query: optional bool [N] stored in the device file.
     progress: show progress bars.
     pin_client: see above.
+    resume_file: an ``.npz`` that keeps the rounds timed so far (written
+      after each round) and from which a killed measurement of the same
+      architectures, rows and settings on the same machine resumes; one of
+      other arguments is an error naming it. The caller removes it once
+      the device file is written (:func:`resume_file_for`).
   """
   from meta import latency_data  # device-file format lives in meta
 
@@ -287,12 +297,23 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
                                        repeats=config.repeats_per_round))
                      for r in refs])
 
+  key = _resume_key(archs, config, refs, is_query)
+  partial = _read_partial(resume_file, key) if resume_file else None
   with pinned_cpus(config.cpu_cores):  # no-op for 0
-    ref_start = ref_medians() if refs else np.zeros(0)
-    timings = [[] for _ in archs]
-    t_measure = time.time()
-    rounds = 0
-    bar = tqdm.tqdm(total=config.max_rounds, desc='rounds',
+    if partial is None:
+      ref_start = ref_medians() if refs else np.zeros(0)
+      timings = [[] for _ in archs]
+      rounds, done_s, resumed_at = 0, 0.0, []
+    else:
+      ref_start = partial['ref_start']
+      timings = [list(t) for t in partial['timings']]
+      rounds, done_s = int(partial['rounds']), float(partial['seconds'])
+      resumed_at = list(partial['resumed_at_rounds']) + [rounds]
+      rng.bit_generator.state = json.loads(str(partial['rng_state']))
+      logging.info('measure: resumed from %s after %d rounds.', resume_file,
+                   rounds)
+    t_measure = time.time() - done_s
+    bar = tqdm.tqdm(total=config.max_rounds, initial=rounds, desc='rounds',
                     disable=not progress)
     while rounds < config.max_rounds:
       for i in rng.permutation(len(archs)):
@@ -300,6 +321,13 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
                                   repeats=config.repeats_per_round))
       rounds += 1
       bar.update(1)
+      if resume_file:
+        with workdirs.atomic_open(resume_file, 'wb') as f:
+          np.savez(f, key=key, timings=np.asarray(timings, np.float64),
+                   rounds=rounds, seconds=time.time() - t_measure,
+                   ref_start=ref_start, resumed_at_rounds=np.asarray(
+                       resumed_at, np.int32),
+                   rng_state=json.dumps(rng.bit_generator.state))
       spread = _spread(timings)
       bar.set_postfix(max_spread=f'{spread.max():.3f}')
       if rounds >= config.min_rounds:
@@ -329,6 +357,7 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
         rounds * config.repeats_per_round)
   noise = dict(
       rounds=np.int32(rounds), stopped_by=np.array(stopped_by),
+      resumed_at_rounds=np.asarray(resumed_at, np.int32),
       spread_bound=np.float32(config.spread_bound),
       time_budget_s=np.float32(config.time_budget_s),
       max_rounds=np.int32(config.max_rounds),
@@ -367,6 +396,44 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
                 num_timings=np.array([len(t) for t in timings], np.int32),
                 **noise))
   return device
+
+
+def resume_file_for(device_file: str) -> str:
+  """Where the measurement of ``device_file`` keeps its rounds until the
+  file is written: ``my_cpu.npz`` -> ``my_cpu.partial.npz``."""
+  return os.path.splitext(device_file)[0] + '.partial.npz'
+
+
+def _resume_key(archs, config: MeasureConfig, refs, is_query) -> str:
+  """What a resumed measurement must share with the one it continues: the
+  architectures and their rows, the settings and the machine."""
+  digest = hashlib.sha256(np.ascontiguousarray(archs, np.int64).tobytes())
+  digest.update(json.dumps(
+      [dataclasses.asdict(config), [int(r) for r in refs],
+       None if is_query is None else np.asarray(is_query, bool).tolist(),
+       measure_environment(), backend_name(config.runtime),
+       device_kind(config.runtime)], sort_keys=True).encode())
+  return digest.hexdigest()
+
+
+def _read_partial(path: str, key: str) -> Optional[dict]:
+  """The rounds kept in ``path`` (None if there is none), if they are of
+  this measurement (``key``); otherwise an error naming the file."""
+  if not os.path.exists(path):
+    return None
+  try:
+    with np.load(path) as f:
+      partial = dict(f)
+  except (OSError, ValueError) as e:
+    raise errors.InputError(
+        f'{path}: not a partial measurement this harness wrote ({e}); delete '
+        'it to start the measurement over.') from e
+  if str(partial.get('key')) != key:
+    raise errors.InputError(
+        f'{path}: the rounds of a measurement of other architectures, rows, '
+        'settings or another machine; delete it to start this one over, or '
+        'rerun that one to resume it.')
+  return partial
 
 
 def measure_environment() -> dict:

@@ -600,3 +600,51 @@ def test_verify_warns_when_the_device_file_is_stale(
       out = closed_loop.verify(config, saved.archs[:1], saved)
     assert out['drift_vs_device_file'] == pytest.approx(factor - 1)
     assert warn.called == warned
+
+
+def test_a_killed_measurement_resumes_from_its_last_round(tmp_path,
+                                                          monkeypatch):
+  """Killed in its third round: rerun with the same arguments, it goes on
+  from round 2 (the interleaving order too) to the uninterrupted run's
+  timings; other settings with the same file are an error naming it."""
+  calls, kill_at = [], [None]
+
+  def time_fn(fn, warmup, repeats):
+    del warmup
+    if len(calls) == kill_at[0]:
+      raise KeyboardInterrupt
+    calls.append(fn())
+    return [1e-3 * (1 + fn())] * repeats
+
+  monkeypatch.setattr(measure, 'time_fn', time_fn)
+  monkeypatch.setattr(measure, 'build_forward',
+                      lambda space, arch, config: lambda: int(arch[0]))
+  archs = np.full((4, 22), 8, np.int32)
+  archs[:, 0] = [0, 1, 2, 3]
+  config = measure.MeasureConfig(min_rounds=5, max_rounds=5,
+                                 spread_bound=0.0)
+  straight = measure.measure_archs(archs, config, progress=False)
+  order = list(calls)
+  assert len(order) == 20
+  calls.clear()
+  partial = measure.resume_file_for(str(tmp_path / 'dev.npz'))
+  assert partial == str(tmp_path / 'dev.partial.npz')
+  kill_at[0] = 9  # the second call of round 3
+  with pytest.raises(KeyboardInterrupt):
+    measure.measure_archs(archs, config, progress=False, resume_file=partial)
+  with np.load(partial) as f:
+    assert int(f['rounds']) == 2 and f['timings'].shape == (4, 10)
+  calls.clear()
+  kill_at[0] = None
+  resumed = measure.measure_archs(archs, config, progress=False,
+                                  resume_file=partial)
+  assert calls == order[8:]  # rounds 3-5 in the uninterrupted run's order
+  np.testing.assert_array_equal(resumed.meta['resumed_at_rounds'], [2])
+  assert len(straight.meta['resumed_at_rounds']) == 0
+  np.testing.assert_array_equal(resumed.meta['num_timings'], [25] * 4)
+  np.testing.assert_allclose(resumed.latency_ms, straight.latency_ms)
+  assert int(resumed.meta['rounds']) == 5
+  with pytest.raises(ValueError, match=r'dev\.partial\.npz: the rounds of a '
+                     'measurement of other architectures, rows, settings'):
+    measure.measure_archs(archs, dataclasses.replace(config, seed=1),
+                          progress=False, resume_file=partial)

@@ -234,8 +234,7 @@ class AdaptedPredictor:
     template = MetaPredictor(config, init_meta_params(
         config, jax.random.PRNGKey(0))).adapt_arrays(
             _dummy_support(config))
-    with open(os.path.join(path, PARAMS_FILE), 'rb') as f:
-      params = flax.serialization.from_bytes(template.params, f.read())
+    params = _read_params(path, template.params)
     return cls(config, params, info.get('device', ''))
 
 
@@ -310,9 +309,7 @@ class MetaPredictor:
   def load(cls, path: str) -> 'MetaPredictor':
     config, _ = _read_config(path, 'meta')
     template = init_meta_params(config, jax.random.PRNGKey(0))
-    with open(os.path.join(path, PARAMS_FILE), 'rb') as f:
-      params = flax.serialization.from_bytes(template, f.read())
-    return cls(config, params)
+    return cls(config, _read_params(path, template))
 
 
 class MetaMethod:
@@ -344,10 +341,16 @@ def _read_config(path: str, kind: str):
   if not os.path.exists(file):
     raise FileNotFoundError(f'{path}: no {CONFIG_FILE}; expected a predictor '
                             'saved by MetaPredictor.save or '
-                            'AdaptedPredictor.save (e.g. a meta_train workdir '
-                            "'s predictor/ folder).")
-  with open(file) as f:
-    info = json.load(f)
+                            'AdaptedPredictor.save (e.g. the predictor/ '
+                            'folder of a meta_train workdir).')
+  try:
+    with open(file) as f:
+      info = json.load(f)
+  except json.JSONDecodeError as e:
+    raise errors.InputError(f'{file}: not valid JSON ({e}); expected the '
+                            'config a predictor was saved with.') from e
+  if not isinstance(info, dict):
+    info = {}  # the kind check below names the file
   if info.get('kind') != kind:
     hint = {'meta': ' (a meta-trained predictor: MetaPredictor.load)',
             'adapted': ' (an adapted one: AdaptedPredictor.load)'}
@@ -359,7 +362,37 @@ def _read_config(path: str, kind: str):
     raise errors.InputError(
         f'{file}: field kind is {info.get("kind")!r}, expected '
         f'{kind!r}{where}.')
+  if not isinstance(info.get('config'), dict):
+    raise errors.InputError(f'{file}: no field config (an object); expected '
+                            'the config the predictor was saved with.')
   return ml_collections.ConfigDict(info['config']), info
+
+
+def _read_params(path: str, template):
+  """The parameters saved in ``path``, which must have the structure and
+  shapes of ``template`` (those its config.json describes)."""
+  file = os.path.join(path, PARAMS_FILE)
+  if not os.path.exists(file):
+    raise FileNotFoundError(f'{file}: missing; a saved predictor holds '
+                            f'{CONFIG_FILE} and {PARAMS_FILE}.')
+  with open(file, 'rb') as f:
+    data = f.read()
+  try:
+    params = flax.serialization.from_bytes(template, data)
+  except Exception as e:  # msgpack and flax raise several types
+    raise errors.InputError(
+        f'{file}: not the parameters that {CONFIG_FILE} beside it describes '
+        f'({type(e).__name__}: {e}); was it cut short, or copied from '
+        'another predictor?') from e
+  want = {key: np.shape(leaf) for key, leaf in
+          jax.tree_util.tree_flatten_with_path(template)[0]}
+  for key, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+    if want.get(key) != np.shape(leaf):
+      raise errors.InputError(
+          f'{file}: parameter {jax.tree_util.keystr(key)} has shape '
+          f'{np.shape(leaf)}, but {CONFIG_FILE} beside it describes '
+          f'{want.get(key)}; the two files are of different predictors.')
+  return params
 
 
 def _dummy_support(config) -> dict:

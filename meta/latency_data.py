@@ -197,6 +197,8 @@ def trim_mask(latency_ms: np.ndarray, fraction: float = 0.1) -> np.ndarray:
 # Fields every device file may hold besides its space's architecture keys;
 # any other field is kept as metadata (``Device.meta``).
 _COMMON_FIELDS = ('space', 'latency_ms', 'is_query', 'name', 'index')
+# A device file's median latency below this (ms) looks like seconds.
+_SECONDS_SUSPECT_MS = 0.05
 # How close (difflib ratio) an unknown field must be to a known one to be
 # taken for a misspelling: ``is_querry`` (0.94) is one, the measured
 # ``latency_min_ms`` (0.83 to ``latency_ms``) is metadata.
@@ -249,6 +251,9 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
   """
   if not os.path.exists(path):
     raise DeviceFileError(f'{path}: no such device file.')
+  if os.path.isdir(path):
+    raise DeviceFileError(f'{path}: a directory; expected a device file '
+                          '(.npz).')
   with open(path, 'rb') as f:
     head = f.read(6)
   if head[:4] != b'PK\x03\x04' and head != b'\x93NUMPY':  # zip / .npy
@@ -314,6 +319,12 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
                   f'row {i} is {float(lat[i])} ({int(bad.sum())} bad rows in all); '
                   'expected a finite latency > 0 ms (unmeasured rows must be '
                   'left out, not marked -1 or NaN).')
+    if np.median(lat) < _SECONDS_SUSPECT_MS:
+      logging.warning(
+          '%s: field latency_ms: the median latency is %.3g ms; the field '
+          'holds milliseconds: if these are seconds, multiply them by 1000.',
+          path, float(np.median(lat)))
+    _warn_duplicates(path, archs)
     is_query = np.zeros(n, bool)
     if 'is_query' in files:
       is_query = _read(npz, path, 'is_query')
@@ -341,6 +352,21 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
   return Device(name=name, space=space, archs=archs,
                 latency_ms=lat.astype(np.float32), is_query=is_query.copy(),
                 source=path, meta=meta)
+
+
+def _warn_duplicates(path: str, archs: np.ndarray) -> None:
+  """Says when an architecture has more than one row: each row stays a
+  measurement of its own (a support draw may take both; two query rows
+  are both scored)."""
+  _, first, counts = np.unique(archs, axis=0, return_index=True,
+                               return_counts=True)
+  if (counts > 1).any():
+    row = int(first[counts > 1].min())
+    again = [int(i) for i in np.nonzero((archs == archs[row]).all(1))[0]]
+    logging.warning(
+        '%s: field %s: %d architectures have more than one row (first: rows '
+        '%s); each row is used as a measurement of its own.', path,
+        'arch', int((counts > 1).sum()), ', '.join(map(str, again)))
 
 
 def _hold_out(path: str, archs: np.ndarray, is_query: np.ndarray

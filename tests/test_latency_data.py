@@ -72,6 +72,23 @@ def test_query_rows_that_repeat_a_support_architecture_are_not_scored(
   assert not dev.is_query[25] and dev.is_query[26] and dev.is_query[27]
   assert dev.is_query.sum() == 9
   assert 'dev.npz' in warn.call_args[0][1] and warn.call_args[0][2] == 1
+  # Every architecture with more than one row is said (rows 3 and 25, 26
+  # and 27), not only the query rows that are no longer held out.
+  repeated = warn.call_args_list[0][0]
+  assert 'more than one row' in repeated[0]
+  assert repeated[3:] == (2, '3, 25')
+
+
+def test_latencies_that_look_like_seconds_and_a_directory(tmp_path):
+  with mock.patch.object(ld.logging, 'warning') as warn:
+    ld.load_device_file(_device(tmp_path, latency_ms=np.full(30, 0.008)))
+  assert 'if these are seconds, multiply them by 1000' in warn.call_args[0][0]
+  with mock.patch.object(ld.logging, 'warning') as warn:
+    ld.load_device_file(_device(tmp_path))  # 5-10 ms
+  warn.assert_not_called()
+  with pytest.raises(ld.DeviceFileError, match=r'dir\.npz: a directory'):
+    (tmp_path / 'dir.npz').mkdir()
+    ld.load_device_file(str(tmp_path / 'dir.npz'))
 
 
 def test_a_device_file_path_must_end_in_npz(tmp_path):

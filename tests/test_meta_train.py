@@ -317,6 +317,27 @@ def test_save_load_round_trip(workdir, tmp_path):
                      match=r"field kind is 'adapted', expected 'meta' \(an "
                      r'adapted one: AdaptedPredictor\.load\)'):
     adaptation.MetaPredictor.load(str(tmp_path / 'adapted'))
+  # Files that do not belong together, or are cut short, are named.
+  import shutil  # pylint: disable=g-import-not-at-top
+  bad = tmp_path / 'bad'
+  shutil.copytree(os.path.join(workdir, train.PREDICTOR_DIR), bad)
+  info = json.loads((bad / adaptation.CONFIG_FILE).read_text())
+  info['config']['model']['hidden'] = info['config']['model']['hidden'] + 1
+  (bad / adaptation.CONFIG_FILE).write_text(json.dumps(info))
+  with pytest.raises(errors.InputError, match=r'bad/params\.msgpack: '
+                     r'parameter .* has shape .* but config\.json beside it'):
+    adaptation.MetaPredictor.load(str(bad))
+  shutil.copy(os.path.join(workdir, train.PREDICTOR_DIR,
+                           adaptation.CONFIG_FILE), bad)
+  params = bad / adaptation.PARAMS_FILE
+  params.write_bytes(params.read_bytes()[:100])
+  with pytest.raises(errors.InputError, match=r'params\.msgpack: not the '
+                     'parameters .* cut short'):
+    adaptation.MetaPredictor.load(str(bad))
+  (bad / adaptation.CONFIG_FILE).write_text('{"kind": "meta", ')
+  with pytest.raises(errors.InputError, match=r'config\.json: not valid '
+                     'JSON'):
+    adaptation.MetaPredictor.load(str(bad))
 
 
 def _check_schema(result, devices):

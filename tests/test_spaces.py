@@ -50,6 +50,20 @@ def test_fbnet_validation_errors_name_unit_and_range():
     sp.validate(['k7_e1'] + ['skip'] * 21)
   names = ['k3_e1'] * 21 + ['skip']
   assert sp.names(sp.validate(names)) == names
+  # Fractional indices are refused, not truncated to another choice; whole
+  # floats pass.
+  arch = np.full(22, 8.0)
+  np.testing.assert_array_equal(sp.validate(arch), np.full(22, 8))
+  arch[4] = 7.9
+  with pytest.raises(spaces.ArchitectureError,
+                     match=r'expected whole numbers, got 7\.9 at \[4\]'):
+    sp.validate(arch)
+  with pytest.raises(spaces.ArchitectureError,
+                     match=r'rows: expected whole numbers, got 7\.9 at '
+                     r'\[1, 4\]'):
+    sp.validate_batch(np.stack([np.full(22, 8.0), arch]), where='rows')
+  with pytest.raises(spaces.ArchitectureError, match='array of bool'):
+    sp.validate_batch(np.ones((1, 22), bool))
 
 
 def test_sampling_is_valid_for_every_space():
@@ -127,6 +141,16 @@ def test_ofa_native_round_trip_and_depth_rule():
   arch[2], arch[3] = sp.skip_index, 0  # slot 4 present after a skipped slot 3
   with pytest.raises(spaces.ArchitectureError, match='prefix'):
     sp.validate(arch)
+  # OFA's native values: d is checked first (it decides which ks and e
+  # slots count), and none is truncated.
+  ks, e = np.full((1, 20), 3), np.full((1, 20), 3)
+  ks[0, 3] = 4  # junk in a slot beyond any valid depth of 2
+  with pytest.raises(spaces.ArchitectureError,
+                     match=r"field 'd', row 0: values must be in \(2, 3, 4\)"):
+    sp.from_native(ks, e, np.full((1, 5), 5), np.array([160]))
+  with pytest.raises(spaces.ArchitectureError,
+                     match=r"field 'r': expected whole numbers, got 128\.7"):
+    sp.from_native(ks, e, np.full((1, 5), 2), np.array([128.7]))
 
 
 def test_ofa_flops_grow_with_resolution():

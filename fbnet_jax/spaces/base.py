@@ -30,6 +30,25 @@ class ArchitectureError(errors.InputError):
   """An architecture that does not belong to its search space."""
 
 
+def check_whole(values, where: str) -> None:
+  """Choice indices (or OFA's native values) must be whole numbers: a float
+  array of whole values passes (8.0); a fractional value (8.9, which a cast
+  would truncate to another choice), a non-finite one or a non-numeric
+  array is an ArchitectureError naming the first."""
+  values = np.asarray(values)
+  if np.issubdtype(values.dtype, np.integer):
+    return
+  if not np.issubdtype(values.dtype, np.floating):
+    raise ArchitectureError(f'{where}: expected whole numbers, got an '
+                            f'array of {values.dtype}.')
+  bad = np.argwhere(~np.isfinite(values) | (np.mod(values, 1) != 0))
+  if len(bad):
+    first = tuple(int(i) for i in bad[0])
+    raise ArchitectureError(
+        f'{where}: expected whole numbers, got {values[first]} at '
+        f'[{", ".join(map(str, first))}].')
+
+
 @dataclasses.dataclass(frozen=True)
 class Unit:
   """One searchable position of a space.
@@ -102,6 +121,7 @@ class SearchSpace(abc.ABC):
       raise ArchitectureError(
           f'{where}: expected an array [N, {self.num_units}] of {self.name} '
           f'choice indices, got shape {archs.shape}.')
+    check_whole(archs, where)
     # Range-checked before the int32 cast, which wraps 2**32 + k to k.
     bad = (archs < 0) | (archs >= self.num_choices[None])
     if bad.any():
@@ -128,6 +148,7 @@ class SearchSpace(abc.ABC):
         out.append(unit.choices.index(op))
       return np.asarray(out, np.int32)
     arch = np.asarray(arch)
+    check_whole(arch, where)
     if np.issubdtype(arch.dtype, np.unsignedinteger):
       return arch  # int64 would wrap values >= 2**63 to negative ones
     return arch.astype(np.int64)  # int32 once range-checked

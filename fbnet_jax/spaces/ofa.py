@@ -165,9 +165,12 @@ class OFASpace(base.SearchSpace):
   # -------------------------------------------------------- native format
   def from_native(self, ks, e, d, r) -> np.ndarray:
     """OFA's (ks [N,20], e [N,20], d [N,5], r [N]) -> architectures [N, 21]."""
+    for key, arr in (('ks', ks), ('e', e), ('d', d), ('r', r)):
+      base.check_whole(arr, f'OFA field {key!r}')
     ks, e, d, r = (np.asarray(a).astype(np.int64) for a in (ks, e, d, r))
-    for key, arr, allowed in (('ks', ks, KERNELS), ('e', e, EXPANSIONS),
-                              ('d', d, DEPTHS), ('r', r, RESOLUTIONS)):
+    # d first: it decides which ks and e slots are checked.
+    for key, arr, allowed in (('d', d, DEPTHS), ('r', r, RESOLUTIONS),
+                              ('ks', ks, KERNELS), ('e', e, EXPANSIONS)):
       bad = ~np.isin(arr, allowed)
       if key in ('ks', 'e'):  # inactive slots may hold anything
         active = np.arange(MAX_DEPTH)[None, None, :] < d[:, :, None]

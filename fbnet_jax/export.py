@@ -90,7 +90,8 @@ def to_onnx(model, variables: Any, input_shape: Sequence[Union[int, str]], *,
     proto = jax2onnx.to_onnx(forward, [tuple(input_shape)], model_name=name,
                              input_names=['images'], output_names=['logits'])
   if path:
-    _require('onnx').save(proto, path)
+    with workdirs.atomic_open(path, 'wb') as f:
+      f.write(proto.SerializeToString())
   return proto
 
 

@@ -74,7 +74,7 @@ def resume_settings(config: ml_collections.ConfigDict) -> dict:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       *, progress: bool = True,
+                       *, progress: bool = True, desc: str = 'search',
                        stop_after: Optional[int] = None) -> dict:
   """Runs (or resumes) the search; writes ``result.json``; returns it.
 
@@ -82,6 +82,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     config: the search config (``configs/quickstart.py`` and siblings).
     workdir: output directory (checkpoints, metrics, result, plots).
     progress: show a progress bar.
+    desc: its label (a study running several searches names each).
     stop_after: stop after this many weight steps (tests simulate a killed
       run with it); the checkpoint at that point is written first.
   """
@@ -146,7 +147,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   target = jnp.asarray(config.latency.get('target_ms') or 1.0, jnp.float32)
   warmup_steps = s.warmup_epochs * searcher.steps_per_epoch
   bar = tqdm.tqdm(total=searcher.total_steps, initial=int(state.step),
-                  disable=not progress, desc='search', unit='step')
+                  disable=not progress, desc=desc, unit='step')
   t0 = time.time()
   step = int(state.step)
   try:

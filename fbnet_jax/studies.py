@@ -79,7 +79,8 @@ def latency_control(config: ml_collections.ConfigDict, root: str,
       cfg.latency.device = device
       cfg.latency.target_ms = round(target, 3)
       workdir = os.path.join(root, source, device, f'q{int(q * 100)}')
-      result = search.train_and_evaluate(cfg, workdir, progress=False)
+      result = search.train_and_evaluate(
+          cfg, workdir, desc=f'{source} {device} {cfg.latency.target_ms:.3g} ms')
       exact = float(lut.arch_ms(np.asarray(result['arch_index'])))
       argmax = float(lut.arch_ms(np.asarray(result['argmax']['arch_index'])))
       rows.append(dict(device=device, source=source, quantile=q,
@@ -105,8 +106,8 @@ def latency_control(config: ml_collections.ConfigDict, root: str,
              abs(r['argmax_relative_error']) for r in rows),
          'distinct_archs_per_quantile': distinct}
   os.makedirs(root, exist_ok=True)
-  with open(os.path.join(root, f'latency_control_{source}.json'), 'w') as f:
-    json.dump(out, f, indent=1)
+  workdirs.write_json(os.path.join(root, f'latency_control_{source}.json'),
+                      out)
   _plot_control(rows, os.path.join(root, f'latency_control_{source}.png'))
   return out
 
@@ -206,7 +207,7 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
       cfg = copy.deepcopy(config)
       cfg.seed = config.seed + s
       run = retrain.train_and_evaluate(
-          cfg, a, os.path.join(root, name, f'seed{cfg.seed}'), progress=False)
+          cfg, a, os.path.join(root, name, f'seed{cfg.seed}'))
       accs.append(float(run['accuracy']))
       environments.add(json.dumps(run.get('environment'), sort_keys=True))
       print(f'{name:8s} seed {cfg.seed}  {ms:6.2f} ms  accuracy '

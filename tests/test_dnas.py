@@ -427,8 +427,8 @@ def test_latency_control_scores_each_found_network_by_the_table(
   found = space.sample(np.random.default_rng(0), 2)  # derived, argmax
   given = []
 
-  def stand_in(cfg, workdir, progress):
-    del workdir, progress
+  def stand_in(cfg, workdir, desc):
+    del workdir, desc
     given.append((cfg.latency.device, cfg.latency.source,
                    cfg.latency.target_ms))
     return {'arch_index': found[0].tolist(), 'arch': space.names(found[0]),

@@ -31,6 +31,8 @@ is used only to report the test accuracy of the final front.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from typing import Optional
@@ -56,6 +58,10 @@ from fbnet_jax import supernet as supernet_lib
 from fbnet_jax import workdirs
 
 
+# Every full evaluation's accuracy, for a rerun to read back.
+EVALUATIONS_STORE = 'supernet_accuracy_store.json'
+
+
 # ------------------------------------------------------------ evaluation
 class SupernetEvaluator:
   """Full evaluations with the trained supernet, cached per architecture.
@@ -63,10 +69,18 @@ class SupernetEvaluator:
   ``validation(arch)``: accuracy on the 'arch' split of the training data
   (at most ``limit`` images), BN recalibrated on the 'weights' split.
   ``test(arch)``: the same on the held-out eval split (reporting only).
+
+  With ``store`` (a JSON file), every validation accuracy is also kept
+  there, under a key of everything it depends on (the supernet's training
+  settings and step, the evaluation's, the environment): a rerun of a
+  killed or finished evolve job reads them back instead of evaluating
+  again, and gives the same results. Counts (``num_evaluations``) are of
+  this run's distinct architectures either way; ``read_back`` says how
+  many came from the store.
   """
 
   def __init__(self, searcher: searcher_lib.Searcher, state,
-               limit: Optional[int]):
+               limit: Optional[int], store: Optional[str] = None):
     self.searcher = searcher
     self.state = state
     config = searcher.config
@@ -87,10 +101,30 @@ class SupernetEvaluator:
     self.num_images = num
     self._cache = {}
     self.seconds = 0.0
+    self.read_back = 0
+    self._store_path = store
+    self._key = hashlib.sha256(json.dumps(
+        [search_lib.resume_settings(config), int(state.step), num,
+         config.search.get('calib_batches'), workdirs.environment()],
+        sort_keys=True, default=str).encode()).hexdigest()
+    self._stored = {}
+    if store and os.path.exists(store):
+      saved = workdirs.read_json(store) or {}
+      if saved.get('key') == self._key:
+        self._stored = saved.get('accuracy', {})
+        logging.info('evolve: %d full evaluations stored in %s.',
+                     len(self._stored), store)
+      else:
+        logging.info('evolve: %s holds evaluations of another supernet or '
+                     'setting; evaluating again.', store)
 
   def validation(self, arch) -> float:
     arch = np.asarray(arch, np.int32)
     key = arch.tobytes()
+    name = ','.join(map(str, arch))
+    if key not in self._cache and name in self._stored:
+      self._cache[key] = float(self._stored[name])
+      self.read_back += 1
     if key not in self._cache:
       t0 = time.perf_counter()
       state = self.searcher.recalibrate(self.state, arch)
@@ -102,6 +136,10 @@ class SupernetEvaluator:
         total += float(n)
       self._cache[key] = correct / total
       self.seconds += time.perf_counter() - t0
+      if self._store_path:
+        self._stored[name] = self._cache[key]
+        workdirs.write_json(self._store_path, {
+            'key': self._key, 'accuracy': self._stored}, indent=None)
     return self._cache[key]
 
   @property
@@ -311,7 +349,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   # them would take harness sessions (any fixed point serves both
   # strategies alike).
   bounds = latency if harness else scoring
-  evaluator = SupernetEvaluator(searcher, state, cfg.get('eval_limit'))
+  evaluator = SupernetEvaluator(
+      searcher, state, cfg.get('eval_limit'),
+      store=os.path.join(workdir, EVALUATIONS_STORE))
   ref_archs = encoding.sample(np.random.default_rng(0), cfg.ref_samples)
   indicator = pareto.HypervolumeIndicator(
       float(bounds.arch_ms(ref_archs).max()) * cfg.ref_factor)

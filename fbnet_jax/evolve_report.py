@@ -464,6 +464,8 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       'dnas': dnas_comparison(dnas, fronts['guided'], indicator)
               if dnas else None,
       'supernet_evaluations': evaluator.num_evaluations,
+      # Of those, read back from an earlier run's store (not evaluated).
+      'supernet_evaluations_read_back': evaluator.read_back,
       'seconds': seconds,
   }
   write_json(workdir, 'front.json', fronts['guided'])

@@ -44,7 +44,7 @@ def _synthetic(seed=0):
 class _Evaluator:
   """The report's view of ``evolve.SupernetEvaluator``, on the synthetic
   accuracy."""
-  num_images, num_evaluations = 10, 18
+  num_images, num_evaluations, read_back = 10, 18, 0
   test = staticmethod(_synthetic()[1])
 
 
@@ -227,6 +227,32 @@ def test_smoke_config_end_to_end(smoke_run):
   assert printed.count(' evaluations: hv guided ') == len(summary['by_budget'])
   assert json.loads(printed[:printed.index('\n}') + 2])['seconds'] == (
       summary['seconds'])
+
+
+def test_a_rerun_reads_its_full_evaluations_back(smoke_run, tmp_path):
+  """The smoke run's workdir copied and run again: every full evaluation
+  comes from its store, and the results are the first run's."""
+  workdir, first = smoke_run
+  assert first['supernet_evaluations_read_back'] == 0
+  again_dir = tmp_path / 'again'
+  shutil.copytree(workdir, again_dir)
+  again = evolve.run(evolve_quick.get_config('smoke'), str(again_dir),
+                     progress=False)
+  assert again['supernet_evaluations'] == first['supernet_evaluations']
+  assert again['supernet_evaluations_read_back'] == first[
+      'supernet_evaluations']
+  for name in ('front.json', 'hypervolume.json'):
+    assert json.loads((again_dir / name).read_text()) == json.load(
+        open(os.path.join(workdir, name)))
+  # Evaluations of another setting (here on 5 images) are not read back.
+  config = evolve_quick.get_config('smoke')
+  searcher = evolve.searcher_lib.Searcher(config)
+  state = evolve.restore_supernet(searcher, str(again_dir / 'supernet'))
+  other = evolve.SupernetEvaluator(
+      searcher, state, 5, store=str(again_dir / evolve.EVALUATIONS_STORE))
+  arch = json.load(open(os.path.join(workdir, 'front.json')))[0]['arch_index']
+  other.validation(arch)
+  assert other.read_back == 0 and other.num_evaluations == 1
 
 
 def test_smoke_run_with_latency_in_the_loop(smoke_run, tmp_path):

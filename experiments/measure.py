@@ -27,6 +27,7 @@ import os
 import platform
 
 from absl import flags
+from absl import logging
 import numpy as np
 
 from experiments import cli
@@ -202,6 +203,9 @@ def main(argv):
   # A killed measurement rerun with the same flags goes on from its last
   # round (kept beside --out until the file is written).
   partial = measure.resume_file_for(_OUT.value)
+  if os.path.exists(_OUT.value):
+    logging.warning('--out: %s exists; this measurement replaces it when it '
+                    'ends.', _OUT.value)
   device = measure.measure_archs(archs, config, reference_rows=refs,
                                  name=_NAME.value or 'local', is_query=query,
                                  pin_client=True, resume_file=partial)

@@ -129,9 +129,13 @@ def test_fbnet_block_residual_only_where_shapes_agree():
             initializers.fast_init(same, 0, x, train=False)):
     np.testing.assert_array_equal(v['params']['bn3_res']['scale'], 0.)
     np.testing.assert_array_equal(same.apply(v, x, train=False), x)
-  # With a live branch the block is x + branch, not the branch alone.
-  v = _set_leaf(_variables(same, x), ('params', 'bn3_res', 'scale'), 1.)
-  assert not np.allclose(same.apply(v, x, train=False), x)
+  # With a live branch the block is x + branch, not the branch alone: the
+  # branch ends in BN (bias 0), so doubling its scale doubles y - x.
+  y1, y2 = (same.apply(_set_leaf(_variables(same, x),
+                                 ('params', 'bn3_res', 'scale'), scale), x,
+                       train=False) for scale in (1., 2.))
+  assert not np.allclose(y1, x)
+  np.testing.assert_allclose(y2 - x, 2 * (y1 - x), rtol=1e-4, atol=1e-5)
   zero_last_bn = ('params', 'bn3', 'scale')
   for block in (blocks.FBNetBlock(16, 16, 2, 3, 1, 2),   # stride 2
                 blocks.FBNetBlock(16, 24, 1, 5, 1, 1)):  # channels change
@@ -215,7 +219,12 @@ def test_mbconv_expansion_one_and_residual():
   x = _image((1, 6, 6, 16))
   v = _variables(block, x)
   assert set(v['params']) == {'dw', 'dw_bn', 'project', 'project_bn_res'}
-  assert not np.allclose(block.apply(v, x, train=False), x)
+  # x + branch: doubling the last BN's scale doubles y - x.
+  y1, y2 = (block.apply(_set_leaf(v, ('params', 'project_bn_res', 'scale'),
+                                  scale), x, train=False)
+            for scale in (1., 2.))
+  assert not np.allclose(y1, x)
+  np.testing.assert_allclose(y2 - x, 2 * (y1 - x), rtol=1e-4, atol=1e-5)
   v = block.init(jax.random.key(0), x, train=False)  # zero-init residual
   np.testing.assert_array_equal(block.apply(v, x, train=False), x)
   # An explicit hidden width (MobileNetV3 tables) overrides the expansion.

@@ -203,16 +203,22 @@ def test_weights_only_search_needs_no_target():
     dnas.check_loss_config(config, arch_steps=True)
 
 
-def test_temperature_is_traced_not_recompiled():
-  theta = jnp.zeros((3, 4))
+def test_samples_sharpen_as_the_traced_temperature_falls():
+  """One trace serves every temperature, and the temperature reaches the
+  samples: the same noise gives sharper samples at lower tau. (The search's
+  compiled step is checked the same way in tests/test_search.py.)"""
+  theta = jnp.asarray(np.random.default_rng(0).normal(size=(3, 4)),
+                      jnp.float32)
 
   @jax.jit
   @chex.assert_max_traces(n=1)
   def sample(rng, tau):
     return dnas.gumbel_softmax(rng, theta, MASK, tau, 4)
 
-  for tau in (5.0, 5.0 * 0.956, 1.0, 0.3):
-    sample(jax.random.PRNGKey(0), jnp.asarray(tau, jnp.float32))
+  largest = [float(sample(jax.random.PRNGKey(0),
+                          jnp.asarray(tau, jnp.float32)).max(-1).mean())
+             for tau in (5.0, 5.0 * 0.956, 1.0, 0.3)]
+  assert largest == sorted(largest) and largest[-1] > largest[0] + 0.2
 
 
 def test_random_archs_at_latency_are_within_tolerance():

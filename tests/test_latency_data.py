@@ -25,8 +25,11 @@ def test_bundled_files_and_splits():
 def test_bundled_device_rows():
   dev = ld.bundled_device('nasbench201', 'pixel2')
   data = ld.load_space_data('nasbench201')
-  # All references are support rows even where they sit outside the pool.
-  assert np.all(dev.reference_rows() >= 0)
+  # All references are support rows, not query rows, even where they sit
+  # outside the pool (NAS-Bench-201's row 1462 is in the query range).
+  refs = dev.reference_rows()
+  assert len(refs) == 10 and not dev.is_query[refs].any()
+  assert 1462 in dev.meta['benchmark_rows'][refs]
   # A reference architecture inside the query range is not scored.
   rows = dev.meta['benchmark_rows']
   assert not np.isin(rows[dev.is_query], data.reference_rows).any()

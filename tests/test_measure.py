@@ -1,6 +1,7 @@
 """Measurement harness: timing function, device-file round trip."""
 
 import dataclasses
+import functools
 import json
 import os
 import threading
@@ -48,6 +49,21 @@ def test_time_fn_returns_positive_finite_times_and_honours_repeats():
   t = measure.time_fn(fn, warmup=2, repeats=7)
   assert t.shape == (7,) and np.all(np.isfinite(t)) and np.all(t > 0)
   assert len(calls) == 9
+  # The times are the calls' own: a 5 ms sleep takes at least 5 ms (and
+  # not seconds)...
+  t = measure.time_fn(lambda: time.sleep(0.005), warmup=0, repeats=3)
+  assert np.all(t >= 0.005) and np.median(t) < 0.5
+  # ... and they wait for the result of an asynchronously dispatched
+  # computation (block_until_ready), not only for its dispatch.
+  big = jnp.ones((768, 768))
+  chain = jax.jit(lambda a: functools.reduce(lambda b, _: jnp.tanh(b @ a),
+                                             range(8), a))
+  jax.block_until_ready(chain(big))  # compiled
+  t0 = time.perf_counter()
+  jax.block_until_ready(chain(big))
+  blocked = time.perf_counter() - t0
+  assert np.median(measure.time_fn(lambda: chain(big), warmup=1,
+                                   repeats=3)) > 0.3 * blocked
 
 
 def test_measure_archs_writes_a_device_file(tmp_path):

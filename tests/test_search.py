@@ -5,6 +5,7 @@ import json
 import os
 import time
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -257,22 +258,32 @@ def test_sharded_step_matches_one_device():
                out[0][0], out[1][0])
 
 
-def test_one_compiled_step_serves_every_device(one_device):
+def test_one_compiled_step_serves_every_device_and_temperature(one_device):
+  """Weight and architecture steps at FBNet's schedule's temperatures,
+  two targets and two devices' tables: one trace (chex counts them) and one
+  executable."""
   s = one_device
+  default_step, default_lat = s.step_fn, s.lat_params
+  s.step_fn = jax.jit(chex.assert_max_traces(s._step, n=1),  # pylint: disable=protected-access
+                      donate_argnums=0)
   state = s.init_state()
   batch = jax.tree.map(s.put_batch, {
       'image': np.zeros((16, 8, 8, 3), np.float32),
       'label': np.zeros((16,), np.int32)})
-  tau, target = jnp.asarray(1.0), jnp.asarray(20.0)
   losses = []
-  default = s.lat_params
-  for device in ('raspi4', 'fpga'):
-    s.lat_params = jax.device_put(latency.lookup_table_latency(device).params,
-                                  s.replicated)
-    _, m = s.arch_step(jax.tree.map(jnp.copy, state), batch, tau, target)
-    losses.append(float(m['loss']))
-  s.lat_params = default
-  assert s.step_fn._cache_size() == 1  # pylint: disable=protected-access
+  try:
+    for device, tau, target in (('raspi4', 5.0, 20.0),
+                                ('fpga', 5.0 * 0.956 ** 10, 12.0),
+                                ('fpga', 0.3, 12.0)):
+      s.lat_params = jax.device_put(
+          latency.lookup_table_latency(device).params, s.replicated)
+      tau, target = jnp.asarray(tau), jnp.asarray(target)
+      state, _ = s.weight_step(state, batch, tau, target)
+      _, m = s.arch_step(jax.tree.map(jnp.copy, state), batch, tau, target)
+      losses.append(float(m['loss']))
+    assert s.step_fn._cache_size() == 1  # pylint: disable=protected-access
+  finally:
+    s.step_fn, s.lat_params = default_step, default_lat
   assert losses[0] != losses[1]  # the device's table did reach the loss
 
 

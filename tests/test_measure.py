@@ -313,14 +313,22 @@ def test_a_bundled_devices_file_reproduces_its_meta_test_score(tmp_path):
   predictor = adaptation.MetaPredictor.load(
       os.path.join(latency.PRETRAINED_DIR, 'fbnet'))
   method = adaptation.MetaMethod(predictor)
-  scores = [tasks.evaluate(method, [dev], num_samples=10, seeds=range(3),
+  scores = [tasks.evaluate(method, [dev], num_samples=10, seeds=range(5),
                            trim=False)['mean_spearman']
             for dev in (bundled, copy)]
   for field in ('archs', 'latency_ms', 'is_query'):
     np.testing.assert_array_equal(getattr(copy, field),
                                   getattr(bundled, field))
-  assert scores[0] > 0.95  # the README's fpga number is 0.98
   assert scores[0] == scores[1]  # the same rows, seeds and predictor
+  # ... which is the stored meta-test number of the bundled predictor (the
+  # README's table; 0.9808 on 2026-12-03), within float noise of another
+  # environment.
+  stored = os.path.join(os.path.dirname(os.path.dirname(__file__)),
+                        'benchmarks', 'results', 'cpu_2026-12-03',
+                        'meta_test_fbnet.json')
+  with open(stored) as f:
+    want = json.load(f)['devices']['fpga']['spearman']
+  assert scores[1] == pytest.approx(want, abs=2e-3)
 
 
 def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):

@@ -392,9 +392,9 @@ def test_ofa_subnet_variables_give_the_standalone_network_the_supernets_function
 def test_masked_block_runs_each_examples_own_choice():
   # config.search.supernet='masked': per-example rows. One-hot rows give each
   # example exactly what the shared-choice elastic block gives it (eval
-  # mode: no batch coupling); a soft row is FBNetV2's masked mixture, which
-  # is linear in the depthwise kernel mask: for two choices differing only
-  # in the kernel it equals the mix of their outputs.
+  # mode: no batch coupling); a soft row (FBNetV2's masked mixture: one
+  # depthwise kernel under the mixed mask) gives per example what the
+  # shared path gives.
   space = spaces.get_space('ofa')
   slot = 14  # h-swish, squeeze-excite, residual, skip allowed
   shape, choices = space.blocks[slot], space.units[slot].choices

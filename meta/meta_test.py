@@ -128,6 +128,13 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
         'used in meta-training or model selection; evaluating '
         'on them would not be a few-shot test.')
   devices = load_devices(space, device_files, device_names)
+  for device in devices:
+    if (not device.source.startswith('bundled') and
+        split.seen_as(device.name)):
+      logging.warning(
+          '%s: named %r, a device that meta-training or model selection '
+          'used; if its rows are that device\'s, the score is not a '
+          'few-shot test.', device.source, device.name)
   ev = config.eval
   seeds = list(range(ev.seeds))
   main = adaptation.MetaMethod(predictor, predictor.config.meta.algorithm)

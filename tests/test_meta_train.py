@@ -544,6 +544,18 @@ def test_meta_test_device_files_with_one_name_are_refused(tmp_path):
       'host_cpu', 'other_cpu']
 
 
+def test_a_device_file_named_like_a_training_device_is_warned_about(
+    workdir, tmp_path):
+  from unittest import mock  # pylint: disable=g-import-not-at-top
+  path = _small_device_file(str(tmp_path / 'mine.npz'), name='1080ti_1')
+  with mock.patch.object(meta_test.logging, 'warning') as warn:
+    meta_test.run(_config(), workdir, [path], with_baselines=False,
+                  out_path=str(tmp_path / 'out.json'))
+  assert warn.call_count == 1
+  assert warn.call_args[0][1:] == (path, '1080ti_1')
+  assert 'not a few-shot test' in warn.call_args[0][0]
+
+
 def test_meta_test_devices_and_device_file_are_exclusive(tmp_path):
   path = _small_device_file(str(tmp_path / 'mine.npz'))
   with pytest.raises(ValueError, match='--devices=raspi4 and --device_file='

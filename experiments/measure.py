@@ -213,8 +213,7 @@ def main(argv):
     device = dataclasses.replace(device, name=(
         f'{platform.node()}_{measure.backend_name(_RUNTIME.value)}'))
   latency_data.save_device_file(_OUT.value, device)
-  if os.path.exists(partial):
-    os.remove(partial)
+  measure.discard_resume_file(partial)
   m = device.meta
   print(f'{len(archs)} architectures -> {os.path.abspath(_OUT.value)}\n'
         f'latency {device.latency_ms.min():.3f}..{device.latency_ms.max():.3f}'

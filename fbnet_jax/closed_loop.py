@@ -120,8 +120,7 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
   # instead of reusing these (_check_reusable).
   device.meta['sample_seed'] = np.int64(mcfg.seed + 1)
   latency_data.save_device_file(path, device)
-  if os.path.exists(partial):
-    os.remove(partial)
+  measure.discard_resume_file(partial)
   return {'measured': len(archs), 'seconds': time.time() - t0,
           'noise': {k: float(device.meta[k]) for k in (
               'median_relative_spread', 'max_relative_spread',

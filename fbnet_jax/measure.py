@@ -404,6 +404,13 @@ def resume_file_for(device_file: str) -> str:
   return os.path.splitext(device_file)[0] + '.partial.npz'
 
 
+def discard_resume_file(path: str) -> None:
+  """Removes a measurement's kept rounds once its device file is written
+  (absent where no round was kept)."""
+  if os.path.exists(path):
+    os.remove(path)
+
+
 def _resume_key(archs, config: MeasureConfig, refs, is_query) -> str:
   """What a resumed measurement must share with the one it continues: the
   architectures and their rows, the settings and the machine."""

@@ -14,8 +14,8 @@ Orbax checkpoints every ``config.checkpoint_every`` steps; the data streams
 and random keys are functions of the step counters, so a restarted run
 reproduces the uninterrupted one, its history too: the loop's running
 metrics at each checkpoint (the last steps' losses, the epoch's sums so
-far) are kept beside it in ``running.json``. It resumes only under the settings that
-the trained state depends on (:func:`resume_settings`, kept in
+far) are kept beside it in ``running.json``. It resumes only under the
+settings that the trained state depends on (:func:`resume_settings`, kept in
 ``settings.json``); others are a clear error.
 """
 

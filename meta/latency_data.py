@@ -324,7 +324,7 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
           '%s: field latency_ms: the median latency is %.3g ms; the field '
           'holds milliseconds: if these are seconds, multiply them by 1000.',
           path, float(np.median(lat)))
-    _warn_duplicates(path, archs)
+    _warn_duplicates(path, sp.data_keys()[0], archs)
     is_query = np.zeros(n, bool)
     if 'is_query' in files:
       is_query = _read(npz, path, 'is_query')
@@ -354,7 +354,7 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
                 source=path, meta=meta)
 
 
-def _warn_duplicates(path: str, archs: np.ndarray) -> None:
+def _warn_duplicates(path: str, field: str, archs: np.ndarray) -> None:
   """Says when an architecture has more than one row: each row stays a
   measurement of its own (a support draw may take both; two query rows
   are both scored)."""
@@ -366,7 +366,7 @@ def _warn_duplicates(path: str, archs: np.ndarray) -> None:
     logging.warning(
         '%s: field %s: %d architectures have more than one row (first: rows '
         '%s); each row is used as a measurement of its own.', path,
-        'arch', int((counts > 1).sum()), ', '.join(map(str, again)))
+        field, int((counts > 1).sum()), ', '.join(map(str, again)))
 
 
 def _hold_out(path: str, archs: np.ndarray, is_query: np.ndarray

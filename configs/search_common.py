@@ -89,6 +89,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.warmup_epochs = 10
   c.search.arch_every = 4  # one arch step (20% split) per 4 weight steps
   c.search.hard = False  # straight-through hard Gumbel samples
+  # What each weight step trains: 'gumbel', every example its own Gumbel
+  # sample of the architecture distribution (FBNet); 'uniform' (weights-only
+  # runs), the whole batch one sub-network drawn uniformly from the searched
+  # choices (SPOS; what the 'elastic' supernet always does).
+  c.search.weight_paths = 'gumbel'
   # 'mixture': every candidate its own weights, mixed per example (DNAS).
   # 'elastic' (ofa only, weights only): OFA's weight sharing, one sampled
   # sub-network per batch (supernet.OFAElasticSupernet). 'masked' (ofa

@@ -115,8 +115,10 @@ def plot_search(history: list[dict], space, config, workdir: str,
   final = (probs[-1].argmax(-1) if derived is None else
            np.asarray(derived, np.int64))
   top = probs[:, np.arange(len(units)), final]  # [E, U]
+  # A column an epoch, centred on it (one epoch is a column, not a line).
   im2 = axes[1].imshow(top.T, aspect='auto', cmap='magma', vmin=0, vmax=1,
-                       extent=[epochs[0], epochs[-1], len(units) - 0.5, -0.5])
+                       extent=[epochs[0] - 0.5, epochs[-1] + 0.5,
+                               len(units) - 0.5, -0.5])
   axes[1].set_yticks(range(len(units)), derived_labels(space, final),
                      fontsize=7)
   axes[1].set_xlabel('epoch')

@@ -154,8 +154,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     while step < searcher.total_steps:
       tau = jnp.asarray(searcher.temperature(step), jnp.float32)
       batch = jax.tree.map(searcher.put_batch, next(weights_iter))
-      path = (jnp.asarray(searcher.sample_path(step)) if searcher.elastic
-              else None)
+      path = (jnp.asarray(searcher.sample_path(step))
+              if searcher.uniform_paths else None)
       state, m = searcher.weight_step(state, batch, tau, target, path)
       metrics.update({k: v for k, v in m.items() if k != 'loss'})
       epoch_sums = jax.tree.map(lambda a, b: a + b, epoch_sums,

@@ -21,7 +21,8 @@ Design choices:
   supernet trains weights only, each weight step one sub-network drawn by
   the space's own sampler (``Searcher.sample_path``), as OFA and DyNAS-T
   train theirs; evaluation and BN recalibration are the same as for the
-  mixture.
+  mixture. ``config.search.weight_paths = 'uniform'`` trains any
+  supernet's weights that way (single-path one-shot, SPOS).
 - Data parallel over all devices with ``jax.sharding``: a 1-D mesh
   ``('data',)``, batches sharded on axis 0, state replicated.
 """
@@ -115,6 +116,8 @@ def fixed_units(config: ml_collections.ConfigDict,
   return fixed
 
 
+WEIGHT_PATHS = ('gumbel', 'uniform')  # config.search.weight_paths
+
 # The numeric settings of a search (errors.check_bounds).
 BOUNDS = (
     errors.Bound('batch_size', 1, integer=True),
@@ -158,12 +161,22 @@ class Searcher:
     self.info = data_lib.dataset_info(config.data.name, config.data.image_size)
     ops = tuple(config.search.get('ops', ()))
     self.elastic = config.search.get('supernet', 'mixture') == 'elastic'
-    if self.elastic and config.search.warmup_epochs < config.epochs:
+    weight_paths = config.search.get('weight_paths', 'gumbel')
+    if weight_paths not in WEIGHT_PATHS:
       raise errors.InputError(
-          "config.search.supernet: the 'elastic' supernet trains weights "
-          'only (one sampled sub-network per batch) and has no architecture '
-          f'steps; expected config.search.warmup_epochs >= config.epochs, '
-          f'got {config.search.warmup_epochs} < {config.epochs}.')
+          f'config.search.weight_paths: expected one of {WEIGHT_PATHS}, got '
+          f'{weight_paths!r}.')
+    # One sub-network per weight step (Searcher.sample_path), not
+    # per-example Gumbel samples of the distribution.
+    self.uniform_paths = self.elastic or weight_paths == 'uniform'
+    if self.uniform_paths and config.search.warmup_epochs < config.epochs:
+      what = ("config.search.supernet: the 'elastic' supernet" if self.elastic
+              else "config.search.weight_paths: 'uniform'")
+      raise errors.InputError(
+          f'{what} trains weights only (one sampled sub-network per batch) '
+          'and has no architecture steps; expected '
+          f'config.search.warmup_epochs >= config.epochs, got '
+          f'{config.search.warmup_epochs} < {config.epochs}.')
     self.model = supernet_lib.build_supernet(
         config.space, macro=config.get('macro', 'cifar'),
         num_classes=self.info.num_classes, ops=ops,
@@ -295,12 +308,18 @@ class Searcher:
 
   def sample_path(self, step: int) -> np.ndarray:
     """One-hot ``[units, choices]`` of the sub-network that weight step
-    ``step`` of the elastic supernet trains: drawn by the space's own
-    sampler (OFA's: kernel, expansion and depth uniform), fixed units
-    pinned, a function of (seed, step) so that a resumed run draws the
-    same ones."""
+    ``step`` trains with uniform weight paths (the elastic supernet, or
+    ``config.search.weight_paths = 'uniform'``): drawn by the space's own
+    sampler (OFA's: kernel, expansion and depth uniform) among the searched
+    choices, fixed units pinned, a function of (seed, step) so that a
+    resumed run draws the same ones."""
     rng = np.random.default_rng([self.config.seed, step])
     arch = self.space.sample(rng, 1)[0]
+    allowed = self.allowed()
+    for unit in np.flatnonzero(~allowed[np.arange(len(arch)), arch]):
+      # A candidate the supernet does not build (config.search.ops): drawn
+      # again among those it does, so each searched one has equal odds.
+      arch[unit] = rng.choice(np.flatnonzero(allowed[unit]))
     if self.fixed is not None:
       rows = self.fixed.sum(-1) > 0
       arch[rows] = self.fixed[rows].argmax(-1)

@@ -326,3 +326,55 @@ def test_each_optimiser_freezes_the_other_half():
     jax.tree.map(np.testing.assert_array_equal, new[stays], params[stays])
     assert all(np.abs(a - b).min() > 0 for a, b in zip(
         jax.tree.leaves(new[moves]), jax.tree.leaves(params[moves])))
+
+
+def _uniform_paths_config(epochs=1):
+  config = quickstart.get_config('smoke')  # two candidates, k3_e1 and skip
+  config.search.weight_paths = 'uniform'
+  config.epochs = config.search.warmup_epochs = epochs
+  return config
+
+
+def test_uniform_weight_paths_draw_the_searched_candidates_evenly():
+  """SPOS paths: one sub-network per weight step, only among the candidates
+  the supernet builds, each with equal odds, the same for the same step."""
+  searcher = searcher_lib.Searcher(_uniform_paths_config())
+  assert searcher.uniform_paths
+  choices = searcher.space.units[0].choices
+  built = [choices.index('k3_e1'), choices.index('skip')]
+  paths = np.stack([searcher.sample_path(step) for step in range(400)])
+  assert paths.shape == (400,) + searcher.mask.shape
+  np.testing.assert_array_equal(paths.sum(-1), 1.0)
+  share = paths.mean(axis=(0, 1))
+  assert share[built].sum() == 1.0
+  np.testing.assert_allclose(share[built], 0.5, atol=0.03)
+  np.testing.assert_array_equal(searcher.sample_path(7), paths[7])
+  # Weights only: a uniform path has no architecture distribution to learn.
+  config = _uniform_paths_config(epochs=2)
+  config.search.warmup_epochs = 1
+  with pytest.raises(ValueError, match="weight_paths: 'uniform' trains "
+                     'weights only'):
+    searcher_lib.Searcher(config)
+  config.search.weight_paths = 'per_layer'
+  with pytest.raises(ValueError, match='weight_paths: expected one of'):
+    searcher_lib.Searcher(config)
+
+
+def test_a_uniform_paths_run_trains_one_sampled_path_per_weight_step(
+    tmp_path, monkeypatch):
+  config = _uniform_paths_config()
+  drawn = []
+  sample_path = searcher_lib.Searcher.sample_path
+
+  def counted(self, step):
+    drawn.append(step)
+    return sample_path(self, step)
+
+  monkeypatch.setattr(searcher_lib.Searcher, 'sample_path', counted)
+  result = search.train_and_evaluate(config, str(tmp_path), progress=False)
+  assert drawn == list(range(config.steps_per_epoch))
+  with open(tmp_path / 'history.json') as f:
+    history = json.load(f)
+  assert len(history) == 1 and np.isfinite(history[0]['ce'])
+  assert 'arch_loss' not in history[0]
+  assert 0.0 <= result['supernet_accuracy'] <= 1.0

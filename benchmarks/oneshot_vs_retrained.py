@@ -18,8 +18,10 @@ each with the supernet, retrains each from scratch (``config.retrain``,
 correlations (``scipy.stats``) of the supernet's accuracy with the
 retrained one, beside those of FLOPs and of the lookup-table latency (the
 "bigger is better" baselines any estimate must beat to be worth its
-evaluations). Writes ``--out`` and a scatter plot beside it; a killed run
-resumes (each retraining reads back or resumes its folder).
+evaluations); with two or more seeds, also seed 0's retrained accuracy
+against seed 1's (how well retraining ranks the networks against itself).
+Writes ``--out`` and a scatter plot beside it; a killed run resumes (each
+retraining reads back or resumes its folder).
 """
 
 import copy
@@ -121,6 +123,12 @@ def main(argv):
       'latency_vs_retrained': correlations([r['lut_ms'] for r in rows],
                                            retrained),
   }
+  if _SEEDS.value > 1:
+    # How well retraining ranks the networks against itself: the ceiling
+    # of any estimate's correlation with one seed's accuracies.
+    out['retrained_seed0_vs_seed1'] = correlations(
+        [r['retrained_accuracies'][0] for r in rows],
+        [r['retrained_accuracies'][1] for r in rows])
   write_json(_OUT.value, out)
   fig, ax = plt.subplots(figsize=(6, 4.5))
   points = ax.scatter([r['supernet_accuracy'] for r in rows], retrained,
@@ -134,8 +142,9 @@ def main(argv):
   fig.tight_layout()
   fig.savefig(os.path.splitext(_OUT.value)[0] + '.png', dpi=110)
   for key in ('supernet_vs_retrained', 'flops_vs_retrained',
-              'latency_vs_retrained'):
-    print(key, out[key])
+              'latency_vs_retrained', 'retrained_seed0_vs_seed1'):
+    if key in out:
+      print(key, out[key])
 
 
 if __name__ == '__main__':

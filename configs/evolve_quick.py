@@ -145,7 +145,7 @@ def get_config(variant: str = ''):
   elif variant == 'long':
     # 3x the supernet training, annealed to about the same final
     # temperature (5 x 0.85^23 = 0.12): single paths that work better
-    # (docs/evolve.md); about 20 minutes for the supernet on 2 CPU cores.
+    # (docs/evolve.md); its supernet trains in 2-3x the default's time.
     c.epochs = c.search.warmup_epochs = 24
     c.search.tau_decay = 0.85
   elif variant:

@@ -54,12 +54,12 @@ _OUT = flags.DEFINE_string('out', 'runs/oneshot_vs_retrained.json',
                            'Results (and a .png beside them).')
 
 
-def spread_archs(searcher: searcher_lib.Searcher, n: int,
+def spread_archs(searcher: searcher_lib.Searcher, skip: int, n: int,
                  rng: np.random.Generator) -> np.ndarray:
   """``n`` architectures of the searched candidates, the ``i``-th with
-  each layer ``skip`` with probability ``i / n``, else uniform."""
+  each layer ``skip`` (its choice index) with probability ``i / n``, else
+  uniform."""
   allowed = searcher.allowed()
-  skip = searcher.space.units[0].choices.index('skip')
   archs = np.zeros((n, len(allowed)), np.int32)
   for i in range(n):
     for unit, row in enumerate(allowed):
@@ -87,7 +87,8 @@ def main(argv):
   state = evolve.restore_supernet(searcher, supernet_dir)
   evaluator = evolve.SupernetEvaluator(searcher, state,
                                        config.evolve.get('eval_limit'))
-  archs = spread_archs(searcher, _NUM_ARCHS.value,
+  skip = searcher.space.units[0].choices.index('skip')
+  archs = spread_archs(searcher, skip, _NUM_ARCHS.value,
                        np.random.default_rng(_SEED.value))
   rows = []
   for i, arch in enumerate(archs):
@@ -100,8 +101,7 @@ def main(argv):
       accs.append(float(run['accuracy']))
     rows.append({
         'arch': searcher.space.names(arch),
-        'skips': int(np.sum(arch == searcher.space.units[0].choices.index(
-            'skip'))),
+        'skips': int(np.sum(arch == skip)),
         'lut_ms': float(searcher.latency.arch_ms(arch[None])[0]),
         'flops': float(searcher.space.flops(arch)),
         'supernet_accuracy': evaluator.validation(arch),

@@ -41,6 +41,7 @@ from configs import quickstart
 from fbnet_jax import evolve
 from fbnet_jax import search
 from fbnet_jax import searcher as searcher_lib
+from fbnet_jax import spaces
 
 MODES = {
     'gumbel': {},
@@ -104,8 +105,7 @@ def main(argv):
   if unknown:
     raise app.UsageError(f'--modes: unknown {unknown}; expected some of '
                          f'{list(MODES)}.')
-  space = searcher_lib.Searcher(mode_config('gumbel')).space
-  random_archs = space.sample(np.random.default_rng(_SEED.value),
+  random_archs = spaces.get_space('fbnet').sample(np.random.default_rng(_SEED.value),
                               _NUM_RANDOM.value)
   out = {'command': 'python -m benchmarks.supernet_training_modes',
          'config': 'configs/quickstart.py, weights only (warmup_epochs = '

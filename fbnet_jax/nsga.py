@@ -97,28 +97,10 @@ class Encoding:
     return x
 
   def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` architectures from the space's own sampler, each unit's choice
-    redrawn uniformly among the allowed ones where it is not allowed.
-
-    For FBNet and NAS-Bench-201 that is each allowed choice uniform per
-    unit (drawn directly, as before OFA's case was fixed, so that stored
-    results keep their random draws); for OFA it is OFA's sampler (kernel,
-    expansion and depth uniform per stage). Uniform per-unit variables would
-    skip a stage's optional blocks with probability 1/10 each, giving depth
-    4 in 81% of stages.
-    """
-    if type(self.space).sample is spaces_lib.SearchSpace.sample:
-      # Uniform per unit already (FBNet, NAS-Bench-201): straight to the
-      # allowed choices, the random stream of every stored result.
-      x = np.floor(rng.random((n, self.num_vars)) * (self.upper + 1))
-      return self.decode(x)
-    archs = self.space.sample(rng, n).astype(np.int64)
-    units = np.arange(self.num_vars)
-    bad = ~self.allowed[units[None], archs]
-    if bad.any():
-      x = np.floor(rng.random(archs.shape) * (self.upper + 1)).astype(np.int64)
-      archs = np.where(bad, self._table[units[None], x], archs)
-    return self.space._repair(archs.astype(np.int32), None)  # pylint: disable=protected-access
+    """``n`` architectures of the allowed choices
+    (:meth:`SearchSpace.sample_allowed`: the space's own sampler, each
+    disallowed choice redrawn uniformly among the allowed ones)."""
+    return self.space.sample_allowed(rng, n, self.allowed)
 
 
 # ------------------------------------------------------------ strategies

@@ -314,12 +314,7 @@ class Searcher:
     choices, fixed units pinned, a function of (seed, step) so that a
     resumed run draws the same ones."""
     rng = np.random.default_rng([self.config.seed, step])
-    arch = self.space.sample(rng, 1)[0]
-    allowed = self.allowed()
-    for unit in np.flatnonzero(~allowed[np.arange(len(arch)), arch]):
-      # A candidate the supernet does not build (config.search.ops): drawn
-      # again among those it does, so each searched one has equal odds.
-      arch[unit] = rng.choice(np.flatnonzero(allowed[unit]))
+    arch = self.space.sample_allowed(rng, 1, self.allowed())[0]
     if self.fixed is not None:
       rows = self.fixed.sum(-1) > 0
       arch[rows] = self.fixed[rows].argmax(-1)

@@ -86,8 +86,9 @@ def main(argv):
   result = search.train_and_evaluate(config, _WORKDIR.value)
   print(search_report.summary(result))
   if verify and main_process:
-    check = closed_loop.verify_in_sessions(config, result['arch_index'],
-                                           device)
+    check = closed_loop.verify_in_sessions(
+        config, result['arch_index'], device,
+        record=os.path.join(_WORKDIR.value, closed_loop.VERIFY_RECORD))
     predicted = result['latency_ms'][result['latency_source']]
     measured = check['measured_ms'][0]
     result['measured'] = dict(check, predicted_ms=predicted,

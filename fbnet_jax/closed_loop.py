@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 from typing import Sequence
@@ -49,6 +50,8 @@ VERIFY_SESSIONS = errors.Bound('measure.verify_sessions', 1, integer=True)
 # 2026-12-03 an OFA device file of 2026-11-28 ran its references 55% faster
 # on the current code, and a front adapted to it was predicted 242% slow.)
 STALE_DRIFT = 0.25
+# A workdir's finished verifying sessions (verify_in_sessions's record).
+VERIFY_RECORD = 'verify_sessions.json'
 
 
 def measure_config(config: ml_collections.ConfigDict) -> measure.MeasureConfig:
@@ -290,8 +293,22 @@ def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
           'measured': len(rows), 'seconds': time.time() - t0}
 
 
+def _verify_record_key(config, archs: np.ndarray, saved) -> dict:
+  """What a recorded verifying session is valid for: these networks, timed
+  with these settings, against this device file's latencies."""
+  return {'archs': np.atleast_2d(archs).tolist(),
+          'device_file': os.path.abspath(saved.source or saved.name),
+          'device_file_latencies': hashlib.sha256(np.ascontiguousarray(
+              saved.latency_ms, np.float64).tobytes()).hexdigest()[:16],
+          'measure': workdirs.as_json(dataclasses.asdict(
+              measure_config(config))),
+          'fresh_process': (config.get('measure') or {}).get(
+              'fresh_process', True)}
+
+
 def verify_in_sessions(config: ml_collections.ConfigDict, archs: np.ndarray,
-                       saved, sessions: int | None = None) -> dict:
+                       saved, sessions: int | None = None,
+                       record: str | None = None) -> dict:
   """:func:`verify` in ``sessions`` separate measuring sessions (default
   ``config.measure.verify_sessions``), each network's median over them.
 
@@ -301,6 +318,11 @@ def verify_in_sessions(config: ml_collections.ConfigDict, archs: np.ndarray,
   its target that is on it. Returns :func:`verify`'s fields, each the median
   over the sessions (``measured``, ``seconds``: the sums), plus
   ``sessions``: each session's ``measured_ms`` and ``drift_vs_device_file``.
+
+  ``record``: a JSON file that keeps each finished session, so that a job
+  killed between sessions measures only the ones it had not finished when
+  rerun. A record of other networks, settings or device-file latencies is
+  not used (logged) and is replaced.
   """
   if sessions is None:
     sessions = (config.get('measure') or {}).get('verify_sessions',
@@ -309,7 +331,22 @@ def verify_in_sessions(config: ml_collections.ConfigDict, archs: np.ndarray,
     raise errors.InputError(
         f'config.measure.verify_sessions: expected at least 1 '
         f'measuring session, got {sessions}.')
-  checks = [verify(config, archs, saved, session=i) for i in range(sessions)]
+  key = _verify_record_key(config, archs, saved) if record else None
+  checks = []
+  if record:
+    recorded = workdirs.read_json(record)
+    if recorded is not None and recorded.get('key') == key:
+      checks = recorded['sessions'][:sessions]
+      if checks:
+        logging.info('%s: %d of %d verifying sessions read back', record,
+                     len(checks), sessions)
+    elif recorded is not None:
+      logging.info('%s: recorded for other networks, settings or device-file '
+                   'latencies; measuring again', record)
+  while len(checks) < sessions:
+    checks.append(verify(config, archs, saved, session=len(checks)))
+    if record:
+      workdirs.write_json(record, {'key': key, 'sessions': checks})
   raw = np.array([c['measured_ms'] for c in checks])  # [S, N]
   drift = np.array([c['drift_vs_device_file'] for c in checks])  # [S]
   return {
@@ -410,7 +447,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   # sessions after every search (each beside the references).
   check = verify_in_sessions(
       config, np.stack([np.asarray(r['arch_index']) for *_, r in found]),
-      device)
+      device, record=os.path.join(workdir, VERIFY_RECORD))
   rows = []
   for i, (q, target, result) in enumerate(found):
     got = check['measured_ms'][i]

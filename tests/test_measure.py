@@ -442,6 +442,48 @@ def test_verify_in_sessions_takes_each_networks_median(monkeypatch):
                                    sessions=0)
 
 
+def test_verify_sessions_killed_between_sessions_resume(monkeypatch,
+                                                         tmp_path):
+  """A job killed after two of three verifying sessions measures only the
+  third when rerun, with the third session's interleaving order; a record
+  of another device file's latencies is measured again."""
+  seen = []
+
+  def one_session(config, archs, saved, session):
+    del config, archs, saved
+    seen.append(session)
+    if session == kill_at[0]:
+      raise KeyboardInterrupt
+    return {'measured_ms': [2.0 + session], 'drift_vs_device_file': 0.0,
+            'reference_ms': [1.0], 'measured': 11, 'seconds': 1.0}
+
+  monkeypatch.setattr(closed_loop, 'verify', one_session)
+  config = closed_loop_config.get_config('smoke')
+  config.measure.verify_sessions = 3
+  device = latency_data.Device('mine', 'fbnet', np.zeros((2, 22), np.int32),
+                               np.array([1.0, 2.0]), np.zeros(2, bool))
+  record = str(tmp_path / closed_loop.VERIFY_RECORD)
+  archs = np.zeros((1, 22), np.int32)
+  kill_at = [2]
+  with pytest.raises(KeyboardInterrupt):
+    closed_loop.verify_in_sessions(config, archs, device, record=record)
+  kill_at[0] = None
+  out = closed_loop.verify_in_sessions(config, archs, device, record=record)
+  assert seen == [0, 1, 2, 2]
+  assert out['measured_ms'] == [3.0] and out['measured'] == 33
+  assert [s['measured_ms'] for s in out['sessions']] == [[2.0], [3.0], [4.0]]
+  # Another device file (its latencies changed): every session again.
+  seen.clear()
+  device.latency_ms[0] = 1.5
+  closed_loop.verify_in_sessions(config, archs, device, record=record)
+  assert seen == [0, 1, 2]
+  # Other networks too; and the finished record serves a rerun whole.
+  seen.clear()
+  closed_loop.verify_in_sessions(config, archs + 1, device, record=record)
+  closed_loop.verify_in_sessions(config, archs + 1, device, record=record)
+  assert seen == [0, 1, 2]
+
+
 def test_measure_cli_selects_spread_and_query_architectures():
   from experiments import measure as measure_cli  # pylint: disable=g-import-not-at-top
   space = spaces.get_space('fbnet')

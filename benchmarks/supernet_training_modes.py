@@ -85,16 +85,26 @@ def run_mode(mode: str, workdir: str, random_archs: np.ndarray) -> dict:
   state = evolve.restore_supernet(searcher, workdir)
   limit = config.data.get('eval_limit')
   random_acc = [searcher.accuracy(state, a, limit) for a in random_archs]
+  # A random architecture that is the fixed path is not a random one for
+  # the fixed mode (before a fix of 2026-12-04, step 0's path was the first
+  # draw of default_rng(config.seed), and so random_archs[0]).
+  others = [acc for a, acc in zip(random_archs, random_acc)
+            if not np.array_equal(a, fixed_arch)]
   with open(os.path.join(workdir, 'history.json')) as f:
     history = json.load(f)
   return {
       'overrides': MODES[mode],
+      'paths': ("step 0's path at every step" if mode == 'fixed' else
+                'one drawn per step' if
+                config.search.weight_paths == 'uniform' else 'Gumbel'),
+      'fixed_arch': fixed_arch.tolist(),
       'ce_by_epoch': [h['ce'] for h in history],
       'train_accuracy_by_epoch': [h['accuracy'] for h in history],
       'tau_by_epoch': [h['tau'] for h in history],
       'mixture_accuracy': result.get('mixture_accuracy'),
       'random_arch_accuracy': random_acc,
       'random_arch_accuracy_mean': float(np.mean(random_acc)),
+      'random_arch_accuracy_mean_without_fixed_arch': float(np.mean(others)),
       'fixed_arch_accuracy': searcher.accuracy(state, fixed_arch, limit),
   }
 

@@ -247,6 +247,8 @@ def dnas_config(config: ml_collections.ConfigDict,
   # 190-block mixture supernet takes over 10 minutes to compile on a CPU).
   kinds = supernet_lib.SUPERNETS[config.space].kinds
   c.search.supernet = 'masked' if 'masked' in kinds else 'mixture'
+  # Gumbel paths: uniform ones (a SPOS supernet's) train weights only.
+  c.search.weight_paths = 'gumbel'
   c.loss.form = 'target'
   c.latency.target_ms = round(float(target_ms), 3)
   return c

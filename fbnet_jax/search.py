@@ -52,6 +52,11 @@ _NOT_TRAINING = ('evolve', 'retrain', 'measure', 'checkpoint_every',
                  'search.num_derived_samples')
 
 
+# Training settings added after runs were recorded without them, and the
+# behaviour those runs had (resume_settings).
+_ADDED_LATER = {'search.weight_paths': 'gumbel'}
+
+
 def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
   """The manager of a search's checkpoints (``workdir/checkpoints``)."""
   return workdirs.checkpoint_manager(workdir, max_to_keep=2,
@@ -70,6 +75,11 @@ def resume_settings(config: ml_collections.ConfigDict) -> dict:
   keys = _NOT_TRAINING
   if config.search.warmup_epochs >= config.epochs:
     keys += ('latency', 'loss')
+  # A setting added later is left out at the value that runs recorded
+  # before it existed trained with, so that those runs still resume.
+  keys += tuple(key for key, old in _ADDED_LATER.items()
+                if config.get(key.split('.')[0], {}).get(
+                    key.split('.')[1], old) == old)
   return workdirs.without(config.to_dict(), keys)
 
 

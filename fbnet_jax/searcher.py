@@ -117,6 +117,8 @@ def fixed_units(config: ml_collections.ConfigDict,
 
 
 WEIGHT_PATHS = ('gumbel', 'uniform')  # config.search.weight_paths
+# The last word of sample_path's seed: its random stream, no other's.
+_PATH_STREAM = 0x9A7
 
 # The numeric settings of a search (errors.check_bounds).
 BOUNDS = (
@@ -312,8 +314,11 @@ class Searcher:
     ``config.search.weight_paths = 'uniform'``): drawn by the space's own
     sampler (OFA's: kernel, expansion and depth uniform) among the searched
     choices, fixed units pinned, a function of (seed, step) so that a
-    resumed run draws the same ones."""
-    rng = np.random.default_rng([self.config.seed, step])
+    resumed run draws the same ones. Its stream is its own: a seed list
+    ending in 0 is numpy's seed alone (``default_rng([s, 0])`` draws as
+    ``default_rng(s)``), so without the tag step 0's path was the first
+    random architecture of any sampler seeded with ``config.seed``."""
+    rng = np.random.default_rng([self.config.seed, step, _PATH_STREAM])
     arch = self.space.sample_allowed(rng, 1, self.allowed())[0]
     if self.fixed is not None:
       rows = self.fixed.sum(-1) > 0
@@ -413,8 +418,9 @@ class Searcher:
     mixture of its candidates under the architecture distribution (no
     noise), with the search's own BN statistics. Far above a single
     architecture's after a short search (weights trained on mixtures).
-    None for the elastic supernet, which trains single paths, never
-    mixtures."""
+    None for the elastic supernet, which runs one sub-network per batch
+    and has no mixture to evaluate. (A supernet trained with uniform weight
+    paths returns its mixture's accuracy, though it never trained as it.)"""
     if self.elastic:
       return None
     return self._accuracy(state, self.probs(state), limit)

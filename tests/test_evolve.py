@@ -126,14 +126,18 @@ def test_long_variant_is_the_benchmarked_supernet():
   """``:long`` is the 24-epoch supernet of docs/evolve.md (flags
   ``--config.epochs=24 --config.search.warmup_epochs=24
   --config.search.tau_decay=0.85``), weights only, annealed to about the
-  default's final temperature, and otherwise the quick config."""
+  default's final temperature, its DNAS points too, and otherwise the
+  quick config."""
   default, long = evolve_quick.get_config(), evolve_quick.get_config('long')
   assert (long.epochs, long.search.warmup_epochs,
           long.search.tau_decay) == (24, 24, 0.85)
   final = lambda c: c.search.tau0 * c.search.tau_decay ** (c.epochs - 1)
   assert final(long) == pytest.approx(final(default), rel=0.2)
+  dnas = lambda c: evolve.dnas_config(c, 10.0)
+  assert final(dnas(long)) == pytest.approx(final(dnas(default)), rel=0.05)
   long.epochs = long.search.warmup_epochs = default.epochs
   long.search.tau_decay = default.search.tau_decay
+  long.evolve.dnas_tau_decay = default.evolve.dnas_tau_decay
   assert long.to_dict() == default.to_dict()
   with pytest.raises(ValueError, match='expected smoke or long'):
     evolve_quick.get_config('longer')

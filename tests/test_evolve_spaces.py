@@ -236,6 +236,10 @@ def test_dnas_config_is_a_target_search_on_the_evolve_setup():
   assert dnas.search.warmup_epochs == config.evolve.dnas_warmup_epochs
   assert 0 < dnas.search.warmup_epochs < dnas.epochs  # architecture steps
   assert dnas.search.tau_decay == config.evolve.dnas_tau_decay
+  # A SPOS supernet's uniform paths are not carried into DNAS.
+  config.search.weight_paths = 'uniform'
+  assert evolve.dnas_config(config, 10.0).search.weight_paths == 'gumbel'
+  config.search.weight_paths = 'gumbel'
   for field in ('space', 'nb201_cells', 'epochs', 'batch_size'):
     assert dnas[field] == config[field]
   assert dnas.data.to_dict() == config.data.to_dict()

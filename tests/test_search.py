@@ -351,7 +351,7 @@ def test_uniform_weight_paths_draw_the_searched_candidates_evenly():
 def test_a_uniform_paths_run_trains_one_sampled_path_per_weight_step(
     tmp_path, monkeypatch):
   """The search loop hands each weight step its own draw (stubbed steps: no
-  supernet is compiled) and takes no architecture step."""
+  supernet is compiled), from a stream of its own."""
   config = _uniform_paths_config()
   seen = []
 
@@ -362,11 +362,7 @@ def test_a_uniform_paths_run_trains_one_sampled_path_per_weight_step(
     return state.replace(step=state.step + 1), {
         'loss': zero, 'ce': zero, 'accuracy': zero}
 
-  def no_arch_step(*args, **kwargs):
-    raise AssertionError('an architecture step in a weights-only run')
-
   monkeypatch.setattr(searcher_lib.Searcher, 'weight_step', fake_weight_step)
-  monkeypatch.setattr(searcher_lib.Searcher, 'arch_step', no_arch_step)
   search.train_and_evaluate(config, str(tmp_path), progress=False,
                             stop_after=config.steps_per_epoch)
   assert [step for step, _ in seen] == list(range(config.steps_per_epoch))
@@ -375,3 +371,23 @@ def test_a_uniform_paths_run_trains_one_sampled_path_per_weight_step(
     np.testing.assert_array_equal(path, searcher.sample_path(step))
   # Paths differ from step to step (8 draws of 22 layers from two ops).
   assert len({np.asarray(p).tobytes() for _, p in seen}) == len(seen)
+  # Not the first draw of a sampler seeded with config.seed, as step 0's
+  # was when its seed was [seed, step] (numpy drops a trailing 0).
+  first = searcher.space.sample_allowed(np.random.default_rng(config.seed), 1,
+                                        searcher.allowed())[0]
+  assert not np.array_equal(searcher.sample_path(0).argmax(-1), first)
+
+
+def test_runs_recorded_before_weight_paths_existed_still_resume():
+  """A settings.json written before ``search.weight_paths`` existed (its
+  runs trained Gumbel paths) is checked as 'gumbel'; 'uniform' differs."""
+  config = quickstart.get_config('smoke')
+  config.search.warmup_epochs = config.epochs  # weights only
+  workdirs_lib = search.workdirs
+  recorded = workdirs_lib.as_json(search.resume_settings(config))
+  assert 'weight_paths' not in recorded['search']
+  workdirs_lib.check('settings.json', recorded, search.resume_settings(config))
+  config.search.weight_paths = 'uniform'
+  with pytest.raises(ValueError, match='another search.weight_paths than'):
+    workdirs_lib.check('settings.json', recorded,
+                       search.resume_settings(config))

@@ -75,6 +75,22 @@ def test_sampling_is_valid_for_every_space():
     sp.validate_batch(archs)
 
 
+def test_sampling_among_allowed_choices_keeps_to_them():
+  rng = np.random.default_rng(0)
+  for name in spaces.SPACES:
+    sp = spaces.get_space(name)
+    allowed = sp.choice_mask.copy()
+    allowed[:, 1:] &= rng.random(allowed[:, 1:].shape) < 0.5
+    archs = sp.sample_allowed(rng, 64, allowed)
+    sp.validate_batch(archs)
+    if name != 'ofa':  # OFA's repair (its depth rule) may change choices
+      assert allowed[np.arange(sp.num_units), archs].all(), name
+    allowed[0] = False
+    with pytest.raises(ValueError, match='at least one choice per unit; '
+                       r'got shape .*, units without a choice \[0\]'):
+      sp.sample_allowed(rng, 1, allowed)
+
+
 def test_nasbench201_strings_match_bundled_rows():
   sp = spaces.get_space('nasbench201')
   with np.load(latency_data.os.path.join(latency_data.DATA_DIR,

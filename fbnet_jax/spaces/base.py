@@ -217,6 +217,12 @@ class SearchSpace(abc.ABC):
     allowed = np.asarray(allowed, bool)
     units = np.arange(self.num_units)
     counts = allowed.sum(-1)
+    if allowed.shape != (self.num_units, self.max_choices) or not counts.all():
+      raise errors.InputError(
+          f'{self.name}: allowed choices must be a [{self.num_units}, '
+          f'{self.max_choices}] mask with at least one choice per unit; got '
+          f'shape {allowed.shape}, units without a choice '
+          f'{np.nonzero(counts == 0)[0].tolist()}.')
     # table[u, k]: the k-th allowed choice of unit u.
     table = np.argsort(~allowed, axis=-1, kind='stable')
     if type(self).sample is SearchSpace.sample:

@@ -19,7 +19,12 @@ correlations (``scipy.stats``) of the supernet's accuracy with the
 retrained one, beside those of FLOPs and of the lookup-table latency (the
 "bigger is better" baselines any estimate must beat to be worth its
 evaluations); with two or more seeds, also seed 0's retrained accuracy
-against seed 1's (how well retraining ranks the networks against itself).
+against seed 1's (how well retraining ranks the networks against itself)
+and, from it, the noise ceiling of a correlation with the seeds' mean
+(Spearman-Brown: the mean of k seeds has reliability
+k r / (1 + (k - 1) r); a perfect ranker correlates with it at about the
+square root of that; a rough bound with ranks of a dozen networks). The
+supernet's training cross-entropy and temperature per epoch are kept.
 Writes ``--out`` and a scatter plot beside it; a killed run resumes (each
 retraining reads back or resumes its folder).
 """
@@ -42,6 +47,7 @@ from fbnet_jax import evolve
 from fbnet_jax import retrain
 from fbnet_jax import search
 from fbnet_jax import searcher as searcher_lib
+from fbnet_jax import workdirs
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/evolve_quick.py',
                                           'An evolve config.')
@@ -123,12 +129,20 @@ def main(argv):
       'latency_vs_retrained': correlations([r['lut_ms'] for r in rows],
                                            retrained),
   }
+  history = workdirs.read_json(os.path.join(supernet_dir, 'history.json'))
+  out['supernet_ce_by_epoch'] = [h['ce'] for h in history]
+  out['supernet_tau_by_epoch'] = [h['tau'] for h in history]
   if _SEEDS.value > 1:
-    # How well retraining ranks the networks against itself: the ceiling
-    # of any estimate's correlation with one seed's accuracies.
+    # How well retraining ranks the networks against itself (one seed
+    # against another), and what that bounds: the correlation of a
+    # perfect estimate with the mean of the seeds (Spearman-Brown).
     out['retrained_seed0_vs_seed1'] = correlations(
         [r['retrained_accuracies'][0] for r in rows],
         [r['retrained_accuracies'][1] for r in rows])
+    r, k = out['retrained_seed0_vs_seed1']['spearman'], _SEEDS.value
+    reliability = k * r / (1 + (k - 1) * r) if r > 0 else 0.0
+    out['retrained_mean_reliability'] = reliability
+    out['noise_ceiling'] = float(np.sqrt(reliability))
   write_json(_OUT.value, out)
   fig, ax = plt.subplots(figsize=(6, 4.5))
   points = ax.scatter([r['supernet_accuracy'] for r in rows], retrained,
@@ -142,7 +156,8 @@ def main(argv):
   fig.tight_layout()
   fig.savefig(os.path.splitext(_OUT.value)[0] + '.png', dpi=110)
   for key in ('supernet_vs_retrained', 'flops_vs_retrained',
-              'latency_vs_retrained', 'retrained_seed0_vs_seed1'):
+              'latency_vs_retrained', 'retrained_seed0_vs_seed1',
+              'noise_ceiling'):
     if key in out:
       print(key, out[key])
 

@@ -49,6 +49,8 @@ BOUNDS = (
     errors.Bound('retrain.checkpoint_every', 1, integer=True),
     errors.Bound('retrain.lr', 0, open_low=True),
     errors.Bound('retrain.weight_decay', 0),
+    # Read only by the evaluation at the end: checked before training.
+    errors.Bound('data.eval_limit', 1, integer=True, none_ok=True),
 )
 
 

@@ -166,6 +166,11 @@ def found_vs_random(config: ml_collections.ConfigDict, result_path: str,
   side's spread then holds both how much architectures differ and how much
   their seeds do, and the found side's how much its seeds do.
   """
+  if (config.space, config.get('macro', 'cifar')) != ('fbnet', 'cifar'):
+    raise errors.InputError(
+        f'config.space, config.macro: {config.space!r}, '
+        f'{config.get("macro", "")!r}; expected \'fbnet\', \'cifar\': the '
+        'random architectures are matched by the FBNet CIFAR lookup tables.')
   arch, result = retrain.load_arch(result_path, config)
   device = config.latency.device
   searched_on = result.get('device')

@@ -12,6 +12,7 @@ import inspect
 import pathlib
 
 import ml_collections
+import numpy as np
 import pytest
 
 from experiments import cli
@@ -129,6 +130,17 @@ def test_a_search_refuses_a_latency_unit_before_writing(tmp_path):
   config.loss.unit_ms = 100.0  # log(LAT / unit) <= 0 for the fastest arch
   with pytest.raises(errors.InputError, match=r'config\.loss\.unit_ms'):
     search.train_and_evaluate(config, str(tmp_path / 'w'), progress=False)
+  assert not (tmp_path / 'w').exists()  # refused before writing
+
+
+def test_a_retraining_refuses_an_evaluation_limit_before_training(tmp_path):
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import retrain  # pylint: disable=g-import-not-at-top
+  config = quickstart.get_config('smoke')
+  config.data.eval_limit = 0  # used to fail only after the whole training
+  with pytest.raises(errors.InputError, match=r'^config\.data\.eval_limit'):
+    retrain.train_and_evaluate(config, np.zeros(22, np.int32),
+                               str(tmp_path / 'w'))
   assert not (tmp_path / 'w').exists()  # refused before writing
 
 

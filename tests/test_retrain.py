@@ -267,6 +267,13 @@ def test_found_vs_random_refuses_an_arch_outside_the_searched_ops(tmp_path):
                      r'outside config\.search\.ops'):
     studies.found_vs_random(config, str(path), str(tmp_path / 'cmp'))
   assert not (tmp_path / 'cmp').exists()
+  # The lookup tables are the CIFAR macro network's: an ImageNet search's
+  # latency cannot be matched by them.
+  config.macro = 'imagenet'
+  with pytest.raises(errors.InputError, match=r"config\.space, config\.macro: "
+                     r"'fbnet', 'imagenet'; expected 'fbnet', 'cifar'"):
+    studies.found_vs_random(config, str(path), str(tmp_path / 'cmp'))
+  assert not (tmp_path / 'cmp').exists()
 
 
 def test_found_vs_random_seeds_test_and_resume(tmp_path, monkeypatch):

@@ -44,6 +44,10 @@ from fbnet_jax import errors
 from fbnet_jax import pareto
 from fbnet_jax import spaces as spaces_lib
 
+# The last words of two random streams' seeds (numpy drops a trailing 0,
+# and seed + 1 would be the next seed's stream).
+_FILL_STREAM, _FALLBACK_STREAM = 0xF11, 0xFA1
+
 LatencyFn = Callable[[np.ndarray], np.ndarray]
 AccuracyFn = Callable[[np.ndarray], float]
 
@@ -190,6 +194,27 @@ class _PredictedObjectives(pymoo_problem.Problem):
                          -self.predictor.predict(archs)], axis=1)
 
 
+def start_population(encoding: Encoding, seeds_archs: np.ndarray,
+                     pop_size: int, seed: int) -> np.ndarray:
+  """NSGA-II's first population (encoded): the first ``pop_size`` of the
+  distinct ``seeds_archs``, then random architectures not among them, of a
+  stream of their own. (With ``default_rng(seed)``, guided seed 0's first
+  fill was random seed 0's draws, i.e. its own initial architectures,
+  which pymoo dropped as duplicates: 48 of 64 in the quick config.)"""
+  start = encoding.encode(seeds_archs)[:pop_size]
+  if len(start) < pop_size:
+    rng = np.random.default_rng([seed, _FILL_STREAM])
+    have = {np.asarray(a, np.int32).tobytes() for a in seeds_archs[:pop_size]}
+    fill = []
+    for arch in encoding.sample(rng, 4 * pop_size):
+      if len(fill) < pop_size - len(start) and arch.tobytes() not in have:
+        have.add(arch.tobytes())
+        fill.append(arch)
+    if fill:  # fewer only in a space of fewer architectures
+      start = np.concatenate([start, encoding.encode(np.stack(fill))])
+  return start
+
+
 def nsga2_front(encoding: Encoding, latency_fn: LatencyFn,
                 predictor: pareto.AccuracyPredictor, cfg, seed: int,
                 seeds_archs: np.ndarray
@@ -205,11 +230,7 @@ def nsga2_front(encoding: Encoding, latency_fn: LatencyFn,
     their predicted objectives (latency_ms, -accuracy), and the size of
     each rank.
   """
-  rng = np.random.default_rng(seed)
-  start = encoding.encode(seeds_archs)[:cfg.pop_size]
-  if len(start) < cfg.pop_size:
-    fill = encoding.encode(encoding.sample(rng, cfg.pop_size - len(start)))
-    start = np.concatenate([start, fill])
+  start = start_population(encoding, seeds_archs, cfg.pop_size, seed)
   algorithm = nsga2.NSGA2(
       pop_size=cfg.pop_size, sampling=start.astype(np.float64),
       crossover=SBX(prob=0.9, eta=3.0, vtype=float, repair=RoundingRepair()),
@@ -267,7 +288,9 @@ def guided_search(accuracy_fn: AccuracyFn, latency_fn: LatencyFn,
   predictor, P times (P x ``per_iteration`` more latency measurements a
   round, no more full evaluations).
   """
-  rng = np.random.default_rng(seed + 1)
+  # Random fill-ins when the predicted population runs out (not
+  # default_rng(seed + 1): the next seed's initial architectures).
+  rng = np.random.default_rng([seed, _FALLBACK_STREAM])
   history = History()
   # A probed candidate's prediction from before it was measured: the
   # re-adapted latency has seen its measurement, so its prediction at

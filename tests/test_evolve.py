@@ -143,6 +143,21 @@ def test_long_variant_is_the_benchmarked_supernet():
     evolve_quick.get_config('longer')
 
 
+def test_nsga_starts_from_a_full_population_of_distinct_archs():
+  """The evolve job's seed-0 start (its initial architectures, drawn with
+  default_rng(0)) filled up to pop_size with other random ones; the fill
+  once drew the same stream and lost 16 of 64 as duplicates."""
+  encoding = _encoding()
+  cfg = evolve_quick.get_config().evolve
+  initial = nsga.unique_random(encoding, np.random.default_rng(0),
+                               cfg.initial)
+  start = nsga.start_population(encoding, initial, cfg.pop_size, seed=0)
+  assert len(start) == cfg.pop_size > cfg.initial
+  assert len({row.tobytes() for row in start}) == cfg.pop_size
+  np.testing.assert_array_equal(start[:cfg.initial],
+                                encoding.encode(initial))
+
+
 def test_guided_search_beats_random_on_a_synthetic_problem():
   encoding = _encoding()
   latency_fn, accuracy_fn = _synthetic()

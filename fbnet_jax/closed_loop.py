@@ -441,7 +441,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
     cfg.latency.source = 'predictor'
     cfg.latency.target_ms = round(float(np.quantile(sample_ms, q)), 3)
     found.append((q, cfg.latency.target_ms, search.train_and_evaluate(
-        cfg, os.path.join(workdir, f'q{int(q * 100)}'),
+        cfg, os.path.join(workdir, workdirs.quantile_name(q)),
         desc=f'search {cfg.latency.target_ms:.3g} ms')))
   # The found networks timed together, in config.measure.verify_sessions
   # sessions after every search (each beside the references).

@@ -90,6 +90,10 @@ def load_trained(config: ml_collections.ConfigDict, arch: Sequence[int],
     workdirs.check(settings_path, recorded, run_settings(config, arch),
                    remedy='use the architecture and config it was retrained '
                    'with (--arch, --config).')
+  else:
+    logging.warning('%s: no %s, so the settings it was retrained with '
+                    'cannot be checked against this config.', workdir,
+                    SETTINGS_FILE)
   if not os.path.exists(os.path.join(workdir, RESULT_FILE)):
     logging.warning('%s: no %s, so the retraining did not finish; reading '
                     'its latest checkpoint.', workdir, RESULT_FILE)

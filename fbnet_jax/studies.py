@@ -78,7 +78,7 @@ def latency_control(config: ml_collections.ConfigDict, root: str,
       cfg.latency.source = source
       cfg.latency.device = device
       cfg.latency.target_ms = round(target, 3)
-      workdir = os.path.join(root, source, device, f'q{int(q * 100)}')
+      workdir = os.path.join(root, source, device, workdirs.quantile_name(q))
       result = search.train_and_evaluate(
           cfg, workdir, desc=f'{source} {device} {cfg.latency.target_ms:.3g} ms')
       exact = float(lut.arch_ms(np.asarray(result['arch_index'])))

@@ -72,6 +72,12 @@ def fingerprint(settings: dict) -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def quantile_name(q: float) -> str:
+  """A folder name for a quantile: 'q15' for 0.15 (rounded, so that 0.29,
+  whose float times 100 is 28.999..., is 'q29', not 0.28's 'q28')."""
+  return f'q{round(q * 100)}'
+
+
 def read_json(path: str) -> Optional[Any]:
   """The file's JSON, or None if there is no such file."""
   if not os.path.exists(path):

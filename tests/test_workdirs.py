@@ -97,3 +97,9 @@ def test_a_checkpoint_of_another_state_is_named(tmp_path, saved):
     manager.save(4, args=ocp.args.StandardSave(state), force=True)
     restored = workdirs.restore_checkpoint(manager, state)
   assert sorted(restored) == ['b', 'w'] and restored['w'].shape == (3,)
+
+
+def test_quantile_names_round_rather_than_truncate():
+  assert [workdirs.quantile_name(q) for q in (0.15, 0.2, 0.5, 0.85)] == [
+      'q15', 'q20', 'q50', 'q85']  # the stored studies' folders
+  assert workdirs.quantile_name(0.29) != workdirs.quantile_name(0.28)

@@ -126,7 +126,10 @@ def report(searcher, state, config) -> dict:
               jnp.asarray(searcher.probs(state)))),
           'mixture_accuracy': searcher.mixture_accuracy(state, limit),
           'argmax': plain,
-          'samples': sampled}
+          'samples': sampled,
+          # The same settings and seed give the same architecture only in
+          # the same environment (XLA's CPU code differs by CPU model).
+          'environment': workdirs.environment()}
 
 
 def summary(result: dict) -> str:

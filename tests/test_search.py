@@ -47,6 +47,7 @@ def test_search_writes_a_readable_result(finished):
   assert saved['params'] == space.params(arch) > 0
   assert 0.0 <= saved['supernet_accuracy'] <= 1.0
   assert 0.0 <= saved['mixture_accuracy'] <= 1.0
+  assert saved['environment']['jax'] == jax.__version__
   assert len(saved['samples']) == 1
   # Derivation for the target loss: greedy repair of the argmax towards 2%
   # of the target by the search's own source (12 ms lies between the

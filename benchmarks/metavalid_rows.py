@@ -15,12 +15,12 @@ Writes ``--out``.
 """
 
 import importlib
-import json
 
 from absl import app
 from absl import flags
 import numpy as np
 
+from benchmarks import write_json
 from meta import adaptation
 from meta import latency_data
 from meta import tasks as tasks_lib
@@ -72,8 +72,7 @@ def main(argv):
       print(space, variant, {p: round(r['mean_spearman'], 4)
                              for p, r in result[variant].items()}, flush=True)
     out['spaces'][space] = result
-  with open(_OUT.value, 'w') as f:
-    json.dump(out, f, indent=1)
+  write_json(_OUT.value, out)
 
 
 if __name__ == '__main__':

@@ -23,6 +23,7 @@ from absl import flags
 import numpy as np
 from scipy import stats
 
+from benchmarks import write_json
 from meta import latency_data
 
 _OUT = flags.DEFINE_string('out', 'runs/nasbench201_oracle.json', 'Results.')
@@ -71,8 +72,7 @@ def main(argv):
                                            truth[keep])[0])}
     out['devices'][name] = result
     print(name, json.dumps(result), flush=True)
-  with open(_OUT.value, 'w') as f:
-    json.dump(out, f, indent=1)
+  write_json(_OUT.value, out)
 
 
 if __name__ == '__main__':

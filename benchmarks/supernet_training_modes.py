@@ -115,8 +115,8 @@ def main(argv):
   if unknown:
     raise app.UsageError(f'--modes: unknown {unknown}; expected some of '
                          f'{list(MODES)}.')
-  random_archs = spaces.get_space('fbnet').sample(np.random.default_rng(_SEED.value),
-                              _NUM_RANDOM.value)
+  random_archs = spaces.get_space('fbnet').sample(
+      np.random.default_rng(_SEED.value), _NUM_RANDOM.value)
   out = {'command': 'python -m benchmarks.supernet_training_modes',
          'config': 'configs/quickstart.py, weights only (warmup_epochs = '
                    'epochs = 5)',

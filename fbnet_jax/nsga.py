@@ -143,8 +143,11 @@ class History:
 
 
 def unique_random(encoding: Encoding, rng: np.random.Generator, n: int,
-                  exclude: set = frozenset()) -> np.ndarray:
-  """``n`` distinct random architectures not in ``exclude`` (bytes keys)."""
+                  exclude: set = frozenset(), fewer_ok: bool = False
+                  ) -> np.ndarray:
+  """``n`` distinct random architectures not in ``exclude`` (bytes keys);
+  with ``fewer_ok``, as many as 1000 draws of ``max(n, 16)`` find in a
+  space of fewer, instead of an error."""
   seen, out = set(exclude), []
   if n <= 0:
     return np.zeros((0, encoding.num_vars), np.int32)
@@ -155,6 +158,9 @@ def unique_random(encoding: Encoding, rng: np.random.Generator, n: int,
         out.append(arch)
     if len(out) == n:
       return np.stack(out)
+  if fewer_ok:
+    return (np.stack(out) if out else
+            np.zeros((0, encoding.num_vars), np.int32))
   raise errors.InputError(
       f'config.evolve.budget: the searched space holds fewer than {n} '
       'distinct architectures; expected a smaller budget.')
@@ -203,15 +209,12 @@ def start_population(encoding: Encoding, seeds_archs: np.ndarray,
   which pymoo dropped as duplicates: 48 of 64 in the quick config.)"""
   start = encoding.encode(seeds_archs)[:pop_size]
   if len(start) < pop_size:
-    rng = np.random.default_rng([seed, _FILL_STREAM])
-    have = {np.asarray(a, np.int32).tobytes() for a in seeds_archs[:pop_size]}
-    fill = []
-    for arch in encoding.sample(rng, 4 * pop_size):
-      if len(fill) < pop_size - len(start) and arch.tobytes() not in have:
-        have.add(arch.tobytes())
-        fill.append(arch)
-    if fill:  # fewer only in a space of fewer architectures
-      start = np.concatenate([start, encoding.encode(np.stack(fill))])
+    fill = unique_random(
+        encoding, np.random.default_rng([seed, _FILL_STREAM]),
+        pop_size - len(start),
+        {np.asarray(a, np.int32).tobytes() for a in seeds_archs[:pop_size]},
+        fewer_ok=True)  # fewer only in a space of fewer architectures
+    start = np.concatenate([start, encoding.encode(fill)])
   return start
 
 

@@ -77,10 +77,11 @@ def resume_settings(config: ml_collections.ConfigDict) -> dict:
     keys += ('latency', 'loss')
   # A setting added later is left out at the value that runs recorded
   # before it existed trained with, so that those runs still resume.
+  settings = config.to_dict()
+  flat = workdirs.flatten(settings)
   keys += tuple(key for key, old in _ADDED_LATER.items()
-                if config.get(key.split('.')[0], {}).get(
-                    key.split('.')[1], old) == old)
-  return workdirs.without(config.to_dict(), keys)
+                if flat.get(key, old) == old)
+  return workdirs.without(settings, keys)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,

@@ -18,25 +18,16 @@ import importlib
 
 from absl import app
 from absl import flags
-import numpy as np
 
 from benchmarks import write_json
 from meta import adaptation
 from meta import latency_data
 from meta import tasks as tasks_lib
+from meta import train
 
 _SPACES = flags.DEFINE_list('spaces', ['fbnet', 'nasbench201'],
                             'Bundled spaces.')
 _OUT = flags.DEFINE_string('out', 'runs/metavalid_rows.json', 'Results.')
-
-
-def device_with_query(dev: latency_data.Device, keep: np.ndarray,
-                      query: np.ndarray) -> latency_data.Device:
-  """``dev``'s rows ``keep`` (bool), the ``query`` (bool) ones as query."""
-  return latency_data.Device(name=dev.name, space=dev.space,
-                             archs=dev.archs[keep],
-                             latency_ms=dev.latency_ms[keep],
-                             is_query=query[keep], source=dev.source)
 
 
 def main(argv):
@@ -48,18 +39,12 @@ def main(argv):
     cut = int(data.split.pool_rows * (1 - config.eval.valid_fraction))
     method = adaptation.MetaMethod(
         adaptation.MetaPredictor.load(f'meta/pretrained/{space}'), 'imputed')
-    variants = {'selection_rows': [], 'unseen_query_rows': []}
-    for name in data.split.meta_valid:
-      dev = latency_data.bundled_device(space, name)
-      rows = dev.meta['benchmark_rows']
-      ref = np.isin(rows, data.reference_rows)
-      support = (rows < cut) | ref
-      selection = (rows >= cut) & (rows < data.split.pool_rows) & ~ref
-      unseen = dev.is_query & ~ref
-      variants['selection_rows'].append(
-          device_with_query(dev, support | selection, selection))
-      variants['unseen_query_rows'].append(
-          device_with_query(dev, support | unseen, unseen))
+    variants = {
+        variant: [train.validation_device(space, name,
+                                          config.eval.valid_fraction, unseen)
+                  for name in data.split.meta_valid]
+        for variant, unseen in (('selection_rows', False),
+                                ('unseen_query_rows', True))}
     result = {'valid_rows': [cut, data.split.pool_rows],
               'seeds': config.eval.valid_seeds,
               'num_samples': config.eval.num_samples}

@@ -189,28 +189,41 @@ def make_train_chunk(config, optimizer, num_episodes: int):
   return jax.jit(chunk, donate_argnums=0)
 
 
+def validation_device(space: str, name: str, valid_fraction: float,
+                      unseen_query: bool = False) -> latency_data.Device:
+  """Meta-valid device ``name`` as model selection sees it.
+
+  Its pool is cut in two: support is drawn from the first ``1 -
+  valid_fraction`` (and the reference architectures); the query is the
+  rest of the pool (selection's rows: architectures that meta-training's
+  episodes draw on other devices) or, with ``unseen_query``, the device's
+  own query rows (architectures no episode draws; for
+  ``benchmarks.metavalid_rows``).
+  """
+  data = latency_data.load_space_data(space)
+  dev = latency_data.bundled_device(space, name)
+  rows = dev.meta['benchmark_rows']
+  ref = np.isin(rows, data.reference_rows)
+  cut = int(data.split.pool_rows * (1 - valid_fraction))
+  support = (rows < cut) | ref
+  query = (dev.is_query if unseen_query
+           else (rows >= cut) & (rows < data.split.pool_rows)) & ~ref
+  keep = support | query
+  return latency_data.Device(
+      name=name, space=space, archs=dev.archs[keep],
+      latency_ms=dev.latency_ms[keep], is_query=query[keep],
+      source=dev.source)
+
+
 def validation_tasks(config, split: str = 'meta_valid'
                      ) -> list[tasks_lib.FewShotTask]:
-  """Meta-valid tasks scored on held-out *pool* rows, never query rows.
-
-  Each meta-valid device's pool is cut in two: the first
-  ``1 - valid_fraction`` gives the support draws, the rest the query.
-  """
+  """Meta-valid tasks scored on held-out *pool* rows, never query rows
+  (:func:`validation_device`)."""
   data = latency_data.load_space_data(config.space)
-  devices = getattr(data.split, split)
   out = []
-  cut = int(data.split.pool_rows * (1 - config.eval.valid_fraction))
-  for name in devices:
-    dev = latency_data.bundled_device(config.space, name)
-    rows = dev.meta['benchmark_rows']
-    in_pool = rows < data.split.pool_rows
-    keep = in_pool | np.isin(rows, data.reference_rows)
-    held_dev = latency_data.Device(
-        name=name, space=config.space, archs=dev.archs[keep],
-        latency_ms=dev.latency_ms[keep],
-        is_query=(rows[keep] >= cut) & (rows[keep] < data.split.pool_rows)
-        & ~np.isin(rows[keep], data.reference_rows),
-        source=dev.source)
+  for name in getattr(data.split, split):
+    held_dev = validation_device(config.space, name,
+                                 config.eval.valid_fraction)
     try:
       out += tasks_lib.make_tasks(
           held_dev, num_samples=config.eval.num_samples,

@@ -230,6 +230,17 @@ def test_meta_training_never_sees_query_rows():
         f'{t.device}: {len((support | held) - pool_archs)} archs from '
         'outside the pool')
     assert not support & held, f'{t.device}: support among held-out rows'
+  # The same support, scored on the device's own query rows instead
+  # (benchmarks.metavalid_rows): no pool row among them.
+  name = split.meta_valid[0]
+  seen = train.validation_device(config.space, name,
+                                 config.eval.valid_fraction)
+  unseen = train.validation_device(config.space, name,
+                                   config.eval.valid_fraction, True)
+  np.testing.assert_array_equal(seen.archs[~seen.is_query],
+                                unseen.archs[~unseen.is_query])
+  unseen_query = {a.tobytes() for a in unseen.archs[unseen.is_query]}
+  assert unseen_query and not unseen_query & pool_archs
 
 
 @pytest.mark.parametrize('episodes,every,per_call', [(50, 20, 20),

@@ -39,8 +39,8 @@ _PREDICTOR = flags.DEFINE_string(
 _OUT = flags.DEFINE_string('out', '', 'Result file (default '
                            'WORKDIR/meta_test.json).')
 _BASELINES = flags.DEFINE_bool('baselines', True,
-                               'Also evaluate the linear-mix and FLOPs '
-                               'baselines.')
+                               'Also evaluate the linear-mix, Bayesian '
+                               'linear and FLOPs baselines.')
 
 
 def main(argv):

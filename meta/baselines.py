@@ -7,6 +7,10 @@
   per meta-train device on one-hot architecture features (fitted on that
   device's non-query rows), combined for the target device by a log-linear
   fit on its support set: ``log y = a + sum_d b_d log f_d(x)``.
+- :class:`BayesLinear`: the same per-device linear models as a Gaussian
+  prior over the target device's costs (hierarchical Bayesian linear
+  regression), updated by its support set: it can leave the span of the
+  meta-train devices where the measurements say so.
 
 The meta-learned predictors (MAML, Meta-SGD, HELP, no adaptation) live in
 :mod:`meta.predictor` and :mod:`meta.maml` and implement the same
@@ -113,3 +117,72 @@ class LinearMix:
     mix = _ridge(design(task.support_archs), np.log(task.support_ms),
                  self.mix_l2)
     return lambda archs: np.exp(design(archs) @ mix)
+
+
+class BayesLinear:
+  """Hierarchical Bayesian linear regression on one-hot features.
+
+  Each meta-train device's ridge model (fitted on its non-query rows, its
+  latencies divided by their mean) is one draw of a device's costs per
+  (unit, choice). Their mean and covariance, plus an isotropic part, are a
+  Gaussian prior over the target device's costs (in units of its mean
+  support latency); its support set gives the posterior mean:
+  ``w = mu + S X^T (X S X^T + noise I)^-1 (y - X mu)``, with ``S =
+  prior_scale * cov + isotropic * I`` (the intercept's prior is broad).
+
+  Args:
+    space: search-space name.
+    train_devices: the devices whose models make the prior (meta-train).
+    prior_scale, isotropic, noise: the prior and noise variances (chosen on
+      meta-valid tasks by :meth:`selected`).
+  """
+
+  name = 'bayes_linear'
+  GRID = dict(prior_scale=(1., 10., 100.), isotropic=(0., 1e-6, 1e-5, 1e-4, 1e-3),
+              noise=(1e-3, 1e-2, 1e-1))
+
+  def __init__(self, space: str, train_devices: Sequence[str],
+               prior_scale: float = 10., isotropic: float = 1e-4,
+               noise: float = 1e-2):
+    self.space = spaces_lib.get_space(space)
+    self.settings = dict(prior_scale=prior_scale, isotropic=isotropic,
+                         noise=noise)
+    self.noise = noise
+    coefs = []
+    for name in train_devices:
+      dev = latency_data.bundled_device(space, name)
+      rows = ~dev.is_query  # the query rows are never used for fitting
+      y = dev.latency_ms[rows]
+      coefs.append(_ridge(_design(self.space, dev.archs[rows]),
+                          y / y.mean(), 1e-3))
+    coefs = np.stack(coefs)  # [D, features]
+    self.mean = coefs.mean(0)
+    centred = coefs - self.mean
+    self.cov = (prior_scale * centred.T @ centred / len(coefs) +
+                isotropic * np.eye(coefs.shape[1]))
+    self.cov[-1, -1] += 10.  # the intercept: a broad prior
+
+  @classmethod
+  def selected(cls, space: str, valid_tasks) -> 'BayesLinear':
+    """The variances of :data:`GRID` with the best mean Spearman on
+    meta-valid tasks (the model selection every method gets)."""
+    split = latency_data.SPLITS[space]
+    best, best_score = None, -2.0
+    for prior_scale in cls.GRID['prior_scale']:
+      for isotropic in cls.GRID['isotropic']:
+        for noise in cls.GRID['noise']:
+          model = cls(space, split.meta_train, prior_scale, isotropic, noise)
+          score = np.mean([
+              tasks_lib.spearman(model.adapt(t)(t.query_archs), t.query_ms)
+              for t in valid_tasks])
+          if score > best_score:
+            best, best_score = model, score
+    return best
+
+  def adapt(self, task: tasks_lib.FewShotTask):
+    x = _design(self.space, task.support_archs)
+    scale = float(np.mean(task.support_ms))
+    y = task.support_ms / scale
+    gram = x @ self.cov @ x.T + self.noise * np.eye(len(y))
+    w = self.mean + self.cov @ x.T @ np.linalg.solve(gram, y - x @ self.mean)
+    return lambda archs: scale * (_design(self.space, archs) @ w)

@@ -101,7 +101,8 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
     workdir: a ``meta_train`` workdir.
     device_files: evaluate these device files instead of the meta-test
       devices.
-    with_baselines: add the linear-mix and FLOPs baselines.
+    with_baselines: add the linear-mix, Bayesian linear and FLOPs
+      baselines.
     compare: other ``meta_train`` workdirs (MAML, Meta-SGD, ... variants) to
       evaluate in the same table.
     device_names: bundled devices to evaluate instead of the meta-test ones
@@ -149,8 +150,9 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
                    adaptation.MetaMethod(pred, pred.config.meta.algorithm),
                    other))
   if with_baselines:
-    for method in (baselines.LinearMix.selected(
-        space, train.validation_tasks(predictor.config)),
+    valid_tasks = train.validation_tasks(predictor.config)
+    for method in (baselines.LinearMix.selected(space, valid_tasks),
+                   baselines.BayesLinear.selected(space, valid_tasks),
                    baselines.FlopsProxy()):
       others.append((method.name, method, None))
   labels = _unique_labels(main.name, others)

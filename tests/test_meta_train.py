@@ -367,7 +367,7 @@ def test_meta_test_json_schema(workdir):
   names = ['fpga', 'raspi4', 'eyeriss']
   _check_schema(result, names)
   _check_schema(result['trimmed'], names)
-  assert set(result['baselines']) == {'linear_mix', 'flops'}
+  assert set(result['baselines']) == {'linear_mix', 'bayes_linear', 'flops'}
   # The config's primary protocol (eval.trim False) at the top level, the
   # other one under its name.
   assert result['protocol'] == 'untrimmed' and 'untrimmed' not in result

@@ -1,0 +1,52 @@
+"""The few-shot baselines: what each model can and cannot learn."""
+
+import numpy as np
+import pytest
+
+from meta import baselines
+from meta import latency_data
+from meta import tasks as tasks_lib
+
+
+def _task(space, archs, ms, support, query):
+  return tasks_lib.FewShotTask(
+      space=space, device='synthetic', support_archs=archs[support],
+      support_ms=ms[support], reference_ms=ms[support][:0],
+      query_archs=archs[query], query_ms=ms[query])
+
+
+@pytest.mark.parametrize('space', ['fbnet', 'nasbench201'])
+def test_bayes_linear_learns_a_device_in_its_prior(space):
+  # A target whose costs are a meta-train device's linear model, scaled:
+  # inside the prior's span, so 20 measurements pin it down.
+  split = latency_data.SPLITS[space]
+  model = baselines.BayesLinear(space, split.meta_train)
+  raw = latency_data.load_space_data(space)
+  archs = raw.archs
+  source = latency_data.bundled_device(space, split.meta_train[3])
+  rows = ~source.is_query
+  coef = baselines._ridge(baselines._design(model.space, source.archs[rows]),
+                          source.latency_ms[rows], 1e-3)
+  ms = 3. * baselines._design(model.space, archs) @ coef
+  query = np.arange(*split.query_rows)
+  task = _task(space, archs, ms, np.arange(20), query)
+  pred = model.adapt(task)(task.query_archs)
+  assert tasks_lib.spearman(pred, task.query_ms) > 0.99
+  # In milliseconds, not only ranks: the support's scale is kept.
+  np.testing.assert_allclose(np.median(pred / task.query_ms), 1., atol=0.05)
+
+
+def test_bayes_linear_posterior_fits_its_support_as_noise_vanishes():
+  space = 'fbnet'
+  split = latency_data.SPLITS[space]
+  raw = latency_data.load_space_data(space)
+  rng = np.random.default_rng(0)
+  ms = rng.uniform(5., 20., len(raw.archs))  # no structure at all
+  task = _task(space, raw.archs, ms, np.arange(20), np.arange(20, 40))
+  exact = baselines.BayesLinear(space, split.meta_train, noise=1e-9)
+  np.testing.assert_allclose(exact.adapt(task)(task.support_archs),
+                             task.support_ms, rtol=1e-4)
+  # A noisy prior shrinks towards the meta-train devices' mean instead.
+  noisy = baselines.BayesLinear(space, split.meta_train, noise=10.)
+  assert not np.allclose(noisy.adapt(task)(task.support_archs),
+                         task.support_ms, rtol=0.05)

@@ -40,6 +40,19 @@ def _ridge(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
   return np.linalg.solve(x.T @ x + reg, x.T @ y)
 
 
+def _device_models(space: spaces_lib.SearchSpace, devices: Sequence[str],
+                   target, l2: float = 1e-3) -> np.ndarray:
+  """``[D, features]``: a ridge model of ``target(latency_ms)`` on one-hot
+  features per bundled device, fitted on its non-query rows only."""
+  coefs = []
+  for name in devices:
+    dev = latency_data.bundled_device(space.name, name)
+    rows = ~dev.is_query  # the query rows are never used for fitting
+    coefs.append(_ridge(_design(space, dev.archs[rows]),
+                        target(dev.latency_ms[rows]), l2))
+  return np.stack(coefs)
+
+
 class FlopsProxy:
   """``log ms = a + b log MACs`` fitted on the support set.
 
@@ -80,14 +93,9 @@ class LinearMix:
     self.space = spaces_lib.get_space(space)
     self.mix_l2 = mix_l2
     self.log_target = log_target
-    coefs = []
-    for name in train_devices:
-      dev = latency_data.bundled_device(space, name)
-      rows = ~dev.is_query  # the query rows are never used for fitting
-      y = dev.latency_ms[rows]
-      coefs.append(_ridge(_design(self.space, dev.archs[rows]),
-                          np.log(y) if log_target else y, l2))
-    self.coefs = np.stack(coefs, 1)  # [features, D]
+    self.coefs = _device_models(  # [features, D]
+        self.space, train_devices,
+        np.log if log_target else (lambda y: y), l2).T
 
   @classmethod
   def selected(cls, space: str, valid_tasks) -> 'LinearMix':
@@ -148,14 +156,7 @@ class BayesLinear:
     self.settings = dict(prior_scale=prior_scale, isotropic=isotropic,
                          noise=noise)
     self.noise = noise
-    coefs = []
-    for name in train_devices:
-      dev = latency_data.bundled_device(space, name)
-      rows = ~dev.is_query  # the query rows are never used for fitting
-      y = dev.latency_ms[rows]
-      coefs.append(_ridge(_design(self.space, dev.archs[rows]),
-                          y / y.mean(), 1e-3))
-    coefs = np.stack(coefs)  # [D, features]
+    coefs = _device_models(self.space, train_devices, lambda y: y / y.mean())
     self.mean = coefs.mean(0)
     centred = coefs - self.mean
     self.cov = (prior_scale * centred.T @ centred / len(coefs) +

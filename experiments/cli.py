@@ -106,6 +106,41 @@ def _fields_named(config_flag: str, name: str,
   return sorted(path for path in fields if path.endswith(f'.{name}'))
 
 
+# The sections that make a config of each kind, and configs of that kind.
+CONFIG_KINDS = {
+    'meta-training': (('meta', 'eval', 'model'),
+                      'configs/help_fbnet.py, help_nasbench201.py or '
+                      'help_ofa.py'),
+    'evolve': (('evolve', 'search', 'latency', 'data'),
+               'configs/evolve_quick.py or another configs/evolve_*.py'),
+    'search': (('search', 'latency', 'data'),
+               'configs/quickstart.py, fbnet_cifar100.py, fbnet_imagenet.py, '
+               'ofa_imagenet.py, latency_control.py or closed_loop.py'),
+}
+
+
+def config_of_kind(flag, kind: str, command: str):
+  """``flag.value`` (a ``DEFINE_config_file`` flag), checked to be a config
+  of ``kind`` (:data:`CONFIG_KINDS`): a meta-training config given to the
+  search, say, is one clear error naming both kinds, not an
+  AttributeError from deep inside the job."""
+  config = flag.value
+  sections, examples = CONFIG_KINDS[kind]
+  missing = [s for s in sections if s not in config]
+  if missing:
+    given = next((a for a in sys.argv[1:] if a.startswith('--config=')),
+                 '--config')
+    found = next((k for k, (need, _) in CONFIG_KINDS.items()
+                  if all(s in config for s in need)), None)
+    def a(kind):
+      return f'{"an" if kind[0] in "aeiou" else "a"} {kind} config'
+    raise errors.InputError(
+        f'{given}: {a(found) if found else "a config"}, without the '
+        f'section(s) {", ".join(missing)}; {command} expects {a(kind)} '
+        f'({examples}).')
+  return config
+
+
 def _excepthook(kind, value, tb) -> None:
   """``sys.excepthook``: an error of the ``--config`` flag raised before
   :func:`run` (:func:`config_flag_error`) as one line, exit status 2."""

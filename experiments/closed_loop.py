@@ -32,7 +32,8 @@ _QUERY = flags.DEFINE_integer('num_query', 200, 'Architectures measured only '
 def main(argv):
   del argv
   compilation_cache.enable()
-  out = closed_loop.run(_CONFIG.value, _WORKDIR.value,
+  config = cli.config_of_kind(_CONFIG, 'search', 'experiments.closed_loop')
+  out = closed_loop.run(config, _WORKDIR.value,
                         num_query=_QUERY.value)
   check = out['predictor_check']
   print(f'adapted from {out["support_measurements"]} measurements; Spearman '

@@ -35,7 +35,8 @@ _FOUND_SEEDS = flags.DEFINE_integer('found_seeds', None, 'Retraining seeds '
 def main(argv):
   del argv
   compilation_cache.enable()
-  out = studies.found_vs_random(_CONFIG.value, _ARCH.value, _WORKDIR.value,
+  config = cli.config_of_kind(_CONFIG, 'search', 'experiments.compare_random')
+  out = studies.found_vs_random(config, _ARCH.value, _WORKDIR.value,
                                 _NUM.value, _SEEDS.value, _FOUND_SEEDS.value)
   spread = ('' if out['random_std'] is None
             else f' +- {out["random_std"]:.4f}')

@@ -39,7 +39,8 @@ _WORKDIR = flags.DEFINE_string('workdir', 'runs/evolve_quick',
 def main(argv):
   del argv
   compilation_cache.enable()
-  summary = evolve.run(_CONFIG.value, _WORKDIR.value)
+  config = cli.config_of_kind(_CONFIG, 'evolve', 'experiments.evolve')
+  summary = evolve.run(config, _WORKDIR.value)
   print(evolve_report.console_summary(summary))
 
 

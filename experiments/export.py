@@ -38,7 +38,7 @@ _OUT = flags.DEFINE_string('out', None, 'ONNX file (default: '
 
 def main(argv):
   del argv
-  config = _CONFIG.value
+  config = cli.config_of_kind(_CONFIG, 'search', 'experiments.export')
   # Checked before anything is written: its space and macro are config's.
   arch, found = retrain.load_arch(_ARCH.value, config)
   retrain_dir = _RETRAIN_DIR.value or os.path.join(

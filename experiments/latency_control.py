@@ -30,7 +30,8 @@ _DEVICES = flags.DEFINE_list('devices', ['raspi4', 'pixel3', 'eyeriss',
 def main(argv):
   del argv
   compilation_cache.enable()
-  out = studies.latency_control(_CONFIG.value, _WORKDIR.value, _DEVICES.value,
+  config = cli.config_of_kind(_CONFIG, 'search', 'experiments.latency_control')
+  out = studies.latency_control(config, _WORKDIR.value, _DEVICES.value,
                                 _SOURCE.value)
   print(f'max |relative error| {100 * out["max_abs_relative_error"]:.1f}%; '
         f'distinct archs per target quantile '

@@ -22,7 +22,9 @@ _WORKDIR = flags.DEFINE_string('workdir', 'runs/help_fbnet',
 
 def main(argv):
   del argv
-  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  config = cli.config_of_kind(_CONFIG, 'meta-training',
+                              'experiments.meta_train')
+  train.train_and_evaluate(config, _WORKDIR.value)
 
 
 if __name__ == '__main__':

@@ -58,7 +58,7 @@ def main(argv):
   if _MULTIHOST.value:
     jax.distributed.initialize()
   compilation_cache.enable()
-  config = _CONFIG.value
+  config = cli.config_of_kind(_CONFIG, 'search', 'experiments.search')
   errors.check_bounds(config, searcher_lib.BOUNDS)  # before any measuring
   path = config.latency.get('device_file')
   if path and config.latency.source == 'lut':  # before 'no such file'

@@ -28,7 +28,7 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory '
 def main(argv):
   del argv
   compilation_cache.enable()
-  config = _CONFIG.value
+  config = cli.config_of_kind(_CONFIG, 'search', 'experiments.train')
   # Checked before anything is written: its space and macro are config's.
   arch, found = retrain.load_arch(_ARCH.value, config)
   workdir = _WORKDIR.value or os.path.join(os.path.dirname(_ARCH.value),

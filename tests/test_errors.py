@@ -196,6 +196,16 @@ def test_every_bundled_config_is_within_its_bounds():
     ('search', '--config=configs/__init__.py', 'error: --config=configs/__init__.py: '
      'the file defines no get_config(); expected a configs/<name>.py with '
      'get_config().'),
+    # A config of another command (an AttributeError deep in the job before).
+    ('search', '--config=configs/help_fbnet.py', 'error: '
+     '--config=configs/help_fbnet.py: a meta-training config, without the '
+     'section(s) search, latency, data; experiments.search expects a search '
+     'config (configs/quickstart.py, fbnet_cifar100.py, fbnet_imagenet.py, '
+     'ofa_imagenet.py, latency_control.py or closed_loop.py).'),
+    ('evolve', '--config=configs/quickstart.py', 'error: '
+     '--config=configs/quickstart.py: a search config, without the '
+     'section(s) evolve; experiments.evolve expects an evolve config '
+     '(configs/evolve_quick.py or another configs/evolve_*.py).'),
 ])
 def test_a_bad_config_flag_is_one_line(job, flag, message):
   # ml_collections raises these from its own code (an unknown field at

@@ -7,6 +7,7 @@ import traceback
 from typing import Optional
 
 from absl import app
+from absl import flags
 from absl import logging
 
 from fbnet_jax import errors
@@ -30,12 +31,15 @@ def is_user_error(e: BaseException) -> bool:
 
 class _QuietLibraries(py_logging.Filter):
   """Drops the INFO lines of libraries that log every step of their own
-  (orbax: several lines per checkpoint saved or restored); their warnings
-  and errors pass."""
+  (orbax: several lines per checkpoint saved or restored) or what is no
+  news (JAX: "Unable to initialize backend 'tpu'" on every machine without
+  one); their warnings and errors pass."""
+
+  QUIET = (f'{os.sep}orbax{os.sep}', f'{os.sep}xla_bridge.py')
 
   def filter(self, record: py_logging.LogRecord) -> bool:
     return (record.levelno >= py_logging.WARNING or
-            f'{os.sep}orbax{os.sep}' not in record.pathname)
+            not any(q in record.pathname for q in self.QUIET))
 
 
 def config_flag_error(e: BaseException) -> Optional[str]:
@@ -157,6 +161,39 @@ def _excepthook(kind, value, tb) -> None:
 sys.excepthook = _excepthook
 
 
+def flag_error(e: BaseException) -> str:
+  """One line for an error that absl raises while parsing the flags
+  (``absl.flags.Error``): a value that does not parse
+  (``--config.latency.target_ms=abc``) or a ``--config=FILE:VARIANT`` whose
+  ``get_config`` refuses the variant; ml_collections puts the loading
+  traceback in the message, of which the last line says what failed."""
+  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+  head, last = lines[0], lines[-1]
+  if 'Error whilst parsing config file' in head:
+    given = head.removeprefix('flag ').split(': Error whilst')[0]
+    path, _, variant = given.partition('=')[2].partition(':')
+    if 'get_config() takes 0 positional arguments' in last:
+      return (f'{given}: {path} has no variants; expected --config={path} '
+              f'without ":{variant}".')
+    return f'{given}: {last.partition(": ")[2] or last}'
+  if head.startswith('Unknown command line flag'):
+    return f'{head} (--helpshort lists the flags).'
+  return head.removeprefix('flag ')
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with a bad flag value as one line (exit status 2,
+  as every other bad input) instead of absl's FATAL message and status 1;
+  ``FBNET_JAX_TRACEBACK=1``: absl's own handling."""
+  if os.environ.get('FBNET_JAX_TRACEBACK'):
+    return app.parse_flags_with_usage(argv)
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    sys.stderr.write(f'error: {flag_error(e)}\n')
+    sys.exit(2)
+
+
 def run(main) -> None:
   """``absl.app.run(main)``; an error of bad input (:func:`is_user_error`)
   is printed as one line on stderr and exits with status 2
@@ -174,4 +211,4 @@ def run(main) -> None:
       sys.stderr.write(f'error: {message}\n')
       sys.exit(2)
 
-  app.run(checked)
+  app.run(checked, flags_parser=_parse_flags)

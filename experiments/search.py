@@ -11,7 +11,8 @@ FLOPs, params, supernet accuracy), ``arch_distribution.png`` and
 The closed loop on this machine's own hardware:
 
     python -m experiments.search --config=configs/closed_loop.py \
-        --config.latency.device_file=runs/my_cpu.npz --config.latency.target_ms=3
+        --config.latency.device_file=runs/my_cpu.npz \
+        --config.latency.target_ms=3 --workdir=runs/my_cpu_search
 
 measures the device file first if it does not exist (the reference
 architectures + ``latency.num_samples`` random ones, on the local JAX

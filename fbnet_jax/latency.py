@@ -46,7 +46,7 @@ PRETRAINED_DIR = meta.PRETRAINED_DIR
 # Rows per compiled call of LatencyModel.arch_ms.
 ARCH_CHUNK = 32768
 # Smallest latency a predictor reports (see predictor_latency).
-MIN_PREDICTED_MS = 1e-3
+MIN_PREDICTED_MS = meta.MIN_PREDICTED_MS
 
 
 class LatencyConfigError(errors.InputError):

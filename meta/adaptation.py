@@ -28,6 +28,7 @@ import numpy as np
 from fbnet_jax import errors
 from fbnet_jax import spaces as spaces_lib
 from fbnet_jax import workdirs
+import meta
 from meta import latency_data
 from meta import maml
 from meta import predictor as predictor_lib
@@ -215,11 +216,19 @@ class AdaptedPredictor:
     """Pure, differentiable ``probs -> ms`` with the adapted params closed in."""
     return self.latency_fn_with_params(self.params, probs)
 
-  def predict_ms(self, archs) -> np.ndarray:
-    """Milliseconds for a batch of discrete architectures ``[N, U]``."""
+  def predict_ms(self, archs, floor: bool = True) -> np.ndarray:
+    """Milliseconds for a batch of discrete architectures ``[N, U]``.
+
+    Floored at :data:`meta.MIN_PREDICTED_MS`: the regression can go to or
+    below zero for architectures far faster than anything in its support
+    (NAS-Bench-201 cells whose edges are mostly 'none', say).
+    ``floor=False``: the raw output, which the few-shot evaluation ranks
+    (:class:`MetaMethod`; floored values would tie).
+    """
     archs = self.space.validate_batch(np.atleast_2d(archs))
-    return np.asarray(self._predict(self.params,
-                                    jnp.asarray(self.space.one_hot(archs))))
+    ms = np.asarray(self._predict(self.params,
+                                  jnp.asarray(self.space.one_hot(archs))))
+    return np.maximum(ms, meta.MIN_PREDICTED_MS) if floor else ms
 
   def predict_ms_soft(self, probs) -> jnp.ndarray:
     return self._predict(self.params, jnp.asarray(probs))
@@ -285,7 +294,7 @@ class MetaPredictor:
     if not impute_references or not arrays['missing_references']:
       return adapted
     ref_ms = arrays['reference_ms']
-    guess = np.asarray(adapted.predict_ms(_reference_archs(space)))
+    guess = adapted.predict_ms(_reference_archs(space), floor=False)
     # A prediction that is no latency (<= 0: a linear-target head can
     # extrapolate below zero) leaves its reference masked.
     fill = np.isnan(ref_ms) & np.isfinite(guess) & (guess > 0)
@@ -322,9 +331,10 @@ class MetaMethod:
     self.impute_references = impute_references
 
   def adapt(self, task: tasks_lib.FewShotTask):
-    return self.predictor.adapt(
+    adapted = self.predictor.adapt(
         task.support_archs, task.support_ms, task.reference_ms, task.device,
-        impute_references=self.impute_references).predict_ms
+        impute_references=self.impute_references)
+    return functools.partial(adapted.predict_ms, floor=False)
 
 
 def _save(path: str, info: dict, params) -> None:

@@ -206,6 +206,17 @@ def test_every_bundled_config_is_within_its_bounds():
      '--config=configs/quickstart.py: a search config, without the '
      'section(s) evolve; experiments.evolve expects an evolve config '
      '(configs/evolve_quick.py or another configs/evolve_*.py).'),
+    # Errors absl raises while parsing flags (FATAL and status 1 before).
+    ('search', '--config.latency.target_ms=abc', 'error: '
+     "--config.latency.target_ms=abc: could not convert string to float: "
+     "'abc'"),
+    ('search', '--config=configs/closed_loop.py:foo', 'error: '
+     "--config=configs/closed_loop.py:foo: Unknown variant 'foo'; expected "
+     'smoke.'),
+    ('search', '--config=configs/fbnet_cifar100.py:foo', 'error: '
+     '--config=configs/fbnet_cifar100.py:foo: configs/fbnet_cifar100.py has '
+     'no variants; expected --config=configs/fbnet_cifar100.py without '
+     '":foo".'),
 ])
 def test_a_bad_config_flag_is_one_line(job, flag, message):
   # ml_collections raises these from its own code (an unknown field at

@@ -608,6 +608,28 @@ def test_adapted_predictors_share_one_compiled_prediction(workdir):
   assert a.shape == (5,) and not np.allclose(a, b)  # each its own params
 
 
+def test_predicted_milliseconds_are_floored_and_ranked_raw():
+  # The bundled NAS-Bench-201 predictor adapted to raspi4 from its support
+  # predicts some mostly-'none' cells at or below zero; predict_ms reports
+  # MIN_PREDICTED_MS there, and the few-shot evaluation ranks the raw values.
+  import meta  # pylint: disable=g-import-not-at-top
+  predictor = adaptation.MetaPredictor.load(
+      os.path.join(meta.PRETRAINED_DIR, 'nasbench201'))
+  dev = latency_data.bundled_device('nasbench201', 'raspi4')
+  adapted = predictor.adapt(dev.archs[:20], dev.latency_ms[:20])
+  archs = latency_data.load_space_data('nasbench201').archs
+  raw = adapted.predict_ms(archs, floor=False)
+  assert (raw < meta.MIN_PREDICTED_MS).any()  # what the floor is for
+  np.testing.assert_array_equal(adapted.predict_ms(archs),
+                                np.maximum(raw, meta.MIN_PREDICTED_MS))
+  task = tasks_lib.make_tasks(dev, num_samples=10, seeds=[0], trim=False)[0]
+  method = adaptation.MetaMethod(predictor)
+  np.testing.assert_array_equal(
+      method.adapt(task)(task.query_archs),
+      predictor.adapt(task.support_archs, task.support_ms, task.reference_ms,
+                      task.device).predict_ms(task.query_archs, floor=False))
+
+
 def test_adapting_to_a_device_meta_training_saw_warns(workdir):
   from fbnet_jax import latency
   from unittest import mock

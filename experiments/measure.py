@@ -196,7 +196,7 @@ def main(argv):
       seed=_SEED.value, runtime=_RUNTIME.value,
       statistic=_STATISTIC.value, cpu_cores=_CORES.value)
   errors.check_bounds(settings, measure.BOUNDS, '--')  # the flags' names
-  config = measure.MeasureConfig(**settings)
+  config = measure.make_config('--', **settings)
   space = spaces.space_for(_SPACE.value, _MACRO.value)
   archs, query, refs = select_archs(space, _ARCHS.value, _SEED.value)
   # Nothing above starts JAX's backend, so that cpu_cores can size its pools.

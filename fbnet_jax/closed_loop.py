@@ -68,8 +68,8 @@ def measure_config(config: ml_collections.ConfigDict) -> measure.MeasureConfig:
         f'{", ".join(_SESSION_FIELDS)}.')
   errors.check_bounds(config, [VERIFY_SESSIONS])
   errors.check_bounds(m, measure.BOUNDS, 'config.measure.')  # its names
-  return measure.MeasureConfig(space=config.space,
-                               macro=config.get('macro', 'cifar'), **m)
+  return measure.make_config('config.measure.', space=config.space,
+                             macro=config.get('macro', 'cifar'), **m)
 
 
 def _measure(config, archs, session: int = 0, **kwargs):
@@ -401,6 +401,12 @@ def run(config: ml_collections.ConfigDict, workdir: str,
         "config.latency.support: expected 'random' (rows "
         "measured here); 'spread' needs a lookup table, which "
         'a device measured here has not.')
+  if not config.latency.get('device_file'):
+    raise errors.InputError(
+        "config.latency.device_file: empty; expected the path of this "
+        'machine\'s device file, measured here if it does not exist '
+        '(configs/closed_loop.py: runs/closed_loop/local_device.npz).')
+  measure_config(config)  # its errors too, before the workdir is made
   os.makedirs(workdir, exist_ok=True)
   path = config.latency.device_file
   existed = os.path.exists(path)

@@ -330,8 +330,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       'measure_front') else None
   data_lib.check_prepared(config.data.name, config.data.get('data_dir'))
   t_start = time.time()
-  os.makedirs(workdir, exist_ok=True)
   supernet_dir = os.path.join(workdir, 'supernet')
+  # Makes the workdir, after the search's own checks of the config.
   search_lib.train_and_evaluate(config, supernet_dir, progress=progress)
   train_s = time.time() - t_start
   searcher = searcher_lib.Searcher(config)

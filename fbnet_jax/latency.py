@@ -510,7 +510,10 @@ def _predictor_source(config: ml_collections.ConfigDict) -> LatencyModel:
   lat = config.latency
   if lat.get('adapted_dir'):  # a predictor saved by experiments.adapt
     from meta import adaptation
-    adapted = adaptation.AdaptedPredictor.load(lat.adapted_dir)
+    try:
+      adapted = adaptation.AdaptedPredictor.load(lat.adapted_dir)
+    except (FileNotFoundError, errors.InputError) as e:
+      raise LatencyConfigError(f'config.latency.adapted_dir: {e}') from e
     if adapted.config.space != config.space:
       raise LatencyConfigError(
           f'config.latency.adapted_dir: {lat.adapted_dir} is a '

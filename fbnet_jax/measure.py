@@ -161,6 +161,18 @@ class MeasureConfig:
           f'float32 graphs, got {self.dtype!r}.')
 
 
+def make_config(where: str, **settings) -> MeasureConfig:
+  """``MeasureConfig(**settings)``, a bad setting named as the user gave it:
+  ``where`` replaces the ``MeasureConfig.`` of the message
+  ('config.measure.' for a config, '--' for the flags of
+  ``experiments.measure``)."""
+  try:
+    return MeasureConfig(**settings)
+  except errors.InputError as e:
+    raise errors.InputError(
+        str(e).replace('MeasureConfig.', where, 1)) from None
+
+
 RUNTIMES = ('jax', 'onnxruntime')
 DTYPES = ('float32', 'bfloat16')  # of the timed networks' inputs and weights
 STATISTICS = ('median', 'min')

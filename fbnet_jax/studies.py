@@ -67,6 +67,12 @@ def latency_control(config: ml_collections.ConfigDict, root: str,
   rows = []
   # Every device's table before the first search: a misspelt name is an
   # error now, not after the other devices' searches.
+  unknown = [d for d in devices if d not in latency_lib.LUT_DEVICES]
+  if unknown:
+    raise errors.InputError(
+        f'--devices: no lookup table for {", ".join(map(repr, unknown))}; '
+        f'expected some of {", ".join(latency_lib.LUT_DEVICES)} (the '
+        'study scores every derived architecture with the exact table).')
   luts = {device: latency_lib.lookup_table_latency(device)
           for device in devices}
   for device in devices:

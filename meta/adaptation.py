@@ -349,10 +349,12 @@ def _save(path: str, info: dict, params) -> None:
 def _read_config(path: str, kind: str):
   file = os.path.join(path, CONFIG_FILE)
   if not os.path.exists(file):
-    raise FileNotFoundError(f'{path}: no {CONFIG_FILE}; expected a predictor '
-                            'saved by MetaPredictor.save or '
-                            'AdaptedPredictor.save (e.g. the predictor/ '
-                            'folder of a meta_train workdir).')
+    example = {'meta': 'the predictor/ folder of a meta_train workdir',
+               'adapted': 'the workdir of python -m experiments.adapt'}
+    raise FileNotFoundError(
+        f'{path}: no {CONFIG_FILE}; expected a predictor saved by '
+        f'{"MetaPredictor" if kind == "meta" else "AdaptedPredictor"}.save '
+        f'({example[kind]}).')
   try:
     with open(file) as f:
       info = json.load(f)

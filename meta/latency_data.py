@@ -295,6 +295,10 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
     data = {}
     for key, shape in sp.data_shapes().items():
       arr = data[key] = _read(npz, path, key)
+      if arr.ndim == 1 + len(shape) and arr.shape[1:] == shape and (
+          len(arr) != n):
+        raise _fail(path, 'latency_ms', f'{n} latencies for the {len(arr)} '
+                    f'rows of field {key!r}; expected one per row.')
       if arr.shape != (n,) + shape:
         want = ', '.join(str(d) for d in (n,) + shape)
         raise _fail(path, key, f'expected shape [{want}] ({n} rows like '

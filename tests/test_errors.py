@@ -144,6 +144,42 @@ def test_a_retraining_refuses_an_evaluation_limit_before_training(tmp_path):
   assert not (tmp_path / 'w').exists()  # refused before writing
 
 
+def test_refused_loops_and_studies_leave_no_workdir(tmp_path):
+  # Each was refused only after its workdir was made (an empty folder left),
+  # or named a setting the user did not set.
+  from configs import closed_loop as closed_loop_config  # pylint: disable=g-import-not-at-top
+  from configs import evolve_quick  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import closed_loop  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import evolve  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import studies  # pylint: disable=g-import-not-at-top
+  config = closed_loop_config.get_config('smoke')
+  config.latency.device_file = ''
+  with pytest.raises(errors.InputError,
+                     match=r'^config\.latency\.device_file: empty'):
+    closed_loop.run(config, str(tmp_path / 'loop'))
+  config = closed_loop_config.get_config('smoke')
+  config.measure.runtime = 'tpu'
+  with pytest.raises(errors.InputError, match=r'^config\.measure\.runtime'):
+    closed_loop.run(config, str(tmp_path / 'loop'))
+  config = evolve_quick.get_config('smoke')
+  config.latency.device = 'nope'
+  with pytest.raises(errors.InputError, match=r'^config\.latency\.device'):
+    evolve.run(config, str(tmp_path / 'evolve'), progress=False)
+  config = closed_loop_config.get_config('smoke')
+  config.latency.adapted_dir = str(tmp_path / 'nothing')
+  config.latency.device_file = ''
+  from fbnet_jax import searcher as searcher_lib  # pylint: disable=g-import-not-at-top
+  with pytest.raises(errors.InputError,
+                     match=r'^config\.latency\.adapted_dir: .*experiments'
+                     r'\.adapt'):
+    searcher_lib.Searcher(config)
+  with pytest.raises(errors.InputError, match=r"^--devices: .*'nope'"):
+    studies.latency_control(evolve_quick.get_config('smoke'),
+                            str(tmp_path / 'control'), ['raspi4', 'nope'],
+                            'lut')
+  assert not list(tmp_path.iterdir())
+
+
 def test_meta_training_refuses_an_empty_episode(tmp_path):
   from configs import help_fbnet  # pylint: disable=g-import-not-at-top
   from meta import train  # pylint: disable=g-import-not-at-top

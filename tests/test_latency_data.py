@@ -130,7 +130,10 @@ def test_ofa_device_file_round_trip(tmp_path):
     (dict(latency_ms=None), 'latency_ms', 'missing'),
     (dict(arch=None), 'arch', 'missing'),
     (dict(arch=np.zeros((30, 6), np.int8)), 'arch', r'expected shape \[30, 22\]'),
-    (dict(arch=np.zeros((29, 22), np.int8)), 'arch', '30 rows like latency'),
+    # Rows that disagree: neither field alone is wrong; named as one count.
+    (dict(arch=np.zeros((29, 22), np.int8)), 'latency_ms',
+     "30 latencies for the 29 rows of field 'arch'"),
+    (dict(arch=np.zeros((29, 6), np.int8)), 'arch', '30 rows like latency'),
     (dict(arch=np.zeros((30, 22), np.float32)), 'arch', 'expected integers'),
     (dict(arch=np.full((30, 22), 9, np.int8)), 'arch', r'unit 0 .*0\.\.8'),
     (dict(arch=np.full((30, 22), -1, np.int8)), 'arch', 'choice index -1'),

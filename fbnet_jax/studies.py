@@ -69,7 +69,7 @@ def latency_control(config: ml_collections.ConfigDict, root: str,
   # error now, not after the other devices' searches.
   unknown = [d for d in devices if d not in latency_lib.LUT_DEVICES]
   if unknown:
-    raise errors.InputError(
+    raise latency_lib.LatencyConfigError(
         f'--devices: no lookup table for {", ".join(map(repr, unknown))}; '
         f'expected some of {", ".join(latency_lib.LUT_DEVICES)} (the '
         'study scores every derived architecture with the exact table).')

@@ -415,7 +415,8 @@ def test_latency_control_checks_every_device_before_searching(
   from fbnet_jax import studies  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(search, 'train_and_evaluate',
                       lambda *a, **k: pytest.fail('searched first'))
-  with pytest.raises(latency.LatencyConfigError, match='pixle3'):
+  with pytest.raises(latency.LatencyConfigError,
+                     match="^--devices: .*'pixle3'"):
     studies.latency_control(quickstart.get_config('smoke'), str(tmp_path),
                             ['raspi4', 'pixle3'], 'lut')
 

@@ -35,7 +35,8 @@ class _QuietLibraries(py_logging.Filter):
   news (JAX: "Unable to initialize backend 'tpu'" on every machine without
   one); their warnings and errors pass."""
 
-  QUIET = (f'{os.sep}orbax{os.sep}', f'{os.sep}xla_bridge.py')
+  QUIET = (f'{os.sep}orbax{os.sep}', f'{os.sep}jax2onnx{os.sep}',
+           f'{os.sep}xla_bridge.py')
 
   def filter(self, record: py_logging.LogRecord) -> bool:
     return (record.levelno >= py_logging.WARNING or

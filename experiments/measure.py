@@ -20,6 +20,16 @@ device file (``meta/data/README.md``) usable as it is by
 measurement's noise figures. ``--runtime=onnxruntime`` times each network
 exported to ONNX on ONNX Runtime instead (a separate device name; needs
 ``pip install -e '.[onnx]'``).
+
+A device that JAX does not run on (a phone, an NPU, TensorRT):
+
+    python -m experiments.measure --archs=reference,random:10,query:100 \
+        --export_onnx=runs/phone          # ONNX models + timings.csv
+    # ... time each model on the device, fill in timings.csv's latency_ms ...
+    python -m experiments.measure --from_timings=runs/phone/timings.csv \
+        --name=my_phone --out=runs/my_phone.npz
+
+(:mod:`fbnet_jax.elsewhere`.)
 """
 
 import dataclasses
@@ -32,6 +42,7 @@ import numpy as np
 
 from experiments import cli
 from fbnet_jax import compilation_cache
+from fbnet_jax import elsewhere
 from fbnet_jax import errors
 from fbnet_jax import measure
 from fbnet_jax import models
@@ -68,6 +79,13 @@ _STATISTIC = flags.DEFINE_enum(
     'statistic', 'median', list(measure.STATISTICS), "What the file's "
     "latency_ms holds: each network's median or minimum over its timings "
     '(both are stored).')
+_EXPORT = flags.DEFINE_string(
+    'export_onnx', '', 'Instead of timing here: write the architectures as '
+    'ONNX models into this folder, with a timings.csv to fill in on a device '
+    'JAX does not run on (a phone, an NPU); see --from_timings.')
+_FROM_TIMINGS = flags.DEFINE_string(
+    'from_timings', '', 'A timings.csv of an --export_onnx folder with its '
+    'latency_ms column filled in: write the device file --out from it.')
 _CORES = flags.DEFINE_integer(
     'cpu_cores', 0, '0: the cores this process may use; k: XLA started and '
     'the timing run on k pinned cores (compiling uses every core; jax '
@@ -185,8 +203,52 @@ def _result_archs(space, spec, path):
                  np.int32) for i, s in enumerate(samples)]
 
 
+def from_timings(csv_path: str, out: str, name: str) -> None:
+  """``--from_timings``: a filled timings.csv -> the device file ``out``."""
+  latency_data.check_device_file_path(out, '--out')
+  device = elsewhere.device_from_timings(csv_path, name)
+  latency_data.save_device_file(out, device)
+  try:  # checked like any other device file
+    device = latency_data.load_device_file(out)
+  except latency_data.DeviceFileError:
+    os.remove(out)
+    raise
+  missing = int((device.reference_rows() < 0).sum())
+  print(f'{len(device.latency_ms)} measured architectures '
+        f'({int(device.is_query.sum())} query) -> {os.path.abspath(out)}; '
+        f'latency {device.latency_ms.min():.3f}..'
+        f'{device.latency_ms.max():.3f} ms'
+        + (f'; {missing} of 10 reference architectures missing (imputed)'
+           if missing else ''))
+
+
+def export_onnx(directory: str, space, archs, query, refs) -> None:
+  """``--export_onnx``: the architectures as ONNX models to time elsewhere."""
+  csv_path = elsewhere.export_plan(directory, space, archs, query, refs,
+                                   batch_size=_BATCH.value)
+  print(f'{len(archs)} ONNX models (batch {_BATCH.value}, NHWC float32 '
+        f'images -> logits) in {os.path.abspath(directory)}.\nTime each on '
+        f'your device, write its milliseconds into the latency_ms column of '
+        f'{csv_path}, then:\n  python -m experiments.measure '
+        f'--from_timings={csv_path} --name=MY_DEVICE --out=MY_DEVICE.npz')
+
+
 def main(argv):
   del argv
+  if _FROM_TIMINGS.value:
+    if _EXPORT.value:
+      raise errors.InputError('--from_timings and --export_onnx: expected '
+                              'one of them (export first, then read the '
+                              'timings back).')
+    from_timings(_FROM_TIMINGS.value, _OUT.value, _NAME.value)
+    return
+  if _EXPORT.value:
+    space = spaces.space_for(_SPACE.value, _MACRO.value)
+    errors.check_bounds(dict(batch_size=_BATCH.value), [
+        b for b in measure.BOUNDS if b.field == 'batch_size'], '--')
+    export_onnx(_EXPORT.value, space,
+                *select_archs(space, _ARCHS.value, _SEED.value))
+    return
   compilation_cache.enable()
   latency_data.check_device_file_path(_OUT.value, '--out')
   settings = dict(

@@ -89,6 +89,11 @@ def to_onnx(model, variables: Any, input_shape: Sequence[Union[int, str]], *,
   with blocks.conv_implementation('xla'):
     proto = jax2onnx.to_onnx(forward, [tuple(input_shape)], model_name=name,
                              input_names=['images'], output_names=['logits'])
+  # jax2onnx declares some intermediate shapes NHWC where its Conv lowering
+  # computes NCHW: ONNX's strict shape inference, and converters built on
+  # it, reject such a graph (ONNX Runtime warns once per tensor).
+  # Intermediate shapes are optional in ONNX; left to be inferred.
+  del proto.graph.value_info[:]
   if path:
     with workdirs.atomic_open(path, 'wb') as f:
       f.write(proto.SerializeToString())

@@ -101,6 +101,12 @@ def test_onnx_graph_has_native_convolutions_and_matches_jax():
   # 1x1 projections, the block's three, the head), no matmul emulation.
   assert ops.count('Conv') == jaxpr.count('conv_general_dilated') >= 5
   assert 'Einsum' not in ops
+  # A valid graph for other tools too (converters to TFLite or TensorRT):
+  # ONNX's strict shape inference accepts it (jax2onnx's own intermediate
+  # shapes are dropped, some being NHWC where the graph computes NCHW).
+  import onnx  # pylint: disable=g-import-not-at-top
+  onnx.checker.check_model(proto)
+  onnx.shape_inference.infer_shapes(proto, strict_mode=True)
   session = export.onnxruntime_session(proto)
   for batch in (1, 3):  # the batch dimension is dynamic
     got = export.onnxruntime_forward(session, np.asarray(x[:batch]))()

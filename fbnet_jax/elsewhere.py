@@ -1,0 +1,178 @@
+"""Measuring on hardware that JAX does not run on: a phone, an NPU, TensorRT.
+
+Two steps around the user's own timing tool:
+
+1. :func:`export_plan` writes the architectures to time (the reference
+   architectures, random ones, query ones: ``experiments.measure --archs``)
+   as ONNX models (``model_0000.onnx``..., NHWC float32 images -> logits,
+   randomly initialised: latency does not depend on the weights' values),
+   ``plan.npz`` (which architecture each model is) and ``timings.csv``
+   (one row per model, its ``latency_ms`` column empty).
+2. The user converts and times each model on the device (TFLite,
+   TensorRT, the vendor's SDK...), writes the milliseconds into
+   ``timings.csv``, and :func:`device_from_timings` turns it into a device
+   file (``meta/data/README.md``), checked like every other: used as it is
+   by ``experiments.adapt``, the searches and ``experiments.meta_test
+   --device_file``.
+
+A row left empty is a network that was not measured: it is left out, and
+:func:`device_from_timings` says how many and whether reference
+architectures are among them (the predictor imputes those).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from typing import Sequence
+
+from absl import logging
+import numpy as np
+import tqdm
+
+from fbnet_jax import errors
+from fbnet_jax import initializers
+from fbnet_jax import models
+from fbnet_jax import spaces as spaces_lib
+from fbnet_jax import workdirs
+
+PLAN_FILE = 'plan.npz'
+TIMINGS_FILE = 'timings.csv'
+COLUMNS = ('row', 'model', 'is_query', 'reference', 'latency_ms')
+
+
+def model_name(row: int) -> str:
+  return f'model_{row:04d}.onnx'
+
+
+def export_plan(directory: str, space: spaces_lib.SearchSpace,
+                archs: np.ndarray, is_query: np.ndarray,
+                reference_rows: Sequence[int] = (), *, batch_size: int = 1,
+                progress: bool = True) -> str:
+  """Writes ``archs`` [N, U] of ``space`` as ONNX models to time elsewhere,
+  with ``plan.npz`` and an empty ``timings.csv``; returns the CSV's path.
+  A model already in ``directory`` (an earlier, interrupted export of the
+  same plan) is kept, not exported again."""
+  from fbnet_jax import export  # pylint: disable=g-import-not-at-top
+  export._require('jax2onnx')  # pylint: disable=protected-access
+  archs = space.validate_batch(np.asarray(archs), where='export_plan: archs')
+  os.makedirs(directory, exist_ok=True)
+  plan_path = os.path.join(directory, PLAN_FILE)
+  settings = dict(space=np.array(space.name),
+                  macro=np.array(space.macro_name),
+                  batch_size=np.array(batch_size), arch=archs,
+                  is_query=np.asarray(is_query, bool),
+                  reference_rows=np.asarray(reference_rows, np.int64))
+  if os.path.exists(plan_path):
+    with np.load(plan_path) as old:
+      if set(old.files) != set(settings) or not all(
+          np.array_equal(old[k], v) for k, v in settings.items()):
+        raise errors.InputError(
+            f'--export_onnx: {directory} holds another plan ({PLAN_FILE}: '
+            'other architectures or settings); expected an empty folder or '
+            'this plan\'s.')
+  with workdirs.atomic_open(plan_path, 'wb') as f:
+    np.savez(f, **settings)
+  refs = set(int(r) for r in reference_rows)
+  for row, arch in enumerate(tqdm.tqdm(archs, desc='onnx export',
+                                       unit='model', disable=not progress)):
+    path = os.path.join(directory, model_name(row))
+    if os.path.exists(path):
+      continue
+    model = models.standalone(space.name, tuple(int(a) for a in arch),
+                              macro=space.macro_name or 'cifar')
+    size = model.input_size
+    x = np.zeros((1, size, size, 3), np.float32)
+    variables = initializers.fast_init(model, row, x, train=False)
+    export.to_onnx(model, variables, (batch_size, size, size, 3), path=path,
+                   name=f'{space.name}_{row:04d}')
+  csv_path = os.path.join(directory, TIMINGS_FILE)
+  if not os.path.exists(csv_path):  # never overwrite timings being filled
+    with workdirs.atomic_open(csv_path, 'w') as f:
+      writer = csv.writer(f)
+      writer.writerow(COLUMNS)
+      for row in range(len(archs)):
+        writer.writerow([row, model_name(row), int(bool(is_query[row])),
+                         int(row in refs), ''])
+  return csv_path
+
+
+def device_from_timings(csv_path: str, name: str = ''):
+  """The device file's :class:`meta.latency_data.Device` of a filled
+  ``timings.csv`` (its ``plan.npz`` beside it); ``name`` defaults to the
+  plan folder's name.
+
+  Raises:
+    errors.InputError: a CSV that is not the plan's (rows, models), a
+      latency that is not a number > 0, or no latency at all; naming the
+      file, the row and the column.
+  """
+  from meta import latency_data  # pylint: disable=g-import-not-at-top
+  directory = os.path.dirname(os.path.abspath(csv_path))
+  plan_path = os.path.join(directory, PLAN_FILE)
+  if not os.path.isfile(csv_path):
+    raise errors.InputError(f'--from_timings: {csv_path}: no such file; '
+                            'expected the timings.csv of an --export_onnx '
+                            'folder, filled in.')
+  if not os.path.isfile(plan_path):
+    raise errors.InputError(f'--from_timings: {csv_path}: no {PLAN_FILE} '
+                            'beside it; expected the timings.csv of an '
+                            '--export_onnx folder.')
+  with np.load(plan_path) as plan:
+    space_name = str(plan['space'])
+    archs = np.asarray(plan['arch'], np.int32)
+    is_query = np.asarray(plan['is_query'], bool)
+    macro, batch_size = str(plan['macro']), int(plan['batch_size'])
+    reference_rows = set(int(r) for r in plan['reference_rows'])
+  with open(csv_path, newline='') as f:
+    rows = list(csv.DictReader(f))
+  if not rows or set(COLUMNS) - set(rows[0]):
+    raise errors.InputError(
+        f'{csv_path}: expected the columns {", ".join(COLUMNS)} (the header '
+        'that --export_onnx wrote), got '
+        f'{", ".join(rows[0]) if rows else "no rows"}.')
+  if len(rows) != len(archs):
+    raise errors.InputError(
+        f'{csv_path}: {len(rows)} rows; expected one per model of '
+        f'{plan_path} ({len(archs)}).')
+  latency = np.full(len(archs), np.nan)
+  for i, r in enumerate(rows):
+    line = i + 2  # the header is line 1
+    if r['row'] != str(i) or r['model'] != model_name(i):
+      raise errors.InputError(
+          f'{csv_path}: line {line}: row {r["row"]!r}, model {r["model"]!r}; '
+          f'expected row {i}, model {model_name(i)} (rows in the order '
+          '--export_onnx wrote them).')
+    text = (r['latency_ms'] or '').strip()
+    if not text:
+      continue
+    try:
+      value = float(text)
+    except ValueError:
+      value = float('nan')
+    if not np.isfinite(value) or value <= 0:
+      raise errors.InputError(
+          f'{csv_path}: line {line}: column latency_ms is {text!r}; expected '
+          'milliseconds, a number > 0 (or empty for a model not measured).')
+    latency[i] = value
+  measured = np.isfinite(latency)
+  if not measured.any():
+    raise errors.InputError(f'{csv_path}: column latency_ms is empty on '
+                            'every row; expected the measured milliseconds.')
+  left_out = np.nonzero(~measured)[0]
+  if len(left_out):
+    refs_missing = sorted(reference_rows & set(left_out.tolist()))
+    logging.warning(
+        '%s: %d of %d models have no latency_ms and are left out%s.',
+        csv_path, len(left_out), len(archs),
+        f' ({len(refs_missing)} reference architectures among them: the '
+        'predictor imputes them)' if refs_missing else '')
+  meta = dict(runtime=np.array('elsewhere'), batch_size=np.array(batch_size),
+              dtype=np.array('float32'), timings_file=np.array(csv_path))
+  if macro:
+    meta['macro'] = np.array(macro)
+  return latency_data.Device(
+      name=name or os.path.basename(directory), space=space_name,
+      archs=archs[measured], latency_ms=latency[measured].astype(np.float32),
+      is_query=is_query[measured], source=csv_path, meta=meta)
+

@@ -1,0 +1,153 @@
+"""Measuring elsewhere: ONNX models out, a timings.csv back, a device file."""
+
+import csv
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fbnet_jax import elsewhere
+from fbnet_jax import errors
+from fbnet_jax import export
+from fbnet_jax import spaces
+from meta import latency_data
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+needs_onnx = pytest.mark.skipif(not export.available(),
+                                reason="needs the 'onnx' extra")
+
+
+def _archs():
+  # One real block each, the rest skips: exports in seconds.
+  archs = np.full((3, 22), 8, np.int32)
+  archs[0, 5] = 0
+  archs[1, 9] = 7
+  archs[2, 3] = 2
+  return archs
+
+
+def _fill(csv_path, latencies):
+  with open(csv_path, newline='') as f:
+    rows = list(csv.DictReader(f))
+  for row, value in zip(rows, latencies):
+    row['latency_ms'] = value
+  with open(csv_path, 'w', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=elsewhere.COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+@pytest.fixture(scope='module')
+def plan(tmp_path_factory):
+  directory = str(tmp_path_factory.mktemp('phone'))
+  space = spaces.space_for('fbnet', 'cifar')
+  csv_path = elsewhere.export_plan(directory, space, _archs(),
+                                   np.array([False, False, True]),
+                                   progress=False)
+  return directory, csv_path
+
+
+@needs_onnx
+def test_exported_models_run_and_the_csv_lists_them(plan):
+  directory, csv_path = plan
+  import onnx  # pylint: disable=g-import-not-at-top
+  with open(csv_path, newline='') as f:
+    rows = list(csv.DictReader(f))
+  assert [r['model'] for r in rows] == [elsewhere.model_name(i)
+                                        for i in range(3)]
+  assert [r['is_query'] for r in rows] == ['0', '0', '1']
+  assert all(r['latency_ms'] == '' for r in rows)
+  for r in rows:
+    path = os.path.join(directory, r['model'])
+    onnx.shape_inference.infer_shapes(onnx.load(path), strict_mode=True)
+    session = export.onnxruntime_session(path)
+    logits = export.onnxruntime_forward(
+        session, np.zeros((1, 32, 32, 3), np.float32))()
+    assert logits.shape == (1, 100) and np.isfinite(logits).all()
+
+
+@needs_onnx
+def test_an_export_resumes_and_refuses_another_plan(plan):
+  directory, csv_path = plan
+  space = spaces.space_for('fbnet', 'cifar')
+  before = {f: os.path.getmtime(os.path.join(directory, f))
+            for f in os.listdir(directory) if f.endswith('.onnx')}
+  _fill(csv_path, ['1.5', '', ''])  # timings being filled are kept
+  elsewhere.export_plan(directory, space, _archs(),
+                        np.array([False, False, True]), progress=False)
+  assert before == {f: os.path.getmtime(os.path.join(directory, f))
+                    for f in before}
+  with open(csv_path) as f:
+    assert '1.5' in f.read()
+  other = _archs()
+  other[0, 0] = 1
+  with pytest.raises(errors.InputError, match='holds another plan'):
+    elsewhere.export_plan(directory, space, other,
+                          np.array([False, False, True]), progress=False)
+
+
+@needs_onnx
+def test_filled_timings_make_a_device_file(plan, tmp_path, caplog):
+  _, csv_path = plan
+  _fill(csv_path, ['2.5', '', '3.25'])
+  device = elsewhere.device_from_timings(csv_path, 'my_phone')
+  assert 'left out' in caplog.text  # a row not measured is said, not hidden
+  np.testing.assert_array_equal(device.archs, _archs()[[0, 2]])
+  np.testing.assert_array_equal(device.latency_ms, [2.5, 3.25])
+  np.testing.assert_array_equal(device.is_query, [False, True])
+  out = str(tmp_path / 'my_phone.npz')
+  latency_data.save_device_file(out, device)
+  again = latency_data.load_device_file(out)
+  assert again.name == 'my_phone' and again.space == 'fbnet'
+  np.testing.assert_array_equal(again.archs, device.archs)
+  assert str(again.meta['runtime']) == 'elsewhere'
+  assert str(again.meta['macro']) == 'cifar'
+
+
+@needs_onnx
+@pytest.mark.parametrize('latencies, message', [
+    (['2.5', 'fast', '3'], r"line 3: column latency_ms is 'fast'"),
+    (['2.5', '-1', '3'], r"line 3: column latency_ms is '-1'"),
+    (['', '', ''], 'empty on every row'),
+])
+def test_bad_timings_name_the_line_and_column(plan, latencies, message):
+  _, csv_path = plan
+  _fill(csv_path, latencies)
+  with pytest.raises(errors.InputError, match=message):
+    elsewhere.device_from_timings(csv_path)
+
+
+@needs_onnx
+def test_timings_of_another_plan_are_refused(plan, tmp_path):
+  directory, csv_path = plan
+  with open(csv_path) as f:
+    lines = f.read().splitlines()
+  short = tmp_path / 'short'
+  short.mkdir()
+  (short / elsewhere.PLAN_FILE).write_bytes(
+      pathlib.Path(directory, elsewhere.PLAN_FILE).read_bytes())
+  (short / elsewhere.TIMINGS_FILE).write_text('\n'.join(lines[:-1]) + '\n')
+  with pytest.raises(errors.InputError, match='2 rows; expected one per'):
+    elsewhere.device_from_timings(str(short / elsewhere.TIMINGS_FILE))
+  alone = tmp_path / 'alone.csv'
+  alone.write_text('\n'.join(lines) + '\n')
+  with pytest.raises(errors.InputError, match='no plan.npz beside it'):
+    elsewhere.device_from_timings(str(alone))
+
+
+@needs_onnx
+def test_measure_command_reads_timings_back(plan, tmp_path):
+  _, csv_path = plan
+  _fill(csv_path, ['2.5', '2.75', '3.25'])
+  out = tmp_path / 'phone.npz'
+  proc = subprocess.run(
+      [sys.executable, '-m', 'experiments.measure',
+       f'--from_timings={csv_path}', '--name=phone', f'--out={out}'],
+      cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert '3 measured architectures (1 query)' in proc.stdout
+  assert '10 of 10 reference architectures missing' in proc.stdout
+  assert latency_data.load_device_file(str(out)).name == 'phone'

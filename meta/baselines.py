@@ -53,6 +53,21 @@ def _device_models(space: spaces_lib.SearchSpace, devices: Sequence[str],
   return np.stack(coefs)
 
 
+def _best_on(valid_tasks, models):
+  """The model of ``models`` with the best mean Spearman on
+  ``valid_tasks`` (the first of equals), with ``selection``: its
+  ``settings`` and that score, which ``meta_test`` records."""
+  best, best_score = None, -2.0
+  for model in models:
+    score = float(np.mean([
+        tasks_lib.spearman(model.adapt(t)(t.query_archs), t.query_ms)
+        for t in valid_tasks]))
+    if score > best_score:
+      best, best_score = model, score
+  best.selection = dict(best.settings, valid_spearman=best_score)
+  return best
+
+
 class FlopsProxy:
   """``log ms = a + b log MACs`` fitted on the support set.
 
@@ -93,6 +108,7 @@ class LinearMix:
     self.space = spaces_lib.get_space(space)
     self.mix_l2 = mix_l2
     self.log_target = log_target
+    self.settings = dict(l2=l2, mix_l2=mix_l2, log_target=log_target)
     self.coefs = _device_models(  # [features, D]
         self.space, train_devices,
         np.log if log_target else (lambda y: y), l2).T
@@ -103,16 +119,9 @@ class LinearMix:
     meta-valid tasks: the baseline gets the same model selection as the
     meta-learned predictor."""
     split = latency_data.SPLITS[space]
-    best, best_score = None, -2.0
-    for log_target in (False, True):
-      for mix_l2 in (1e-3, 1e-1):
-        model = cls(space, split.meta_train, mix_l2=mix_l2,
-                    log_target=log_target)
-        score = np.mean([tasks_lib.spearman(model.adapt(t)(t.query_archs),
-                                            t.query_ms) for t in valid_tasks])
-        if score > best_score:
-          best, best_score = model, score
-    return best
+    return _best_on(valid_tasks, (
+        cls(space, split.meta_train, mix_l2=mix_l2, log_target=log_target)
+        for log_target in (False, True) for mix_l2 in (1e-3, 1e-1)))
 
   def _log_device_predictions(self, archs: np.ndarray) -> np.ndarray:
     pred = _design(self.space, archs) @ self.coefs
@@ -168,17 +177,11 @@ class BayesLinear:
     """The variances of :data:`GRID` with the best mean Spearman on
     meta-valid tasks (the model selection every method gets)."""
     split = latency_data.SPLITS[space]
-    best, best_score = None, -2.0
-    for prior_scale in cls.GRID['prior_scale']:
-      for isotropic in cls.GRID['isotropic']:
-        for noise in cls.GRID['noise']:
-          model = cls(space, split.meta_train, prior_scale, isotropic, noise)
-          score = np.mean([
-              tasks_lib.spearman(model.adapt(t)(t.query_archs), t.query_ms)
-              for t in valid_tasks])
-          if score > best_score:
-            best, best_score = model, score
-    return best
+    return _best_on(valid_tasks, (
+        cls(space, split.meta_train, prior_scale, isotropic, noise)
+        for prior_scale in cls.GRID['prior_scale']
+        for isotropic in cls.GRID['isotropic']
+        for noise in cls.GRID['noise']))
 
   def adapt(self, task: tasks_lib.FewShotTask):
     x = _design(self.space, task.support_archs)

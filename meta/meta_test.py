@@ -168,6 +168,8 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   results = {}
   for label, (_, method, other_dir) in zip(labels, others):
     results[label] = evaluate(method)
+    if hasattr(method, 'selection'):  # a baseline chosen on meta-valid
+      results[label]['selected'] = method.selection
     if other_dir is not None:
       results[label]['workdir'] = other_dir
   primary = 'trimmed' if ev.trim else 'untrimmed'

@@ -368,6 +368,11 @@ def test_meta_test_json_schema(workdir):
   _check_schema(result, names)
   _check_schema(result['trimmed'], names)
   assert set(result['baselines']) == {'linear_mix', 'bayes_linear', 'flops'}
+  # The baselines chosen on meta-valid say what was chosen, and its score.
+  for name in ('linear_mix', 'bayes_linear'):
+    selected = result['baselines'][name]['selected']
+    assert -1 <= selected['valid_spearman'] <= 1 and len(selected) > 1
+  assert 'selected' not in result['baselines']['flops']
   # The config's primary protocol (eval.trim False) at the top level, the
   # other one under its name.
   assert result['protocol'] == 'untrimmed' and 'untrimmed' not in result

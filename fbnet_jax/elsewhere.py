@@ -7,7 +7,8 @@ Two steps around the user's own timing tool:
    as ONNX models (``model_0000.onnx``..., NHWC float32 images -> logits,
    randomly initialised: latency does not depend on the weights' values),
    ``plan.npz`` (which architecture each model is) and ``timings.csv``
-   (one row per model, its ``latency_ms`` column empty).
+   (one row per model with its NHWC input shape, its ``latency_ms``
+   column empty).
 2. The user converts and times each model on the device (TFLite,
    TensorRT, the vendor's SDK...), writes the milliseconds into
    ``timings.csv``, and :func:`device_from_timings` turns it into a device
@@ -38,7 +39,8 @@ from fbnet_jax import workdirs
 
 PLAN_FILE = 'plan.npz'
 TIMINGS_FILE = 'timings.csv'
-COLUMNS = ('row', 'model', 'is_query', 'reference', 'latency_ms')
+COLUMNS = ('row', 'model', 'input_shape', 'is_query', 'reference',
+           'latency_ms')
 
 
 def model_name(row: int) -> str:
@@ -74,14 +76,16 @@ def export_plan(directory: str, space: spaces_lib.SearchSpace,
   with workdirs.atomic_open(plan_path, 'wb') as f:
     np.savez(f, **settings)
   refs = set(int(r) for r in reference_rows)
+  shapes = []
   for row, arch in enumerate(tqdm.tqdm(archs, desc='onnx export',
                                        unit='model', disable=not progress)):
-    path = os.path.join(directory, model_name(row))
-    if os.path.exists(path):
-      continue
     model = models.standalone(space.name, tuple(int(a) for a in arch),
                               macro=space.macro_name or 'cifar')
     size = model.input_size
+    shapes.append(f'{batch_size}x{size}x{size}x3')
+    path = os.path.join(directory, model_name(row))
+    if os.path.exists(path):
+      continue
     x = np.zeros((1, size, size, 3), np.float32)
     variables = initializers.fast_init(model, row, x, train=False)
     export.to_onnx(model, variables, (batch_size, size, size, 3), path=path,
@@ -92,8 +96,8 @@ def export_plan(directory: str, space: spaces_lib.SearchSpace,
       writer = csv.writer(f)
       writer.writerow(COLUMNS)
       for row in range(len(archs)):
-        writer.writerow([row, model_name(row), int(bool(is_query[row])),
-                         int(row in refs), ''])
+        writer.writerow([row, model_name(row), shapes[row],
+                         int(bool(is_query[row])), int(row in refs), ''])
   return csv_path
 
 

@@ -59,6 +59,7 @@ def test_exported_models_run_and_the_csv_lists_them(plan):
   assert [r['model'] for r in rows] == [elsewhere.model_name(i)
                                         for i in range(3)]
   assert [r['is_query'] for r in rows] == ['0', '0', '1']
+  assert {r['input_shape'] for r in rows} == {'1x32x32x3'}
   assert all(r['latency_ms'] == '' for r in rows)
   for r in rows:
     path = os.path.join(directory, r['model'])

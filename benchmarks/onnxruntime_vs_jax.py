@@ -54,7 +54,7 @@ def predictor_check(device) -> dict:
   its query rows."""
   adapted = latency_lib.adapt_predictor('fbnet', device, num_samples=0)
   query = device.is_query
-  predicted = adapted.predict_ms(device.archs[query])
+  predicted = adapted.predict_ms(device.archs[query], floor=False)
   measured = device.latency_ms[query]
   return {'num_query': int(query.sum()),
           'spearman': float(scipy.stats.spearmanr(predicted, measured)[0]),

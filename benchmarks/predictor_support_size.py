@@ -50,7 +50,7 @@ def main(argv):
         support = latency_lib.predictor_support(_SPACE.value, device,
                                                 num_samples=n, seed=draw)
         adapted = support.adapt(pad_to=len(refs) + max(sizes))
-        pred = adapted.predict_ms(device.archs[query])
+        pred = adapted.predict_ms(device.archs[query], floor=False)
         rho.append(scipy.stats.spearmanr(pred, truth)[0])
         err.append(np.median(np.abs(pred / truth - 1)))
       rows.append({'device': name, 'samples': n,

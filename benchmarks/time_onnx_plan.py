@@ -28,6 +28,7 @@ import tqdm
 from benchmarks import write_json
 from fbnet_jax import elsewhere
 from fbnet_jax import export
+from fbnet_jax import workdirs
 
 _PLAN = flags.DEFINE_string('plan', None, 'An --export_onnx folder.',
                             required=True)
@@ -42,8 +43,11 @@ _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed calls per model and '
 def main(argv):
   del argv
   path = os.path.join(_PLAN.value, elsewhere.TIMINGS_FILE)
-  with open(path, newline='') as f:
+  with open(path, newline='', encoding='utf-8-sig') as f:
     rows = list(csv.DictReader(f))
+  if not rows:
+    raise ValueError(f'{path}: no rows; expected the timings.csv that '
+                     'experiments.measure --export_onnx wrote.')
   calls = []
   for row in tqdm.tqdm(rows, desc='sessions', unit='model'):
     session = export.onnxruntime_session(
@@ -67,7 +71,7 @@ def main(argv):
             for t in times]
   for row, ms in zip(rows, medians):
     row['latency_ms'] = f'{ms:.4f}'
-  with open(path, 'w', newline='') as f:
+  with workdirs.atomic_open(path, 'w') as f:
     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)

@@ -35,12 +35,26 @@ class _QuietLibraries(py_logging.Filter):
   news (JAX: "Unable to initialize backend 'tpu'" on every machine without
   one); their warnings and errors pass."""
 
-  QUIET = (f'{os.sep}orbax{os.sep}', f'{os.sep}jax2onnx{os.sep}',
-           f'{os.sep}xla_bridge.py')
+  QUIET = (f'{os.sep}orbax{os.sep}', f'{os.sep}jax2onnx{os.sep}')
 
   def filter(self, record: py_logging.LogRecord) -> bool:
-    return (record.levelno >= py_logging.WARNING or
-            not any(q in record.pathname for q in self.QUIET))
+    if record.levelno >= py_logging.WARNING:
+      return True
+    if "Unable to initialize backend 'tpu'" in record.getMessage():
+      return False
+    return not any(q in record.pathname for q in self.QUIET)
+
+
+def _config_arg() -> str:
+  """The ``--config`` argument as given (``--config=FILE[:ARG]``, also
+  written ``--config FILE``), or ``--config`` for the command's default."""
+  args = sys.argv[1:]
+  for i, a in enumerate(args):
+    if a.startswith('--config='):
+      return a
+    if a == '--config' and i + 1 < len(args):
+      return f'--config={args[i + 1]}'
+  return '--config'
 
 
 def config_flag_error(e: BaseException) -> Optional[str]:
@@ -58,8 +72,7 @@ def config_flag_error(e: BaseException) -> Optional[str]:
   frames = traceback.extract_tb(e.__traceback__)
   if not any(f'{os.sep}config_flags{os.sep}' in f.filename for f in frames):
     return None
-  given = next((a for a in sys.argv[1:] if a.startswith('--config=')),
-               '--config')
+  given = _config_arg()
   if isinstance(e, (AttributeError, KeyError)):
     message = e
     while isinstance(message, BaseException):  # AttributeError(KeyError(s))
@@ -116,6 +129,10 @@ CONFIG_KINDS = {
     'meta-training': (('meta', 'eval', 'model'),
                       'configs/help_fbnet.py, help_nasbench201.py or '
                       'help_ofa.py'),
+    # meta_test reads only the evaluation settings (config.eval); the
+    # predictor brings its own.
+    'evaluation': (('eval',), 'configs/help_fbnet.py, help_nasbench201.py '
+                   'or help_ofa.py'),
     'evolve': (('evolve', 'search', 'latency', 'data'),
                'configs/evolve_quick.py or another configs/evolve_*.py'),
     'search': (('search', 'latency', 'data'),
@@ -133,8 +150,7 @@ def config_of_kind(flag, kind: str, command: str):
   sections, examples = CONFIG_KINDS[kind]
   missing = [s for s in sections if s not in config]
   if missing:
-    given = next((a for a in sys.argv[1:] if a.startswith('--config=')),
-                 '--config')
+    given = _config_arg()
     found = next((k for k, (need, _) in CONFIG_KINDS.items()
                   if all(s in config for s in need)), None)
     def a(kind):
@@ -168,7 +184,8 @@ def flag_error(e: BaseException) -> str:
   (``--config.latency.target_ms=abc``) or a ``--config=FILE:VARIANT`` whose
   ``get_config`` refuses the variant; ml_collections puts the loading
   traceback in the message, of which the last line says what failed."""
-  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+  lines = [l.strip() for l in str(e).splitlines() if l.strip()] or [
+      f'{type(e).__name__} while parsing the flags']
   head, last = lines[0], lines[-1]
   if 'Error whilst parsing config file' in head:
     given = head.removeprefix('flag ').split(': Error whilst')[0]

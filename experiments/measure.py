@@ -57,7 +57,8 @@ _ARCHS = flags.DEFINE_list('archs', ['reference', 'random:10'],
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of random architectures.')
 _OUT = flags.DEFINE_string('out', 'runs/local_device.npz', 'Device file.')
 _NAME = flags.DEFINE_string('name', '', 'Device name (default: host + '
-                            'backend).')
+                            'backend; with --from_timings, the plan '
+                            "folder's name).")
 _MACRO = flags.DEFINE_enum('macro', 'cifar', list(spaces.FBNetSpace.MACROS),
                            'FBNet macro network.')
 _BATCH = flags.DEFINE_integer('batch_size', 1, 'Batch size.')
@@ -204,15 +205,23 @@ def _result_archs(space, spec, path):
 
 
 def from_timings(csv_path: str, out: str, name: str) -> None:
-  """``--from_timings``: a filled timings.csv -> the device file ``out``."""
+  """``--from_timings``: a filled timings.csv -> the device file ``out``,
+  written only once it has been checked like any other device file."""
   latency_data.check_device_file_path(out, '--out')
   device = elsewhere.device_from_timings(csv_path, name)
-  latency_data.save_device_file(out, device)
-  try:  # checked like any other device file
-    device = latency_data.load_device_file(out)
-  except latency_data.DeviceFileError:
-    os.remove(out)
-    raise
+  checking = out[:-len('.npz')] + '.checking.npz'
+  latency_data.save_device_file(checking, device)
+  try:
+    device = latency_data.load_device_file(checking, name=device.name)
+  except latency_data.DeviceFileError as e:
+    os.remove(checking)
+    raise latency_data.DeviceFileError(
+        f'--from_timings: {csv_path}: the device file it makes is refused: '
+        f'{str(e).replace(checking, out)}') from None
+  if os.path.exists(out):
+    logging.warning('--out: %s exists; replaced by the device file of %s.',
+                    out, csv_path)
+  os.replace(checking, out)
   missing = int((device.reference_rows() < 0).sum())
   print(f'{len(device.latency_ms)} measured architectures '
         f'({int(device.is_query.sum())} query) -> {os.path.abspath(out)}; '
@@ -233,16 +242,36 @@ def export_onnx(directory: str, space, archs, query, refs) -> None:
         f'--from_timings={csv_path} --name=MY_DEVICE --out=MY_DEVICE.npz')
 
 
+# Flags that timing here uses and the two steps of measuring elsewhere do
+# not: given with them, an error rather than silently ignored.
+_NOT_FOR = {
+    '--export_onnx': ('runtime', 'dtype', 'cpu_cores', 'statistic',
+                      'time_budget_s', 'spread_bound', 'max_rounds', 'out',
+                      'name'),
+    '--from_timings': ('space', 'macro', 'archs', 'seed', 'batch_size',
+                       'runtime', 'dtype', 'cpu_cores', 'statistic',
+                       'time_budget_s', 'spread_bound', 'max_rounds',
+                       'export_onnx'),
+}
+
+
+def _refuse_unused_flags(mode: str) -> None:
+  given = [f'--{n}' for n in _NOT_FOR[mode] if flags.FLAGS[n].present]
+  if given:
+    raise errors.InputError(
+        f'{mode}: {", ".join(given)} not used with it (the plan fixes the '
+        'architectures and settings; the device\'s own tool times them); '
+        'expected them left out.')
+
+
 def main(argv):
   del argv
   if _FROM_TIMINGS.value:
-    if _EXPORT.value:
-      raise errors.InputError('--from_timings and --export_onnx: expected '
-                              'one of them (export first, then read the '
-                              'timings back).')
+    _refuse_unused_flags('--from_timings')
     from_timings(_FROM_TIMINGS.value, _OUT.value, _NAME.value)
     return
   if _EXPORT.value:
+    _refuse_unused_flags('--export_onnx')
     space = spaces.space_for(_SPACE.value, _MACRO.value)
     errors.check_bounds(dict(batch_size=_BATCH.value), [
         b for b in measure.BOUNDS if b.field == 'batch_size'], '--')

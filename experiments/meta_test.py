@@ -45,7 +45,7 @@ _BASELINES = flags.DEFINE_bool('baselines', True,
 
 def main(argv):
   del argv
-  config = cli.config_of_kind(_CONFIG, 'meta-training', 'experiments.meta_test')
+  config = cli.config_of_kind(_CONFIG, 'evaluation', 'experiments.meta_test')
   meta_test.run(config, _WORKDIR.value, _DEVICE_FILES.value,
                 _BASELINES.value, _COMPARE.value, _DEVICES.value, _OUT.value,
                 _PREDICTOR.value)

@@ -38,6 +38,7 @@ from fbnet_jax import search
 from fbnet_jax import searcher as searcher_lib
 from fbnet_jax import spaces as spaces_lib
 from fbnet_jax import workdirs
+import meta  # its package constants only
 
 
 # config.measure's fields that say how sessions run, not how one times.
@@ -425,11 +426,13 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   query = device.is_query
   predictor_check = {}
   if query.any():
-    pred = adapted.predict_ms(device.archs[query])
+    raw = adapted.predict_ms(device.archs[query], floor=False)
+    pred = np.maximum(raw, meta.MIN_PREDICTED_MS)  # as predict_ms reports
     predictor_check = {
         'num_query': int(query.sum()),
+        # Ranked raw, as the few-shot evaluation does (floored values tie).
         'spearman': float(scipy.stats.spearmanr(
-            pred, device.latency_ms[query])[0]),
+            raw, device.latency_ms[query])[0]),
         'median_abs_relative_error': float(np.median(np.abs(
             pred / device.latency_ms[query] - 1))),
         'predicted_ms': np.asarray(pred).tolist(),

@@ -107,9 +107,10 @@ def device_from_timings(csv_path: str, name: str = ''):
   plan folder's name.
 
   Raises:
-    errors.InputError: a CSV that is not the plan's (rows, models), a
-      latency that is not a number > 0, or no latency at all; naming the
-      file, the row and the column.
+    errors.InputError: a CSV that is not the plan's (models missing,
+      unknown or repeated, is_query or reference changed), a latency that
+      is not a number > 0, or no latency at all (or only on query rows);
+      naming the file, the line and the column.
   """
   from meta import latency_data  # pylint: disable=g-import-not-at-top
   directory = os.path.dirname(os.path.abspath(csv_path))
@@ -128,41 +129,16 @@ def device_from_timings(csv_path: str, name: str = ''):
     is_query = np.asarray(plan['is_query'], bool)
     macro, batch_size = str(plan['macro']), int(plan['batch_size'])
     reference_rows = set(int(r) for r in plan['reference_rows'])
-  with open(csv_path, newline='') as f:
-    rows = list(csv.DictReader(f))
-  if not rows or set(COLUMNS) - set(rows[0]):
-    raise errors.InputError(
-        f'{csv_path}: expected the columns {", ".join(COLUMNS)} (the header '
-        'that --export_onnx wrote), got '
-        f'{", ".join(rows[0]) if rows else "no rows"}.')
-  if len(rows) != len(archs):
-    raise errors.InputError(
-        f'{csv_path}: {len(rows)} rows; expected one per model of '
-        f'{plan_path} ({len(archs)}).')
-  latency = np.full(len(archs), np.nan)
-  for i, r in enumerate(rows):
-    line = i + 2  # the header is line 1
-    if r['row'] != str(i) or r['model'] != model_name(i):
-      raise errors.InputError(
-          f'{csv_path}: line {line}: row {r["row"]!r}, model {r["model"]!r}; '
-          f'expected row {i}, model {model_name(i)} (rows in the order '
-          '--export_onnx wrote them).')
-    text = (r['latency_ms'] or '').strip()
-    if not text:
-      continue
-    try:
-      value = float(text)
-    except ValueError:
-      value = float('nan')
-    if not np.isfinite(value) or value <= 0:
-      raise errors.InputError(
-          f'{csv_path}: line {line}: column latency_ms is {text!r}; expected '
-          'milliseconds, a number > 0 (or empty for a model not measured).')
-    latency[i] = value
+  latency = _read_latencies(csv_path, plan_path, is_query, reference_rows)
   measured = np.isfinite(latency)
   if not measured.any():
     raise errors.InputError(f'{csv_path}: column latency_ms is empty on '
                             'every row; expected the measured milliseconds.')
+  if not (measured & ~is_query).any():
+    raise errors.InputError(
+        f'{csv_path}: column latency_ms is filled only on query rows '
+        '(is_query 1); expected the reference and random models measured '
+        'too: adaptation needs rows that are not query rows.')
   left_out = np.nonzero(~measured)[0]
   if len(left_out):
     refs_missing = sorted(reference_rows & set(left_out.tolist()))
@@ -180,3 +156,71 @@ def device_from_timings(csv_path: str, name: str = ''):
       archs=archs[measured], latency_ms=latency[measured].astype(np.float32),
       is_query=is_query[measured], source=csv_path, meta=meta)
 
+
+
+def _read_latencies(csv_path: str, plan_path: str, is_query: np.ndarray,
+                    reference_rows: set) -> np.ndarray:
+  """``latency_ms`` per model of the plan (NaN where left empty) from a
+  timings.csv, as a spreadsheet may have saved it: a UTF-8 byte-order mark,
+  spaces around fields, rows in another order, blank rows. Rows are
+  matched to the plan by their ``model`` column."""
+  n = len(is_query)
+  with open(csv_path, newline='', encoding='utf-8-sig') as f:
+    reader = csv.DictReader(f)
+    header = [(k or '').strip() for k in (reader.fieldnames or [])]
+    if len(header) == 1 and ';' in header[0]:
+      raise errors.InputError(
+          f'{csv_path}: one column {header[0]!r}; expected comma-separated '
+          f'columns {", ".join(COLUMNS)} (a spreadsheet saved it with ";": '
+          'save as CSV with commas).')
+    if set(COLUMNS) - set(header):
+      raise errors.InputError(
+          f'{csv_path}: columns {", ".join(header) or "none"}; expected '
+          f'{", ".join(COLUMNS)} (the header that --export_onnx wrote).')
+    rows = []
+    for raw in reader:
+      r = {(k or '').strip(): (v or '').strip() for k, v in raw.items()
+           if k is not None}
+      if any(r.values()):
+        rows.append((reader.line_num, r))
+  names = {model_name(i): i for i in range(n)}
+  latency = np.full(n, np.nan)
+  seen = {}
+  for line, r in rows:
+    where = f'{csv_path}: line {line}'
+    i = names.get(r['model'])
+    if i is None:
+      raise errors.InputError(
+          f'{where}: column model is {r["model"]!r}; expected one of the '
+          f'plan\'s models ({model_name(0)} to {model_name(n - 1)}, '
+          f'{plan_path}).')
+    if i in seen:
+      raise errors.InputError(f'{where}: model {r["model"]} again (first on '
+                              f'line {seen[i]}); expected each model once.')
+    seen[i] = line
+    for column, planned in (('is_query', int(bool(is_query[i]))),
+                            ('reference', int(i in reference_rows))):
+      if r[column] != str(planned):
+        raise errors.InputError(
+            f'{where}: column {column} is {r[column]!r} for {r["model"]}; '
+            f'the plan says {planned} ({plan_path}); these columns are '
+            'information, not settings: measure what the plan holds.')
+    text = r['latency_ms']
+    if not text:
+      continue
+    try:
+      value = float(text)
+    except ValueError:
+      value = float('nan')
+    if not np.isfinite(value) or value <= 0:
+      raise errors.InputError(
+          f'{where}: column latency_ms is {text!r}; expected milliseconds, '
+          'a number > 0 (or empty for a model not measured).')
+    latency[i] = value
+  missing = sorted(set(range(n)) - set(seen))
+  if missing:
+    raise errors.InputError(
+        f'{csv_path}: no row for {len(missing)} of the plan\'s {n} models '
+        f'(first: {model_name(missing[0])}); expected every model, its '
+        'latency_ms left empty if it was not measured.')
+  return latency

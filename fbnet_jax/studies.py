@@ -67,14 +67,13 @@ def latency_control(config: ml_collections.ConfigDict, root: str,
   rows = []
   # Every device's table before the first search: a misspelt name is an
   # error now, not after the other devices' searches.
-  unknown = [d for d in devices if d not in latency_lib.LUT_DEVICES]
-  if unknown:
-    raise latency_lib.LatencyConfigError(
-        f'--devices: no lookup table for {", ".join(map(repr, unknown))}; '
-        f'expected some of {", ".join(latency_lib.LUT_DEVICES)} (the '
-        'study scores every derived architecture with the exact table).')
-  luts = {device: latency_lib.lookup_table_latency(device)
-          for device in devices}
+  luts = {}
+  for device in devices:
+    try:
+      luts[device] = latency_lib.lookup_table_latency(device)
+    except latency_lib.LatencyConfigError as e:  # named as the user set it
+      raise latency_lib.LatencyConfigError(
+          str(e).replace('config.latency.device', '--devices', 1)) from None
   for device in devices:
     lut = luts[device]
     targets = latency_targets(device, quantiles,

@@ -292,13 +292,20 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
       raise _fail(path, 'latency_ms',
                   f'expected a non-empty 1-D array [N], got shape {lat.shape}.')
     n = len(lat)
-    data = {}
+    data = {key: _read(npz, path, key) for key in sp.data_shapes()}
+    # Architecture fields that agree with each other but not with
+    # latency_ms: latency_ms is the odd one out (a field that disagrees
+    # with the others is named by its shape below).
+    rows = {len(arr) if arr.ndim else -1 for arr in data.values()}
+    if len(rows) == 1 and rows != {n} and all(
+        arr.shape[1:] == shape for arr, shape in
+        zip(data.values(), sp.data_shapes().values())):
+      fields = ', '.join(repr(k) for k in data)
+      raise _fail(path, 'latency_ms', f'{n} latencies for the {rows.pop()} '
+                  f'rows of field{"s" if len(data) > 1 else ""} {fields}; '
+                  'expected one per row.')
     for key, shape in sp.data_shapes().items():
-      arr = data[key] = _read(npz, path, key)
-      if arr.ndim == 1 + len(shape) and arr.shape[1:] == shape and (
-          len(arr) != n):
-        raise _fail(path, 'latency_ms', f'{n} latencies for the {len(arr)} '
-                    f'rows of field {key!r}; expected one per row.')
+      arr = data[key]
       if arr.shape != (n,) + shape:
         want = ', '.join(str(d) for d in (n,) + shape)
         raise _fail(path, key, f'expected shape [{want}] ({n} rows like '

@@ -3,6 +3,7 @@
 import csv
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -41,13 +42,20 @@ def _fill(csv_path, latencies):
 
 
 @pytest.fixture(scope='module')
-def plan(tmp_path_factory):
+def exported(tmp_path_factory):
   directory = str(tmp_path_factory.mktemp('phone'))
   space = spaces.space_for('fbnet', 'cifar')
-  csv_path = elsewhere.export_plan(directory, space, _archs(),
-                                   np.array([False, False, True]),
-                                   progress=False)
-  return directory, csv_path
+  elsewhere.export_plan(directory, space, _archs(),
+                        np.array([False, False, True]), progress=False)
+  return directory
+
+
+@pytest.fixture
+def plan(exported, tmp_path):
+  """A fresh copy of the exported folder for each test: (folder, CSV)."""
+  directory = str(tmp_path / 'plan')
+  shutil.copytree(exported, directory)
+  return directory, os.path.join(directory, elsewhere.TIMINGS_FILE)
 
 
 @needs_onnx
@@ -131,7 +139,7 @@ def test_timings_of_another_plan_are_refused(plan, tmp_path):
   (short / elsewhere.PLAN_FILE).write_bytes(
       pathlib.Path(directory, elsewhere.PLAN_FILE).read_bytes())
   (short / elsewhere.TIMINGS_FILE).write_text('\n'.join(lines[:-1]) + '\n')
-  with pytest.raises(errors.InputError, match='2 rows; expected one per'):
+  with pytest.raises(errors.InputError, match='no row for 1 of the plan'):
     elsewhere.device_from_timings(str(short / elsewhere.TIMINGS_FILE))
   alone = tmp_path / 'alone.csv'
   alone.write_text('\n'.join(lines) + '\n')
@@ -152,3 +160,70 @@ def test_measure_command_reads_timings_back(plan, tmp_path):
   assert '3 measured architectures (1 query)' in proc.stdout
   assert '10 of 10 reference architectures missing' in proc.stdout
   assert latency_data.load_device_file(str(out)).name == 'phone'
+
+
+@needs_onnx
+def test_timings_saved_by_a_spreadsheet_are_read(plan):
+  # A byte-order mark, spaces around fields, CRLF, rows sorted by latency,
+  # a blank row: what saving from a spreadsheet does.
+  _, csv_path = plan
+  with open(csv_path, newline='') as f:
+    rows = list(csv.reader(f))
+  header, body = rows[0], rows[1:]
+  body[0][-1], body[1][-1], body[2][-1] = '3.0', ' 1.5 ', '2.0'
+  body.sort(key=lambda r: float(r[-1]))
+  text = '\r\n'.join(', '.join(r) for r in [header] + body + [[''] * 6])
+  with open(csv_path, 'w', encoding='utf-8-sig', newline='') as f:
+    f.write(text + '\r\n')
+  device = elsewhere.device_from_timings(csv_path)
+  np.testing.assert_array_equal(device.archs, _archs())
+  np.testing.assert_array_equal(device.latency_ms, [3.0, 1.5, 2.0])
+
+
+@needs_onnx
+@pytest.mark.parametrize('edit, message', [
+    (lambda rows: rows.__setitem__(2, rows[1]), 'model model_0000.onnx again'),
+    (lambda rows: rows.pop(), 'no row for 1 of the plan'),
+    (lambda rows: rows[1].__setitem__(3, '1'),
+     'column is_query is .1. for model_0000.onnx; the plan says 0'),
+    (lambda rows: rows[1].__setitem__(1, 'other.onnx'),
+     "column model is 'other.onnx'"),
+])
+def test_timings_that_are_not_the_plans_are_refused(plan, edit, message):
+  _, csv_path = plan
+  _fill(csv_path, ['2.5', '2.75', '3.25'])
+  with open(csv_path, newline='') as f:
+    rows = list(csv.reader(f))
+  edit(rows)
+  with open(csv_path, 'w', newline='') as f:
+    csv.writer(f).writerows(rows)
+  with pytest.raises(errors.InputError, match=message):
+    elsewhere.device_from_timings(csv_path)
+
+
+@needs_onnx
+def test_only_query_rows_timed_is_refused(plan):
+  _, csv_path = plan
+  _fill(csv_path, ['', '', '3.25'])
+  with pytest.raises(errors.InputError, match='only on query rows'):
+    elsewhere.device_from_timings(csv_path)
+
+
+@needs_onnx
+def test_measure_command_refuses_flags_it_would_ignore(plan, tmp_path):
+  _, csv_path = plan
+  _fill(csv_path, ['2.5', '2.75', '3.25'])
+  out = tmp_path / 'kept.npz'
+  out.write_bytes(b'a file that must survive a refusal')
+  for args, message in (
+      ([f'--from_timings={csv_path}', '--runtime=onnxruntime'],
+       'error: --from_timings: --runtime not used with it'),
+      ([f'--from_timings={csv_path}', '--batch_size=4'],
+       'error: --from_timings: --batch_size not used with it'),
+  ):
+    proc = subprocess.run(
+        [sys.executable, '-m', 'experiments.measure', *args, f'--out={out}'],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith(message)
+  assert out.read_bytes() == b'a file that must survive a refusal'

@@ -181,6 +181,8 @@ def test_bad_device_files(tmp_path, overrides, field, message):
     ('r', lambda a: a[:, None], r'expected shape \[40\]'),
     ('ks', lambda a: a + 0.9, 'expected integers, got dtype float'),
     ('r', lambda a: a + 2, r"OFA field 'r', row 0: values must be in"),
+    # One architecture field short: that field is named, not latency_ms.
+    ('ks', lambda a: a[:39], r'expected shape \[40, 20\]'),
 ])
 def test_bad_ofa_device_files(tmp_path, field, change, message):
   dev = ld.bundled_device('ofa', 'titan_rtx_64')

@@ -19,6 +19,7 @@ from experiments import cli
 from fbnet_jax import compilation_cache
 from fbnet_jax import latency
 from fbnet_jax import workdirs
+import meta
 from meta import adaptation
 from meta import latency_data
 from meta import tasks
@@ -69,9 +70,9 @@ def main(argv):
         + f' -> {_WORKDIR.value}')
   if device.is_query.any():
     q = device.is_query
-    pred = adapted.predict_ms(device.archs[q])
-    err = np.median(np.abs(pred / device.latency_ms[q] - 1))
     raw = adapted.predict_ms(device.archs[q], floor=False)  # ranked raw
+    pred = np.maximum(raw, meta.MIN_PREDICTED_MS)  # as predict_ms reports
+    err = np.median(np.abs(pred / device.latency_ms[q] - 1))
     print(f'query rows: {int(q.sum())}; Spearman '
           f'{tasks.spearman(raw, device.latency_ms[q]):.4f}; median '
           f'|relative error| {100 * err:.1f}%')

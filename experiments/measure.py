@@ -272,14 +272,6 @@ def main(argv):
     return
   if _EXPORT.value:
     _refuse_unused_flags('--export_onnx')
-    space = spaces.space_for(_SPACE.value, _MACRO.value)
-    errors.check_bounds(dict(batch_size=_BATCH.value), [
-        b for b in measure.BOUNDS if b.field == 'batch_size'], '--')
-    export_onnx(_EXPORT.value, space,
-                *select_archs(space, _ARCHS.value, _SEED.value))
-    return
-  compilation_cache.enable()
-  latency_data.check_device_file_path(_OUT.value, '--out')
   settings = dict(
       space=_SPACE.value, macro=_MACRO.value, batch_size=_BATCH.value,
       dtype=_DTYPE.value, time_budget_s=_BUDGET.value,
@@ -287,8 +279,14 @@ def main(argv):
       seed=_SEED.value, runtime=_RUNTIME.value,
       statistic=_STATISTIC.value, cpu_cores=_CORES.value)
   errors.check_bounds(settings, measure.BOUNDS, '--')  # the flags' names
-  config = measure.make_config('--', **settings)
   space = spaces.space_for(_SPACE.value, _MACRO.value)
+  if _EXPORT.value:
+    export_onnx(_EXPORT.value, space,
+                *select_archs(space, _ARCHS.value, _SEED.value))
+    return
+  compilation_cache.enable()
+  latency_data.check_device_file_path(_OUT.value, '--out')
+  config = measure.make_config('--', **settings)
   archs, query, refs = select_archs(space, _ARCHS.value, _SEED.value)
   # Nothing above starts JAX's backend, so that cpu_cores can size its pools.
   # A killed measurement rerun with the same flags goes on from its last

@@ -157,7 +157,6 @@ def device_from_timings(csv_path: str, name: str = ''):
       is_query=is_query[measured], source=csv_path, meta=meta)
 
 
-
 def _read_latencies(csv_path: str, plan_path: str, is_query: np.ndarray,
                     reference_rows: set) -> np.ndarray:
   """``latency_ms`` per model of the plan (NaN where left empty) from a

@@ -144,11 +144,13 @@ class LatencyModel:
     return best, best_ms
 
 
-def lookup_table_latency(device: str) -> LatencyModel:
-  """HW-NAS-Bench lookup table of ``device`` (FBNet, CIFAR macro)."""
+def lookup_table_latency(device: str, where: str = 'config.latency.device'
+                         ) -> LatencyModel:
+  """HW-NAS-Bench lookup table of ``device`` (FBNet, CIFAR macro); an
+  unknown device is an error naming ``where``, the setting that gave it."""
   if device not in LUT_DEVICES:
     raise LatencyConfigError(
-        f'config.latency.device: no lookup table for {device!r}; the bundled '
+        f'{where}: no lookup table for {device!r}; the bundled '
         f'FBNet tables are for {", ".join(LUT_DEVICES)} (use '
         "config.latency.source='predictor' for other devices).")
   with np.load(LUT_FILE) as npz:

@@ -67,13 +67,8 @@ def latency_control(config: ml_collections.ConfigDict, root: str,
   rows = []
   # Every device's table before the first search: a misspelt name is an
   # error now, not after the other devices' searches.
-  luts = {}
-  for device in devices:
-    try:
-      luts[device] = latency_lib.lookup_table_latency(device)
-    except latency_lib.LatencyConfigError as e:  # named as the user set it
-      raise latency_lib.LatencyConfigError(
-          str(e).replace('config.latency.device', '--devices', 1)) from None
+  luts = {device: latency_lib.lookup_table_latency(device, '--devices')
+          for device in devices}
   for device in devices:
     lut = luts[device]
     targets = latency_targets(device, quantiles,

@@ -154,7 +154,7 @@ def _check_reusable(device, path: str, sample_seed: int, num_samples: int,
     logging.warning('%s: field is_query marks %d query rows, not the %d '
                     'asked for (--num_query); the predictor is checked on '
                     'the file\'s %d.', path, query, num_query, query)
-  support = int((~device.is_query).sum() - (device.reference_rows() >= 0).sum())
+  support = len(device.sample_rows())
   if support < num_samples:
     raise errors.InputError(
         f'{path}: holds {support} support rows besides the references, but '

@@ -348,8 +348,7 @@ def predictor_support(space: str, device, *,
   predictor = _load_predictor(space, predictor_dir)
   _warn_if_seen(space, device)
   refs = device.reference_rows()
-  others = np.nonzero(~device.is_query)[0]
-  others = others[~np.isin(others, refs)]
+  others = device.sample_rows()
   if 0 < num_samples < len(others):
     others = np.random.default_rng(seed).choice(others, num_samples,
                                                 replace=False)

@@ -101,7 +101,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # touched.
   searcher = searcher_lib.Searcher(config)
   data_lib.check_prepared(config.data.name, config.data.get('data_dir'))
-  if config.loss.form == 'fbnet':  # config.loss.unit_ms against the range
+  if (config.loss.form == 'fbnet' and  # config.loss.unit_ms against the range
+      config.search.warmup_epochs < config.epochs):  # (unused weights-only)
     dnas.check_latency_range(
         searcher.latency.fastest(searcher.allowed())[1], config.loss)
   os.makedirs(workdir, exist_ok=True)
@@ -206,11 +207,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         writer.scalars(step, {k: v for k, v in rec.items() if k != 'probs'})
         bar.set_postfix(ce=f'{rec.get("ce", 0):.3f}',
                         lat=f'{rec["expected_latency_ms"]:.2f}ms')
-      saved = manager.save(step, args=ocp.args.StandardSave(state))
-      if main and saved:
+      # The records first, then the (asynchronous) checkpoint: a kill in
+      # between loses no record of a checkpoint that completes. A record
+      # ahead of the last checkpoint is harmless: a resumed run keeps the
+      # history up to its step and reads only its step's running entry.
+      will_save = manager.should_save(step)
+      if main and will_save:
         _write_running(workdir, step, metrics, epoch_sums, epoch_count)
-      if main and (saved or end_of_epoch):
+      if main and (will_save or end_of_epoch):
         search_report.write_history(workdir, history)
+      manager.save(step, args=ocp.args.StandardSave(state))
       if stop_after is not None and step >= stop_after:
         _final_save(manager, step, state)
         if main:

@@ -62,7 +62,9 @@ def _best_on(valid_tasks, models):
     score = float(np.mean([
         tasks_lib.spearman(model.adapt(t)(t.query_archs), t.query_ms)
         for t in valid_tasks]))
-    if best is None or score > best_score:  # a NaN score never wins
+    # A NaN score (constant predictions) never wins, not even as the first.
+    if best is None or score > best_score or (
+        np.isnan(best_score) and not np.isnan(score)):
       best, best_score = model, score
   best.selection = dict(best.settings, valid_spearman=best_score)
   return best

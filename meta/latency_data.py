@@ -155,6 +155,17 @@ class Device:
     return np.array([lookup.get(r.astype(np.int32).tobytes(), -1)
                      for r in refs], np.int64)
 
+  def sample_rows(self) -> np.ndarray:
+    """The non-query rows that support samples are drawn from: all but the
+    reference architectures' rows. A reference measured more than once
+    gives its first row (:meth:`reference_rows`); its repeats are not
+    samples either, so every method adapts on as many distinct rows."""
+    refs = {r.astype(np.int32).tobytes()
+            for r in load_space_data(self.space).reference_archs}
+    rows = np.nonzero(~self.is_query)[0]
+    return rows[np.array([self.archs[i].astype(np.int32).tobytes() not in refs
+                          for i in rows], bool).reshape(-1)]
+
 
 def bundled_device(space: str, name: str) -> Device:
   """A bundled device under HELP's protocol.
@@ -368,7 +379,8 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
 def _warn_duplicates(path: str, field: str, archs: np.ndarray) -> None:
   """Says when an architecture has more than one row: each row stays a
   measurement of its own (a support draw may take both; two query rows
-  are both scored)."""
+  are both scored), except a reference architecture's repeats
+  (:meth:`Device.sample_rows`)."""
   _, first, counts = np.unique(archs, axis=0, return_index=True,
                                return_counts=True)
   if (counts > 1).any():
@@ -376,7 +388,8 @@ def _warn_duplicates(path: str, field: str, archs: np.ndarray) -> None:
     again = [int(i) for i in np.nonzero((archs == archs[row]).all(1))[0]]
     logging.warning(
         '%s: field %s: %d architectures have more than one row (first: rows '
-        '%s); each row is used as a measurement of its own.', path,
+        '%s); each row is used as a measurement of its own (of a reference '
+        'architecture, only its first row).', path,
         field, int((counts > 1).sum()), ', '.join(map(str, again)))
 
 

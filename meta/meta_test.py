@@ -150,6 +150,9 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
                    adaptation.MetaMethod(pred, pred.config.meta.algorithm),
                    other))
   if with_baselines:
+    # The baselines' settings are chosen on the tasks that selected the
+    # predictor's checkpoint (its own config.eval: samples, seeds, trim),
+    # so every method is selected alike, whatever this run evaluates with.
     valid_tasks = train.validation_tasks(predictor.config)
     for method in (baselines.LinearMix.selected(space, valid_tasks),
                    baselines.BayesLinear.selected(space, valid_tasks),

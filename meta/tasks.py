@@ -66,8 +66,7 @@ def make_tasks(device: latency_data.Device, *, num_samples: int,
   present = ref_rows[ref_rows >= 0]
   reference_ms = np.full(len(ref_rows), np.nan, np.float32)
   reference_ms[ref_rows >= 0] = device.latency_ms[present]
-  pool = np.nonzero(~device.is_query)[0]
-  pool = pool[~np.isin(pool, present)]
+  pool = device.sample_rows()
   query = np.nonzero(device.is_query)[0]
   if trim:
     trimmed = pool[latency_data.trim_mask(device.latency_ms[pool])]

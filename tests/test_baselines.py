@@ -50,3 +50,28 @@ def test_bayes_linear_posterior_fits_its_support_as_noise_vanishes():
   noisy = baselines.BayesLinear(space, split.meta_train, noise=10.)
   assert not np.allclose(noisy.adapt(task)(task.support_archs),
                          task.support_ms, rtol=0.05)
+
+
+class _Constant:
+  """A model whose predictions are all equal (Spearman NaN), or the
+  support's truth (a perfect ranker)."""
+
+  def __init__(self, name, constant):
+    self.settings, self.constant = dict(name=name), constant
+
+  def adapt(self, task):
+    if self.constant:
+      return lambda archs: np.ones(len(archs))
+    truth = {a.tobytes(): ms for a, ms in zip(task.query_archs, task.query_ms)}
+    return lambda archs: np.array([truth[a.tobytes()] for a in archs])
+
+
+def test_selection_never_picks_a_nan_score_even_first():
+  space = 'fbnet'
+  raw = latency_data.load_space_data(space)
+  ms = np.random.default_rng(0).uniform(5., 20., len(raw.archs))
+  task = _task(space, raw.archs, ms, np.arange(20), np.arange(20, 60))
+  best = baselines._best_on([task], [_Constant('flat', True),
+                                     _Constant('ranker', False)])
+  assert best.settings == dict(name='ranker')
+  assert best.selection['valid_spearman'] == pytest.approx(1.)

@@ -131,6 +131,11 @@ def test_a_search_refuses_a_latency_unit_before_writing(tmp_path):
   with pytest.raises(errors.InputError, match=r'config\.loss\.unit_ms'):
     search.train_and_evaluate(config, str(tmp_path / 'w'), progress=False)
   assert not (tmp_path / 'w').exists()  # refused before writing
+  # A weights-only run (the evolve configs' supernet) never uses the loss.
+  config.search.warmup_epochs = config.epochs
+  search.train_and_evaluate(config, str(tmp_path / 'w'), progress=False,
+                            stop_after=1)
+  assert (tmp_path / 'w' / 'checkpoints').exists()
 
 
 def test_a_retraining_refuses_an_evaluation_limit_before_training(tmp_path):

@@ -82,6 +82,26 @@ def test_query_rows_that_repeat_a_support_architecture_are_not_scored(
   assert repeated[3:] == (2, '3, 25')
 
 
+def test_a_reference_measured_twice_is_one_reference_and_never_a_sample(
+    tmp_path):
+  from meta import tasks as tasks_lib
+  refs = ld.load_space_data('fbnet').reference_archs
+  rng = np.random.default_rng(0)
+  arch = np.concatenate([refs, refs[:1],  # reference 0 again, row 10
+                         rng.integers(0, 9, (14, 22))]).astype(np.int8)
+  ms = rng.uniform(5, 10, len(arch)).astype(np.float32)
+  dev = ld.load_device_file(_device(tmp_path, arch=arch, latency_ms=ms,
+                                    is_query=np.arange(len(arch)) >= 20))
+  np.testing.assert_array_equal(dev.reference_rows(), np.arange(10))
+  np.testing.assert_array_equal(dev.sample_rows(), np.arange(11, 20))
+  # Support draws of 9 samples: all 9 other rows, never the repeat.
+  for task in tasks_lib.make_tasks(dev, num_samples=9, seeds=[0, 1, 2],
+                                   trim=False):
+    assert len(task.support_archs) == 19
+    assert (task.support_archs == refs[0]).all(1).sum() == 1
+    np.testing.assert_array_equal(task.reference_ms, ms[:10])
+
+
 def test_latencies_that_look_like_seconds_and_a_directory(tmp_path):
   with mock.patch.object(ld.logging, 'warning') as warn:
     ld.load_device_file(_device(tmp_path, latency_ms=np.full(30, 0.008)))

@@ -81,27 +81,28 @@ def test_search_loss_falls(finished):
 
 def test_interrupted_searches_resume_to_the_uninterrupted_run(
     finished, tmp_path, monkeypatch):
-  """Two interruptions of one search, then its end: Ctrl-C two steps after
-  a checkpoint began (the checkpoint completes before the interrupt
-  propagates), a rerun stopped after step 11 (mid-epoch, between
+  """Two interruptions of one search, then its end: Ctrl-C just after the
+  (asynchronous) checkpoint of step 5 began (it completes before the
+  interrupt propagates, and the loop's records of step 5 were written
+  before it), a rerun stopped after step 11 (mid-epoch, between
   checkpoints), and a rerun to the end, which reaches the uninterrupted
   run's architecture, history and architecture parameters."""
   workdir, straight = finished
-  batches = search.data_lib.train_batches
+  save = ocp.CheckpointManager.save
 
-  def interrupted(*args, **kwargs):
-    for i, batch in enumerate(batches(*args, **kwargs)):
-      if kwargs.get('split') == 'weights' and i == 7:
-        raise KeyboardInterrupt
-      yield batch
+  def save_then_interrupt(self, step, *args, **kwargs):
+    saved = save(self, step, *args, **kwargs)
+    if saved and step == 5:
+      raise KeyboardInterrupt
+    return saved
 
-  monkeypatch.setattr(search.data_lib, 'train_batches', interrupted)
+  monkeypatch.setattr(ocp.CheckpointManager, 'save', save_then_interrupt)
   config = quickstart.get_config('smoke')
   with pytest.raises(KeyboardInterrupt):
     search.train_and_evaluate(config, str(tmp_path), progress=False)
   manager = ocp.CheckpointManager(str(tmp_path / 'checkpoints'))
   assert manager.latest_step() == 5  # finished, not a .tmp left behind
-  monkeypatch.setattr(search.data_lib, 'train_batches', batches)
+  monkeypatch.setattr(ocp.CheckpointManager, 'save', save)
   search.train_and_evaluate(config, str(tmp_path), progress=False,
                             stop_after=11)
   resumed = search.train_and_evaluate(config, str(tmp_path), progress=False)

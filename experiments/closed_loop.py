@@ -40,7 +40,7 @@ def main(argv):
         f'on {check.get("num_query", 0)} other measured archs '
         f'{check.get("spearman", float("nan")):.4f}; found archs: max '
         f'|measured/target - 1| {100 * out["max_abs_relative_error"]:.1f}%, '
-        f'max |measured/predicted - 1| '
+        f'max |predicted/measured - 1| '
         f'{100 * out["max_abs_prediction_error"]:.1f}%; '
         f'{out["total_measurements"]} measurements, '
         f'{out["total_seconds"]:.0f} s in all')

@@ -87,6 +87,10 @@ _EXPORT = flags.DEFINE_string(
 _FROM_TIMINGS = flags.DEFINE_string(
     'from_timings', '', 'A timings.csv of an --export_onnx folder with its '
     'latency_ms column filled in: write the device file --out from it.')
+_ONNX_THREADS = flags.DEFINE_integer(
+    'onnx_threads', 0, "ONNX Runtime's intra-op threads (onnxruntime "
+    'runtime only); 0: its default. A closed loop or search measuring with '
+    'config.measure.onnx_threads compares only with a file of the same.')
 _CORES = flags.DEFINE_integer(
     'cpu_cores', 0, '0: the cores this process may use; k: XLA started and '
     'the timing run on k pinned cores (compiling uses every core; jax '
@@ -245,11 +249,13 @@ def export_onnx(directory: str, space, archs, query, refs) -> None:
 # Flags that timing here uses and the two steps of measuring elsewhere do
 # not: given with them, an error rather than silently ignored.
 _NOT_FOR = {
-    '--export_onnx': ('runtime', 'dtype', 'cpu_cores', 'statistic',
+    '--export_onnx': ('runtime', 'dtype', 'cpu_cores', 'onnx_threads',
+                      'statistic',
                       'time_budget_s', 'spread_bound', 'max_rounds', 'out',
                       'name'),
     '--from_timings': ('space', 'macro', 'archs', 'seed', 'batch_size',
-                       'runtime', 'dtype', 'cpu_cores', 'statistic',
+                       'runtime', 'dtype', 'cpu_cores', 'onnx_threads',
+                       'statistic',
                        'time_budget_s', 'spread_bound', 'max_rounds',
                        'export_onnx'),
 }
@@ -277,7 +283,8 @@ def main(argv):
       dtype=_DTYPE.value, time_budget_s=_BUDGET.value,
       spread_bound=_SPREAD.value, max_rounds=_MAX_ROUNDS.value,
       seed=_SEED.value, runtime=_RUNTIME.value,
-      statistic=_STATISTIC.value, cpu_cores=_CORES.value)
+      statistic=_STATISTIC.value, cpu_cores=_CORES.value,
+      onnx_threads=_ONNX_THREADS.value)
   errors.check_bounds(settings, measure.BOUNDS, '--')  # the flags' names
   space = spaces.space_for(_SPACE.value, _MACRO.value)
   if _EXPORT.value:

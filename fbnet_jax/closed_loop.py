@@ -126,9 +126,13 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
   latency_data.save_device_file(path, device)
   measure.discard_resume_file(partial)
   return {'measured': len(archs), 'seconds': time.time() - t0,
-          'noise': {k: float(device.meta[k]) for k in (
+          'noise': {**{k: float(device.meta[k]) for k in (
               'median_relative_spread', 'max_relative_spread',
-              'reference_drift', 'rounds')}}
+              'reference_drift', 'rounds')},
+                    # Rounds at which a killed measurement was resumed: its
+                    # rounds then come from more than one process.
+                    'resumed_at_rounds': [int(r) for r in device.meta.get(
+                        'resumed_at_rounds', [])]}}
 
 
 def _check_reusable(device, path: str, sample_seed: int, num_samples: int,
@@ -181,14 +185,17 @@ def check_measured_here(config: ml_collections.ConfigDict, device,
         'device file of this machine (python -m experiments.measure '
         f'--space={config.space} --archs=reference,random:10 '
         f'--statistic={want.statistic} --cpu_cores={want.cpu_cores} '
-        f'--runtime={want.runtime} --batch_size={want.batch_size} '
-        f'--dtype={want.dtype} --macro={want.macro} --out=...).')
+        f'--runtime={want.runtime} --onnx_threads={want.onnx_threads} '
+        f'--batch_size={want.batch_size} --dtype={want.dtype} '
+        f'--macro={want.macro} --out=...).')
   expected = [('runtime', want.runtime),
               ('device_kind', measure.device_kind(want.runtime)),
               ('batch_size', want.batch_size), ('dtype', want.dtype),
               ('statistic', want.statistic), ('cpu_cores', want.cpu_cores)]
   if spaces_lib.get_space_class(config.space).MACROS:
     expected.append(('macro', want.macro))
+  if want.runtime == 'onnxruntime':  # its thread count changes the scale
+    expected.append(('onnx_threads', want.onnx_threads))
   for field, value in expected:
     got = measure.file_setting(device, field)
     if got != value:

@@ -159,6 +159,10 @@ class MeasureConfig:
       raise errors.InputError(
           'MeasureConfig.dtype: the onnxruntime runtime times '
           f'float32 graphs, got {self.dtype!r}.')
+    if self.onnx_threads and self.runtime != 'onnxruntime':
+      raise errors.InputError(
+          'MeasureConfig.onnx_threads: sizes ONNX Runtime\'s pool; expected '
+          f'0 with the {self.runtime} runtime (for jax use cpu_cores).')
 
 
 def make_config(where: str, **settings) -> MeasureConfig:
@@ -342,7 +346,8 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
                    rng_state=json.dumps(rng.bit_generator.state))
       spread = _spread(timings)
       bar.set_postfix(max_spread=f'{spread.max():.3f}')
-      if rounds >= config.min_rounds:
+      # (max_rounds below min_rounds: the last round still checks.)
+      if rounds >= min(config.min_rounds, config.max_rounds):
         if spread.max() < config.spread_bound:
           stopped_by = 'spread_bound'
           break
@@ -484,7 +489,8 @@ def backend_name(runtime: str = 'jax') -> str:
 
 # What a device file written before a measuring option existed was
 # measured with.
-_FILE_DEFAULTS = {'runtime': 'jax', 'statistic': 'median', 'cpu_cores': 0}
+_FILE_DEFAULTS = {'runtime': 'jax', 'statistic': 'median', 'cpu_cores': 0,
+                  'onnx_threads': 0}
 
 
 def file_setting(device, field: str):

@@ -206,6 +206,9 @@ def test_pinned_cpus_gives_each_thread_its_own_affinity_back():
     thread.join()
   with pytest.raises(ValueError, match='for onnxruntime use onnx_threads'):
     measure.MeasureConfig(runtime='onnxruntime', cpu_cores=1)
+  with pytest.raises(ValueError, match=r'MeasureConfig\.onnx_threads: .*'
+                     'expected 0 with the jax runtime'):
+    measure.MeasureConfig(onnx_threads=1)
 
 
 def test_closed_loop_compares_only_files_of_the_same_statistic(
@@ -238,6 +241,16 @@ def test_closed_loop_compares_only_files_of_the_same_statistic(
   with pytest.raises(ValueError, match="nb.npz: field space is 'nasbench201'"
                      ", but config.space is 'fbnet'"):
     closed_loop.check_measured_here(config, nb201, nb201_path)
+  # ONNX Runtime: its thread count is part of the setting.
+  ort = file_measured_here(path, runtime='onnxruntime', onnx_threads=1,
+                           device_kind=measure.device_kind('onnxruntime'))
+  config.measure.update(runtime='onnxruntime', statistic='median',
+                        cpu_cores=0)
+  with pytest.raises(ValueError, match='field onnx_threads is 1.*would use 0'):
+    closed_loop.check_measured_here(config, ort, path)
+  config.measure.onnx_threads = 1
+  closed_loop.check_measured_here(config, ort, path)
+  config.measure.update(runtime='jax', onnx_threads=0)
   config.measure.rounds = 3  # not a MeasureConfig field
   with pytest.raises(ValueError,
                      match=r"config.measure: unknown field\(s\) \['rounds'\]"):
@@ -647,6 +660,14 @@ def test_stored_statistics_hand_checked(monkeypatch):
   assert str(device.meta['stopped_by']) == 'max_rounds'
   assert int(device.meta['rounds']) == 4
   np.testing.assert_array_equal(device.meta['num_timings'], [12, 12, 12])
+  # max_rounds below min_rounds (3): the last round still checks the bound.
+  config = dataclasses.replace(config, statistic='median', min_rounds=3,
+                               max_rounds=1, spread_bound=1.5)
+  with mock.patch.object(measure.logging, 'warning') as warn:
+    device = measure.measure_archs(archs, config, progress=False)
+  assert str(device.meta['stopped_by']) == 'spread_bound'
+  assert int(device.meta['rounds']) == 1
+  assert not warn.called
 
 
 def test_verify_warns_when_the_device_file_is_stale(

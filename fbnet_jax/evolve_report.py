@@ -83,6 +83,30 @@ def budget_comparison(guided: list, random: list, budgets: list,
   return rows
 
 
+def seed_comparison(per_seed: dict, budgets: list, random_budget: int
+                    ) -> dict:
+  """:func:`budget_comparison` seed by seed (guided seed s against random
+  seed s, which start from the same architectures), and each seed's
+  speed-up at its random search's final hypervolume: the mean curves'
+  crossing can hide how far the seeds are apart."""
+  out = {}
+  for seed, guided in per_seed['guided'].items():
+    random = per_seed['random'][seed]
+    rows = budget_comparison(guided, random, budgets, random_budget)
+    final = pareto.evaluations_to_reach(guided, random[-1][1])
+    out[seed] = {
+        'factor_at_least': {str(r['evaluations']): r['factor_at_least']
+                            for r in rows},
+        'guided_evaluations_to_reach_random_final': final,
+        'speedup_at_random_final': (
+            pareto.evaluations_to_reach(random, random[-1][1]) / final
+            if final else None),
+        'target_factor_4x_met': (all(r['factor_at_least'] >= 4
+                                     for r in rows[1:])
+                                 if rows[1:] else None)}
+  return out
+
+
 def agreement(reported, exact) -> dict:
   """Relative errors of ``reported`` latencies against ``exact`` ones."""
   errors = np.asarray(reported, np.float64) / np.asarray(exact) - 1
@@ -444,6 +468,8 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
                                       curves['random'][-1][1]) /
           to_random_final if to_random_final else None),
       'by_budget': comparison,
+      # The same, seed by seed (the mean curves average before crossing).
+      'by_seed': seed_comparison(per_seed, budgets, random_budget),
       # From the second budget on: the first is the shared random start,
       # before guided has searched. None with one budget (nothing to test).
       'target_factor_4x_met': (all(r['factor_at_least'] >= 4

@@ -1062,3 +1062,20 @@ def test_budget_comparison_hand_checked():
   (row,) = evolve_report.budget_comparison([[1, .1], [2, .6]], random, [2], 6)
   assert row['random_evaluations_to_match'] is None and row['factor'] is None
   assert row['factor_at_least'] == 3.
+
+
+def test_seed_comparison_hand_checked():
+  """Seed 0 as in the budget comparison above; seed 1's guided search is
+  slower (random needs only 2 evaluations for its 2-evaluation front)."""
+  random = [[1, .1], [2, .2], [3, .4], [4, .4], [5, .45], [6, .5]]
+  per_seed = {'guided': {'0': [[1, .1], [2, .4], [3, .5]],
+                         '1': [[1, .1], [2, .2], [3, .5]]},
+              'random': {'0': random, '1': random}}
+  out = evolve_report.seed_comparison(per_seed, [1, 2, 3], 6)
+  assert out['0']['factor_at_least'] == {'1': 1., '2': 1.5, '3': 2.}
+  assert out['1']['factor_at_least'] == {'1': 1., '2': 1., '3': 2.}
+  # Random reaches its final 0.5 at 6; guided at 3 in both seeds.
+  for seed in '01':
+    assert out[seed]['guided_evaluations_to_reach_random_final'] == 3
+    assert out[seed]['speedup_at_random_final'] == 2.
+    assert out[seed]['target_factor_4x_met'] is False

@@ -89,10 +89,18 @@ def fbnet_loss(ce: jnp.ndarray, latency: jnp.ndarray, alpha: float,
   return ce * alpha * log_lat ** beta
 
 
+#: The latency the target losses take the log of is at least this (ms):
+#: a lookup table's float32 sum can cancel to 0 (fpga's all-skip network,
+#: 9.5e-7 ms), whose log is -inf and whose gradient is NaN. The predictor
+#: source floors its milliseconds at the same (meta.MIN_PREDICTED_MS).
+MIN_LOSS_LATENCY_MS = 1e-3
+
+
 def target_penalty(latency: jnp.ndarray, target_ms: jnp.ndarray,
                    margin: float, two_sided: bool) -> jnp.ndarray:
-  """``relu(|log(LAT / T)| - margin)`` (or one-sided: only above T)."""
-  ratio = jnp.log(latency / target_ms)
+  """``relu(|log(LAT / T)| - margin)`` (or one-sided: only above T), LAT
+  floored at :data:`MIN_LOSS_LATENCY_MS`."""
+  ratio = jnp.log(jnp.maximum(latency, MIN_LOSS_LATENCY_MS) / target_ms)
   if two_sided:
     ratio = jnp.abs(ratio)
   return jax.nn.relu(ratio - margin)

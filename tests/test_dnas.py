@@ -48,6 +48,15 @@ def test_target_and_budget_penalties():
   ce = jnp.array([1.0, 2.0, 3.0])
   np.testing.assert_allclose(dnas.architecture_loss(ce, lat, cfg, 10.0),
                              2.0 + 2.0 * np.mean(two), rtol=1e-5)
+  # A table's sum that cancels to 0 ms (fpga's all-skip network) is taken
+  # at the floor: a finite loss and a finite (zero) gradient, not inf / NaN.
+  zero = jnp.array([0.0, -1e-7])
+  np.testing.assert_allclose(
+      dnas.target_penalty(zero, 10.0, margin=0.05, two_sided=True),
+      np.log(10.0 / dnas.MIN_LOSS_LATENCY_MS) - 0.05, rtol=1e-5)
+  grad = jax.grad(lambda l: dnas.target_penalty(l, 10.0, 0.05, True).sum())(
+      zero)
+  np.testing.assert_array_equal(grad, [0.0, 0.0])
 
 
 def test_gumbel_noise_sign_and_per_example_noise():

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 
 import chex
 import flax
@@ -681,10 +682,17 @@ def test_adapt_command_saves_and_reports_its_support(tmp_path):
       capture_output=True, text=True, timeout=300, check=True)
   assert f'adapted to mine (fbnet) from 20 of its 50 non-query rows -> {out}' \
       in proc.stdout
-  assert 'query rows: 60; Spearman 0.' in proc.stdout
+  printed = re.search(r'query rows: 60; Spearman ([0-9.]+)', proc.stdout)
   dev = latency_data.load_device_file(path)
   ms = adaptation.AdaptedPredictor.load(out).predict_ms(dev.archs[:5])
   assert ms.shape == (5,) and np.all(ms > 0)
+  # The printed score is the saved predictor's on the file's query rows
+  # (a copy of raspi4's rows: the predictor ranks them well).
+  query = adaptation.AdaptedPredictor.load(out).predict_ms(
+      dev.archs[dev.is_query], floor=False)
+  spearman = scipy.stats.spearmanr(query, dev.latency_ms[dev.is_query])[0]
+  assert float(printed.group(1)) == pytest.approx(spearman, abs=6e-4)
+  assert spearman > 0.8
   # Another device's file into the same workdir: said, then done.
   other = _small_device_file(str(tmp_path / 'other.npz'), name='other')
   proc = subprocess.run(

@@ -14,6 +14,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import quickstart
+from fbnet_jax import dnas
 from fbnet_jax import latency
 from fbnet_jax import search
 from fbnet_jax import searcher as searcher_lib
@@ -271,10 +272,21 @@ def test_one_compiled_step_serves_every_device_and_temperature(one_device):
       state, _ = s.weight_step(state, batch, tau, target)
       _, m = s.arch_step(jax.tree.map(jnp.copy, state), batch, tau, target)
       losses.append(float(m['loss']))
+    # The same state, temperature and target under each device's table:
+    # the step's latency is that table's (not one baked in when traced).
+    probs = dnas.probabilities(state.params['arch'], s.mask, s.fixed)
+    for device in ('raspi4', 'fpga'):
+      table = latency.lookup_table_latency(device)
+      s.lat_params = jax.device_put(table.params, s.replicated)
+      _, m = s.arch_step(jax.tree.map(jnp.copy, state), batch, tau, target)
+      np.testing.assert_allclose(float(m['loss_latency_ms']),
+                                 float(table(probs)), rtol=1e-5)
     assert s.step_fn._cache_size() == 1  # pylint: disable=protected-access
   finally:
     s.step_fn, s.lat_params = default_step, default_lat
-  assert losses[0] != losses[1]  # the device's table did reach the loss
+  assert np.all(np.isfinite(losses))
+  assert latency.lookup_table_latency('raspi4')(probs) != (
+      latency.lookup_table_latency('fpga')(probs))  # two devices, two values
 
 
 def test_metric_writer_drops_records_after_the_resumed_step(tmp_path):

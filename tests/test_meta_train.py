@@ -16,6 +16,7 @@ import scipy.stats
 from configs import help_fbnet
 from fbnet_jax import errors
 from meta import adaptation
+from meta import baselines
 from meta import latency_data
 from meta import meta_test
 from meta import tasks as tasks_lib
@@ -370,9 +371,23 @@ def test_meta_test_json_schema(workdir):
   _check_schema(result['trimmed'], names)
   assert set(result['baselines']) == {'linear_mix', 'bayes_linear', 'flops'}
   # The baselines chosen on meta-valid say what was chosen, and its score.
-  for name in ('linear_mix', 'bayes_linear'):
-    selected = result['baselines'][name]['selected']
-    assert -1 <= selected['valid_spearman'] <= 1 and len(selected) > 1
+  # Each is one of its candidates, and scores on the predictor's own
+  # meta-valid tasks what it says.
+  valid = train.validation_tasks(adaptation.MetaPredictor.load(
+      os.path.join(workdir, train.PREDICTOR_DIR)).config)
+  meta_train = latency_data.SPLITS['fbnet'].meta_train
+  for name, cls in (('linear_mix', baselines.LinearMix),
+                    ('bayes_linear', baselines.BayesLinear)):
+    settings = dict(result['baselines'][name]['selected'])
+    score = settings.pop('valid_spearman')
+    if cls is baselines.BayesLinear:
+      assert all(settings[k] in v for k, v in cls.GRID.items())
+    else:
+      assert settings['mix_l2'] in (1e-3, 1e-1)
+    model = cls('fbnet', meta_train, **settings)
+    assert score == pytest.approx(np.mean([tasks_lib.spearman(
+        model.adapt(t)(t.query_archs), t.query_ms) for t in valid]),
+                                  abs=1e-6)
   assert 'selected' not in result['baselines']['flops']
   # The config's primary protocol (eval.trim False) at the top level, the
   # other one under its name.

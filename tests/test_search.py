@@ -279,8 +279,9 @@ def test_one_compiled_step_serves_every_device_and_temperature(one_device):
       table = latency.lookup_table_latency(device)
       s.lat_params = jax.device_put(table.params, s.replicated)
       _, m = s.arch_step(jax.tree.map(jnp.copy, state), batch, tau, target)
+      # (fpga's all-skip sum cancels to ~0: float32 leaves ~1e-7 ms.)
       np.testing.assert_allclose(float(m['loss_latency_ms']),
-                                 float(table(probs)), rtol=1e-5)
+                                 float(table(probs)), rtol=1e-5, atol=1e-5)
     assert s.step_fn._cache_size() == 1  # pylint: disable=protected-access
   finally:
     s.step_fn, s.lat_params = default_step, default_lat

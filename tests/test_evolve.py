@@ -264,6 +264,13 @@ def test_smoke_config_end_to_end(smoke_run):
   assert summary['latency_config']['source'] == config.latency.source
   assert summary['lut_agreement']['max_relative_error'] < 1e-6  # the table
   assert summary['latency_predictions_per_s'] > 0
+  # Seed by seed, from the stored per-seed curves.
+  with open(os.path.join(workdir, 'hypervolume.json')) as f:
+    per_seed = json.load(f)['per_seed']
+  assert summary['by_seed'] == evolve_report.seed_comparison(
+      per_seed, [r['evaluations'] for r in summary['by_budget']],
+      summary['random_budget'])
+  assert set(summary['by_seed']) == {str(s) for s in config.evolve.seeds}
   for plot in ('front.png', 'hypervolume.png'):
     assert os.path.getsize(os.path.join(workdir, plot)) > 1000
   printed = evolve_report.console_summary(summary)

@@ -19,7 +19,6 @@ from experiments import cli
 from fbnet_jax import compilation_cache
 from fbnet_jax import latency
 from fbnet_jax import workdirs
-import meta
 from meta import adaptation
 from meta import latency_data
 from meta import tasks
@@ -71,7 +70,7 @@ def main(argv):
   if device.is_query.any():
     q = device.is_query
     raw = adapted.predict_ms(device.archs[q], floor=False)  # ranked raw
-    pred = np.maximum(raw, meta.MIN_PREDICTED_MS)  # as predict_ms reports
+    pred = adapted.floored(raw)
     err = np.median(np.abs(pred / device.latency_ms[q] - 1))
     print(f'query rows: {int(q.sum())}; Spearman '
           f'{tasks.spearman(raw, device.latency_ms[q]):.4f}; median '

@@ -38,7 +38,6 @@ from fbnet_jax import search
 from fbnet_jax import searcher as searcher_lib
 from fbnet_jax import spaces as spaces_lib
 from fbnet_jax import workdirs
-import meta  # its package constants only
 
 
 # config.measure's fields that say how sessions run, not how one times.
@@ -125,14 +124,15 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
   device.meta['sample_seed'] = np.int64(mcfg.seed + 1)
   latency_data.save_device_file(path, device)
   measure.discard_resume_file(partial)
+  noise = {k: float(device.meta[k]) for k in (
+      'median_relative_spread', 'max_relative_spread', 'reference_drift',
+      'rounds')}
+  # Rounds at which a killed measurement was resumed: its rounds then come
+  # from more than one process.
+  noise['resumed_at_rounds'] = [
+      int(r) for r in device.meta.get('resumed_at_rounds', [])]
   return {'measured': len(archs), 'seconds': time.time() - t0,
-          'noise': {**{k: float(device.meta[k]) for k in (
-              'median_relative_spread', 'max_relative_spread',
-              'reference_drift', 'rounds')},
-                    # Rounds at which a killed measurement was resumed: its
-                    # rounds then come from more than one process.
-                    'resumed_at_rounds': [int(r) for r in device.meta.get(
-                        'resumed_at_rounds', [])]}}
+          'noise': noise}
 
 
 def _check_reusable(device, path: str, sample_seed: int, num_samples: int,
@@ -434,7 +434,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   predictor_check = {}
   if query.any():
     raw = adapted.predict_ms(device.archs[query], floor=False)
-    pred = np.maximum(raw, meta.MIN_PREDICTED_MS)  # as predict_ms reports
+    pred = adapted.floored(raw)
     predictor_check = {
         'num_query': int(query.sum()),
         # Ranked raw, as the few-shot evaluation does (floored values tie).

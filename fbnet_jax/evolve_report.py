@@ -83,6 +83,23 @@ def budget_comparison(guided: list, random: list, budgets: list,
   return rows
 
 
+def random_final_crossing(guided: list, random: list) -> tuple:
+  """(guided evaluations to reach random's final hypervolume, how many
+  times fewer that is than random itself first reached it with); (None,
+  None) when guided never reaches it."""
+  final = pareto.evaluations_to_reach(guided, random[-1][1])
+  if not final:
+    return final, None
+  return final, pareto.evaluations_to_reach(random, random[-1][1]) / final
+
+
+def factor_4x_met(rows: list):
+  """Whether every budget from the second on (the first is the shared
+  random start, before guided has searched) has ``factor_at_least`` >= 4;
+  None with one budget (nothing to test)."""
+  return all(r['factor_at_least'] >= 4 for r in rows[1:]) if rows[1:] else None
+
+
 def seed_comparison(per_seed: dict, budgets: list, random_budget: int
                     ) -> dict:
   """:func:`budget_comparison` seed by seed (guided seed s against random
@@ -93,17 +110,13 @@ def seed_comparison(per_seed: dict, budgets: list, random_budget: int
   for seed, guided in per_seed['guided'].items():
     random = per_seed['random'][seed]
     rows = budget_comparison(guided, random, budgets, random_budget)
-    final = pareto.evaluations_to_reach(guided, random[-1][1])
+    final, speedup = random_final_crossing(guided, random)
     out[seed] = {
         'factor_at_least': {str(r['evaluations']): r['factor_at_least']
                             for r in rows},
         'guided_evaluations_to_reach_random_final': final,
-        'speedup_at_random_final': (
-            pareto.evaluations_to_reach(random, random[-1][1]) / final
-            if final else None),
-        'target_factor_4x_met': (all(r['factor_at_least'] >= 4
-                                     for r in rows[1:])
-                                 if rows[1:] else None)}
+        'speedup_at_random_final': speedup,
+        'target_factor_4x_met': factor_4x_met(rows)}
   return out
 
 
@@ -430,8 +443,8 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
   budgets = runs['guided'][cfg.seeds[0]].iteration_ends
   comparison = budget_comparison(curves['guided'], curves['random'],
                                  budgets, random_budget)
-  to_random_final = pareto.evaluations_to_reach(curves['guided'],
-                                                curves['random'][-1][1])
+  to_random_final, speedup = random_final_crossing(curves['guided'],
+                                                   curves['random'])
   summary = {
       'space': config.space, 'dataset': config.data.name,
       'latency_source': latency.name,
@@ -463,18 +476,11 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       # How many times fewer evaluations guided needs for random's final
       # hypervolume than random itself first reached it with (None: guided
       # never reaches it).
-      'speedup_at_random_final': (
-          pareto.evaluations_to_reach(curves['random'],
-                                      curves['random'][-1][1]) /
-          to_random_final if to_random_final else None),
+      'speedup_at_random_final': speedup,
       'by_budget': comparison,
       # The same, seed by seed (the mean curves average before crossing).
       'by_seed': seed_comparison(per_seed, budgets, random_budget),
-      # From the second budget on: the first is the shared random start,
-      # before guided has searched. None with one budget (nothing to test).
-      'target_factor_4x_met': (all(r['factor_at_least'] >= 4
-                                   for r in comparison[1:])
-                               if comparison[1:] else None),
+      'target_factor_4x_met': factor_4x_met(comparison),
       'latency_predictions_per_s': throughput,
       'lut_agreement': None if lut is None else {
           'lut': lut.name, 'compared': compared,

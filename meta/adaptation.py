@@ -228,7 +228,13 @@ class AdaptedPredictor:
     archs = self.space.validate_batch(np.atleast_2d(archs))
     ms = np.asarray(self._predict(self.params,
                                   jnp.asarray(self.space.one_hot(archs))))
-    return np.maximum(ms, meta.MIN_PREDICTED_MS) if floor else ms
+    return self.floored(ms) if floor else ms
+
+  @staticmethod
+  def floored(ms) -> np.ndarray:
+    """Raw milliseconds (``predict_ms(..., floor=False)``) as
+    :meth:`predict_ms` reports them, without predicting again."""
+    return np.maximum(ms, meta.MIN_PREDICTED_MS)
 
   def predict_ms_soft(self, probs) -> jnp.ndarray:
     return self._predict(self.params, jnp.asarray(probs))

@@ -164,7 +164,7 @@ class Device:
             for r in load_space_data(self.space).reference_archs}
     rows = np.nonzero(~self.is_query)[0]
     return rows[np.array([self.archs[i].astype(np.int32).tobytes() not in refs
-                          for i in rows], bool).reshape(-1)]
+                          for i in rows], bool)]
 
 
 def bundled_device(space: str, name: str) -> Device:

@@ -3,7 +3,9 @@
 ``run(config, workdir, device_files)`` evaluates the meta-trained predictor
 of ``workdir`` on the space's meta-test devices (or on device files), with
 both protocols (untrimmed and HELP's trimmed one), beside the linear-mix and
-FLOPs baselines, prints a table and writes ``workdir/meta_test.json``::
+FLOPs baselines, prints a table and writes ``workdir/meta_test.json``
+(and ``meta_test.png``: predicted against measured latency on each device,
+one support draw)::
 
   {"devices": {NAME: {"spearman", "spearman_std", "num_query", ...}},
    "mean_spearman": float,
@@ -30,6 +32,7 @@ import meta
 from meta import adaptation
 from meta import baselines
 from meta import latency_data
+from meta import plots
 from meta import tasks as tasks_lib
 from meta import train
 
@@ -185,7 +188,37 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   out_path = out_path or os.path.join(workdir, RESULT_FILE)
   os.makedirs(os.path.dirname(out_path) or '.', exist_ok=True)
   workdirs.write_json(out_path, out)
+  plots.plot_meta_test(
+      device_panels(main, devices, ours['untrimmed'], ev.num_samples,
+                    seeds[0], len(seeds)),
+      os.path.splitext(out_path)[0] + '.png',
+      f'{main.name} ({space}), adapted on the reference architectures + '
+      f'{ev.num_samples} samples (draw 0); all query rows')
   return out
+
+
+def device_panels(method: tasks_lib.Method,
+                  devices: Sequence[latency_data.Device], result: dict,
+                  num_samples: int, seed: int,
+                  num_draws: int) -> list[plots.DevicePanel]:
+  """What ``method`` predicts for each device's support and (untrimmed)
+  query rows, adapted on the support draw of ``seed``; ``result``:
+  :func:`tasks.evaluate`'s untrimmed output, for the mean over draws."""
+  panels = []
+  for device in devices:
+    task, = tasks_lib.make_tasks(device, num_samples=num_samples,
+                                 seeds=[seed], trim=False)
+    predict = method.adapt(task)
+    query_pred = np.asarray(predict(task.query_archs), np.float64)
+    panels.append(plots.DevicePanel(
+        label=device.name, query_ms=np.asarray(task.query_ms, np.float64),
+        query_pred_ms=query_pred,
+        support_ms=np.asarray(task.support_ms, np.float64),
+        support_pred_ms=np.asarray(predict(task.support_archs), np.float64),
+        spearman=tasks_lib.spearman(query_pred, task.query_ms),
+        mean_spearman=result['devices'][device.name]['spearman'],
+        num_draws=num_draws))
+  return panels
 
 
 def _unique_labels(main: str, others) -> list[str]:

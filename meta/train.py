@@ -3,7 +3,8 @@
 ``train_and_evaluate(config, workdir)`` meta-trains on the meta-train
 devices' pool rows, selects the checkpoint with the best Spearman on the
 meta-valid devices (scored on held-out pool rows: no query row of any device
-is ever seen), checkpoints to ``workdir`` and resumes from it, only under
+is ever seen), checkpoints to ``workdir`` (with ``history.json`` and the curves of
+``meta_train.png``) and resumes from it, only under
 the config it was started with (``config.json``). Chunking and meta-test
 settings may change, and ``meta.num_episodes`` may grow to train on: the
 rest then follows the longer run's cosine schedule, which is not what a
@@ -30,11 +31,13 @@ from fbnet_jax import workdirs
 from meta import adaptation
 from meta import latency_data
 from meta import maml
+from meta import plots
 from meta import tasks as tasks_lib
 
 CHECKPOINT = 'checkpoint.msgpack'
 PREDICTOR_DIR = adaptation.PREDICTOR_DIR
 HISTORY = 'history.json'
+PLOT_FILE = 'meta_train.png'
 CONFIG_FILE = 'config.json'
 # May change on resume: how long to train (only to grow), how episodes are
 # chunked into jitted calls, and the meta-test's support draws.
@@ -381,6 +384,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   _write_history(workdir, history, best,
                  episodes_per_s=done / max(elapsed, 1e-9),
                  episodes_per_s_compiled=compiled)
+  plots.plot_meta_train(history, int(best['step']),
+                        os.path.join(workdir, PLOT_FILE))
   return predictor
 
 

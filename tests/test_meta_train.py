@@ -47,6 +47,12 @@ def test_query_loss_falls_and_outputs_exist(workdir):
   assert np.isfinite(history[-1]['valid_spearman'])
   assert os.path.exists(os.path.join(workdir, train.PREDICTOR_DIR,
                                      adaptation.PARAMS_FILE))
+  _assert_png(os.path.join(workdir, train.PLOT_FILE))
+
+
+def _assert_png(path):
+  with open(path, 'rb') as f:
+    assert f.read(8) == b'\x89PNG\r\n\x1a\n', path
 
 
 class _Killed(Exception):
@@ -366,6 +372,7 @@ def test_meta_test_json_schema(workdir):
   result = meta_test.run(_config(), workdir)
   with open(os.path.join(workdir, meta_test.RESULT_FILE)) as f:
     assert json.load(f) == result
+  _assert_png(os.path.join(workdir, 'meta_test.png'))
   names = ['fpga', 'raspi4', 'eyeriss']
   _check_schema(result, names)
   _check_schema(result['trimmed'], names)
@@ -432,6 +439,30 @@ def test_meta_test_json_schema(workdir):
       assert got['spearman'] == pytest.approx(want, abs=1e-9), (name,
                                                                 protocol)
       assert got['spearman_std'] == pytest.approx(0, abs=1e-9)
+
+
+def test_meta_test_plot_shows_an_evaluated_draw(workdir):
+  predictor = adaptation.MetaPredictor.load(
+      os.path.join(workdir, train.PREDICTOR_DIR))
+  method = adaptation.MetaMethod(predictor, predictor.config.meta.algorithm)
+  devices = meta_test.load_devices('fbnet', [])
+  result = tasks_lib.evaluate(method, devices, num_samples=10, seeds=[0, 1],
+                              trim=False)
+  panels = meta_test.device_panels(method, devices, result, 10, 0, 2)
+  split = latency_data.SPLITS['fbnet']
+  assert [p.label for p in panels] == list(split.meta_test)
+  for panel, device in zip(panels, devices):
+    scored = result['devices'][device.name]
+    # All (untrimmed) query rows; the references + 10 samples adapted on.
+    assert len(panel.query_ms) == scored['num_query'] == 1000
+    assert len(panel.support_ms) == 10 + 10
+    np.testing.assert_array_equal(panel.query_ms,
+                                  device.latency_ms[device.is_query])
+    assert panel.mean_spearman == scored['spearman']
+    # Of two draws, each is one standard deviation from their mean: the
+    # panel's is draw 0 of the evaluation, same support, same predictions.
+    assert abs(panel.spearman - panel.mean_spearman) == pytest.approx(
+        scored['spearman_std'], abs=1e-9)
 
 
 def test_meta_test_device_file_with_missing_references(workdir, tmp_path):

@@ -84,7 +84,12 @@ def gumbel_softmax(rng: jax.Array, theta: jnp.ndarray, choice_mask: np.ndarray,
 
 def fbnet_loss(ce: jnp.ndarray, latency: jnp.ndarray, alpha: float,
                beta: float, unit_ms: float = 1.0) -> jnp.ndarray:
-  """``CE * alpha * log(LAT / unit) ** beta`` per example (FBNet eq. 2)."""
+  """``CE * alpha * log(LAT / unit) ** beta`` per example (FBNet eq. 2).
+
+  ``LAT / unit`` is floored just above 1, where the log reaches 0 and the
+  latency gradient vanishes: ``check_latency_range`` refuses a unit above
+  the space's fastest network before a search starts, so the floor only
+  guards against a soft distribution's expectation dipping below it."""
   log_lat = jnp.log(jnp.maximum(latency / unit_ms, 1.0 + 1e-6))
   return ce * alpha * log_lat ** beta
 

@@ -166,22 +166,29 @@ def restore_supernet(searcher: searcher_lib.Searcher, workdir: str):
 
 
 # -------------------------------------------------------------------- run
+# config.evolve's counts; what depends on another field is checked by hand.
+BOUNDS = (
+    errors.Bound('evolve.budget', 2, integer=True),
+    errors.Bound('evolve.initial', 2, integer=True),
+    errors.Bound('evolve.per_iteration', 1, integer=True),
+    errors.Bound('evolve.random_budget', 0, integer=True, none_ok=True),
+    errors.Bound('evolve.pop_size', 4, integer=True),
+    errors.Bound('evolve.generations', 1, integer=True),
+    errors.Bound('evolve.latency_probes', 0, integer=True),
+)
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Clear errors for out-of-range ``config.evolve`` values."""
+  errors.check_bounds(config, BOUNDS)
   cfg = config.evolve
-  if not 2 <= cfg.initial <= cfg.budget:
-    raise errors.InputError(f'config.evolve.initial: expected 2..budget '
-                            f'({cfg.budget}), got {cfg.initial}.')
-  if cfg.per_iteration < 1:
-    raise errors.InputError(f'config.evolve.per_iteration: expected >= 1, got '
-                            f'{cfg.per_iteration}.')
+  if cfg.initial > cfg.budget:
+    raise errors.InputError(f'config.evolve.initial: expected at most the '
+                            f'budget ({cfg.budget}), got {cfg.initial}.')
   if (cfg.get('random_budget') or cfg.budget) < cfg.budget:
     raise errors.InputError('config.evolve.random_budget: expected >= budget '
-                            f'({cfg.budget}), got {cfg.random_budget}.')
-  if cfg.pop_size < 4 or cfg.generations < 1:
-    raise errors.InputError(
-        'config.evolve.pop_size / generations: expected >= 4 '
-        f'and >= 1, got {cfg.pop_size} and {cfg.generations}.')
+                            f'({cfg.budget}), or 0 for the budget, got '
+                            f'{cfg.random_budget}.')
   if not cfg.seeds:
     raise errors.InputError('config.evolve.seeds: expected at least one seed.')
   if any(not 0 < q < 1 for q in cfg.get('dnas_quantiles', ())):
@@ -198,9 +205,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if cfg.predictor not in pareto.PREDICTORS:
     raise errors.InputError(f'config.evolve.predictor: expected one of '
                             f'{pareto.PREDICTORS}, got {cfg.predictor!r}.')
-  if cfg.get('latency_probes', 0) < 0:
-    raise errors.InputError('config.evolve.latency_probes: expected >= 0, got '
-                            f'{cfg.latency_probes}.')
   if cfg.get('measure_latency'):
     latency_loop.check_config(config)
   for path in _dnas_result_paths(cfg):

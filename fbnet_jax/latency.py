@@ -10,9 +10,12 @@ distribution, differentiable in its probabilities. The sources:
 - :func:`cell_table_latency`: NAS-Bench-201, where every cell was measured:
   the exact table of all 5^6 cells (and the exact expectation for
   independent per-edge distributions).
-- :class:`PredictorLatency`: the meta-learned predictor of :mod:`meta`,
-  adapted to the target device from a few measurements. This is the one
-  narrow face through which ``fbnet_jax`` uses ``meta``.
+- :func:`predictor_latency`: the meta-learned predictor of :mod:`meta`,
+  adapted to the target device from a few measurements; the jitted step
+  calls its pure ``latency_fn_with_params(params, probs)``. (``fbnet_jax``
+  uses ``meta`` through that face and through :mod:`meta.latency_data`,
+  the bundled latencies and device files; ``meta`` never imports the
+  supernet.)
 
 ``latency_source(config)`` builds the one that ``config.latency.source``
 names from :data:`SOURCES`: ``'lut'`` (the exact table of the space, when
@@ -119,9 +122,9 @@ class LatencyModel:
               ) -> tuple[np.ndarray, float]:
     """The fastest architecture of the allowed choices (``choice_mask
     [U, C]``) and its ms: the best of ``num_random`` random valid ones,
-    then improved one unit at a time until no single change helps. For an
-    additive table that is the exact minimum (each unit's cheapest
-    choice); for a predictor, a local one."""
+    then improved one unit at a time until no single change helps (at most
+    one pass per unit). For an additive table that is the exact minimum
+    (each unit's cheapest choice); for a predictor, a local one."""
     mask = np.asarray(choice_mask, bool)
     units, choices = mask.shape
     rng = np.random.default_rng(0)

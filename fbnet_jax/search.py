@@ -87,7 +87,8 @@ def resume_settings(config: ml_collections.ConfigDict) -> dict:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        *, progress: bool = True, desc: str = 'search',
                        stop_after: Optional[int] = None) -> dict:
-  """Runs (or resumes) the search; writes ``result.json``; returns it.
+  """Runs (or resumes) the search; writes ``result.json``; returns it
+  (``{}`` when ``stop_after`` stopped it first).
 
   Args:
     config: the search config (``configs/quickstart.py`` and siblings).

@@ -5,9 +5,10 @@
     adapted.predict_ms(archs)           # milliseconds, jit-compiled, batched
     adapted.save(path); AdaptedPredictor.load(path)
 
-``AdaptedPredictor.latency_fn`` is the narrow face that the supernet uses: a
-pure function ``probs [..., U, C] -> milliseconds``, differentiable in the
-architecture probabilities: the network evaluated at the soft architecture
+``AdaptedPredictor.latency_fn_with_params(params, probs)`` is what the
+supernet's jitted step calls (``latency_fn(probs)`` is the same with the
+adapted parameters bound): a pure function ``probs [..., U, C] ->
+milliseconds``, differentiable in the architecture probabilities: the network evaluated at the soft architecture
 (for a distribution, a plug-in estimate of its expected latency, not the
 expectation itself: 23.66 vs 23.71 ms by Monte Carlo at uniform
 probabilities on one device).
@@ -101,15 +102,15 @@ def _check_ms(ms, name: str, shape: tuple[int, ...], missing: str = ''
   """``ms`` as float32 of ``shape``, every given latency finite and > 0."""
   ms = np.asarray(ms, np.float32)
   if ms.shape != shape:
-    raise ValueError(f'{name}: expected shape {list(shape)}, got '
-                     f'{list(ms.shape)}.')
+    raise errors.InputError(f'{name}: expected shape {list(shape)}, got '
+                            f'{list(ms.shape)}.')
   given = ~np.isnan(ms) if missing else np.ones(shape, bool)
   bad = given & ~(np.isfinite(ms) & (ms > 0))
   if bad.any():
     i = int(np.flatnonzero(bad)[0])
-    raise ValueError(f'{name}: entry {i} is {float(ms[i])}; expected a '
-                     'finite latency > 0 ms' + (f' ({missing}).' if missing
-                                                 else '.'))
+    raise errors.InputError(
+        f'{name}: entry {i} is {float(ms[i])}; expected a finite latency > 0 '
+        'ms' + (f' ({missing}).' if missing else '.'))
   return ms
 
 
@@ -150,7 +151,7 @@ def support_arrays(space: str, support_archs, support_ms, reference_ms,
   present = ~np.isnan(ref_ms)
   others = support_archs[~is_ref]
   if not present.any() and not len(others):
-    raise ValueError(
+    raise errors.InputError(
         'support_archs, reference_ms: no measured latency at all; expected '
         'at least one (the 10 reference architectures and ~10 others are '
         'what the predictor is meant to adapt from).')

@@ -202,6 +202,7 @@ def test_meta_training_refuses_an_empty_episode(tmp_path):
 
 def test_every_bundled_config_is_within_its_bounds():
   import importlib  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import evolve  # pylint: disable=g-import-not-at-top
   from fbnet_jax import retrain  # pylint: disable=g-import-not-at-top
   from fbnet_jax import searcher as searcher_lib  # pylint: disable=g-import-not-at-top
   from meta import train  # pylint: disable=g-import-not-at-top
@@ -215,7 +216,8 @@ def test_every_bundled_config_is_within_its_bounds():
       config = (module.get_config(variant) if takes_variant else
                 module.get_config())
       bounds = (train.BOUNDS if 'meta' in config else
-                searcher_lib.BOUNDS + retrain.BOUNDS)
+                searcher_lib.BOUNDS + retrain.BOUNDS +
+                (evolve.BOUNDS if 'evolve' in config else ()))
       errors.check_bounds(config, bounds)
       checked += 1
   assert checked >= 18

@@ -865,7 +865,12 @@ def test_config_errors_before_the_supernet_trains(tmp_path):
   evolve.check_config(config)
   for field, value, message in (
       ('predictor', 'GBRT', r"predictor: expected one of \('ridge', 'gbrt'\)"),
-      ('latency_probes', -1, 'latency_probes: expected >= 0, got -1'),
+      ('latency_probes', -1,
+       'latency_probes: expected a whole number >= 0, got -1'),
+      ('initial', 1, 'initial: expected a whole number >= 2, got 1'),
+      ('initial', 10 ** 6, 'initial: expected at most the budget'),
+      ('pop_size', 3, 'pop_size: expected a whole number >= 4, got 3'),
+      ('random_budget', 1, r'random_budget: expected >= budget \(\d+\), or 0'),
       ('measure_latency', True, "expected config.latency.source='predictor'"),
       ('dnas_result', str(tmp_path / 'reslt.json'), 'reslt.json: no such file'),
   ):

@@ -135,6 +135,18 @@ def test_device_file_round_trip(tmp_path):
   np.testing.assert_array_equal(again.is_query, dev.is_query)
 
 
+def test_get_device_takes_a_bundled_name_or_a_device_file(tmp_path):
+  bundled = ld.get_device('fbnet', 'raspi4')
+  np.testing.assert_array_equal(
+      bundled.latency_ms, ld.bundled_device('fbnet', 'raspi4').latency_ms)
+  path = _device(tmp_path)
+  assert ld.get_device('fbnet', path).name == 'dev'
+  with pytest.raises(ld.DeviceFileError,
+                     match=r"dev\.npz: field 'space': is 'fbnet', but "
+                     r"'nasbench201' was asked for"):
+    ld.get_device('nasbench201', path)
+
+
 def test_ofa_device_file_round_trip(tmp_path):
   dev = ld.bundled_device('ofa', 'titan_rtx_64')
   small = ld.Device('mine', 'ofa', dev.archs[:40], dev.latency_ms[:40],

@@ -273,7 +273,8 @@ def test_schedule_off_the_compiled_chunks_is_an_error(
 ])
 def test_support_latencies_are_checked(ms, refs, message):
   archs = latency_data.bundled_device('fbnet', 'raspi4').archs[:2]
-  with pytest.raises(ValueError, match=message):
+  # Bad input (a command prints it as one line), not a bug's ValueError.
+  with pytest.raises(errors.InputError, match=message):
     adaptation.support_arrays('fbnet', archs, ms, refs, 'log')
 
 
@@ -290,9 +291,9 @@ def test_a_validation_split_too_small_names_its_setting(fraction, tmp_path):
 
 def test_a_support_without_any_measurement_is_an_error():
   archs = np.zeros((0, 22), np.int32)
-  with pytest.raises(ValueError, match='no measured latency at all'):
+  with pytest.raises(errors.InputError, match='no measured latency at all'):
     adaptation.support_arrays('fbnet', archs, np.zeros(0), None, 'log')
-  with pytest.raises(ValueError, match='no measured latency at all'):
+  with pytest.raises(errors.InputError, match='no measured latency at all'):
     adaptation.support_arrays('fbnet', archs, np.zeros(0), [np.nan] * 10,
                               'log')
 

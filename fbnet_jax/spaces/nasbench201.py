@@ -96,15 +96,6 @@ class NASBench201Space(base.SearchSpace):
     o = self.names(arch)
     return f'|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|'
 
-  def index(self, arch) -> int:
-    """Row of the architecture in NAS-Bench-201 (= bundled data row)."""
-    arch = self.validate(arch)
-    if not hasattr(self, '_index'):
-      from meta import latency_data  # lazy: only spaces are imported eagerly
-      table = latency_data.load_space_data('nasbench201').archs
-      self._index = {tuple(r): i for i, r in enumerate(table.tolist())}
-    return self._index[tuple(arch.tolist())]
-
   # ------------------------------------------------------------------ costs
   def _edge_cost(self, op: int, channels: int, size: int) -> tuple[float, float]:
     name = OP_NAMES[op]

@@ -145,6 +145,13 @@ class Device:
   source: str = ''
   meta: dict = dataclasses.field(default_factory=dict)
 
+  def __post_init__(self):
+    # The dtypes the rows are matched by (architectures compared as bytes):
+    # a Device built from int64 arrays would find none of its references.
+    self.archs = np.asarray(self.archs, np.int32)
+    self.latency_ms = np.asarray(self.latency_ms, np.float32)
+    self.is_query = np.asarray(self.is_query, bool)
+
   def reference_rows(self) -> np.ndarray:
     """Row of each of the space's 10 reference archs among the non-query
     rows, or -1 where the device did not measure it."""
@@ -163,7 +170,7 @@ class Device:
     refs = {r.astype(np.int32).tobytes()
             for r in load_space_data(self.space).reference_archs}
     rows = np.nonzero(~self.is_query)[0]
-    return rows[np.array([self.archs[i].astype(np.int32).tobytes() not in refs
+    return rows[np.array([self.archs[i].tobytes() not in refs
                           for i in rows], bool)]
 
 

@@ -135,6 +135,19 @@ def test_device_file_round_trip(tmp_path):
   np.testing.assert_array_equal(again.is_query, dev.is_query)
 
 
+def test_a_device_of_int64_architectures_finds_its_references():
+  bundled = ld.bundled_device('fbnet', 'raspi4')
+  mine = ld.Device('mine', 'fbnet', bundled.archs.astype(np.int64),
+                   bundled.latency_ms.astype(np.float64),
+                   bundled.is_query.astype(np.int8))
+  assert (bundled.reference_rows() >= 0).all()  # all 10 measured
+  np.testing.assert_array_equal(mine.reference_rows(),
+                                bundled.reference_rows())
+  np.testing.assert_array_equal(mine.sample_rows(), bundled.sample_rows())
+  assert (mine.archs.dtype, mine.latency_ms.dtype, mine.is_query.dtype) == (
+      np.int32, np.float32, bool)
+
+
 def test_get_device_takes_a_bundled_name_or_a_device_file(tmp_path):
   bundled = ld.get_device('fbnet', 'raspi4')
   np.testing.assert_array_equal(

@@ -267,6 +267,35 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
   Raises:
     DeviceFileError: naming the file, the field and what was expected.
   """
+  with _open_npz(path) as npz:
+    files = set(npz.files)
+    sp = _read_space(npz, path, files)
+    lat = _read(npz, path, 'latency_ms')
+    if lat.ndim != 1 or lat.size == 0:
+      raise _fail(path, 'latency_ms',
+                  f'expected a non-empty 1-D array [N], got shape {lat.shape}.')
+    n = len(lat)
+    archs = _read_archs(npz, path, sp, n)
+    _check_latencies(path, lat)
+    _warn_duplicates(path, sp.data_keys()[0], archs)
+    is_query = np.zeros(n, bool)
+    if 'is_query' in files:
+      is_query = _read_is_query(npz, path, archs)
+    if 'index' in files:
+      _check_index(npz, path, n)
+    meta = {k: _read(npz, path, k) for k in files
+            if k not in set(sp.data_keys()) | {'space', 'latency_ms',
+                                               'is_query', 'name'}}
+    if name is None:
+      name = (_string(npz, path, 'name') if 'name' in files else
+              os.path.splitext(os.path.basename(path))[0])
+  return Device(name=name, space=sp.name, archs=archs,
+                latency_ms=lat.astype(np.float32), is_query=is_query.copy(),
+                source=path, meta=meta)
+
+
+def _open_npz(path: str) -> np.lib.npyio.NpzFile:
+  """The file as an open .npz archive, or an error saying what it is."""
   if not os.path.exists(path):
     raise DeviceFileError(f'{path}: no such device file.')
   if os.path.isdir(path):
@@ -289,98 +318,103 @@ def load_device_file(path: str, name: Optional[str] = None) -> Device:
         f'{np.asarray(npz).shape}), not an .npz archive; expected an .npz '
         'with the fields space, arch (or ks, e, d, r for ofa) and latency_ms '
         '(np.savez, or meta.latency_data.save_device_file).')
-  with npz:
-    files = set(npz.files)
-    if 'space' not in files:
-      _check_spelling(path, files, _COMMON_FIELDS)  # 'spaces', say
-      raise _fail(path, 'space', 'missing; expected one of '
-                  f'{", ".join(sorted(_FILES))}.')
-    space = _string(npz, path, 'space')
-    if space not in spaces_lib.SPACES:
-      raise _fail(path, 'space', f'{space!r} is unknown; expected one of '
-                  f'{", ".join(sorted(spaces_lib.SPACES))}.')
-    sp = spaces_lib.get_space(space)
-    _check_spelling(path, files, sp.data_keys() + _COMMON_FIELDS)
-    for key in sp.data_keys() + ('latency_ms',):
-      if key not in files:
-        raise _fail(path, key, f'missing; a {space} device file needs '
-                    f'{", ".join(sp.data_keys() + ("latency_ms",))}.')
-    lat = _read(npz, path, 'latency_ms')
-    if lat.ndim != 1 or lat.size == 0:
-      raise _fail(path, 'latency_ms',
-                  f'expected a non-empty 1-D array [N], got shape {lat.shape}.')
-    n = len(lat)
-    data = {key: _read(npz, path, key) for key in sp.data_shapes()}
-    # Architecture fields that agree with each other but not with
-    # latency_ms: latency_ms is the odd one out (a field that disagrees
-    # with the others is named by its shape below).
-    rows = {len(arr) if arr.ndim else -1 for arr in data.values()}
-    if len(rows) == 1 and rows != {n} and all(
-        arr.shape[1:] == shape for arr, shape in
-        zip(data.values(), sp.data_shapes().values())):
-      fields = ', '.join(repr(k) for k in data)
-      raise _fail(path, 'latency_ms', f'{n} latencies for the {rows.pop()} '
-                  f'rows of field{"s" if len(data) > 1 else ""} {fields}; '
-                  'expected one per row.')
-    for key, shape in sp.data_shapes().items():
-      arr = data[key]
-      if arr.shape != (n,) + shape:
-        want = ', '.join(str(d) for d in (n,) + shape)
-        raise _fail(path, key, f'expected shape [{want}] ({n} rows like '
-                    f'latency_ms), got {arr.shape}.')
-      if not np.issubdtype(arr.dtype, np.integer):
-        raise _fail(path, key, f'expected integers, got dtype {arr.dtype}.')
-    try:
-      archs = sp.validate_batch(sp.from_data(data),
-                                where=f'{path}: field {sp.data_keys()[0]!r}')
-    except spaces_lib.ArchitectureError as e:
-      message = str(e)  # OFA's native fields are checked before `where`
-      raise DeviceFileError(message if message.startswith(path) else
-                            f'{path}: {message}') from e
-    if not (np.issubdtype(lat.dtype, np.integer) or
-            np.issubdtype(lat.dtype, np.floating)):
-      raise _fail(path, 'latency_ms', 'expected real numbers (integer or '
-                  f'float milliseconds), got dtype {lat.dtype}.')
-    bad = ~np.isfinite(lat) | (lat <= 0)
-    if bad.any():
-      i = int(np.nonzero(bad)[0][0])
-      raise _fail(path, 'latency_ms',
-                  f'row {i} is {float(lat[i])} ({int(bad.sum())} bad rows in all); '
-                  'expected a finite latency > 0 ms (unmeasured rows must be '
-                  'left out, not marked -1 or NaN).')
-    if np.median(lat) < _SECONDS_SUSPECT_MS:
-      logging.warning(
-          '%s: field latency_ms: the median latency is %.3g ms; the field '
-          'holds milliseconds: if these are seconds, multiply them by 1000.',
-          path, float(np.median(lat)))
-    _warn_duplicates(path, sp.data_keys()[0], archs)
-    is_query = np.zeros(n, bool)
-    if 'is_query' in files:
-      is_query = _read(npz, path, 'is_query')
-      if is_query.shape != (n,) or is_query.dtype != bool:
-        raise _fail(path, 'is_query', f'expected bool [{n}], got '
-                    f'{is_query.dtype} {is_query.shape}.')
-      if is_query.all():
-        raise _fail(path, 'is_query', 'every row is a query row; adaptation '
-                    'needs some rows with is_query false.')
-      is_query = _hold_out(path, archs, is_query)
-    if 'index' in files:
-      index = _read(npz, path, 'index')
-      want = (f"expected int [{n}] >= 0 (each architecture's row in the "
-              "space's benchmark list), got")
-      if index.shape != (n,) or not np.issubdtype(index.dtype, np.integer):
-        raise _fail(path, 'index', f'{want} {index.dtype} {index.shape}.')
-      if (index < 0).any():
-        raise _fail(path, 'index', f'{want} min {index.min()}.')
-    meta = {k: _read(npz, path, k) for k in files
-            if k not in set(sp.data_keys()) | {'space', 'latency_ms',
-                                               'is_query', 'name'}}
-    if name is None:
-      name = (_string(npz, path, 'name') if 'name' in files else
-              os.path.splitext(os.path.basename(path))[0])
-  return Device(name=name, space=space, archs=archs,
-                latency_ms=lat.astype(np.float32), is_query=is_query.copy(),
-                source=path, meta=meta)
+  return npz
+
+
+def _read_space(npz, path: str, files: set):
+  """The file's search space; its fields present and spelt right."""
+  if 'space' not in files:
+    _check_spelling(path, files, _COMMON_FIELDS)  # 'spaces', say
+    raise _fail(path, 'space', 'missing; expected one of '
+                f'{", ".join(sorted(_FILES))}.')
+  space = _string(npz, path, 'space')
+  if space not in spaces_lib.SPACES:
+    raise _fail(path, 'space', f'{space!r} is unknown; expected one of '
+                f'{", ".join(sorted(spaces_lib.SPACES))}.')
+  sp = spaces_lib.get_space(space)
+  _check_spelling(path, files, sp.data_keys() + _COMMON_FIELDS)
+  for key in sp.data_keys() + ('latency_ms',):
+    if key not in files:
+      raise _fail(path, key, f'missing; a {space} device file needs '
+                  f'{", ".join(sp.data_keys() + ("latency_ms",))}.')
+  return sp
+
+
+def _read_archs(npz, path: str, sp, n: int) -> np.ndarray:
+  """The architecture fields as validated int32 ``[n, units]``."""
+  data = {key: _read(npz, path, key) for key in sp.data_shapes()}
+  # Architecture fields that agree with each other but not with
+  # latency_ms: latency_ms is the odd one out (a field that disagrees
+  # with the others is named by its shape below).
+  rows = {len(arr) if arr.ndim else -1 for arr in data.values()}
+  if len(rows) == 1 and rows != {n} and all(
+      arr.shape[1:] == shape for arr, shape in
+      zip(data.values(), sp.data_shapes().values())):
+    fields = ', '.join(repr(k) for k in data)
+    raise _fail(path, 'latency_ms', f'{n} latencies for the {rows.pop()} '
+                f'rows of field{"s" if len(data) > 1 else ""} {fields}; '
+                'expected one per row.')
+  for key, shape in sp.data_shapes().items():
+    arr = data[key]
+    if arr.shape != (n,) + shape:
+      want = ', '.join(str(d) for d in (n,) + shape)
+      raise _fail(path, key, f'expected shape [{want}] ({n} rows like '
+                  f'latency_ms), got {arr.shape}.')
+    if not np.issubdtype(arr.dtype, np.integer):
+      raise _fail(path, key, f'expected integers, got dtype {arr.dtype}.')
+  try:
+    return sp.validate_batch(sp.from_data(data),
+                             where=f'{path}: field {sp.data_keys()[0]!r}')
+  except spaces_lib.ArchitectureError as e:
+    message = str(e)  # OFA's native fields are checked before `where`
+    raise DeviceFileError(message if message.startswith(path) else
+                          f'{path}: {message}') from e
+
+
+def _check_latencies(path: str, lat: np.ndarray) -> None:
+  """Real, finite, positive milliseconds (a warning if they look like
+  seconds)."""
+  if not (np.issubdtype(lat.dtype, np.integer) or
+          np.issubdtype(lat.dtype, np.floating)):
+    raise _fail(path, 'latency_ms', 'expected real numbers (integer or '
+                f'float milliseconds), got dtype {lat.dtype}.')
+  bad = ~np.isfinite(lat) | (lat <= 0)
+  if bad.any():
+    i = int(np.nonzero(bad)[0][0])
+    raise _fail(path, 'latency_ms',
+                f'row {i} is {float(lat[i])} ({int(bad.sum())} bad rows in all); '
+                'expected a finite latency > 0 ms (unmeasured rows must be '
+                'left out, not marked -1 or NaN).')
+  if np.median(lat) < _SECONDS_SUSPECT_MS:
+    logging.warning(
+        '%s: field latency_ms: the median latency is %.3g ms; the field '
+        'holds milliseconds: if these are seconds, multiply them by 1000.',
+        path, float(np.median(lat)))
+
+
+def _read_is_query(npz, path: str, archs: np.ndarray) -> np.ndarray:
+  """The held-out rows: bool ``[n]``, not all of them (see
+  :func:`_hold_out`)."""
+  n = len(archs)
+  is_query = _read(npz, path, 'is_query')
+  if is_query.shape != (n,) or is_query.dtype != bool:
+    raise _fail(path, 'is_query', f'expected bool [{n}], got '
+                f'{is_query.dtype} {is_query.shape}.')
+  if is_query.all():
+    raise _fail(path, 'is_query', 'every row is a query row; adaptation '
+                'needs some rows with is_query false.')
+  return _hold_out(path, archs, is_query)
+
+
+def _check_index(npz, path: str, n: int) -> None:
+  """The optional benchmark-list row of each architecture."""
+  index = _read(npz, path, 'index')
+  want = (f"expected int [{n}] >= 0 (each architecture's row in the "
+          "space's benchmark list), got")
+  if index.shape != (n,) or not np.issubdtype(index.dtype, np.integer):
+    raise _fail(path, 'index', f'{want} {index.dtype} {index.shape}.')
+  if (index < 0).any():
+    raise _fail(path, 'index', f'{want} min {index.min()}.')
 
 
 def _warn_duplicates(path: str, field: str, archs: np.ndarray) -> None:

@@ -115,50 +115,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if main or resuming:  # every process checks a resumed run's settings
     workdirs.record_or_check(os.path.join(workdir, SETTINGS_FILE),
                              resume_settings(config), resuming=resuming)
-  s = config.search
   if config.loss.form != 'fbnet' and config.latency.get('target_ms'):
     _warn_if_unreachable(searcher, config.latency.target_ms)
-  state = searcher.init_state()
-  history = []
-  # The last steps' metrics (each epoch's record reports the latest) and
-  # the epoch's sums of CE and accuracy so far (device scalars, summed
-  # without a host sync).
-  metrics = {}
-  epoch_sums = {'ce': jnp.zeros(()), 'accuracy': jnp.zeros(())}
-  epoch_count = 0
-  if manager.latest_step() is not None:
-    state = workdirs.restore_checkpoint(manager, state)
-    # A run killed before its first epoch ended has no history yet.
-    history_path = os.path.join(workdir, 'history.json')
-    if os.path.exists(history_path):
-      with open(history_path) as f:
-        history = json.load(f)
-    history = [h for h in history if h['step'] <= int(state.step)]
-    running = _read_running(workdir).get(str(int(state.step)))
-    if running is not None:
-      metrics = {k: jnp.float32(v) for k, v in running['metrics'].items()}
-      epoch_sums = {k: jnp.float32(v)
-                    for k, v in running['epoch_sums'].items()}
-      epoch_count = running['epoch_count']
-    else:  # a workdir of older code: the epoch's means restart here
-      logging.warning('%s has no entry for step %d: the resumed epoch\'s '
-                      'means cover only its steps from here.',
-                      os.path.join(workdir, RUNNING_FILE), int(state.step))
-    logging.info('Resumed from step %d.', int(state.step))
-  weights_iter = data_lib.train_batches(
-      config.data.name, split='weights', batch_size=config.batch_size,
-      seed=config.seed, image_size=config.data.image_size,
-      data_dir=config.data.get('data_dir'), start_step=int(state.step),
-      augment=config.data.get('augment', True))
-  arch_iter = data_lib.train_batches(
-      config.data.name, split='arch', batch_size=config.batch_size,
-      seed=config.seed + 1, image_size=config.data.image_size,
-      data_dir=config.data.get('data_dir'), start_step=int(state.arch_step),
-      augment=config.data.get('augment', True))
+  state, history, running = searcher.init_state(), [], _Running()
+  if resuming:
+    state, history, running = _restore(manager, state, workdir)
+  weights_iter, arch_iter = _data_streams(config, state)
   writer = reporting.MetricWriter(workdir, enabled=main,
                                   resumed_at=int(state.step))
   target = jnp.asarray(config.latency.get('target_ms') or 1.0, jnp.float32)
-  warmup_steps = s.warmup_epochs * searcher.steps_per_epoch
+  warmup_steps = config.search.warmup_epochs * searcher.steps_per_epoch
   bar = tqdm.tqdm(total=searcher.total_steps, initial=int(state.step),
                   disable=not progress, desc=desc, unit='step')
   t0 = time.time()
@@ -170,40 +136,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       path = (jnp.asarray(searcher.sample_path(step))
               if searcher.uniform_paths else None)
       state, m = searcher.weight_step(state, batch, tau, target, path)
-      metrics.update({k: v for k, v in m.items() if k != 'loss'})
-      epoch_sums = jax.tree.map(lambda a, b: a + b, epoch_sums,
-                                {'ce': m['ce'], 'accuracy': m['accuracy']})
-      epoch_count += 1
+      running.add_weight_step(m)
       step += 1
-      if step > warmup_steps and step % s.arch_every == 0:
+      if step > warmup_steps and step % config.search.arch_every == 0:
         batch = jax.tree.map(searcher.put_batch, next(arch_iter))
         state, m = searcher.arch_step(state, batch, tau, target)
-        metrics.update({'arch_loss': m['loss'], 'arch_ce': m['ce'],
-                        'loss_latency_ms': m['loss_latency_ms']})
+        running.metrics.update({'arch_loss': m['loss'], 'arch_ce': m['ce'],
+                                'loss_latency_ms': m['loss_latency_ms']})
       bar.update(1)
       end_of_epoch = step % searcher.steps_per_epoch == 0
       if end_of_epoch or step == searcher.total_steps:
-        probs = searcher.probs(state)
-        rec = {'step': step, 'epoch': step / searcher.steps_per_epoch,
-               'tau': float(tau),
-               'expected_latency_ms': float(
-                   searcher.latency(jnp.asarray(probs))),
-               # The most probable valid architecture (OFA: stages stay
-               # prefixes of blocks; elsewhere the argmax).
-               'argmax_latency_ms': float(searcher.latency.arch_ms(
-                   searcher.space.most_probable(
-                       np.log(np.maximum(probs, 1e-30))))),
-               **{k: float(v) for k, v in metrics.items()},
-               # CE and accuracy: means over the epoch's weight steps (the
-               # last batch's alone is noisy); *_last: that batch's.
-               'ce_last': float(metrics['ce']),
-               'accuracy_last': float(metrics['accuracy']),
-               **{k: float(v) / max(epoch_count, 1)
-                  for k, v in epoch_sums.items()},
-               'steps_in_mean': epoch_count,
-               'probs': probs.round(4).tolist()}
-        epoch_sums = jax.tree.map(jnp.zeros_like, epoch_sums)
-        epoch_count = 0
+        rec = _epoch_record(searcher, state, step, tau, running)
+        running.new_epoch()
         history.append(rec)
         writer.scalars(step, {k: v for k, v in rec.items() if k != 'probs'})
         bar.set_postfix(ce=f'{rec.get("ce", 0):.3f}',
@@ -214,14 +158,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       # history up to its step and reads only its step's running entry.
       will_save = manager.should_save(step)
       if main and will_save:
-        _write_running(workdir, step, metrics, epoch_sums, epoch_count)
+        _write_running(workdir, step, running)
       if main and (will_save or end_of_epoch):
         search_report.write_history(workdir, history)
       manager.save(step, args=ocp.args.StandardSave(state))
       if stop_after is not None and step >= stop_after:
         _final_save(manager, step, state)
         if main:
-          _write_running(workdir, step, metrics, epoch_sums, epoch_count)
+          _write_running(workdir, step, running)
           search_report.write_history(workdir, history)
         bar.close()
         return {}
@@ -242,6 +186,97 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   return result
 
 
+class _Running:
+  """The loop's running metrics: the last steps' values (each epoch's
+  record reports the latest), and the epoch's sums of CE and accuracy so
+  far (device scalars, summed without a host sync) with their count."""
+
+  def __init__(self, metrics=None, epoch_sums=None, epoch_count: int = 0):
+    self.metrics = dict(metrics or {})
+    self.epoch_sums = epoch_sums or {'ce': jnp.zeros(()),
+                                     'accuracy': jnp.zeros(())}
+    self.epoch_count = epoch_count
+
+  def add_weight_step(self, m: dict) -> None:
+    self.metrics.update({k: v for k, v in m.items() if k != 'loss'})
+    self.epoch_sums = jax.tree.map(lambda a, b: a + b, self.epoch_sums,
+                                   {'ce': m['ce'], 'accuracy': m['accuracy']})
+    self.epoch_count += 1
+
+  def new_epoch(self) -> None:
+    self.epoch_sums = jax.tree.map(jnp.zeros_like, self.epoch_sums)
+    self.epoch_count = 0
+
+  def to_json(self) -> dict:
+    return {'metrics': {k: float(v) for k, v in self.metrics.items()},
+            'epoch_sums': {k: float(v) for k, v in self.epoch_sums.items()},
+            'epoch_count': self.epoch_count}
+
+  @classmethod
+  def from_json(cls, saved: dict) -> '_Running':
+    return cls({k: jnp.float32(v) for k, v in saved['metrics'].items()},
+               {k: jnp.float32(v) for k, v in saved['epoch_sums'].items()},
+               saved['epoch_count'])
+
+
+def _restore(manager, state, workdir: str):
+  """The latest checkpoint's state, the history up to it and the loop's
+  running metrics then."""
+  state = workdirs.restore_checkpoint(manager, state)
+  history = []
+  # A run killed before its first epoch ended has no history yet.
+  history_path = os.path.join(workdir, 'history.json')
+  if os.path.exists(history_path):
+    with open(history_path) as f:
+      history = json.load(f)
+  history = [h for h in history if h['step'] <= int(state.step)]
+  saved = _read_running(workdir).get(str(int(state.step)))
+  if saved is not None:
+    running = _Running.from_json(saved)
+  else:  # a workdir of older code: the epoch's means restart here
+    running = _Running()
+    logging.warning('%s has no entry for step %d: the resumed epoch\'s '
+                    'means cover only its steps from here.',
+                    os.path.join(workdir, RUNNING_FILE), int(state.step))
+  logging.info('Resumed from step %d.', int(state.step))
+  return state, history, running
+
+
+def _data_streams(config, state):
+  """The weights and arch splits' batch iterators, from the state's step
+  counters (a resumed run continues where the checkpoint was)."""
+  def stream(split, seed, start_step):
+    return data_lib.train_batches(
+        config.data.name, split=split, batch_size=config.batch_size,
+        seed=seed, image_size=config.data.image_size,
+        data_dir=config.data.get('data_dir'), start_step=start_step,
+        augment=config.data.get('augment', True))
+  return (stream('weights', config.seed, int(state.step)),
+          stream('arch', config.seed + 1, int(state.arch_step)))
+
+
+def _epoch_record(searcher, state, step: int, tau, running: _Running) -> dict:
+  """One epoch's line of ``history.json``."""
+  probs = searcher.probs(state)
+  return {
+      'step': step, 'epoch': step / searcher.steps_per_epoch,
+      'tau': float(tau),
+      'expected_latency_ms': float(searcher.latency(jnp.asarray(probs))),
+      # The most probable valid architecture (OFA: stages stay prefixes of
+      # blocks; elsewhere the argmax).
+      'argmax_latency_ms': float(searcher.latency.arch_ms(
+          searcher.space.most_probable(np.log(np.maximum(probs, 1e-30))))),
+      **{k: float(v) for k, v in running.metrics.items()},
+      # CE and accuracy: means over the epoch's weight steps (the last
+      # batch's alone is noisy); *_last: that batch's.
+      'ce_last': float(running.metrics['ce']),
+      'accuracy_last': float(running.metrics['accuracy']),
+      **{k: float(v) / max(running.epoch_count, 1)
+         for k, v in running.epoch_sums.items()},
+      'steps_in_mean': running.epoch_count,
+      'probs': probs.round(4).tolist()}
+
+
 def _read_running(workdir: str) -> dict:
   """``running.json``: {str(step): the loop's running metrics then}."""
   path = os.path.join(workdir, RUNNING_FILE)
@@ -251,20 +286,17 @@ def _read_running(workdir: str) -> dict:
     return json.load(f)
 
 
-def _write_running(workdir: str, step: int, metrics: dict, epoch_sums: dict,
-                   epoch_count: int, keep: int = 3) -> None:
+def _write_running(workdir: str, step: int, running: _Running,
+                   keep: int = 3) -> None:
   """Records the loop's running metrics for the checkpoint of ``step``, so
   that a run resumed from it writes the history of an uninterrupted one.
   Kept for the last ``keep`` checkpoints (the manager keeps 2; an entry
   whose checkpoint never completed is never read)."""
-  running = _read_running(workdir)
-  running[str(step)] = {
-      'metrics': {k: float(v) for k, v in metrics.items()},
-      'epoch_sums': {k: float(v) for k, v in epoch_sums.items()},
-      'epoch_count': epoch_count}
-  latest = sorted(running, key=int)[-keep:]
+  saved = _read_running(workdir)
+  saved[str(step)] = running.to_json()
+  latest = sorted(saved, key=int)[-keep:]
   workdirs.write_json(os.path.join(workdir, RUNNING_FILE),
-                      {k: running[k] for k in latest})
+                      {k: saved[k] for k in latest})
 
 
 def _warn_if_unreachable(searcher, target_ms: float) -> None:

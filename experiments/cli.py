@@ -20,13 +20,29 @@ from fbnet_jax import workdirs
 USER_ERRORS = (errors.InputError, FileNotFoundError)
 
 
+# A path given that cannot be a folder or file to write (a --workdir that is
+# a file, or inside one; a folder without write permission).
+PATH_ERRORS = (FileExistsError, NotADirectoryError, IsADirectoryError,
+               PermissionError)
+
+
 def is_user_error(e: BaseException) -> bool:
-  """One of :data:`USER_ERRORS`, or a missing optional extra (an
-  ImportError that says what to install). Every check of a setting raises
-  an InputError (``tests/test_errors.py`` holds the code to it)."""
-  if isinstance(e, USER_ERRORS):
+  """One of :data:`USER_ERRORS` or :data:`PATH_ERRORS`, or a missing
+  optional extra (an ImportError that says what to install). Every check
+  of a setting raises an InputError (``tests/test_errors.py`` holds the
+  code to it)."""
+  if isinstance(e, USER_ERRORS + PATH_ERRORS):
     return True
   return isinstance(e, ImportError) and 'pip install' in str(e)
+
+
+def user_message(e: BaseException) -> str:
+  """The line printed for a user error: its message, and for a path that
+  cannot be written, which path and what was expected."""
+  if isinstance(e, PATH_ERRORS) and e.filename:
+    return (f'{e.filename}: {e.strerror}; expected a path where this job '
+            'can create its folder or file (check --workdir / --out).')
+  return str(e)
 
 
 class _QuietLibraries(py_logging.Filter):
@@ -223,7 +239,8 @@ def run(main) -> None:
     try:
       return main(argv)
     except Exception as e:  # pylint: disable=broad-except
-      message = (str(e) if is_user_error(e) else config_flag_error(e))
+      message = (user_message(e) if is_user_error(e) else
+                 config_flag_error(e))
       if message is None or os.environ.get('FBNET_JAX_TRACEBACK'):
         raise
       sys.stderr.write(f'error: {message}\n')

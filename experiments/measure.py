@@ -48,6 +48,7 @@ from fbnet_jax import measure
 from fbnet_jax import models
 from fbnet_jax import retrain
 from fbnet_jax import spaces
+from fbnet_jax import workdirs
 from meta import latency_data
 
 _SPACE = flags.DEFINE_enum('space', 'fbnet', sorted(models.STANDALONE),
@@ -293,6 +294,7 @@ def main(argv):
     return
   compilation_cache.enable()
   latency_data.check_device_file_path(_OUT.value, '--out')
+  workdirs.check_writable(_OUT.value, '--out')  # before compiling and timing
   config = measure.make_config('--', **settings)
   archs, query, refs = select_archs(space, _ARCHS.value, _SEED.value)
   # Nothing above starts JAX's backend, so that cpu_cores can size its pools.

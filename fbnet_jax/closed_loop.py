@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import os
 import time
@@ -111,6 +112,7 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
   refs = latency_data.load_space_data(config.space).reference_archs
   rng = np.random.default_rng(mcfg.seed + 1)
   archs = np.concatenate([refs, space.sample(rng, num_samples + num_query)])
+  _say_measuring(path, len(archs), mcfg)
   is_query = np.r_[np.zeros(len(refs) + num_samples, bool),
                    np.ones(num_query, bool)]
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -133,6 +135,23 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
       int(r) for r in device.meta.get('resumed_at_rounds', [])]
   return {'measured': len(archs), 'seconds': time.time() - t0,
           'noise': noise}
+
+
+def _say_measuring(path: str, count: int, mcfg: measure.MeasureConfig
+                   ) -> None:
+  """Warns before a missing device file is measured here: a mistyped path
+  to another device's file would otherwise search for this machine."""
+  folder = os.path.dirname(os.path.abspath(path))
+  others = ([f for f in os.listdir(folder) if f.endswith('.npz')]
+            if os.path.isdir(folder) else [])
+  close = difflib.get_close_matches(os.path.basename(path), others, n=1)
+  logging.warning(
+      'config.latency.device_file: %s does not exist; measuring %d networks '
+      'on this machine (%s) to write it.%s If you meant the file of another '
+      'device, stop now and correct the path.', path, count,
+      measure.backend_name(mcfg.runtime),
+      f' (A similar file exists: {os.path.join(folder, close[0])}.)'
+      if close else '')
 
 
 def _check_reusable(device, path: str, sample_seed: int, num_samples: int,

@@ -27,6 +27,7 @@ through hard) architecture ('sample', FBNet's eq. 2), from any
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
 import jax
@@ -145,11 +146,16 @@ def check_loss_config(config, arch_steps: bool = True) -> None:
         f'config.loss.latency_of: expected one of {LATENCY_OF}, '
         f'got {latency_of!r}.')
   target = config.latency.get('target_ms')
-  if arch_steps and loss.form != 'fbnet' and not (
-      isinstance(target, (int, float)) and target > 0):
+  usable = (isinstance(target, (int, float)) and not isinstance(target, bool)
+            and math.isfinite(target) and target > 0)
+  if arch_steps and loss.form != 'fbnet' and not usable:
     raise errors.InputError(
         f"config.latency.target_ms: the {loss.form!r} loss needs a target "
         f'latency in ms > 0, got {target!r}.')
+  if target is not None and not usable:  # the derivation would aim at it
+    raise errors.InputError(
+        'config.latency.target_ms: expected a finite latency in ms > 0 (or '
+        f'None), got {target!r}.')
 
 
 def check_latency_range(min_latency_ms: float, config) -> None:

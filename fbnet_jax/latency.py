@@ -125,6 +125,17 @@ class LatencyModel:
     then improved one unit at a time until no single change helps (at most
     one pass per unit). For an additive table that is the exact minimum
     (each unit's cheapest choice); for a predictor, a local one."""
+    return self._extreme(choice_mask, num_random, sign=1.0)
+
+  def slowest(self, choice_mask, num_random: int = 2048
+              ) -> tuple[np.ndarray, float]:
+    """The slowest architecture of the allowed choices, as :meth:`fastest`
+    finds the fastest."""
+    return self._extreme(choice_mask, num_random, sign=-1.0)
+
+  def _extreme(self, choice_mask, num_random: int, sign: float
+               ) -> tuple[np.ndarray, float]:
+    """The architecture minimising ``sign * ms`` (see :meth:`fastest`)."""
     mask = np.asarray(choice_mask, bool)
     units, choices = mask.shape
     rng = np.random.default_rng(0)
@@ -132,19 +143,19 @@ class LatencyModel:
     archs = np.stack([[rng.choice(choices, p=row) for row in p]
                       for _ in range(num_random)])
     archs = self.space.make_valid(archs)
-    ms = self.arch_ms(archs)
-    best, best_ms = archs[np.argmin(ms)], float(np.min(ms))
+    score = sign * self.arch_ms(archs)
+    best, best_score = archs[np.argmin(score)], float(np.min(score))
     u, c = np.divmod(np.arange(units * choices), choices)
     for _ in range(units):  # passes, until one changes nothing
       # Every single-unit change of ``best`` (disallowed choices keep it).
       cands = np.repeat(best[None], units * choices, axis=0)
       cands[np.arange(len(cands)), u] = np.where(mask[u, c], c, best[u])
       cands = self.space.make_valid(cands)
-      ms = self.arch_ms(cands)
-      if float(np.min(ms)) >= best_ms:
+      score = sign * self.arch_ms(cands)
+      if float(np.min(score)) >= best_score:
         break
-      best, best_ms = cands[np.argmin(ms)], float(np.min(ms))
-    return best, best_ms
+      best, best_score = cands[np.argmin(score)], float(np.min(score))
+    return best, sign * best_score
 
 
 def lookup_table_latency(device: str, where: str = 'config.latency.device'
@@ -355,9 +366,45 @@ def predictor_support(space: str, device, *,
   if 0 < num_samples < len(others):
     others = np.random.default_rng(seed).choice(others, num_samples,
                                                 replace=False)
+  elif num_samples > len(others):
+    logging.warning(
+        '%s: %d samples asked for, but only %d non-query rows besides the '
+        'reference architectures; adapting on all of them.', device.source,
+        num_samples, len(others))
   rows = np.concatenate([refs[refs >= 0], others])
+  _warn_if_few(device, refs, len(rows))
   return PredictorSupport(predictor, device.archs[rows],
                           device.latency_ms[rows], device.name)
+
+
+# Fewer measurements than this to adapt on draw a warning (the predictor
+# is meant to adapt from the 10 reference architectures + about 10 more).
+FEW_SUPPORT_ROWS = 10
+
+
+def _warn_if_few(device, refs: np.ndarray, num_rows: int) -> None:
+  """Says when adaptation sees few measurements, and when reference
+  architectures the file has are held out as query rows."""
+  from meta import latency_data
+
+  query_refs = 0
+  if device.is_query.any():
+    held_out = {a.tobytes() for a in device.archs[device.is_query]}
+    reference_archs = latency_data.load_space_data(
+        device.space).reference_archs.astype(np.int32)
+    query_refs = sum(reference_archs[i].tobytes() in held_out
+                     for i in np.nonzero(refs < 0)[0])
+  if query_refs:
+    logging.warning(
+        '%s: %d reference architectures are only among the is_query rows; '
+        'query rows are held out for evaluation, so adaptation does not use '
+        'them (mark them is_query false to use them).', device.source,
+        query_refs)
+  if num_rows < FEW_SUPPORT_ROWS:
+    logging.warning(
+        '%s: adapting on %d measurements only; the predictor is meant to '
+        'adapt from the 10 reference architectures and about 10 others.',
+        device.source, num_rows)
 
 
 def _warn_if_seen(space: str, device) -> None:
@@ -444,7 +491,10 @@ def support_for(config: ml_collections.ConfigDict,
         'expected a bundled device name or a device file of yours '
         '(experiments.measure writes one).')
   else:
-    device = latency_data.bundled_device(config.space, lat.device)
+    try:
+      device = latency_data.bundled_device(config.space, lat.device)
+    except latency_data.DeviceFileError as e:
+      raise LatencyConfigError(f'config.latency.device: {e}') from e
   support = lat.get('support', 'random')
   if support == 'spread':
     return spread_support(config, device)
@@ -499,6 +549,11 @@ def _exact_table_source(config: ml_collections.ConfigDict) -> LatencyModel:
         "'predictor' (a file has no table; set it, or use "
         'configs/closed_loop.py, which measures the file if it is missing, '
         'adapts, searches and verifies).')
+  if config.latency.get('adapted_dir'):
+    raise LatencyConfigError(
+        "config.latency.adapted_dir: needs config.latency.source='predictor' "
+        f"(got 'lut', which would search {config.latency.get('device')!r}'s "
+        'table instead).')
   table = exact_table(config)
   if table is None:
     raise LatencyConfigError(
@@ -512,6 +567,11 @@ def _exact_table_source(config: ml_collections.ConfigDict) -> LatencyModel:
 @register_source('predictor')
 def _predictor_source(config: ml_collections.ConfigDict) -> LatencyModel:
   lat = config.latency
+  if lat.get('adapted_dir') and lat.get('device_file'):
+    raise LatencyConfigError(
+        'config.latency.adapted_dir, config.latency.device_file: both name '
+        'the device; expected one (adapted_dir: a predictor experiments.adapt '
+        'saved; device_file: measurements to adapt to).')
   if lat.get('adapted_dir'):  # a predictor saved by experiments.adapt
     from meta import adaptation
     try:

@@ -300,8 +300,9 @@ def _write_running(workdir: str, step: int, running: _Running,
 
 
 def _warn_if_unreachable(searcher, target_ms: float) -> None:
-  """Says before training when no allowed architecture is as fast as the
-  target (the search then ends at the fastest one, outside the band)."""
+  """Says before training when no allowed architecture is as fast (or as
+  slow) as the target (the search then ends at the fastest or slowest one,
+  outside the band)."""
   _, fastest_ms = searcher.latency.fastest(searcher.allowed())
   if target_ms < fastest_ms:
     logging.warning(
@@ -309,6 +310,14 @@ def _warn_if_unreachable(searcher, target_ms: float) -> None:
         'architecture under %s (%.3g ms); the search will end at the '
         'fastest one, outside the target band.', target_ms,
         searcher.latency.name, fastest_ms)
+    return
+  _, slowest_ms = searcher.latency.slowest(searcher.allowed())
+  if target_ms > slowest_ms:
+    logging.warning(
+        'config.latency.target_ms: %.3g ms is above the slowest allowed '
+        'architecture under %s (%.3g ms); the search will end near the '
+        'slowest one, outside the target band.', target_ms,
+        searcher.latency.name, slowest_ms)
 
 
 def _final_save(manager, step, state):

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import tempfile
 from typing import IO, Any, Iterable, Iterator, Optional
 
 from fbnet_jax import errors
@@ -105,6 +106,25 @@ def atomic_open(path: str, mode: str = 'w') -> Iterator[IO]:
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
+
+
+def check_writable(path: str, where: str) -> None:
+  """An :class:`errors.InputError` naming ``where`` unless a file can be
+  written at ``path`` (its folder is created): said before a long job, not
+  when it writes its result."""
+  if os.path.isdir(path):
+    raise errors.InputError(f'{where}: {path} is a directory; expected the '
+                            'path of a file to write.')
+  folder = os.path.dirname(os.path.abspath(path))
+  try:
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder):
+      pass
+  except OSError as e:
+    raise errors.InputError(
+        f'{where}: {path}: cannot write there ({e.strerror}: '
+        f'{e.filename}); expected a path in a folder this user can '
+        'write.') from e
 
 
 def write_json(path: str, value: Any, indent: Optional[int] = 1) -> None:

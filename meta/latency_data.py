@@ -103,9 +103,13 @@ class SpaceData:
 
   def device_latency(self, name: str) -> np.ndarray:
     if name not in self.devices:
+      close = difflib.get_close_matches(name, self.devices, n=1)
       raise DeviceFileError(
-          f'Unknown device {name!r} for space {self.space!r}; bundled '
-          f'devices are: {", ".join(self.devices)}.')
+          f'Unknown device {name!r} for space {self.space!r}'
+          + (f' (did you mean {close[0]!r}?)' if close else '') +
+          f'; bundled devices are: {", ".join(self.devices)}; a device of '
+          'your own is a device file (config.latency.device_file, '
+          '--device_file).')
     return self.latency_ms[self.devices.index(name)]
 
 
@@ -215,8 +219,10 @@ def trim_mask(latency_ms: np.ndarray, fraction: float = 0.1) -> np.ndarray:
 # Fields every device file may hold besides its space's architecture keys;
 # any other field is kept as metadata (``Device.meta``).
 _COMMON_FIELDS = ('space', 'latency_ms', 'is_query', 'name', 'index')
-# A device file's median latency below this (ms) looks like seconds.
+# A device file's median latency below this (ms) looks like seconds;
+# above this (100 s a network), like microseconds or nanoseconds.
 _SECONDS_SUSPECT_MS = 0.05
+_MICROSECONDS_SUSPECT_MS = 1e5
 # How close (difflib ratio) an unknown field must be to a known one to be
 # taken for a misspelling: ``is_querry`` (0.94) is one, the measured
 # ``latency_min_ms`` (0.83 to ``latency_ms``) is metadata.
@@ -335,7 +341,8 @@ def _read_space(npz, path: str, files: set):
   _check_spelling(path, files, sp.data_keys() + _COMMON_FIELDS)
   for key in sp.data_keys() + ('latency_ms',):
     if key not in files:
-      raise _fail(path, key, f'missing; a {space} device file needs '
+      article = 'an' if space[0] in 'aeiou' else 'a'
+      raise _fail(path, key, f'missing; {article} {space} device file needs '
                   f'{", ".join(sp.data_keys() + ("latency_ms",))}.')
   return sp
 
@@ -382,7 +389,8 @@ def _check_latencies(path: str, lat: np.ndarray) -> None:
   if bad.any():
     i = int(np.nonzero(bad)[0][0])
     raise _fail(path, 'latency_ms',
-                f'row {i} is {float(lat[i])} ({int(bad.sum())} bad rows in all); '
+                f'row {i} is {float(lat[i])} ({int(bad.sum())} bad '
+                f'row{"s" if bad.sum() > 1 else ""} in all); '
                 'expected a finite latency > 0 ms (unmeasured rows must be '
                 'left out, not marked -1 or NaN).')
   if np.median(lat) < _SECONDS_SUSPECT_MS:
@@ -390,6 +398,11 @@ def _check_latencies(path: str, lat: np.ndarray) -> None:
         '%s: field latency_ms: the median latency is %.3g ms; the field '
         'holds milliseconds: if these are seconds, multiply them by 1000.',
         path, float(np.median(lat)))
+  if np.median(lat) > _MICROSECONDS_SUSPECT_MS:
+    logging.warning(
+        '%s: field latency_ms: the median latency is %.3g ms; the field '
+        'holds milliseconds: if these are microseconds (or nanoseconds), '
+        'divide them by 1000 (or 1e6).', path, float(np.median(lat)))
 
 
 def _read_is_query(npz, path: str, archs: np.ndarray) -> np.ndarray:

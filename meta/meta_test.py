@@ -62,13 +62,21 @@ def load_devices(space: str, device_files: Sequence[str],
   if not device_files:
     return latency_data.devices_of(space,
                                    latency_data.SPLITS[space].meta_test)
+  repeated = sorted({p for p in device_files if device_files.count(p) > 1})
+  if repeated:
+    raise errors.InputError(
+        f'--device_file: {", ".join(repeated)} given more than once; '
+        'expected each device file once.')
   devices = []
   for path in device_files:
     dev = latency_data.load_device_file(path)
     if dev.space != space:
       raise latency_data.DeviceFileError(
           f'{path}: field \'space\' is {dev.space!r}, but the predictor was '
-          f'meta-trained on {space!r}; use configs/help_{dev.space}.py.')
+          f'meta-trained on {space!r}; expected a {space} device file, or a '
+          f'{dev.space} predictor (--config=configs/help_{dev.space}.py, '
+          f'--predictor_dir=meta/pretrained/{dev.space} or a {dev.space} '
+          'meta_train workdir).')
     missing = int((dev.reference_rows() < 0).sum())
     if missing:
       logging.warning(
@@ -116,6 +124,11 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   """
   errors.check_bounds(config, train.EVAL_BOUNDS)
   path = predictor_dir or os.path.join(workdir, train.PREDICTOR_DIR)
+  if predictor_dir and not os.path.exists(path):
+    raise FileNotFoundError(
+        f'--predictor_dir={predictor_dir}: no such folder; expected a '
+        'meta-trained predictor (a meta_train workdir\'s predictor/, or a '
+        f'bundled one: {meta.PRETRAINED_DIR}/<space>).')
   if not os.path.exists(path):
     bundled = os.path.join(meta.PRETRAINED_DIR, config.get('space', '<space>'))
     raise FileNotFoundError(
@@ -132,6 +145,8 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
         'used in meta-training or model selection; evaluating '
         'on them would not be a few-shot test.')
   devices = load_devices(space, device_files, device_names)
+  workdirs.check_writable(out_path or os.path.join(workdir, RESULT_FILE),
+                          '--out' if out_path else '--workdir')
   for device in devices:
     if (not device.source.startswith('bundled') and
         split.seen_as(device.name)):
@@ -186,7 +201,6 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   out['baselines'] = results
   print(format_table(space, devices, ours, results, device_files))
   out_path = out_path or os.path.join(workdir, RESULT_FILE)
-  os.makedirs(os.path.dirname(out_path) or '.', exist_ok=True)
   workdirs.write_json(out_path, out)
   plots.plot_meta_test(
       device_panels(main, devices, ours['untrimmed'], ev.num_samples,

@@ -176,6 +176,10 @@ def test_unknown_lut_device_is_a_clear_error():
     ({'latency.target_ms': 0.0}, "target_ms: the 'target' loss needs a "
      r'target latency in ms > 0, got 0.0'),
     ({'latency.target_ms': -25.0}, 'got -25.0'),
+    ({'latency.target_ms': float('inf')}, 'needs a target latency in ms > 0, '
+     'got inf'),
+    ({'loss.form': 'fbnet', 'latency.target_ms': float('inf')},
+     'target_ms: expected a finite latency in ms > 0'),
     ({'loss.form': 'budget', 'latency.target_ms': None}, "'budget' loss"),
     ({'search.derive': 'targt'}, "config.search.derive: expected 'argmax'"),
 ])
@@ -572,3 +576,10 @@ def test_a_target_below_the_fastest_architecture_is_said_up_front(caplog):
   search._warn_if_unreachable(Stub(), 0.5)  # pylint: disable=protected-access
   assert ('config.latency.target_ms: 0.5 ms is below the fastest allowed '
           'architecture under lut:raspi4 (7.8 ms)') in caplog.text
+  search._warn_if_unreachable(Stub(), 1e4)  # pylint: disable=protected-access
+  # An additive table's slowest: each layer's slowest block.
+  table = Stub.latency
+  slowest = float(table.arch_ms(np.asarray(
+      table.params['table']).argmax(-1)))
+  assert ('config.latency.target_ms: 1e+04 ms is above the slowest allowed '
+          f'architecture under lut:raspi4 ({slowest:.3g} ms)') in caplog.text

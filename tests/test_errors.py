@@ -189,6 +189,43 @@ def test_refused_loops_leave_no_workdir(tmp_path):
   assert not list(tmp_path.iterdir())
 
 
+def test_a_saved_predictor_is_not_silently_ignored(tmp_path):
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import latency  # pylint: disable=g-import-not-at-top
+  config = quickstart.get_config('smoke')  # source 'lut'
+  config.latency.adapted_dir = str(tmp_path / 'adapted')
+  with pytest.raises(errors.InputError, match=r"^config\.latency\.adapted_dir: "
+                     r"needs config\.latency\.source='predictor'"):
+    latency.latency_source(config)
+  config.latency.source = 'predictor'
+  config.latency.device_file = str(tmp_path / 'mine.npz')
+  with pytest.raises(errors.InputError, match=r'adapted_dir, config\.latency'
+                     r'\.device_file: both name the device'):
+    latency.latency_source(config)
+
+
+def test_an_unknown_bundled_device_names_its_setting(tmp_path):
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import latency  # pylint: disable=g-import-not-at-top
+  from meta import meta_test  # pylint: disable=g-import-not-at-top
+  config = quickstart.get_config('smoke')
+  config.latency.update(source='predictor', device='raspi5')
+  with pytest.raises(errors.InputError, match=r"^config\.latency\.device: "
+                     r"Unknown device 'raspi5'.*did you mean 'raspi4'"):
+    latency.latency_source(config)
+  # The same device file twice: said as such (not as two devices that
+  # share a name).
+  with pytest.raises(errors.InputError, match=r'^--device_file: .*x\.npz given '
+                     'more than once'):
+    meta_test.load_devices('fbnet', [str(tmp_path / 'x.npz')] * 2)
+  from configs import help_fbnet  # pylint: disable=g-import-not-at-top
+  with pytest.raises(FileNotFoundError, match=r'^--predictor_dir=.*nopred: '
+                     'no such folder; expected a meta-trained predictor'):
+    meta_test.run(help_fbnet.get_config('smoke'), str(tmp_path / 'w'),
+                  predictor_dir=str(tmp_path / 'nopred'))
+  assert not (tmp_path / 'w').exists()
+
+
 def test_meta_training_refuses_an_empty_episode(tmp_path):
   from configs import help_fbnet  # pylint: disable=g-import-not-at-top
   from meta import train  # pylint: disable=g-import-not-at-top

@@ -38,6 +38,10 @@ def test_bundled_device_rows():
 
 
 def test_unknown_device_and_space():
+  with pytest.raises(ld.DeviceFileError,
+                     match=r"Unknown device 'raspi5' for space 'fbnet' \(did "
+                     r"you mean 'raspi4'\?\)"):
+    ld.bundled_device('fbnet', 'raspi5')
   with pytest.raises(ld.DeviceFileError, match="Unknown device 'tpu_v9'.*raspi4"):
     ld.bundled_device('fbnet', 'tpu_v9')
   with pytest.raises(ld.DeviceFileError, match="Unknown space 'darts'"):
@@ -106,6 +110,9 @@ def test_latencies_that_look_like_seconds_and_a_directory(tmp_path):
   with mock.patch.object(ld.logging, 'warning') as warn:
     ld.load_device_file(_device(tmp_path, latency_ms=np.full(30, 0.008)))
   assert 'if these are seconds, multiply them by 1000' in warn.call_args[0][0]
+  with mock.patch.object(ld.logging, 'warning') as warn:
+    ld.load_device_file(_device(tmp_path, latency_ms=np.full(30, 3e7)))
+  assert 'if these are microseconds (or nanoseconds)' in warn.call_args[0][0]
   with mock.patch.object(ld.logging, 'warning') as warn:
     ld.load_device_file(_device(tmp_path))  # 5-10 ms
   warn.assert_not_called()

@@ -736,3 +736,13 @@ def test_a_killed_measurement_resumes_from_its_last_round(tmp_path,
                      'measurement of other architectures, rows, settings'):
     measure.measure_archs(archs, dataclasses.replace(config, seed=1),
                           progress=False, resume_file=partial)
+
+
+def test_a_missing_device_file_is_said_before_measuring(tmp_path, caplog):
+  (tmp_path / 'my_phone.npz').write_bytes(b'')
+  mcfg = closed_loop.measure_config(closed_loop_config.get_config('smoke'))
+  closed_loop._say_measuring(  # pylint: disable=protected-access
+      str(tmp_path / 'my_phnoe.npz'), 30, mcfg)
+  assert ('my_phnoe.npz does not exist; measuring 30 networks on this '
+          'machine') in caplog.text
+  assert f'A similar file exists: {tmp_path / "my_phone.npz"}' in caplog.text

@@ -15,6 +15,7 @@ import scipy.stats
 
 from configs import help_fbnet
 from fbnet_jax import errors
+from fbnet_jax import workdirs
 from meta import adaptation
 from meta import baselines
 from meta import latency_data
@@ -783,3 +784,47 @@ def test_which_errors_are_bad_input():
   assert not cli.is_user_error(ValueError('operands could not be broadcast'))
   assert not cli.is_user_error(ImportError('No module named foo'))
   assert not cli.is_user_error(KeyError('latency_ms'))
+
+
+def test_a_workdir_that_cannot_be_a_folder_is_one_line(tmp_path):
+  from experiments import cli  # pylint: disable=g-import-not-at-top
+  a_file = tmp_path / 'result.json'
+  a_file.write_text('{}')
+  with pytest.raises(FileExistsError) as info:
+    os.makedirs(a_file)
+  assert cli.is_user_error(info.value)
+  assert cli.user_message(info.value) == (
+      f'{a_file}: File exists; expected a path where this job can create '
+      'its folder or file (check --workdir / --out).')
+  # An --out checked before the work that ends by writing it.
+  with pytest.raises(errors.InputError, match=r'^--out: .*result\.json/x\.npz: '
+                     'cannot write there'):
+    workdirs.check_writable(str(a_file / 'x.npz'), '--out')
+  with pytest.raises(errors.InputError, match='is a directory'):
+    workdirs.check_writable(str(tmp_path), '--out')
+  workdirs.check_writable(str(tmp_path / 'new' / 'x.npz'), '--out')
+  assert (tmp_path / 'new').is_dir() and not list((tmp_path / 'new').iterdir())
+
+
+def test_few_support_rows_and_held_out_references_are_said(caplog):
+  from fbnet_jax import latency  # pylint: disable=g-import-not-at-top
+  bundled = latency_data.bundled_device('fbnet', 'raspi4')
+  refs = bundled.reference_rows()
+  rows = np.concatenate([refs, bundled.sample_rows()[:1]])
+  is_query = np.ones(len(rows), bool)
+  is_query[1:] = False  # reference 0 held out; 9 references + 1 other left
+  device = latency_data.Device('mine', 'fbnet', bundled.archs[rows],
+                               bundled.latency_ms[rows], is_query,
+                               source='mine.npz')
+  support = latency.predictor_support('fbnet', device, num_samples=10)
+  assert len(support.archs) == 10
+  assert ('mine.npz: 10 samples asked for, but only 1 non-query rows '
+          'besides the reference architectures') in caplog.text
+  assert ('mine.npz: 1 reference architectures are only among the is_query '
+          'rows') in caplog.text
+  assert 'measurements only' not in caplog.text  # 10 rows: not "few"
+  caplog.clear()
+  device.is_query[:6] = True
+  latency.predictor_support('fbnet', device, num_samples=0)
+  assert 'mine.npz: 6 reference architectures are only among' in caplog.text
+  assert 'mine.npz: adapting on 5 measurements only' in caplog.text

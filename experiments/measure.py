@@ -141,7 +141,8 @@ def select_archs(space, specs, seed):
       if dev.space != space.name:
         raise errors.InputError(
             f'--archs: item {spec!r}: {arg}: field space is '
-            f'{dev.space!r}; expected --space={space.name}.')
+            f'{dev.space!r}; expected a {space.name} device file (the space '
+            f'that --space={space.name} measures).')
       _check_macro(space, spec, arg, measure.file_setting(dev, 'macro'))
       archs += list(dev.archs)
       query += list(dev.is_query)
@@ -193,7 +194,8 @@ def _result_archs(space, spec, path):
   def check(result):
     if result['space'] != space.name:
       raise errors.InputError(f'{where}: field space is {result["space"]!r}; '
-                              f'expected --space={space.name}.')
+                              f'expected a {space.name} result (the space '
+                              f'that --space={space.name} measures).')
     _check_macro(space, spec, path, result.get('macro'))
 
   arch, result = retrain.load_arch(path, where=where, check=check)

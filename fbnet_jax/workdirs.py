@@ -137,12 +137,17 @@ def environment() -> dict:
   """What a result was computed with, beyond its settings: jax and jaxlib
   versions, backend, device kind and CPU model. The same settings and seed
   reproduce a run to the bit only under the same environment (XLA's
-  kernels and their reduction orders change between versions and CPUs)."""
+  kernels and their reduction orders change between versions and CPUs).
+  ``FBNET_JAX_CONV`` (which convolution code the blocks use,
+  :func:`fbnet_jax.blocks.fast_conv_enabled`) is recorded when set."""
   import jax  # pylint: disable=g-import-not-at-top
   import jaxlib  # pylint: disable=g-import-not-at-top
-  return {'jax': jax.__version__, 'jaxlib': jaxlib.__version__,
-          'backend': jax.default_backend(),
-          'device_kind': jax.devices()[0].device_kind, 'cpu': cpu_model()}
+  env = {'jax': jax.__version__, 'jaxlib': jaxlib.__version__,
+         'backend': jax.default_backend(),
+         'device_kind': jax.devices()[0].device_kind, 'cpu': cpu_model()}
+  if os.environ.get('FBNET_JAX_CONV'):  # unset: the default, as recorded
+    env['FBNET_JAX_CONV'] = os.environ['FBNET_JAX_CONV']  # before it was
+  return env
 
 
 def cpu_model() -> str:

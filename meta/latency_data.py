@@ -317,7 +317,9 @@ def _open_npz(path: str) -> np.lib.npyio.NpzFile:
   try:
     npz = np.load(path, allow_pickle=False)
   except Exception as e:  # numpy raises several types for a non-npz file.
-    raise DeviceFileError(f'{path}: not a readable .npz file ({e}).') from e
+    raise DeviceFileError(f'{path}: not a readable .npz file ({e}); truncated '
+                          'or corrupt? Expected an .npz written by np.savez '
+                          'or meta.latency_data.save_device_file.') from e
   if not isinstance(npz, np.lib.npyio.NpzFile):
     raise DeviceFileError(
         f'{path}: a single .npy array ({np.asarray(npz).dtype} '

@@ -551,7 +551,8 @@ def test_measure_cli_rejects_bad_archs_items(tmp_path, file_measured_here):
   rejects(result('noarch.json', {'space': 'fbnet'}),
           r"noarch.json: field 'arch_index' missing")
   rejects(result('ofa.json', {'space': 'ofa', 'arch_index': arch}),
-          r"ofa.json: field space is 'ofa'; expected --space=fbnet")
+          r"ofa.json: field space is 'ofa'; expected a fbnet result \(the "
+          r'space that --space=fbnet measures\)')
   rejects(result('big.json', {'space': 'fbnet', 'macro': 'imagenet',
                               'arch_index': arch}),
           r"big.json: field macro is 'imagenet'; expected --macro=cifar")
@@ -566,7 +567,7 @@ def test_measure_cli_rejects_bad_archs_items(tmp_path, file_measured_here):
   ofa_file = str(tmp_path / 'ofa.npz')
   file_measured_here(ofa_file, space='ofa', device='2080ti_1')
   rejects(f'file:{ofa_file}', r"ofa.npz: field space is 'ofa'; expected "
-          '--space=fbnet')
+          r'a fbnet device file \(the space that --space=fbnet measures\)')
   imagenet_file = str(tmp_path / 'imagenet.npz')
   file_measured_here(imagenet_file, macro='imagenet')
   rejects(f'file:{imagenet_file}', r"imagenet.npz: field macro is "

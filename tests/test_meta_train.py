@@ -828,3 +828,24 @@ def test_few_support_rows_and_held_out_references_are_said(caplog):
   latency.predictor_support('fbnet', device, num_samples=0)
   assert 'mine.npz: 6 reference architectures are only among' in caplog.text
   assert 'mine.npz: adapting on 5 measurements only' in caplog.text
+
+
+def test_adapt_to_device_adapts_on_every_non_query_row(tmp_path):
+  """The README's one-line adaptation equals the command's support with
+  --num_samples=0 (the references + every other non-query row)."""
+  import meta  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import latency  # pylint: disable=g-import-not-at-top
+  dev = latency_data.load_device_file(
+      _small_device_file(str(tmp_path / 'mine.npz')))
+  predictor = adaptation.MetaPredictor.load(
+      os.path.join(meta.PRETRAINED_DIR, 'fbnet'))
+  adapted = predictor.adapt_to_device(dev)
+  assert adapted.device == 'mine'
+  support = latency.predictor_support('fbnet', dev, num_samples=0)
+  assert len(support.archs) == (~dev.is_query).sum() == 50
+  query = dev.archs[dev.is_query]
+  np.testing.assert_allclose(adapted.predict_ms(query),
+                             support.adapt().predict_ms(query), rtol=1e-4)
+  # Adapted on 50 rows of raspi4, it ranks raspi4's query rows.
+  assert tasks_lib.spearman(adapted.predict_ms(query),
+                            dev.latency_ms[dev.is_query]) > 0.9

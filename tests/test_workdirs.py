@@ -103,3 +103,12 @@ def test_quantile_names_round_rather_than_truncate():
   assert [workdirs.quantile_name(q) for q in (0.15, 0.2, 0.5, 0.85)] == [
       'q15', 'q20', 'q50', 'q85']  # the stored studies' folders
   assert workdirs.quantile_name(0.29) != workdirs.quantile_name(0.28)
+
+
+def test_environment_records_the_convolution_choice_when_set(monkeypatch):
+  monkeypatch.delenv('FBNET_JAX_CONV', raising=False)
+  default = workdirs.environment()
+  assert 'FBNET_JAX_CONV' not in default  # the keys stored runs have
+  assert set(default) == {'jax', 'jaxlib', 'backend', 'device_kind', 'cpu'}
+  monkeypatch.setenv('FBNET_JAX_CONV', 'xla')
+  assert workdirs.environment() == dict(default, FBNET_JAX_CONV='xla')

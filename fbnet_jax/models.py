@@ -231,8 +231,7 @@ class OFAModel(nn.Module):
     for unit, shape, op in zip(space.units, space.blocks, self.arch):
       if op == space.skip_index:
         continue
-      kernel = ofa.KERNELS[op // len(ofa.EXPANSIONS)]
-      expansion = ofa.EXPANSIONS[op % len(ofa.EXPANSIONS)]
+      kernel, expansion = ofa.decode_op(op)
       out.append((unit.name, shape, kernel, expansion))
     return out
 

@@ -12,6 +12,7 @@ silently reused.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -302,7 +303,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if manager.latest_step() is not None:
     state = workdirs.restore_checkpoint(manager, state)
 
-  @jax.jit
+  # The state is donated (updated in place), as the search's steps are.
+  @functools.partial(jax.jit, donate_argnums=0)
   def train_step(state, batch):
     def loss_fn(params):
       logits, updates = model.apply(

@@ -235,7 +235,7 @@ class OFASupernet(nn.Module):
         if op == ofa.SKIP:
           cands.append(Identity(name=f'block{b}_skip'))
           continue
-        kernel, expansion = (int(t[1:]) for t in op.split('_'))
+        kernel, expansion = ofa.decode_op(ofa.BLOCK_OPS.index(op))
         cands.append(blocks.MBConvBlock(
             shape.in_channels, shape.out_channels, shape.stride, kernel,
             expansion, se=shape.se, hswish=shape.hswish,

@@ -29,6 +29,17 @@ RESOLUTIONS = tuple(range(128, 225, 4))
 BLOCK_OPS = tuple(f'k{k}_e{e}' for k, e in itertools.product(KERNELS, EXPANSIONS))
 SKIP = 'skip'
 
+
+def decode_op(op) -> tuple[int, int]:
+  """A block choice (an index into :data:`BLOCK_OPS`, arrays too) ->
+  ``(kernel, expansion)``."""
+  op = np.asarray(op)
+  kernel = np.asarray(KERNELS)[op // len(EXPANSIONS)]
+  expansion = np.asarray(EXPANSIONS)[op % len(EXPANSIONS)]
+  if kernel.ndim == 0:
+    return int(kernel), int(expansion)
+  return kernel, expansion
+
 STAGE_CHANNELS = (24, 40, 80, 112, 160)
 STAGE_STRIDES = (2, 2, 2, 1, 2)
 STAGE_HSWISH = (False, False, True, True, True)
@@ -193,8 +204,7 @@ class OFASpace(base.SearchSpace):
     ops = archs[:, :self.num_blocks]
     present = ops != self.skip_index
     op = np.where(present, ops, 0)
-    ks = np.asarray(KERNELS)[op // len(EXPANSIONS)]
-    e = np.asarray(EXPANSIONS)[op % len(EXPANSIONS)]
+    ks, e = decode_op(op)
     d = present.reshape(len(archs), 5, MAX_DEPTH).sum(-1)
     r = np.asarray(RESOLUTIONS)[archs[:, -1]]
     return dict(ks=ks.astype(np.int8), e=e.astype(np.int8),
@@ -224,8 +234,7 @@ class OFASpace(base.SearchSpace):
     for shape, op in zip(self.blocks, arch[:self.num_blocks]):
       if op == self.skip_index:
         continue
-      kernel = KERNELS[op // len(EXPANSIONS)]
-      expansion = EXPANSIONS[op % len(EXPANSIONS)]
+      kernel, expansion = decode_op(op)
       c = mbconv_cost(shape, kernel, expansion, size)
       macs += c['macs']
       params += c['params']

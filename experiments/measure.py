@@ -219,12 +219,13 @@ def from_timings(csv_path: str, out: str, name: str) -> None:
   checking = out[:-len('.npz')] + '.checking.npz'
   latency_data.save_device_file(checking, device)
   try:
-    device = latency_data.load_device_file(checking, name=device.name)
+    device = latency_data.load_device_file(
+        checking, name=device.name, label=f'{out} (from {csv_path})')
   except latency_data.DeviceFileError as e:
     os.remove(checking)
     raise latency_data.DeviceFileError(
         f'--from_timings: {csv_path}: the device file it makes is refused: '
-        f'{str(e).replace(checking, out)}') from None
+        f'{e}') from None
   if os.path.exists(out):
     logging.warning('--out: %s exists; replaced by the device file of %s.',
                     out, csv_path)

@@ -267,33 +267,38 @@ def _string(npz, path: str, key: str) -> str:
   return value.decode() if isinstance(value, bytes) else value
 
 
-def load_device_file(path: str, name: Optional[str] = None) -> Device:
+def load_device_file(path: str, name: Optional[str] = None,
+                     label: Optional[str] = None) -> Device:
   """Reads and checks a user's device file (format: ``meta/data/README.md``).
+
+  ``label``: what the messages call the file (default ``path``; a file
+  written only to be checked names what it was made from).
 
   Raises:
     DeviceFileError: naming the file, the field and what was expected.
   """
+  where = label or path  # what the messages name
   with _open_npz(path) as npz:
     files = set(npz.files)
-    sp = _read_space(npz, path, files)
-    lat = _read(npz, path, 'latency_ms')
+    sp = _read_space(npz, where, files)
+    lat = _read(npz, where, 'latency_ms')
     if lat.ndim != 1 or lat.size == 0:
-      raise _fail(path, 'latency_ms',
+      raise _fail(where, 'latency_ms',
                   f'expected a non-empty 1-D array [N], got shape {lat.shape}.')
     n = len(lat)
-    archs = _read_archs(npz, path, sp, n)
-    _check_latencies(path, lat)
-    _warn_duplicates(path, sp.data_keys()[0], archs)
+    archs = _read_archs(npz, where, sp, n)
+    _check_latencies(where, lat)
+    _warn_duplicates(where, sp.data_keys()[0], archs)
     is_query = np.zeros(n, bool)
     if 'is_query' in files:
-      is_query = _read_is_query(npz, path, archs)
+      is_query = _read_is_query(npz, where, archs)
     if 'index' in files:
-      _check_index(npz, path, n)
-    meta = {k: _read(npz, path, k) for k in files
+      _check_index(npz, where, n)
+    meta = {k: _read(npz, where, k) for k in files
             if k not in set(sp.data_keys()) | {'space', 'latency_ms',
                                                'is_query', 'name'}}
     if name is None:
-      name = (_string(npz, path, 'name') if 'name' in files else
+      name = (_string(npz, where, 'name') if 'name' in files else
               os.path.splitext(os.path.basename(path))[0])
   return Device(name=name, space=sp.name, archs=archs,
                 latency_ms=lat.astype(np.float32), is_query=is_query.copy(),

@@ -113,6 +113,16 @@ def test_latencies_that_look_like_seconds_and_a_directory(tmp_path):
   with mock.patch.object(ld.logging, 'warning') as warn:
     ld.load_device_file(_device(tmp_path, latency_ms=np.full(30, 3e7)))
   assert 'if these are microseconds (or nanoseconds)' in warn.call_args[0][0]
+  # A file written only to be checked (measure --from_timings) is named
+  # by what it was made from, in warnings and errors alike.
+  made = _device(tmp_path, 'made.checking.npz', latency_ms=np.full(30, 0.008))
+  with mock.patch.object(ld.logging, 'warning') as warn:
+    ld.load_device_file(made, label='phone.npz (from timings.csv)')
+  assert warn.call_args[0][1] == 'phone.npz (from timings.csv)'
+  made = _device(tmp_path, 'made.checking.npz', latency_ms=np.full(30, -1.0))
+  with pytest.raises(ld.DeviceFileError, match=r"^phone\.npz \(from timings"
+                     r"\.csv\): field 'latency_ms': row 0 is -1\.0"):
+    ld.load_device_file(made, label='phone.npz (from timings.csv)')
   with mock.patch.object(ld.logging, 'warning') as warn:
     ld.load_device_file(_device(tmp_path))  # 5-10 ms
   warn.assert_not_called()

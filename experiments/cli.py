@@ -40,8 +40,8 @@ def user_message(e: BaseException) -> str:
   """The line printed for a user error: its message, and for a path that
   cannot be written, which path and what was expected."""
   if isinstance(e, PATH_ERRORS) and e.filename:
-    return (f'{e.filename}: {e.strerror}; expected a path where this job '
-            'can create its folder or file (check --workdir / --out).')
+    return (f'{e.filename}: {e.strerror}; expected a path this job can read '
+            'or write (check the flag or config field that names it).')
   return str(e)
 
 

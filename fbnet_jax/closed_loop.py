@@ -141,8 +141,15 @@ def _say_measuring(path: str, count: int, mcfg: measure.MeasureConfig
                    ) -> None:
   """Warns before a missing device file is measured here: a mistyped path
   to another device's file would otherwise search for this machine."""
+  partial = measure.resume_file_for(path)
+  if os.path.exists(partial):
+    logging.info('config.latency.device_file: %s does not exist yet; the '
+                 'measurement that writes it resumes from %s.', path, partial)
+    return
   folder = os.path.dirname(os.path.abspath(path))
-  others = ([f for f in os.listdir(folder) if f.endswith('.npz')]
+  # Device files only: not the partial or checking files of a measurement.
+  others = ([f for f in os.listdir(folder) if f.endswith('.npz') and not
+             f.endswith(('.partial.npz', '.checking.npz'))]
             if os.path.isdir(folder) else [])
   close = difflib.get_close_matches(os.path.basename(path), others, n=1)
   logging.warning(

@@ -145,8 +145,9 @@ def environment() -> dict:
   env = {'jax': jax.__version__, 'jaxlib': jaxlib.__version__,
          'backend': jax.default_backend(),
          'device_kind': jax.devices()[0].device_kind, 'cpu': cpu_model()}
-  if os.environ.get('FBNET_JAX_CONV'):  # unset: the default, as recorded
-    env['FBNET_JAX_CONV'] = os.environ['FBNET_JAX_CONV']  # before it was
+  conv = os.environ.get('FBNET_JAX_CONV', 'auto')
+  if conv != 'auto':  # the default: the keys recorded before it was
+    env['FBNET_JAX_CONV'] = conv
   return env
 
 

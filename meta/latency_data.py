@@ -278,7 +278,7 @@ def load_device_file(path: str, name: Optional[str] = None,
     DeviceFileError: naming the file, the field and what was expected.
   """
   where = label or path  # what the messages name
-  with _open_npz(path) as npz:
+  with _open_npz(path, where) as npz:
     files = set(npz.files)
     sp = _read_space(npz, where, files)
     lat = _read(npz, where, 'latency_ms')
@@ -305,29 +305,30 @@ def load_device_file(path: str, name: Optional[str] = None,
                 source=path, meta=meta)
 
 
-def _open_npz(path: str) -> np.lib.npyio.NpzFile:
-  """The file as an open .npz archive, or an error saying what it is."""
+def _open_npz(path: str, where: str) -> np.lib.npyio.NpzFile:
+  """The file as an open .npz archive, or an error (naming ``where``)
+  saying what it is."""
   if not os.path.exists(path):
-    raise DeviceFileError(f'{path}: no such device file.')
+    raise DeviceFileError(f'{where}: no such device file.')
   if os.path.isdir(path):
-    raise DeviceFileError(f'{path}: a directory; expected a device file '
+    raise DeviceFileError(f'{where}: a directory; expected a device file '
                           '(.npz).')
   with open(path, 'rb') as f:
     head = f.read(6)
   if head[:4] != b'PK\x03\x04' and head != b'\x93NUMPY':  # zip / .npy
     raise DeviceFileError(
-        f'{path}: not an .npz archive (it starts with {head!r}); expected '
+        f'{where}: not an .npz archive (it starts with {head!r}); expected '
         'an .npz with the fields space, arch (or ks, e, d, r for ofa) and '
         'latency_ms (np.savez, or meta.latency_data.save_device_file).')
   try:
     npz = np.load(path, allow_pickle=False)
   except Exception as e:  # numpy raises several types for a non-npz file.
-    raise DeviceFileError(f'{path}: not a readable .npz file ({e}); truncated '
+    raise DeviceFileError(f'{where}: not a readable .npz file ({e}); truncated '
                           'or corrupt? Expected an .npz written by np.savez '
                           'or meta.latency_data.save_device_file.') from e
   if not isinstance(npz, np.lib.npyio.NpzFile):
     raise DeviceFileError(
-        f'{path}: a single .npy array ({np.asarray(npz).dtype} '
+        f'{where}: a single .npy array ({np.asarray(npz).dtype} '
         f'{np.asarray(npz).shape}), not an .npz archive; expected an .npz '
         'with the fields space, arch (or ks, e, d, r for ofa) and latency_ms '
         '(np.savez, or meta.latency_data.save_device_file).')

@@ -747,3 +747,14 @@ def test_a_missing_device_file_is_said_before_measuring(tmp_path, caplog):
   assert ('my_phnoe.npz does not exist; measuring 30 networks on this '
           'machine') in caplog.text
   assert f'A similar file exists: {tmp_path / "my_phone.npz"}' in caplog.text
+  # A measurement's own partial file is no similar device file: a rerun
+  # of a killed measurement resumes from it, and is told so.
+  caplog.clear()
+  caplog.set_level('INFO')
+  partial = measure.resume_file_for(str(tmp_path / 'my_cpu.npz'))
+  with open(partial, 'wb'):
+    pass
+  closed_loop._say_measuring(  # pylint: disable=protected-access
+      str(tmp_path / 'my_cpu.npz'), 30, mcfg)
+  assert 'similar file' not in caplog.text and 'stop now' not in caplog.text
+  assert f'resumes from {partial}' in caplog.text

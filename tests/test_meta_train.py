@@ -794,8 +794,8 @@ def test_a_workdir_that_cannot_be_a_folder_is_one_line(tmp_path):
     os.makedirs(a_file)
   assert cli.is_user_error(info.value)
   assert cli.user_message(info.value) == (
-      f'{a_file}: File exists; expected a path where this job can create '
-      'its folder or file (check --workdir / --out).')
+      f'{a_file}: File exists; expected a path this job can read or write '
+      '(check the flag or config field that names it).')
   # An --out checked before the work that ends by writing it.
   with pytest.raises(errors.InputError, match=r'^--out: .*result\.json/x\.npz: '
                      'cannot write there'):

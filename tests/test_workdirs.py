@@ -110,5 +110,7 @@ def test_environment_records_the_convolution_choice_when_set(monkeypatch):
   default = workdirs.environment()
   assert 'FBNET_JAX_CONV' not in default  # the keys stored runs have
   assert set(default) == {'jax', 'jaxlib', 'backend', 'device_kind', 'cpu'}
+  monkeypatch.setenv('FBNET_JAX_CONV', 'auto')  # the default, said
+  assert workdirs.environment() == default
   monkeypatch.setenv('FBNET_JAX_CONV', 'xla')
   assert workdirs.environment() == dict(default, FBNET_JAX_CONV='xla')

@@ -33,12 +33,11 @@ SKIP = 'skip'
 def decode_op(op) -> tuple[int, int]:
   """A block choice (an index into :data:`BLOCK_OPS`, arrays too) ->
   ``(kernel, expansion)``."""
+  if np.ndim(op) == 0:  # the per-block loops: no array round trip
+    return KERNELS[op // len(EXPANSIONS)], EXPANSIONS[op % len(EXPANSIONS)]
   op = np.asarray(op)
-  kernel = np.asarray(KERNELS)[op // len(EXPANSIONS)]
-  expansion = np.asarray(EXPANSIONS)[op % len(EXPANSIONS)]
-  if kernel.ndim == 0:
-    return int(kernel), int(expansion)
-  return kernel, expansion
+  return (np.asarray(KERNELS)[op // len(EXPANSIONS)],
+          np.asarray(EXPANSIONS)[op % len(EXPANSIONS)])
 
 STAGE_CHANNELS = (24, 40, 80, 112, 160)
 STAGE_STRIDES = (2, 2, 2, 1, 2)

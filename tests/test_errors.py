@@ -260,6 +260,27 @@ def test_every_bundled_config_is_within_its_bounds():
   assert checked >= 18
 
 
+@pytest.mark.parametrize('name', [
+    'quickstart', 'latency_control', 'fbnet_cifar100', 'ofa_imagenet',
+    'evolve_quick', 'evolve_fbnet_cifar100', 'evolve_ofa',
+    'evolve_nasbench201'])
+def test_every_bundled_search_config_builds_its_searcher(name):
+  """Each config a user runs as it is (its default variant) passes the
+  checks its command makes before training: the searcher (settings, ops,
+  schedule, latency source) and, for evolve, config.evolve. Configs that
+  need a file of the user's (fbnet_imagenet, closed_loop) are left out."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import evolve  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import searcher as searcher_lib  # pylint: disable=g-import-not-at-top
+  config = importlib.import_module(f'configs.{name}').get_config()
+  if 'evolve' in config:
+    evolve.check_config(config)
+  searcher = searcher_lib.Searcher(config)
+  assert searcher.total_steps > 0
+  assert searcher.latency.name.startswith(
+      'lut:' if config.latency.source == 'lut' else 'predictor:')
+
+
 @pytest.mark.parametrize('job, flag, message', [
     ('search', '--config.batchsize=8', "error: --config.batchsize: the "
      'config has no field \'batchsize\'; did you mean "batch_size" instead '

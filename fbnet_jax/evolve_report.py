@@ -370,13 +370,7 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
   if harness is not None:
     measure_like_guided(harness, runs, cfg.per_iteration)
   per_seed, curves = _hypervolume_curves(runs, scoring.arch_ms, indicator)
-  fronts, points = {}, {}
-  for name in STRATEGIES:
-    archs = np.concatenate([np.stack(h.archs) for h in runs[name].values()])
-    acc = np.concatenate([h.accuracy for h in runs[name].values()])
-    lat = scoring.arch_ms(archs)
-    fronts[name] = front_entries(space, archs, lat, acc)
-    points[name] = (lat, acc)
+  fronts, points = _fronts_and_points(space, runs, scoring)
   measured = scoring is not latency
   # With latency in the loop the front's latencies are measurements; what
   # is checked against the table is then what the predictor said of each
@@ -393,52 +387,15 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
   if lut is not None and not measured and latency.name != lut.name:
     # The latency source is a predictor that the guided search optimised,
     # so its errors can favour guided: the same curves, scored exactly.
-    _, exact = _hypervolume_curves(runs, lut.arch_ms, indicator)
-    exact_hv = {'latency': lut.name,
-                **_final_hypervolumes(exact, cfg.budget),
-                'guided_evaluations_to_reach_random_final':
-                    pareto.evaluations_to_reach(exact['guided'],
-                                                exact['random'][-1][1])}
-  for entry in fronts['guided']:
-    arch = np.asarray(entry['arch_index'])
-    entry['flops'] = space.flops(arch)
-    if measured:
-      entry['predicted_latency_ms'] = predicted[
-          arch.astype(np.int32).tobytes()]
-    if lut is not None:
-      entry['lut_latency_ms'] = float(lut.arch_ms(arch))
-    if cfg.get('test_front'):
-      entry['test_accuracy'] = evaluator.test(arch)
+    exact_hv = _exact_hypervolumes(runs, lut, indicator, cfg.budget)
+  _annotate_front(fronts['guided'], space, lut,
+                  predicted if measured else None,
+                  evaluator if cfg.get('test_front') else None)
   measured_here = None
   if measure is not None:
     t0 = time.time()
-    bookkeeping = measure_points(fronts['guided'] + (dnas or []), measure)
-    front = fronts['guided']
-    # The predictions against the new measurement: with latency measured
-    # in the loop, the front's latency_ms is itself a measurement, and the
-    # predictions the search made before measuring are predicted_latency_ms.
-    measured_here = {
-        'device': measure.name, 'compared': compared,
-        'raw': agreement([p[compared] for p in front],
-                         [p['measured_latency_ms'] for p in front]),
-        # The machine's own speed change since the device file divided out.
-        'vs_references': agreement(
-            [p[compared] for p in front],
-            [p['measured_vs_references_ms'] for p in front]),
-        # With anchors: divided by the loop's latency-dependent drift.
-        'vs_anchors': agreement(
-            [p[compared] for p in front],
-            [p['measured_vs_anchors_ms'] for p in front]) if (
-                bookkeeping['anchor_drift'] is not None) else None,
-        **bookkeeping}
-    if measured:  # and the loop's measurement against the new one, both
-      # on the device file's scale (each divided by its session's drift)
-      scaled = ('measured_vs_anchors_ms' if bookkeeping['anchor_drift']
-                is not None else 'measured_vs_references_ms')
-      measured_here['loop_vs_remeasured'] = {
-          'compared_with': scaled,
-          **agreement([p['latency_ms'] for p in front],
-                      [p[scaled] for p in front])}
+    measured_here = _measure_front(fronts['guided'], dnas, measure,
+                                   compared, measured)
     seconds = {**seconds, 'measure_front': time.time() - t0}
   budgets = runs['guided'][cfg.seeds[0]].iteration_ends
   comparison = budget_comparison(curves['guided'], curves['random'],
@@ -502,6 +459,90 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       'supernet_evaluations_read_back': evaluator.read_back,
       'seconds': seconds,
   }
+  _write_files(workdir, fronts, dnas, curves, per_seed, indicator, runs,
+               summary)
+  plot_front(workdir, points, fronts, dnas, scoring.name)
+  plot_hypervolume(workdir, curves, per_seed)
+  return summary
+
+
+def _fronts_and_points(space, runs: dict, scoring) -> tuple[dict, dict]:
+  """Each strategy's front entries over all seeds, and its evaluated
+  ``(latency, accuracy)`` points."""
+  fronts, points = {}, {}
+  for name in STRATEGIES:
+    archs = np.concatenate([np.stack(h.archs) for h in runs[name].values()])
+    acc = np.concatenate([h.accuracy for h in runs[name].values()])
+    lat = scoring.arch_ms(archs)
+    fronts[name] = front_entries(space, archs, lat, acc)
+    points[name] = (lat, acc)
+  return fronts, points
+
+
+def _exact_hypervolumes(runs: dict, lut, indicator, budget: int) -> dict:
+  """The final hypervolumes with the exact table's latencies."""
+  _, exact = _hypervolume_curves(runs, lut.arch_ms, indicator)
+  return {'latency': lut.name, **_final_hypervolumes(exact, budget),
+          'guided_evaluations_to_reach_random_final':
+              pareto.evaluations_to_reach(exact['guided'],
+                                          exact['random'][-1][1])}
+
+
+def _annotate_front(front: list[dict], space, lut, predicted: Optional[dict],
+                    evaluator) -> None:
+  """Adds to each guided front entry its FLOPs, the prediction made before
+  it was measured (``predicted``: with latency in the loop), its exact
+  table latency (``lut``) and test accuracy (``evaluator``), where given."""
+  for entry in front:
+    arch = np.asarray(entry['arch_index'])
+    entry['flops'] = space.flops(arch)
+    if predicted is not None:
+      entry['predicted_latency_ms'] = predicted[
+          arch.astype(np.int32).tobytes()]
+    if lut is not None:
+      entry['lut_latency_ms'] = float(lut.arch_ms(arch))
+    if evaluator is not None:
+      entry['test_accuracy'] = evaluator.test(arch)
+
+
+def _measure_front(front: list[dict], dnas: Optional[list], measure,
+                   compared: str, measured: bool) -> dict:
+  """``config.evolve.measure_front``: the front (and DNAS points) measured
+  on this machine, and the front's latencies (``compared``) against it."""
+  bookkeeping = measure_points(front + (dnas or []), measure)
+  # The predictions against the new measurement: with latency measured in
+  # the loop, the front's latency_ms is itself a measurement, and the
+  # predictions the search made before measuring are predicted_latency_ms.
+  out = {
+      'device': measure.name, 'compared': compared,
+      'raw': agreement([p[compared] for p in front],
+                       [p['measured_latency_ms'] for p in front]),
+      # The machine's own speed change since the device file divided out.
+      'vs_references': agreement(
+          [p[compared] for p in front],
+          [p['measured_vs_references_ms'] for p in front]),
+      # With anchors: divided by the loop's latency-dependent drift.
+      'vs_anchors': agreement(
+          [p[compared] for p in front],
+          [p['measured_vs_anchors_ms'] for p in front]) if (
+              bookkeeping['anchor_drift'] is not None) else None,
+      **bookkeeping}
+  if measured:  # and the loop's measurement against the new one, both on
+    # the device file's scale (each divided by its session's drift)
+    scaled = ('measured_vs_anchors_ms' if bookkeeping['anchor_drift']
+              is not None else 'measured_vs_references_ms')
+    out['loop_vs_remeasured'] = {
+        'compared_with': scaled,
+        **agreement([p['latency_ms'] for p in front],
+                    [p[scaled] for p in front])}
+  return out
+
+
+def _write_files(workdir: str, fronts: dict, dnas: Optional[list],
+                 curves: dict, per_seed: dict, indicator, runs: dict,
+                 summary: dict) -> None:
+  """``front.json``, ``fronts.json``, ``hypervolume.json``,
+  ``evaluations.json`` and ``summary.json``."""
   write_json(workdir, 'front.json', fronts['guided'])
   write_json(workdir, 'fronts.json', {**fronts, 'dnas': dnas})
   write_json(workdir, 'hypervolume.json', {
@@ -516,9 +557,6 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
              for seed, h in runs[name].items()}
       for name in STRATEGIES})
   write_json(workdir, 'summary.json', summary)
-  plot_front(workdir, points, fronts, dnas, scoring.name)
-  plot_hypervolume(workdir, curves, per_seed)
-  return summary
 
 
 def console_summary(summary: dict) -> str:

@@ -1,7 +1,9 @@
 #!/bin/bash
 # One lent-GPU session (the device tool's 10-minute call), run from the repo
 # root with the wheels of the packages the GPU image lacks in .whl/
-# (ml_collections, grain, array_record, portpicker). Results go to $OUT:
+# (ml_collections, grain, array_record, portpicker; `bash
+# benchmarks/gpu_wheels.sh` downloads them, the run tool carries ".whl").
+# Results go to $OUT:
 #   env.txt             GPU, driver and package versions
 #   closed_loop.json    experiments.closed_loop on this GPU (issue 4)
 #   local_device.npz    the measured device file it wrote
@@ -16,8 +18,11 @@ export XLA_PYTHON_CLIENT_MEM_FRACTION=0.45  # leave PyTorch room in the same pro
 # runs in a fresh process, which would otherwise autotune the same
 # convolutions again (4-20 s per network on an H100, 2026-11-27).
 export XLA_FLAGS="${XLA_FLAGS:-} --xla_gpu_per_fusion_autotune_cache_dir=/tmp/fbnet_jax_autotune"
+# .whl/ holds wheels for several Pythons (benchmarks/gpu_wheels.sh): pip
+# picks this one's from the names.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-  --upgrade --target /tmp/site .whl/*.whl || exit 1
+  --upgrade --target /tmp/site --find-links .whl \
+  ml_collections grain array_record portpicker || exit 1
 export PYTHONPATH=/tmp/site:$PWD
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   nproc

@@ -12,7 +12,8 @@ Two steps around the user's own timing tool:
 2. The user converts and times each model on the device (TFLite,
    TensorRT, the vendor's SDK...), writes the milliseconds into
    ``timings.csv``, and :func:`device_from_timings` turns it into a device
-   file (``meta/data/README.md``), checked like every other: used as it is
+   (:func:`write_device_file` into a device file, ``meta/data/README.md``),
+   checked like every other: used as it is
    by ``experiments.adapt``, the searches and ``experiments.meta_test
    --device_file``.
 
@@ -24,6 +25,7 @@ architectures are among them (the predictor imputes those).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from typing import Sequence
 
@@ -155,6 +157,34 @@ def device_from_timings(csv_path: str, name: str = ''):
       name=name or os.path.basename(directory), space=space_name,
       archs=archs[measured], latency_ms=latency[measured].astype(np.float32),
       is_query=is_query[measured], source=csv_path, meta=meta)
+
+
+def write_device_file(csv_path: str, out: str, name: str = ''):
+  """A filled timings.csv -> the device file ``out``, written only once it
+  has been checked like any other device file; returns the device.
+
+  Raises:
+    DeviceFileError: naming the timings file and what the device file made
+      from it fails (a temporary ``.checking.npz`` is removed).
+  """
+  from meta import latency_data  # pylint: disable=g-import-not-at-top
+  latency_data.check_device_file_path(out, '--out')
+  device = device_from_timings(csv_path, name)
+  checking = out[:-len('.npz')] + '.checking.npz'
+  latency_data.save_device_file(checking, device)
+  try:
+    device = latency_data.load_device_file(
+        checking, name=device.name, label=f'{out} (from {csv_path})')
+  except latency_data.DeviceFileError as e:
+    os.remove(checking)
+    raise latency_data.DeviceFileError(
+        f'--from_timings: {csv_path}: the device file it makes is refused: '
+        f'{e}') from None
+  if os.path.exists(out):
+    logging.warning('--out: %s exists; replaced by the device file of %s.',
+                    out, csv_path)
+  os.replace(checking, out)
+  return dataclasses.replace(device, source=out)
 
 
 def _read_latencies(csv_path: str, plan_path: str, is_query: np.ndarray,

@@ -499,31 +499,31 @@ def test_verify_sessions_killed_between_sessions_resume(monkeypatch,
 
 
 def test_measure_cli_selects_spread_and_query_architectures():
-  from experiments import measure as measure_cli  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import arch_lists  # pylint: disable=g-import-not-at-top
   space = spaces.get_space('fbnet')
-  archs, query, refs = measure_cli.select_archs(
+  archs, query, refs = arch_lists.select_archs(
       space, ['reference', 'spread:6', 'query:3'], seed=0)
   assert archs.shape == (19, 22) and refs == list(range(10))
   np.testing.assert_array_equal(query, [False] * 16 + [True] * 3)
   skip = space.units[0].choices.index('skip')
   assert (archs[10:16] == skip).mean(-1)[-1] > 0.5  # the last is mostly skip
   with np.testing.assert_raises_regex(ValueError, 'spread:N'):
-    measure_cli.select_archs(space, ['grid:4'], seed=0)
+    arch_lists.select_archs(space, ['grid:4'], seed=0)
   # Only query rows: nothing to adapt on, refused before any timing.
   with np.testing.assert_raises_regex(ValueError, 'every architecture is a '
                                       'query row'):
-    measure_cli.select_archs(space, ['query:2'], seed=0)
+    arch_lists.select_archs(space, ['query:2'], seed=0)
 
 
 def test_measure_cli_rejects_bad_archs_items(tmp_path, file_measured_here):
   """Each bad --archs item is one error naming it (and its file and field),
   never a raw int()/numpy/KeyError or a silently ignored argument."""
-  from experiments import measure as measure_cli  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import arch_lists  # pylint: disable=g-import-not-at-top
   space = spaces.get_space('fbnet')
 
   def rejects(item, match):
     with pytest.raises(ValueError, match=match):
-      measure_cli.select_archs(space, [item], seed=0)
+      arch_lists.select_archs(space, [item], seed=0)
 
   for item in ('random:abc', 'random:', 'random:-2', 'spread:0',
                'query:1.5'):
@@ -578,7 +578,7 @@ def test_measure_cli_rejects_bad_archs_items(tmp_path, file_measured_here):
                               'samples': [{'arch_index': [0] * 22}]})
   here = str(tmp_path / 'here.npz')
   device = file_measured_here(here)
-  archs, query, _ = measure_cli.select_archs(
+  archs, query, _ = arch_lists.select_archs(
       space, [good, f'file:{here}', 'random:2'], seed=0)
   assert archs.shape == (2 + len(device.archs) + 2, 22)
   np.testing.assert_array_equal(archs[:2], [arch, [0] * 22])

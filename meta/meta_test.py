@@ -202,12 +202,13 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   print(format_table(space, devices, ours, results, device_files))
   out_path = out_path or os.path.join(workdir, RESULT_FILE)
   workdirs.write_json(out_path, out)
+  plot_path = os.path.splitext(out_path)[0] + '.png'
   plots.plot_meta_test(
       device_panels(main, devices, ours['untrimmed'], ev.num_samples,
-                    seeds[0], len(seeds)),
-      os.path.splitext(out_path)[0] + '.png',
+                    seeds[0], len(seeds)), plot_path,
       f'{main.name} ({space}), adapted on the reference architectures + '
       f'{ev.num_samples} samples (draw 0); all query rows')
+  print(f'-> {out_path}, {plot_path} (predicted against measured)')
   return out
 
 

@@ -5,7 +5,8 @@ r"""Adapts the meta-trained predictor to a device file and saves it.
 Support: the file's reference architectures + ``--num_samples`` of its
 other non-query rows (0: all of them). If the file has ``is_query`` rows,
 prints the Spearman and the median relative error of the predicted
-milliseconds on them. A search uses the result with
+milliseconds on them, and plots them against the measurements
+(``WORKDIR/adapt.png``). A search uses the result with
 ``--config.latency.source=predictor --config.latency.adapted_dir=WORKDIR``.
 """
 
@@ -21,6 +22,7 @@ from fbnet_jax import latency
 from fbnet_jax import workdirs
 from meta import adaptation
 from meta import latency_data
+from meta import plots
 from meta import tasks
 
 _DEVICE_FILE = flags.DEFINE_string('device_file', None, 'Device file.',
@@ -36,6 +38,7 @@ _SAMPLES = flags.DEFINE_integer('num_samples', 0, 'Samples besides the '
                                 'meta_test and the searches).',
                                 lower_bound=0)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the sample draw.')
+PLOT_FILE = 'adapt.png'  # the query rows, predicted against measured
 
 
 def _warn_if_replacing(workdir: str, name: str) -> None:
@@ -72,9 +75,17 @@ def main(argv):
     raw = adapted.predict_ms(device.archs[q], floor=False)  # ranked raw
     pred = adapted.floored(raw)
     err = np.median(np.abs(pred / device.latency_ms[q] - 1))
-    print(f'query rows: {int(q.sum())}; Spearman '
-          f'{tasks.spearman(raw, device.latency_ms[q]):.4f}; median '
-          f'|relative error| {100 * err:.1f}%')
+    spearman = tasks.spearman(raw, device.latency_ms[q])
+    plot = os.path.join(_WORKDIR.value, PLOT_FILE)
+    plots.plot_meta_test([plots.DevicePanel(
+        label=device.name, query_ms=device.latency_ms[q],
+        query_pred_ms=np.asarray(pred, np.float64),
+        support_ms=support.ms,
+        support_pred_ms=np.asarray(adapted.predict_ms(support.archs)),
+        spearman=spearman, mean_spearman=spearman, num_draws=1)], plot,
+        f'adapted on {len(support.archs)} of its rows')
+    print(f'query rows: {int(q.sum())}; Spearman {spearman:.4f}; median '
+          f'|relative error| {100 * err:.1f}% ({plot})')
 
 
 if __name__ == '__main__':

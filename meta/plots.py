@@ -101,8 +101,9 @@ def plot_meta_test(panels: Sequence[DevicePanel], path: str,
                color='C3', label=f'{len(p.support_ms)} adapted on')
     pos = p.query_ms > 0
     error = np.median(np.abs(p.query_pred_ms[pos] / p.query_ms[pos] - 1))
-    ax.set_title(f'{p.label}\nSpearman {p.spearman:.3f} this draw, '
-                 f'{p.mean_spearman:.3f} over {p.num_draws}', fontsize=9)
+    ax.set_title(f'{p.label}\nSpearman {p.spearman:.3f}' + (
+        f' this draw, {p.mean_spearman:.3f} over {p.num_draws}'
+        if p.num_draws > 1 else ''), fontsize=9)
     ax.text(0.97, 0.03, f'median |pred/meas - 1| {100 * error:.1f}%',
             transform=ax.transAxes, ha='right', va='bottom', fontsize=8)
     ax.set_xlabel('measured (ms)')

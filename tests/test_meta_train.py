@@ -741,6 +741,7 @@ def test_adapt_command_saves_and_reports_its_support(tmp_path):
   spearman = scipy.stats.spearmanr(query, dev.latency_ms[dev.is_query])[0]
   assert float(printed.group(1)) == pytest.approx(spearman, abs=6e-4)
   assert spearman > 0.8
+  _assert_png(os.path.join(out, 'adapt.png'))  # the query rows, plotted
   # Another device's file into the same workdir: said, then done.
   other = _small_device_file(str(tmp_path / 'other.npz'), name='other')
   proc = subprocess.run(

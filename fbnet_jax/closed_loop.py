@@ -112,11 +112,11 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
   refs = latency_data.load_space_data(config.space).reference_archs
   rng = np.random.default_rng(mcfg.seed + 1)
   archs = np.concatenate([refs, space.sample(rng, num_samples + num_query)])
-  _say_measuring(path, len(archs), mcfg)
+  partial = measure.resume_file_for(path)  # a killed run goes on from it
+  _say_measuring(path, partial, len(archs), mcfg)
   is_query = np.r_[np.zeros(len(refs) + num_samples, bool),
                    np.ones(num_query, bool)]
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  partial = measure.resume_file_for(path)  # a killed run goes on from it
   device = _measure(
       config, archs, reference_rows=list(range(len(refs))),
       name=name or f'local_{measure.backend_name(mcfg.runtime)}',
@@ -137,11 +137,11 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
           'noise': noise}
 
 
-def _say_measuring(path: str, count: int, mcfg: measure.MeasureConfig
-                   ) -> None:
+def _say_measuring(path: str, partial: str, count: int,
+                   mcfg: measure.MeasureConfig) -> None:
   """Warns before a missing device file is measured here: a mistyped path
-  to another device's file would otherwise search for this machine."""
-  partial = measure.resume_file_for(path)
+  to another device's file would otherwise search for this machine.
+  ``partial``: the measurement's resume file (said instead, if there)."""
   if os.path.exists(partial):
     logging.info('config.latency.device_file: %s does not exist yet; the '
                  'measurement that writes it resumes from %s.', path, partial)

@@ -484,8 +484,7 @@ def _exact_hypervolumes(runs: dict, lut, indicator, budget: int) -> dict:
   _, exact = _hypervolume_curves(runs, lut.arch_ms, indicator)
   return {'latency': lut.name, **_final_hypervolumes(exact, budget),
           'guided_evaluations_to_reach_random_final':
-              pareto.evaluations_to_reach(exact['guided'],
-                                          exact['random'][-1][1])}
+              random_final_crossing(exact['guided'], exact['random'])[0]}
 
 
 def _annotate_front(front: list[dict], space, lut, predicted: Optional[dict],

@@ -385,15 +385,8 @@ FEW_SUPPORT_ROWS = 10
 def _warn_if_few(device, refs: np.ndarray, num_rows: int) -> None:
   """Says when adaptation sees few measurements, and when reference
   architectures the file has are held out as query rows."""
-  from meta import latency_data
-
-  query_refs = 0
-  if device.is_query.any():
-    held_out = {a.tobytes() for a in device.archs[device.is_query]}
-    reference_archs = latency_data.load_space_data(
-        device.space).reference_archs.astype(np.int32)
-    query_refs = sum(reference_archs[i].tobytes() in held_out
-                     for i in np.nonzero(refs < 0)[0])
+  query_refs = int(((refs < 0) & (device.reference_rows(query=True) >= 0))
+                   .sum())
   if query_refs:
     logging.warning(
         '%s: %d reference architectures are only among the is_query rows; '

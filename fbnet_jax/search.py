@@ -21,7 +21,6 @@ settings that the trained state depends on (:func:`resume_settings`, kept in
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Optional
@@ -223,12 +222,9 @@ def _restore(manager, state, workdir: str):
   """The latest checkpoint's state, the history up to it and the loop's
   running metrics then."""
   state = workdirs.restore_checkpoint(manager, state)
-  history = []
   # A run killed before its first epoch ended has no history yet.
-  history_path = os.path.join(workdir, 'history.json')
-  if os.path.exists(history_path):
-    with open(history_path) as f:
-      history = json.load(f)
+  history = workdirs.read_json(
+      os.path.join(workdir, search_report.HISTORY_FILE)) or []
   history = [h for h in history if h['step'] <= int(state.step)]
   saved = _read_running(workdir).get(str(int(state.step)))
   if saved is not None:
@@ -279,11 +275,7 @@ def _epoch_record(searcher, state, step: int, tau, running: _Running) -> dict:
 
 def _read_running(workdir: str) -> dict:
   """``running.json``: {str(step): the loop's running metrics then}."""
-  path = os.path.join(workdir, RUNNING_FILE)
-  if not os.path.exists(path):
-    return {}
-  with open(path) as f:
-    return json.load(f)
+  return workdirs.read_json(os.path.join(workdir, RUNNING_FILE)) or {}
 
 
 def _write_running(workdir: str, step: int, running: _Running,

@@ -32,8 +32,11 @@ from fbnet_jax import latency as latency_lib
 from fbnet_jax import workdirs
 
 
+HISTORY_FILE = 'history.json'
+
+
 def write_history(workdir, history):
-  workdirs.write_json(os.path.join(workdir, 'history.json'), history,
+  workdirs.write_json(os.path.join(workdir, HISTORY_FILE), history,
                       indent=None)
 
 

@@ -156,26 +156,29 @@ class Device:
     self.latency_ms = np.asarray(self.latency_ms, np.float32)
     self.is_query = np.asarray(self.is_query, bool)
 
-  def reference_rows(self) -> np.ndarray:
+  def reference_rows(self, query: bool = False) -> np.ndarray:
     """Row of each of the space's 10 reference archs among the non-query
-    rows, or -1 where the device did not measure it."""
-    refs = load_space_data(self.space).reference_archs
+    rows (``query``: among the query rows), or -1 where it is not there."""
     lookup = {}
-    for i in np.nonzero(~self.is_query)[0]:
+    for i in np.nonzero(self.is_query == query)[0]:
       lookup.setdefault(self.archs[i].tobytes(), i)
-    return np.array([lookup.get(r.astype(np.int32).tobytes(), -1)
-                     for r in refs], np.int64)
+    return np.array([lookup.get(key, -1) for key in self._reference_keys()],
+                    np.int64)
 
   def sample_rows(self) -> np.ndarray:
     """The non-query rows that support samples are drawn from: all but the
     reference architectures' rows. A reference measured more than once
     gives its first row (:meth:`reference_rows`); its repeats are not
     samples either, so every method adapts on as many distinct rows."""
-    refs = {r.astype(np.int32).tobytes()
-            for r in load_space_data(self.space).reference_archs}
+    refs = set(self._reference_keys())
     rows = np.nonzero(~self.is_query)[0]
     return rows[np.array([self.archs[i].tobytes() not in refs
                           for i in rows], bool)]
+
+  def _reference_keys(self) -> list[bytes]:
+    """The space's reference architectures as the rows are compared."""
+    return [r.astype(np.int32).tobytes()
+            for r in load_space_data(self.space).reference_archs]
 
 
 def bundled_device(space: str, name: str) -> Device:

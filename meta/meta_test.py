@@ -145,8 +145,8 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
         'used in meta-training or model selection; evaluating '
         'on them would not be a few-shot test.')
   devices = load_devices(space, device_files, device_names)
-  workdirs.check_writable(out_path or os.path.join(workdir, RESULT_FILE),
-                          '--out' if out_path else '--workdir')
+  result_path = out_path or os.path.join(workdir, RESULT_FILE)
+  workdirs.check_writable(result_path, '--out' if out_path else '--workdir')
   for device in devices:
     if (not device.source.startswith('bundled') and
         split.seen_as(device.name)):
@@ -200,15 +200,14 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   out[other] = ours[other]
   out['baselines'] = results
   print(format_table(space, devices, ours, results, device_files))
-  out_path = out_path or os.path.join(workdir, RESULT_FILE)
-  workdirs.write_json(out_path, out)
-  plot_path = os.path.splitext(out_path)[0] + '.png'
+  workdirs.write_json(result_path, out)
+  plot_path = os.path.splitext(result_path)[0] + '.png'
   plots.plot_meta_test(
       device_panels(main, devices, ours['untrimmed'], ev.num_samples,
                     seeds[0], len(seeds)), plot_path,
       f'{main.name} ({space}), adapted on the reference architectures + '
       f'{ev.num_samples} samples (draw 0); all query rows')
-  print(f'-> {out_path}, {plot_path} (predicted against measured)')
+  print(f'-> {result_path}, {plot_path} (predicted against measured)')
   return out
 
 

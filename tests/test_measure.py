@@ -742,8 +742,9 @@ def test_a_killed_measurement_resumes_from_its_last_round(tmp_path,
 def test_a_missing_device_file_is_said_before_measuring(tmp_path, caplog):
   (tmp_path / 'my_phone.npz').write_bytes(b'')
   mcfg = closed_loop.measure_config(closed_loop_config.get_config('smoke'))
+  typo = str(tmp_path / 'my_phnoe.npz')
   closed_loop._say_measuring(  # pylint: disable=protected-access
-      str(tmp_path / 'my_phnoe.npz'), 30, mcfg)
+      typo, measure.resume_file_for(typo), 30, mcfg)
   assert ('my_phnoe.npz does not exist; measuring 30 networks on this '
           'machine') in caplog.text
   assert f'A similar file exists: {tmp_path / "my_phone.npz"}' in caplog.text
@@ -755,6 +756,6 @@ def test_a_missing_device_file_is_said_before_measuring(tmp_path, caplog):
   with open(partial, 'wb'):
     pass
   closed_loop._say_measuring(  # pylint: disable=protected-access
-      str(tmp_path / 'my_cpu.npz'), 30, mcfg)
+      str(tmp_path / 'my_cpu.npz'), partial, 30, mcfg)
   assert 'similar file' not in caplog.text and 'stop now' not in caplog.text
   assert f'resumes from {partial}' in caplog.text

@@ -29,16 +29,6 @@ RESOLUTIONS = tuple(range(128, 225, 4))
 BLOCK_OPS = tuple(f'k{k}_e{e}' for k, e in itertools.product(KERNELS, EXPANSIONS))
 SKIP = 'skip'
 
-
-def decode_op(op) -> tuple[int, int]:
-  """A block choice (an index into :data:`BLOCK_OPS`, arrays too) ->
-  ``(kernel, expansion)``."""
-  if np.ndim(op) == 0:  # the per-block loops: no array round trip
-    return KERNELS[op // len(EXPANSIONS)], EXPANSIONS[op % len(EXPANSIONS)]
-  op = np.asarray(op)
-  return (np.asarray(KERNELS)[op // len(EXPANSIONS)],
-          np.asarray(EXPANSIONS)[op % len(EXPANSIONS)])
-
 STAGE_CHANNELS = (24, 40, 80, 112, 160)
 STAGE_STRIDES = (2, 2, 2, 1, 2)
 STAGE_HSWISH = (False, False, True, True, True)
@@ -48,6 +38,16 @@ STEM_CHANNELS = 16
 FINAL_EXPAND = 960
 FEATURE_MIX = 1280
 NUM_CLASSES = 1000
+
+
+def decode_op(op) -> tuple[int, int]:
+  """A block choice (an index into :data:`BLOCK_OPS`, arrays too) ->
+  ``(kernel, expansion)``."""
+  if np.ndim(op) == 0:  # the per-block loops: no array round trip
+    return KERNELS[op // len(EXPANSIONS)], EXPANSIONS[op % len(EXPANSIONS)]
+  op = np.asarray(op)
+  return (np.asarray(KERNELS)[op // len(EXPANSIONS)],
+          np.asarray(EXPANSIONS)[op % len(EXPANSIONS)])
 
 
 def make_divisible(v: float, divisor: int = 8) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 from fbnet_jax import errors
 from fbnet_jax import measure
 from fbnet_jax import retrain
+from meta import latency_data
 
 
 def select_archs(space, specs, seed):
@@ -30,7 +31,6 @@ def select_archs(space, specs, seed):
       N that is not a whole number >= 1, or a file that is missing, not of
       ``space`` or lacks a field; naming the item, the file and the field.
   """
-  from meta import latency_data  # the device-file format lives in meta
 
   rng = np.random.default_rng(seed)
   archs, query, refs = [], [], []

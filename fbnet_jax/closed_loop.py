@@ -39,6 +39,7 @@ from fbnet_jax import search
 from fbnet_jax import searcher as searcher_lib
 from fbnet_jax import spaces as spaces_lib
 from fbnet_jax import workdirs
+from meta import latency_data
 
 
 # config.measure's fields that say how sessions run, not how one times.
@@ -100,7 +101,6 @@ def ensure_device_file(config: ml_collections.ConfigDict, path: str,
   timed in one interleaved session. ``loaded``: the file at ``path``, if
   the caller has read it already.
   """
-  from meta import latency_data  # pylint: disable=g-import-not-at-top
   latency_data.check_device_file_path(path, 'config.latency.device_file')
   mcfg = measure_config(config)
   if os.path.exists(path):
@@ -301,7 +301,6 @@ def verify(config: ml_collections.ConfigDict, archs: np.ndarray,
   ratio - 1; a drift of several percent means the machine's speed changed
   between the two sessions) and the references' ms in this session.
   """
-  from meta import latency_data  # pylint: disable=g-import-not-at-top
   _check_has_references(saved, saved.source or saved.name)
   t0 = time.time()
   refs = latency_data.load_space_data(config.space).reference_archs
@@ -419,7 +418,6 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   (:func:`verify_in_sessions`). Writes ``closed_loop.json`` and
   ``closed_loop.png`` (:func:`reporting.plot_closed_loop`).
   """
-  from meta import latency_data  # pylint: disable=g-import-not-at-top
   t0 = time.time()
   errors.Bound('num_query', 0, integer=True).check(num_query, '--')
   errors.check_bounds(config, searcher_lib.BOUNDS)  # before minutes of measuring

@@ -38,6 +38,7 @@ from fbnet_jax import initializers
 from fbnet_jax import models
 from fbnet_jax import spaces as spaces_lib
 from fbnet_jax import workdirs
+from meta import latency_data
 
 PLAN_FILE = 'plan.npz'
 TIMINGS_FILE = 'timings.csv'
@@ -114,7 +115,6 @@ def device_from_timings(csv_path: str, name: str = ''):
       is not a number > 0, or no latency at all (or only on query rows);
       naming the file, the line and the column.
   """
-  from meta import latency_data  # pylint: disable=g-import-not-at-top
   directory = os.path.dirname(os.path.abspath(csv_path))
   plan_path = os.path.join(directory, PLAN_FILE)
   if not os.path.isfile(csv_path):
@@ -167,7 +167,6 @@ def write_device_file(csv_path: str, out: str, name: str = ''):
     DeviceFileError: naming the timings file and what the device file made
       from it fails (a temporary ``.checking.npz`` is removed).
   """
-  from meta import latency_data  # pylint: disable=g-import-not-at-top
   latency_data.check_device_file_path(out, '--out')
   device = device_from_timings(csv_path, name)
   checking = out[:-len('.npz')] + '.checking.npz'

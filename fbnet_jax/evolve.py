@@ -56,6 +56,7 @@ from fbnet_jax import search as search_lib
 from fbnet_jax import searcher as searcher_lib
 from fbnet_jax import supernet as supernet_lib
 from fbnet_jax import workdirs
+from meta import latency_data
 
 
 # Every full evaluation's accuracy, for a rerun to read back.
@@ -221,7 +222,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if cfg.get('measure_latency') and config.latency.get('device_file'):
     # Measured here in the loop: the file must be this machine's (before the
     # supernet trains, not after).
-    from meta import latency_data  # pylint: disable=g-import-not-at-top
     path = config.latency.device_file
     closed_loop.check_measured_here(
         config, latency_data.load_device_file(path), path)

@@ -40,7 +40,9 @@ import numpy as np
 
 from fbnet_jax import errors
 from fbnet_jax import spaces as spaces_lib
-import meta  # its package constants only; the modules load where used
+import meta
+from meta import adaptation
+from meta import latency_data
 
 LUT_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'meta',
                         'data', 'hwnasbench_fbnet_lut.npz')
@@ -187,7 +189,6 @@ def cell_table_latency(device: str) -> LatencyModel:
   ``[5] * 6`` table with the six edge distributions): differentiable, like
   the FBNet lookup tables.
   """
-  from meta import latency_data  # pylint: disable=g-import-not-at-top
   data = latency_data.load_space_data('nasbench201')
   if device not in data.devices:
     raise LatencyConfigError(
@@ -245,8 +246,6 @@ def _load_predictor(space: str, predictor_dir: Optional[str]):
   """The meta-trained predictor in ``predictor_dir`` (default: the bundled
   one of ``space``), checked to be one of ``space``. A ``meta_train``
   workdir stands for its ``predictor/`` folder."""
-  from meta import adaptation  # the narrow face: only the adaptation API
-
   path = predictor_dir or os.path.join(PRETRAINED_DIR, space)
 
   def holds_predictor(folder):
@@ -403,8 +402,6 @@ def _warn_if_few(device, refs: np.ndarray, num_rows: int) -> None:
 def _warn_if_seen(space: str, device) -> None:
   """A warning when a bundled device is one that meta-training used: the
   predictor's accuracy there is not that of a device it has never seen."""
-  from meta import latency_data
-
   if not device.source.startswith('bundled:'):
     return
   split = latency_data.SPLITS[space]
@@ -468,8 +465,6 @@ def support_for(config: ml_collections.ConfigDict,
   """The predictor and measurements that ``config.latency`` (source
   'predictor', not ``adapted_dir``) adapts on; ``device``: the file of
   ``config.latency.device_file``, if the caller has read it already."""
-  from meta import latency_data
-
   lat = config.latency
   if lat.get('device_file'):
     if device is None:
@@ -566,7 +561,6 @@ def _predictor_source(config: ml_collections.ConfigDict) -> LatencyModel:
         'the device; expected one (adapted_dir: a predictor experiments.adapt '
         'saved; device_file: measurements to adapt to).')
   if lat.get('adapted_dir'):  # a predictor saved by experiments.adapt
-    from meta import adaptation
     try:
       adapted = adaptation.AdaptedPredictor.load(lat.adapted_dir)
     except (FileNotFoundError, errors.InputError) as e:

@@ -27,6 +27,7 @@ from fbnet_jax import measured_here
 from fbnet_jax import models
 from fbnet_jax import nsga
 from fbnet_jax import pareto
+from meta import latency_data
 
 RESIDUALS = ('ridge', 'ridge_costs', 'none')
 
@@ -147,7 +148,6 @@ class LatencyInTheLoop:
     check_config(config)
     lat = config.latency
     if lat.get('device_file'):
-      from meta import latency_data  # pylint: disable=g-import-not-at-top
       self.measured = measured_here.MeasuredHere(
           config, latency_data.load_device_file(lat.device_file),
           lat.device_file, cache_path, measure_fn,
@@ -200,7 +200,6 @@ class FrontMeasurement:
           'config.evolve.measure_front: the harness builds '
           f'{errors.and_list(models.STANDALONE)} networks, not '
           f'{config.space!r}.')
-    from meta import latency_data  # pylint: disable=g-import-not-at-top
     self.config = config
     self.device = latency_data.load_device_file(lat.device_file)
     closed_loop.check_measured_here(config, self.device, lat.device_file)

@@ -69,6 +69,7 @@ from fbnet_jax import initializers
 from fbnet_jax import models
 from fbnet_jax import spaces as spaces_lib
 from fbnet_jax import workdirs
+from meta import latency_data
 
 
 def time_fn(fn: Callable[[], jax.Array], *, warmup: int = 3,
@@ -280,7 +281,6 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
       other arguments is an error naming it. The caller removes it once
       the device file is written (:func:`resume_file_for`).
   """
-  from meta import latency_data  # device-file format lives in meta
 
   if config.cpu_cores and pin_client:
     # XLA sizes its CPU thread pools to the cores it may use when it creates

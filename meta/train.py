@@ -27,6 +27,7 @@ import optax
 import tqdm
 
 from fbnet_jax import errors
+from fbnet_jax import spaces as spaces_lib
 from fbnet_jax import workdirs
 from meta import adaptation
 from meta import latency_data
@@ -94,7 +95,6 @@ class EpisodeData:
 
 def episode_data(config) -> EpisodeData:
   data = latency_data.load_space_data(config.space)
-  from fbnet_jax import spaces as spaces_lib
   sp = spaces_lib.get_space(config.space)
   pool = np.arange(data.split.pool_rows)
   pool = pool[~np.isin(pool, data.reference_rows)]
@@ -251,7 +251,6 @@ def make_validator(config, val_tasks):
                                       config.meta.target) for t in val_tasks]
   batch = {k: jnp.stack([a[k] for a in arrays])
            for k in ('support_probs', 'support_y', 'support_w', 'hardware')}
-  from fbnet_jax import spaces as spaces_lib
   sp = spaces_lib.get_space(config.space)
   query = jnp.stack([jnp.asarray(sp.one_hot(t.query_archs)) for t in val_tasks])
 

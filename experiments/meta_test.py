@@ -40,7 +40,7 @@ _OUT = flags.DEFINE_string('out', '', 'Result file (default '
                            'WORKDIR/meta_test.json).')
 _BASELINES = flags.DEFINE_bool('baselines', True,
                                'Also evaluate the linear-mix, Bayesian '
-                               'linear and FLOPs baselines.')
+                               'linear, op-count and FLOPs baselines.')
 
 
 def main(argv):

@@ -11,6 +11,10 @@
   prior over the target device's costs (hierarchical Bayesian linear
   regression), updated by its support set: it can leave the span of the
   meta-train devices where the measurements say so.
+- :class:`OpCounts`: no meta-training at all. Latency linear in how many
+  units hold each choice (for NAS-Bench-201, the counts of its 5 operations
+  over the 6 edges), fitted on the support set alone: what 20 measurements
+  give where a device's latency does not depend on where an op sits.
 
 The meta-learned predictors (MAML, Meta-SGD, HELP, no adaptation) live in
 :mod:`meta.predictor` and :mod:`meta.maml` and implement the same
@@ -94,6 +98,53 @@ class FlopsProxy:
                   np.ones(len(task.support_ms))], 1)
     coef = np.linalg.lstsq(x, np.log(task.support_ms), rcond=None)[0]
     return lambda archs: np.exp(coef[0] * log_flops(archs) + coef[1])
+
+
+class OpCounts:
+  """``ms = a + sum_k b_k n_k(x)``, fitted on the support set by least
+  squares (a tiny ridge penalty: the counts sum to the number of units).
+
+  ``n_k(x)``: how many units of ``x`` hold a choice named ``k`` (choices are
+  grouped by name, so FBNet's 22 layers give 9 counts, NAS-Bench-201's 6
+  edges 5, OFA's blocks their kernel/expansion/skip counts and its
+  resolution one more group). It ignores where a choice sits; on a device
+  whose latency follows the op counts, it needs few measurements.
+
+  Args:
+    space: search-space name.
+    log_target: fit ``log ms`` instead of ms.
+  """
+
+  name = 'op_counts'
+
+  def __init__(self, space: str, log_target: bool = False):
+    self.space = spaces_lib.get_space(space)
+    self.log_target = log_target
+    self.settings = dict(log_target=log_target)
+    names = sorted({c for u in self.space.units for c in u.choices})
+    group = np.zeros(self.space.choice_mask.shape + (len(names),), np.float32)
+    for u, unit in enumerate(self.space.units):
+      for c, choice in enumerate(unit.choices):
+        group[u, c, names.index(choice)] = 1
+    self.group = group  # [units, choices, names]
+
+  @classmethod
+  def selected(cls, space: str, valid_tasks) -> 'OpCounts':
+    """ms or log ms, whichever ranks meta-valid tasks better."""
+    return _best_on(valid_tasks, (cls(space, log_target)
+                                  for log_target in (False, True)))
+
+  def _design(self, archs: np.ndarray) -> np.ndarray:
+    counts = np.einsum('nuc,uck->nk', self.space.one_hot(archs), self.group)
+    return np.concatenate([counts, np.ones((len(archs), 1), np.float32)], 1)
+
+  def adapt(self, task: tasks_lib.FewShotTask):
+    y = np.log(task.support_ms) if self.log_target else task.support_ms
+    coef = _ridge(self._design(task.support_archs), y, 1e-3)
+    def predict(archs):
+      pred = self._design(archs) @ coef
+      return np.exp(pred) if self.log_target else pred
+    return predict
 
 
 class LinearMix:

@@ -2,16 +2,19 @@
 
 ``run(config, workdir, device_files)`` evaluates the meta-trained predictor
 of ``workdir`` on the space's meta-test devices (or on device files), with
-both protocols (untrimmed and HELP's trimmed one), beside the linear-mix and
-FLOPs baselines, prints a table and writes ``workdir/meta_test.json``
-(and ``meta_test.png``: predicted against measured latency on each device,
-one support draw)::
+both protocols (untrimmed and HELP's trimmed one), beside the linear-mix,
+Bayesian linear, op-count and FLOPs baselines, prints a table and writes
+``workdir/meta_test.json`` (and ``meta_test.png``: predicted against
+measured latency on each device, one support draw)::
 
   {"devices": {NAME: {"spearman", "spearman_std", "num_query", ...}},
    "mean_spearman": float,
    "protocol": "untrimmed" | "trimmed",
    "trimmed" | "untrimmed": {the same for the other protocol},
+   "valid_spearman": float (on the tasks that selected the checkpoint),
    "baselines": {LABEL: {"untrimmed": ..., "trimmed": ...,
+                         "selected": {settings, "valid_spearman"}
+                                     (a baseline chosen on those tasks),
                          "workdir": (a --compare predictor's)}}}
 
 LABEL is a baseline's name, or a compared predictor's meta.algorithm, made
@@ -112,8 +115,8 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
     workdir: a ``meta_train`` workdir.
     device_files: evaluate these device files instead of the meta-test
       devices.
-    with_baselines: add the linear-mix, Bayesian linear and FLOPs
-      baselines.
+    with_baselines: add the linear-mix, Bayesian linear, op-count and
+      FLOPs baselines.
     compare: other ``meta_train`` workdirs (MAML, Meta-SGD, ... variants) to
       evaluate in the same table.
     device_names: bundled devices to evaluate instead of the meta-test ones
@@ -167,13 +170,15 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
     others.append((pred.config.meta.algorithm,
                    adaptation.MetaMethod(pred, pred.config.meta.algorithm),
                    other))
+  # The tasks that selected the predictor's checkpoint (its own
+  # config.eval: samples, seeds, trim). The baselines' settings are chosen
+  # on them, so every method is selected alike, whatever this run evaluates
+  # with; each method's score there is recorded beside its result.
+  valid_tasks = train.validation_tasks(predictor.config)
   if with_baselines:
-    # The baselines' settings are chosen on the tasks that selected the
-    # predictor's checkpoint (its own config.eval: samples, seeds, trim),
-    # so every method is selected alike, whatever this run evaluates with.
-    valid_tasks = train.validation_tasks(predictor.config)
     for method in (baselines.LinearMix.selected(space, valid_tasks),
                    baselines.BayesLinear.selected(space, valid_tasks),
+                   baselines.OpCounts.selected(space, valid_tasks),
                    baselines.FlopsProxy()):
       others.append((method.name, method, None))
   labels = _unique_labels(main.name, others)
@@ -196,7 +201,10 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   primary = 'trimmed' if ev.trim else 'untrimmed'
   other = 'untrimmed' if ev.trim else 'trimmed'
   out = dict(ours[primary], protocol=primary, method=main.name,
-             num_samples=ev.num_samples, seeds=len(seeds))
+             num_samples=ev.num_samples, seeds=len(seeds),
+             valid_spearman=float(np.mean([
+                 tasks_lib.spearman(main.adapt(t)(t.query_archs), t.query_ms)
+                 for t in valid_tasks])))
   out[other] = ours[other]
   out['baselines'] = results
   print(format_table(space, devices, ours, results, device_files))

@@ -75,3 +75,39 @@ def test_selection_never_picks_a_nan_score_even_first():
                                      _Constant('ranker', False)])
   assert best.settings == dict(name='ranker')
   assert best.selection['valid_spearman'] == pytest.approx(1.)
+
+
+@pytest.mark.parametrize('space', ['fbnet', 'nasbench201', 'ofa'])
+def test_op_counts_is_exact_where_latency_follows_the_counts(space):
+  # A synthetic device whose latency is a cost per choice name, wherever
+  # the choice sits: enough measurements recover it in milliseconds.
+  model = baselines.OpCounts(space)
+  raw = latency_data.load_space_data(space)
+  names = sorted({c for u in model.space.units for c in u.choices})
+  cost = dict(zip(names, np.random.default_rng(1).uniform(0.5, 3., len(names))))
+  ms = np.array([2. + sum(cost[n] for n in model.space.names(a))
+                 for a in raw.archs[:600]])
+  # Enough support rows that every name is seen (OFA's 25 resolutions).
+  task = _task(space, raw.archs[:600], ms, np.arange(200), np.arange(200, 600))
+  np.testing.assert_allclose(model.adapt(task)(task.query_archs),
+                             task.query_ms, rtol=1e-3)
+  # Position is what it cannot see: two NAS-Bench-201 cells with the same
+  # ops on other edges get one prediction.
+  if space == 'nasbench201':
+    a = np.array([[1, 2, 3, 4, 0, 1]], np.int32)
+    np.testing.assert_allclose(model.adapt(task)(a),
+                               model.adapt(task)(a[:, ::-1]), rtol=1e-6)
+
+
+def test_op_counts_fits_log_ms_when_asked():
+  space = 'nasbench201'
+  raw = latency_data.load_space_data(space)
+  counts = np.stack([(raw.archs == op).sum(-1) for op in range(5)], -1)
+  ms = np.exp(0.1 + counts @ np.array([0.3, -0.2, 0.5, 0.1, 0.05]))
+  task = _task(space, raw.archs, ms, np.arange(30), np.arange(30, 300))
+  log_model = baselines.OpCounts(space, log_target=True)
+  np.testing.assert_allclose(log_model.adapt(task)(task.query_archs),
+                             task.query_ms, rtol=1e-3)
+  # The ms model cannot be exact on a multiplicative device.
+  linear = baselines.OpCounts(space).adapt(task)(task.query_archs)
+  assert np.max(np.abs(linear / task.query_ms - 1)) > 0.01

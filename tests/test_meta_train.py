@@ -378,7 +378,8 @@ def test_meta_test_json_schema(workdir):
   names = ['fpga', 'raspi4', 'eyeriss']
   _check_schema(result, names)
   _check_schema(result['trimmed'], names)
-  assert set(result['baselines']) == {'linear_mix', 'bayes_linear', 'flops'}
+  assert set(result['baselines']) == {'linear_mix', 'bayes_linear',
+                                      'op_counts', 'flops'}
   # The baselines chosen on meta-valid say what was chosen, and its score.
   # Each is one of its candidates, and scores on the predictor's own
   # meta-valid tasks what it says.
@@ -386,18 +387,26 @@ def test_meta_test_json_schema(workdir):
       os.path.join(workdir, train.PREDICTOR_DIR)).config)
   meta_train = latency_data.SPLITS['fbnet'].meta_train
   for name, cls in (('linear_mix', baselines.LinearMix),
-                    ('bayes_linear', baselines.BayesLinear)):
+                    ('bayes_linear', baselines.BayesLinear),
+                    ('op_counts', baselines.OpCounts)):
     settings = dict(result['baselines'][name]['selected'])
     score = settings.pop('valid_spearman')
     if cls is baselines.BayesLinear:
       assert all(settings[k] in v for k, v in cls.GRID.items())
-    else:
+    elif cls is baselines.LinearMix:
       assert settings['mix_l2'] in (1e-3, 1e-1)
-    model = cls('fbnet', meta_train, **settings)
+    model = (cls('fbnet', **settings) if cls is baselines.OpCounts else
+             cls('fbnet', meta_train, **settings))
     assert score == pytest.approx(np.mean([tasks_lib.spearman(
         model.adapt(t)(t.query_archs), t.query_ms) for t in valid]),
                                   abs=1e-6)
   assert 'selected' not in result['baselines']['flops']
+  # The predictor's own score on those tasks, to compare methods by.
+  ours = adaptation.MetaMethod(adaptation.MetaPredictor.load(
+      os.path.join(workdir, train.PREDICTOR_DIR)))
+  assert result['valid_spearman'] == pytest.approx(np.mean([
+      tasks_lib.spearman(ours.adapt(t)(t.query_archs), t.query_ms)
+      for t in valid]), abs=1e-6)
   # The config's primary protocol (eval.trim False) at the top level, the
   # other one under its name.
   assert result['protocol'] == 'untrimmed' and 'untrimmed' not in result

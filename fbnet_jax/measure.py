@@ -295,86 +295,138 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
   space = spaces_lib.space_for(config.space, config.macro)
   archs = space.validate_batch(archs, where='measure: archs')
   t_start = time.time()
+  fns = _build_all(archs, config, progress)
+  compile_s = time.time() - t_start
+  refs = list(reference_rows)
+  key = _resume_key(archs, config, refs, is_query)
+  partial = _read_partial(resume_file, key) if resume_file else None
+  with pinned_cpus(config.cpu_cores):  # no-op for 0
+    rounds = _Rounds.start(fns, refs, config, partial, resume_file)
+    rounds.run(fns, config, key, resume_file, progress)
+    rounds.ref_end = rounds.ref_medians(fns, refs, config)
+  rounds.seconds = time.time() - rounds.t_measure
+  return _measured_device(archs, rounds, config, name, is_query, compile_s)
+
+
+def _build_all(archs: np.ndarray, config: MeasureConfig,
+               progress: bool) -> list:
+  """Every architecture's compiled forward pass (or ONNX Runtime session),
+  built up front, in ``compile_workers`` threads on CPU."""
   workers = config.compile_workers or (
       min(16, os.cpu_count() or 1) if jax.default_backend() == 'cpu' else 1)
   if config.runtime == 'onnxruntime':
     workers = 1  # jax2onnx's conversion is not documented as thread-safe
   with futures.ThreadPoolExecutor(workers) as pool:
-    fns = list(tqdm.tqdm(
+    return list(tqdm.tqdm(
         pool.map(lambda a: build_forward(config.space, a, config), archs),
         total=len(archs), desc='compile' if config.runtime == 'jax' else
         'export', disable=not progress, unit='net'))
-  compile_s = time.time() - t_start
-  rng = np.random.default_rng(config.seed)
-  refs = list(reference_rows)
 
-  def ref_medians():
+
+@dataclasses.dataclass
+class _Rounds:
+  """The interleaved timing rounds of one measurement, resumable.
+
+  ``timings[i]``: network i's timings (s); ``resumed_at``: the rounds after
+  which a killed measurement was resumed; ``t_measure``: when timing
+  started (earlier by the resumed rounds' seconds).
+  """
+  timings: list
+  rounds: int
+  resumed_at: list
+  ref_start: np.ndarray
+  rng: np.random.Generator
+  t_measure: float
+  stopped_by: str = ''
+  ref_end: np.ndarray = None
+  seconds: float = 0.0
+
+  @staticmethod
+  def ref_medians(fns, refs, config: MeasureConfig) -> np.ndarray:
+    """Each reference architecture's median timing now (s)."""
     return np.array([np.median(time_fn(fns[r], warmup=config.warmup,
                                        repeats=config.repeats_per_round))
-                     for r in refs])
+                     for r in refs]) if refs else np.zeros(0)
 
-  key = _resume_key(archs, config, refs, is_query)
-  partial = _read_partial(resume_file, key) if resume_file else None
-  with pinned_cpus(config.cpu_cores):  # no-op for 0
+  @classmethod
+  def start(cls, fns, refs, config: MeasureConfig, partial: Optional[dict],
+            resume_file: Optional[str]) -> '_Rounds':
+    """New rounds (the references timed first), or those kept in
+    ``partial`` (:func:`_read_partial`)."""
+    rng = np.random.default_rng(config.seed)
     if partial is None:
-      ref_start = ref_medians() if refs else np.zeros(0)
-      timings = [[] for _ in archs]
-      rounds, done_s, resumed_at = 0, 0.0, []
-    else:
-      ref_start = partial['ref_start']
-      timings = [list(t) for t in partial['timings']]
-      rounds, done_s = int(partial['rounds']), float(partial['seconds'])
-      resumed_at = list(partial['resumed_at_rounds']) + [rounds]
-      rng.bit_generator.state = json.loads(str(partial['rng_state']))
-      logging.info('measure: resumed from %s after %d rounds.', resume_file,
-                   rounds)
-    t_measure = time.time() - done_s
-    bar = tqdm.tqdm(total=config.max_rounds, initial=rounds, desc='rounds',
-                    disable=not progress)
-    while rounds < config.max_rounds:
-      for i in rng.permutation(len(archs)):
-        timings[i].extend(time_fn(fns[i], warmup=config.round_warmup,
-                                  repeats=config.repeats_per_round))
-      rounds += 1
+      return cls([[] for _ in fns], 0, [], cls.ref_medians(fns, refs, config),
+                 rng, time.time())
+    rounds = int(partial['rounds'])
+    rng.bit_generator.state = json.loads(str(partial['rng_state']))
+    logging.info('measure: resumed from %s after %d rounds.', resume_file,
+                 rounds)
+    return cls([list(t) for t in partial['timings']], rounds,
+               list(partial['resumed_at_rounds']) + [rounds],
+               partial['ref_start'], rng,
+               time.time() - float(partial['seconds']))
+
+  def run(self, fns, config: MeasureConfig, key: str,
+          resume_file: Optional[str], progress: bool) -> None:
+    """Rounds, each network once in a fresh random order, until every
+    spread is under the bound, the time budget is spent or ``max_rounds``
+    are done; each round kept in ``resume_file``."""
+    bar = tqdm.tqdm(total=config.max_rounds, initial=self.rounds,
+                    desc='rounds', disable=not progress)
+    self.stopped_by = 'max_rounds'
+    while self.rounds < config.max_rounds:
+      for i in self.rng.permutation(len(fns)):
+        self.timings[i].extend(time_fn(fns[i], warmup=config.round_warmup,
+                                       repeats=config.repeats_per_round))
+      self.rounds += 1
       bar.update(1)
       if resume_file:
-        with workdirs.atomic_open(resume_file, 'wb') as f:
-          np.savez(f, key=key, timings=np.asarray(timings, np.float64),
-                   rounds=rounds, seconds=time.time() - t_measure,
-                   ref_start=ref_start, resumed_at_rounds=np.asarray(
-                       resumed_at, np.int32),
-                   rng_state=json.dumps(rng.bit_generator.state))
-      spread = _spread(timings)
+        self._keep(resume_file, key)
+      spread = _spread(self.timings)
       bar.set_postfix(max_spread=f'{spread.max():.3f}')
       # (max_rounds below min_rounds: the last round still checks.)
-      if rounds >= min(config.min_rounds, config.max_rounds):
+      if self.rounds >= min(config.min_rounds, config.max_rounds):
         if spread.max() < config.spread_bound:
-          stopped_by = 'spread_bound'
+          self.stopped_by = 'spread_bound'
           break
-        if time.time() - t_measure > config.time_budget_s:
-          stopped_by = 'time_budget_s'
+        if time.time() - self.t_measure > config.time_budget_s:
+          self.stopped_by = 'time_budget_s'
           break
-    else:
-      stopped_by = 'max_rounds'
     bar.close()
-    ref_end = ref_medians() if refs else np.zeros(0)
+
+  def _keep(self, path: str, key: str) -> None:
+    with workdirs.atomic_open(path, 'wb') as f:
+      np.savez(f, key=key, timings=np.asarray(self.timings, np.float64),
+               rounds=self.rounds, seconds=time.time() - self.t_measure,
+               ref_start=self.ref_start,
+               resumed_at_rounds=np.asarray(self.resumed_at, np.int32),
+               rng_state=json.dumps(self.rng.bit_generator.state))
+
+
+def _measured_device(archs: np.ndarray, run: _Rounds, config: MeasureConfig,
+                     name: str, is_query: Optional[np.ndarray],
+                     compile_s: float) -> latency_data.Device:
+  """The device file's rows (each network's median or minimum) and the
+  measurement's noise figures."""
+  timings, rounds = run.timings, run.rounds
   median = np.array([np.median(t) for t in timings]) * 1e3
   minimum = np.array([np.min(t) for t in timings]) * 1e3
   q75, q25 = (np.array([np.percentile(t, q) for t in timings]) * 1e3
               for q in (75, 25))
   spread = _spread(timings)
-  drift = (ref_end / ref_start - 1) if refs else np.zeros(0)
-  if stopped_by != 'spread_bound':
+  refs = len(run.ref_start) > 0
+  drift = (run.ref_end / run.ref_start - 1) if refs else np.zeros(0)
+  if run.stopped_by != 'spread_bound':
     logging.warning(
         'measure: stopped by %s after %d rounds with the largest IQR/median '
         '%.3f above spread_bound %.3f (%d of %d networks above it): the '
         'timings are that noisy; each median rests on %d timings.',
-        stopped_by, rounds, spread.max(), config.spread_bound,
+        run.stopped_by, rounds, spread.max(), config.spread_bound,
         int((spread >= config.spread_bound).sum()), len(archs),
         rounds * config.repeats_per_round)
   noise = dict(
-      rounds=np.int32(rounds), stopped_by=np.array(stopped_by),
-      resumed_at_rounds=np.asarray(resumed_at, np.int32),
+      rounds=np.int32(rounds), stopped_by=np.array(run.stopped_by),
+      resumed_at_rounds=np.asarray(run.resumed_at, np.int32),
       spread_bound=np.float32(config.spread_bound),
       time_budget_s=np.float32(config.time_budget_s),
       max_rounds=np.int32(config.max_rounds),
@@ -384,10 +436,10 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
       max_reference_drift=np.float32(np.abs(drift).max() if refs else 0.0),
       # Each reference's median at the start and the end (ms), the drift's
       # own data.
-      reference_start_ms=(ref_start * 1e3).astype(np.float32),
-      reference_end_ms=(ref_end * 1e3).astype(np.float32),
+      reference_start_ms=(run.ref_start * 1e3).astype(np.float32),
+      reference_end_ms=(run.ref_end * 1e3).astype(np.float32),
       compile_seconds=np.float32(compile_s),
-      measure_seconds=np.float32(time.time() - t_measure),
+      measure_seconds=np.float32(run.seconds),
       backend=np.array(backend_name(config.runtime)),
       device_kind=np.array(device_kind(config.runtime)),
       runtime=np.array(config.runtime),
@@ -400,7 +452,7 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
                ' reference drift %+.3f', len(archs), rounds,
                noise['median_relative_spread'], noise['max_relative_spread'],
                noise['reference_drift'])
-  device = latency_data.Device(
+  return latency_data.Device(
       name=name, space=config.space, archs=archs,
       latency_ms=(median if config.statistic == 'median' else
                   minimum).astype(np.float32),
@@ -412,7 +464,6 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
                 latency_min_ms=minimum.astype(np.float32),
                 num_timings=np.array([len(t) for t in timings], np.int32),
                 **noise))
-  return device
 
 
 def resume_file_for(device_file: str) -> str:

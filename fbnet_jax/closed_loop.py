@@ -419,26 +419,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   ``closed_loop.png`` (:func:`reporting.plot_closed_loop`).
   """
   t0 = time.time()
-  errors.Bound('num_query', 0, integer=True).check(num_query, '--')
-  errors.check_bounds(config, searcher_lib.BOUNDS)  # before minutes of measuring
-  # The loop adapts the predictor to the file it measures: settings that
-  # would have the searches use another are refused before measuring.
-  if config.latency.get('adapted_dir'):
-    raise errors.InputError(
-        'config.latency.adapted_dir: the closed loop adapts the '
-        'predictor to the device file it measures; expected '
-        "'' (use experiments.search for a saved predictor).")
-  if config.latency.get('support', 'random') != 'random':
-    raise errors.InputError(
-        "config.latency.support: expected 'random' (rows "
-        "measured here); 'spread' needs a lookup table, which "
-        'a device measured here has not.')
-  if not config.latency.get('device_file'):
-    raise errors.InputError(
-        "config.latency.device_file: empty; expected the path of this "
-        'machine\'s device file, measured here if it does not exist '
-        '(configs/closed_loop.py: runs/closed_loop/local_device.npz).')
-  measure_config(config)  # its errors too, before the workdir is made
+  _check_loop_config(config, num_query)  # before minutes of measuring
   os.makedirs(workdir, exist_ok=True)
   path = config.latency.device_file
   existed = os.path.exists(path)
@@ -454,23 +435,7 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   # The support the searches' latency source adapts on (latency_source).
   support_set = latency_lib.support_for(config, device)
   adapted = support_set.adapt()
-  query = device.is_query
-  predictor_check = {}
-  if query.any():
-    raw = adapted.predict_ms(device.archs[query], floor=False)
-    pred = adapted.floored(raw)
-    predictor_check = {
-        'num_query': int(query.sum()),
-        # Ranked raw, as the few-shot evaluation does (floored values tie).
-        'spearman': float(scipy.stats.spearmanr(
-            raw, device.latency_ms[query])[0]),
-        'median_abs_relative_error': float(np.median(np.abs(
-            pred / device.latency_ms[query] - 1))),
-        'predicted_ms': np.asarray(pred).tolist(),
-        'measured_ms': device.latency_ms[query].tolist()}
-    logging.info('adapted predictor on %d measured query archs: Spearman '
-                 '%.4f', predictor_check['num_query'],
-                 predictor_check['spearman'])
+  predictor_check = _predictor_check(adapted, device)
   support = len(support_set.archs)  # the rows adaptation used
   # Targets at quantiles of the predicted latency of random architectures.
   sample = _space(config).sample(np.random.default_rng(0), 4000)
@@ -488,35 +453,15 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   check = verify_in_sessions(
       config, np.stack([np.asarray(r['arch_index']) for *_, r in found]),
       device, record=os.path.join(workdir, VERIFY_RECORD))
-  rows = []
-  for i, (q, target, result) in enumerate(found):
-    got = check['measured_ms'][i]
-    predicted = result['latency_ms'][result['latency_source']]
-    rows.append({'quantile': q, 'target_ms': target,
-                 'arch': result['arch'],
-                 'predicted_ms': predicted,
-                 'measured_ms': got,
-                 # Against the target: the predictor's error and the
-                 # search's distance from the target together.
-                 'relative_error': got / target - 1,
-                 # The predictor's own error on the found network,
-                 # relative to the measurement (as the evolutionary
-                 # search's; before 2026-12-04, measured / predicted - 1).
-                 'prediction_error': predicted / got - 1,
-                 'derivation_within_band': result.get(
-                     'derivation', {}).get('within_band'),
-                 'session_ms': [s['measured_ms'][i]
-                                for s in check['sessions']],
-                 'drift_vs_device_file': check['drift_vs_device_file'],
-                 'relative_error_vs_references': (
-                     check['measured_vs_references_ms'][i] / target - 1),
-                 'supernet_accuracy': result['supernet_accuracy']})
-    print(f'target {target:7.3f} ms  predicted '
-          f'{rows[-1]["predicted_ms"]:7.3f}  measured {got:7.3f} ms '
-          f'({100 * rows[-1]["relative_error"]:+.1f}%; median of '
+  rows = [_found_row(i, q, target, result, check)
+          for i, (q, target, result) in enumerate(found)]
+  for row in rows:
+    print(f'target {row["target_ms"]:7.3f} ms  predicted '
+          f'{row["predicted_ms"]:7.3f}  measured {row["measured_ms"]:7.3f} ms '
+          f'({100 * row["relative_error"]:+.1f}%; median of '
           f'{len(check["sessions"])} sessions '
-          f'{", ".join(f"{ms:.3f}" for ms in rows[-1]["session_ms"])}; '
-          f'{100 * rows[-1]["relative_error_vs_references"]:+.1f}% against '
+          f'{", ".join(f"{ms:.3f}" for ms in row["session_ms"])}; '
+          f'{100 * row["relative_error_vs_references"]:+.1f}% against '
           'the references)', flush=True)
   print('references per session against the device file: ' + ', '.join(
       f'{100 * s["drift_vs_device_file"]:+.1f}%' for s in check['sessions']))
@@ -542,3 +487,76 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   workdirs.write_json(os.path.join(workdir, 'closed_loop.json'), out)
   reporting.plot_closed_loop(out, os.path.join(workdir, 'closed_loop.png'))
   return out
+
+
+def _check_loop_config(config: ml_collections.ConfigDict,
+                       num_query: int) -> None:
+  """What the loop cannot serve, refused before anything is measured: it
+  adapts the predictor to the file it measures, so settings that would
+  have the searches use another are errors."""
+  errors.Bound('num_query', 0, integer=True).check(num_query, '--')
+  errors.check_bounds(config, searcher_lib.BOUNDS)
+  if config.latency.get('adapted_dir'):
+    raise errors.InputError(
+        'config.latency.adapted_dir: the closed loop adapts the '
+        'predictor to the device file it measures; expected '
+        "'' (use experiments.search for a saved predictor).")
+  if config.latency.get('support', 'random') != 'random':
+    raise errors.InputError(
+        "config.latency.support: expected 'random' (rows "
+        "measured here); 'spread' needs a lookup table, which "
+        'a device measured here has not.')
+  if not config.latency.get('device_file'):
+    raise errors.InputError(
+        "config.latency.device_file: empty; expected the path of this "
+        'machine\'s device file, measured here if it does not exist '
+        '(configs/closed_loop.py: runs/closed_loop/local_device.npz).')
+  measure_config(config)  # its errors too, before the workdir is made
+
+
+def _predictor_check(adapted, device) -> dict:
+  """The adapted predictor on the device file's query rows (measured here,
+  never adapted on); empty if the file has none."""
+  query = device.is_query
+  if not query.any():
+    return {}
+  raw = adapted.predict_ms(device.archs[query], floor=False)
+  pred = adapted.floored(raw)
+  check = {
+      'num_query': int(query.sum()),
+      # Ranked raw, as the few-shot evaluation does (floored values tie).
+      'spearman': float(scipy.stats.spearmanr(
+          raw, device.latency_ms[query])[0]),
+      'median_abs_relative_error': float(np.median(np.abs(
+          pred / device.latency_ms[query] - 1))),
+      'predicted_ms': np.asarray(pred).tolist(),
+      'measured_ms': device.latency_ms[query].tolist()}
+  logging.info('adapted predictor on %d measured query archs: Spearman '
+               '%.4f', check['num_query'], check['spearman'])
+  return check
+
+
+def _found_row(i: int, q: float, target: float, result: dict,
+               check: dict) -> dict:
+  """closed_loop.json's row of the search for ``target`` (quantile ``q``),
+  whose network is the ``i``-th that :func:`verify_in_sessions` measured."""
+  got = check['measured_ms'][i]
+  predicted = result['latency_ms'][result['latency_source']]
+  return {'quantile': q, 'target_ms': target,
+          'arch': result['arch'],
+          'predicted_ms': predicted,
+          'measured_ms': got,
+          # Against the target: the predictor's error and the search's
+          # distance from the target together.
+          'relative_error': got / target - 1,
+          # The predictor's own error on the found network, relative to
+          # the measurement (as the evolutionary search's; before
+          # 2026-12-04, measured / predicted - 1).
+          'prediction_error': predicted / got - 1,
+          'derivation_within_band': result.get(
+              'derivation', {}).get('within_band'),
+          'session_ms': [s['measured_ms'][i] for s in check['sessions']],
+          'drift_vs_device_file': check['drift_vs_device_file'],
+          'relative_error_vs_references': (
+              check['measured_vs_references_ms'][i] / target - 1),
+          'supernet_accuracy': result['supernet_accuracy']}

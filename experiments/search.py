@@ -87,20 +87,14 @@ def main(argv):
   result = search.train_and_evaluate(config, _WORKDIR.value)
   print(search_report.summary(result))
   if verify and main_process:
-    check = closed_loop.verify_in_sessions(
-        config, result['arch_index'], device,
-        record=os.path.join(_WORKDIR.value, closed_loop.VERIFY_RECORD))
-    predicted = result['latency_ms'][result['latency_source']]
-    measured = check['measured_ms'][0]
-    result['measured'] = dict(check, predicted_ms=predicted,
-                              prediction_error=predicted / measured - 1,
-                              target_error=measured /
-                              config.latency.target_ms - 1)
+    check = result['measured'] = closed_loop.verify_found(
+        config, result, device, _WORKDIR.value)
     workdirs.write_json(os.path.join(_WORKDIR.value, search.RESULT_FILE),
                         result)
-    print(f'measured here: {measured:.3f} ms, the median of '
-          f'{len(check["sessions"])} sessions (predicted {predicted:.3f} ms, '
-          f'target {config.latency.target_ms} ms; reference drift since the '
+    print(f'measured here: {check["measured_ms"][0]:.3f} ms, the median of '
+          f'{len(check["sessions"])} sessions (predicted '
+          f'{check["predicted_ms"]:.3f} ms, target '
+          f'{config.latency.target_ms} ms; reference drift since the '
           f'device file {100 * check["drift_vs_device_file"]:+.1f}%)')
 
 

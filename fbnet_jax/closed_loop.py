@@ -398,6 +398,22 @@ def verify_in_sessions(config: ml_collections.ConfigDict, archs: np.ndarray,
                    for c in checks]}
 
 
+def verify_found(config: ml_collections.ConfigDict, result: dict, device,
+                 workdir: str) -> dict:
+  """A search's found network (``result``, its ``result.json``) measured
+  here beside the references (:func:`verify_in_sessions`, kept in
+  ``workdir``), with the search's own prediction and the target: what
+  ``experiments.search --verify`` adds to ``result.json`` as ``measured``.
+  """
+  check = verify_in_sessions(config, result['arch_index'], device,
+                             record=os.path.join(workdir, VERIFY_RECORD))
+  predicted = result['latency_ms'][result['latency_source']]
+  measured = check['measured_ms'][0]
+  return dict(check, predicted_ms=predicted,
+              prediction_error=predicted / measured - 1,
+              target_error=measured / config.latency.target_ms - 1)
+
+
 def device_label(device) -> str:
   """This machine's kind of device (or CPU, for ONNX Runtime) and the
   device file's name."""

@@ -456,6 +456,35 @@ def test_verify_in_sessions_takes_each_networks_median(monkeypatch):
                                    sessions=0)
 
 
+def test_verify_found_compares_the_search_with_the_measurement(
+    monkeypatch, tmp_path):
+  """What experiments.search --verify adds to result.json: the found
+  network's median over the sessions, against the search's own latency
+  source and against the target."""
+  sessions = iter([[4.4], [4.0], [3.0]])
+
+  def one_session(config, archs, saved, session):
+    del config, saved, session
+    np.testing.assert_array_equal(np.atleast_2d(archs), [[8] * 22])
+    return {'measured_ms': next(sessions), 'drift_vs_device_file': 0.0,
+            'reference_ms': [1.0] * 10, 'measured': 11, 'seconds': 1.0}
+
+  monkeypatch.setattr(closed_loop, 'verify', one_session)
+  config = closed_loop_config.get_config('smoke')
+  config.measure.verify_sessions = 3
+  config.latency.target_ms = 5.0
+  device = latency_data.Device('mine', 'fbnet', np.zeros((2, 22), np.int32),
+                               np.array([1.0, 2.0]), np.zeros(2, bool))
+  result = {'arch_index': [8] * 22, 'latency_source': 'predictor',
+            'latency_ms': {'predictor': 4.2, 'lut:raspi4': 30.0}}
+  out = closed_loop.verify_found(config, result, device, str(tmp_path))
+  assert out['measured_ms'] == [4.0] and out['predicted_ms'] == 4.2
+  assert out['prediction_error'] == pytest.approx(4.2 / 4.0 - 1)
+  assert out['target_error'] == pytest.approx(4.0 / 5.0 - 1)
+  assert len(out['sessions']) == 3
+  assert os.path.exists(tmp_path / closed_loop.VERIFY_RECORD)
+
+
 def test_verify_sessions_killed_between_sessions_resume(monkeypatch,
                                                          tmp_path):
   """A job killed after two of three verifying sessions measures only the

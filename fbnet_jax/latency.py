@@ -113,10 +113,8 @@ class LatencyModel:
     out = []
     for start in range(0, len(archs), ARCH_CHUNK):
       chunk = archs[start:start + ARCH_CHUNK]
-      size = max(8, 1 << (len(chunk) - 1).bit_length())
-      padded = np.zeros((size, archs.shape[1]), np.int32)
-      padded[:len(chunk)] = chunk
-      out.append(np.asarray(self._index_ms(self.params, padded))[:len(chunk)])
+      out.append(np.asarray(self._index_ms(
+          self.params, adaptation.pad_rows(chunk)))[:len(chunk)])
     out = np.concatenate(out) if out else np.zeros((0,), np.float32)
     return out[0] if single else out
 

@@ -74,7 +74,8 @@ def inner_config(config, *, evaluation: bool = False) -> maml.InnerConfig:
 
 
 def init_meta_params(config, rng: jax.Array) -> dict:
-  """Fresh meta-parameters ``{'net', 'inner_lr', 'modulator'}``."""
+  """Fresh meta-parameters ``{'net', 'inner_lr', 'modulator',
+  'ridge_log_precision'}``."""
   space = spaces_lib.get_space(config.space)
   net, modulator, _, _ = build_models(config)
   num_refs = len(latency_data.load_space_data(config.space).reference_rows)
@@ -199,6 +200,16 @@ def _latency_fns(config: ml_collections.ConfigDict):
   return _LATENCY_FNS[key]
 
 
+def pad_rows(archs: np.ndarray) -> np.ndarray:
+  """``archs [N, U]`` padded with rows of choice 0 to a power of two (at
+  least 8): a jitted prediction over them compiles once per size class,
+  not once per batch size (every row is predicted on its own)."""
+  size = max(8, 1 << (len(archs) - 1).bit_length())
+  padded = np.zeros((size, archs.shape[1]), np.int32)
+  padded[:len(archs)] = archs
+  return padded
+
+
 class AdaptedPredictor:
   """A predictor adapted to one device: milliseconds for any architecture."""
 
@@ -227,8 +238,9 @@ class AdaptedPredictor:
     (:class:`MetaMethod`; floored values would tie).
     """
     archs = self.space.validate_batch(np.atleast_2d(archs))
-    ms = np.asarray(self._predict(self.params,
-                                  jnp.asarray(self.space.one_hot(archs))))
+    padded = pad_rows(archs)  # one compiled shape per power of two
+    ms = np.asarray(self._predict(
+        self.params, jnp.asarray(self.space.one_hot(padded))))[:len(archs)]
     return self.floored(ms) if floor else ms
 
   @staticmethod

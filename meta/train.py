@@ -255,7 +255,7 @@ def make_validator(config, val_tasks):
   query = jnp.stack([jnp.asarray(sp.one_hot(t.query_archs)) for t in val_tasks])
 
   @jax.jit
-  def predict(meta_params):
+  def predict(meta_params, batch, query):  # data as arguments, not constants
     def one(task, q):
       adapted, _ = maml.adapt(meta_params, apply_net, apply_mod, cfg,
                               task['support_probs'], task['support_y'],
@@ -264,7 +264,7 @@ def make_validator(config, val_tasks):
     return jax.vmap(one)(batch, query)
 
   def validate(meta_params) -> float:
-    pred = np.asarray(predict(meta_params))
+    pred = np.asarray(predict(meta_params, batch, query))
     return float(np.mean([tasks_lib.spearman(p, t.query_ms)
                           for p, t in zip(pred, val_tasks)]))
   return validate
@@ -284,6 +284,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   """
   errors.check_bounds(config, BOUNDS)
   m = config.meta
+  if m.num_support == 0 and m.ref_dropout > 0:
+    raise errors.InputError(
+        f'config.meta.num_support: 0 with config.meta.ref_dropout '
+        f'{m.ref_dropout}: an episode can then drop every reference and '
+        'adapt on no measurement at all; expected num_support >= 1, or '
+        'ref_dropout 0.')
   chunk_size = min(m.episodes_per_call, config.eval.every)
   if m.num_episodes % chunk_size or config.eval.every % chunk_size:
     raise errors.InputError(
@@ -306,9 +312,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   state = MetaState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=optimizer.init(params),
                     rng=jax.random.PRNGKey(config.seed + 1))
-  # A copy: the training chunk donates ``state.params`` (and so ``params``)
-  # to its output, which would delete a best that no validation replaced.
-  best = {'params': jax.device_get(params), 'score': -2.0, 'step': 0}
+  # A host copy (np.array copies; device_get alone may return a view that
+  # pins the buffer): the training chunk donates ``state.params`` (and so
+  # ``params``) to its output, which must not touch a best that no
+  # validation replaced.
+  best = {'params': jax.tree.map(np.array, jax.device_get(params)),
+          'score': -2.0, 'step': 0}
   history = []
   if os.path.exists(ckpt):
     with open(ckpt, 'rb') as f:

@@ -265,6 +265,16 @@ def test_schedule_off_the_compiled_chunks_is_an_error(
   assert not os.listdir(tmp_path)  # refused before anything was written
 
 
+def test_episodes_that_could_adapt_on_nothing_are_refused(tmp_path):
+  # No samples, and reference dropout could drop all ten references.
+  config = _config()
+  config.meta.num_support = 0
+  with pytest.raises(errors.InputError, match=r'config\.meta\.num_support: 0 '
+                     r'with config\.meta\.ref_dropout 0\.2'):
+    train.train_and_evaluate(config, str(tmp_path / 'w'), progress=False)
+  assert not (tmp_path / 'w').exists()
+
+
 @pytest.mark.parametrize('ms, refs, message', [
     ([1.0, 0.0], None, r'support_ms: entry 1 is 0\.0; expected a finite'),
     ([1.0, np.nan], None, 'support_ms: entry 1 is nan'),
@@ -669,6 +679,14 @@ def test_adapted_predictors_share_one_compiled_prediction(workdir):
   assert first.latency_fn_with_params is second.latency_fn_with_params
   a, b = first.predict_ms(dev.archs[:5]), second.predict_ms(dev.archs[:5])
   assert a.shape == (5,) and not np.allclose(a, b)  # each its own params
+  # Batches are padded to a power of two: 33 to 64 rows share one compiled
+  # shape (compiled here, or by an earlier test), and a row's prediction
+  # does not depend on the batch it is in.
+  compiled = first._predict._cache_size()  # pylint: disable=protected-access
+  preds = [first.predict_ms(dev.archs[:n]) for n in (33, 40, 64)]
+  assert first._predict._cache_size() - compiled <= 1  # pylint: disable=protected-access
+  np.testing.assert_allclose(preds[0], preds[2][:33], rtol=1e-6)
+  np.testing.assert_allclose(preds[0][:5], a, rtol=1e-6)
 
 
 def test_predicted_milliseconds_are_floored_and_ranked_raw():

@@ -303,29 +303,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if manager.latest_step() is not None:
     state = workdirs.restore_checkpoint(manager, state)
 
-  # The state is donated (updated in place), as the search's steps are.
-  @functools.partial(jax.jit, donate_argnums=0)
-  def train_step(state, batch):
-    def loss_fn(params):
-      logits, updates = model.apply(
-          {'params': params, 'batch_stats': state.batch_stats},
-          batch['image'], train=True, mutable=['batch_stats'])
-      loss = optax.softmax_cross_entropy_with_integer_labels(
-          logits, batch['label']).mean()
-      return loss, updates['batch_stats']
-    (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return state.replace(step=state.step + 1,
-                         params=optax.apply_updates(state.params, updates),
-                         batch_stats=stats, opt_state=opt_state), loss
-
-  @jax.jit
-  def eval_step(state, batch):
-    logits = model.apply({'params': state.params,
-                          'batch_stats': state.batch_stats},
-                         batch['image'], train=False)
-    return ((jnp.argmax(logits, -1) == batch['label']) * batch['mask']).sum()
+  train_step, eval_step = _steps(model, tx)
 
   batches = data_lib.train_batches(
       config.data.name, split='train', batch_size=r.batch_size,
@@ -362,13 +340,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   finally:  # interrupted (Ctrl-C), it still completes the checkpoint begun
     manager.wait_until_finished()
   train_seconds = seconds + time.time() - t0  # evaluation left out
-  correct = count = 0.0
-  for batch in data_lib.eval_batches(
-      config.data.name, batch_size=r.batch_size,
-      image_size=config.data.image_size, data_dir=config.data.get('data_dir'),
-      limit=config.data.get('eval_limit')):
-    correct += float(eval_step(state, batch))
-    count += float(batch['mask'].sum())
+  correct, count = _evaluate(config, eval_step, state)
   result = {**settings, 'accuracy': correct / count,
             'num_eval': int(count), 'steps': total,
             'input_size': info.image_size,
@@ -379,3 +351,46 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                count)
   workdirs.write_json(os.path.join(workdir, RESULT_FILE), result)
   return result
+
+
+def _steps(model: flax.linen.Module, tx: optax.GradientTransformation):
+  """The jitted training step (cross-entropy, BN statistics updated; the
+  state donated, updated in place, as the search's steps are) and the
+  evaluation step (correct predictions among a batch's real images)."""
+  @functools.partial(jax.jit, donate_argnums=0)
+  def train_step(state, batch):
+    def loss_fn(params):
+      logits, updates = model.apply(
+          {'params': params, 'batch_stats': state.batch_stats},
+          batch['image'], train=True, mutable=['batch_stats'])
+      loss = optax.softmax_cross_entropy_with_integer_labels(
+          logits, batch['label']).mean()
+      return loss, updates['batch_stats']
+    (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    return state.replace(step=state.step + 1,
+                         params=optax.apply_updates(state.params, updates),
+                         batch_stats=stats, opt_state=opt_state), loss
+
+  @jax.jit
+  def eval_step(state, batch):
+    logits = model.apply({'params': state.params,
+                          'batch_stats': state.batch_stats},
+                         batch['image'], train=False)
+    return ((jnp.argmax(logits, -1) == batch['label']) * batch['mask']).sum()
+
+  return train_step, eval_step
+
+
+def _evaluate(config: ml_collections.ConfigDict, eval_step,
+              state: TrainState) -> tuple[float, float]:
+  """(correct predictions, images) over the evaluation split."""
+  correct = count = 0.0
+  for batch in data_lib.eval_batches(
+      config.data.name, batch_size=config.retrain.batch_size,
+      image_size=config.data.image_size, data_dir=config.data.get('data_dir'),
+      limit=config.data.get('eval_limit')):
+    correct += float(eval_step(state, batch))
+    count += float(batch['mask'].sum())
+  return correct, count

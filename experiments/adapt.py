@@ -6,8 +6,11 @@ Support: the file's reference architectures + ``--num_samples`` of its
 other non-query rows (0: all of them). If the file has ``is_query`` rows,
 prints the Spearman and the median relative error of the predicted
 milliseconds on them, and plots them against the measurements
-(``WORKDIR/adapt.png``). A search uses the result with
-``--config.latency.source=predictor --config.latency.adapted_dir=WORKDIR``.
+(``WORKDIR/adapt.png``). With or without them, it prints a leave-one-out
+estimate of that error from the support alone (each sample predicted
+after adapting on the other rows); both go to ``WORKDIR/adapt.json``. A
+search uses the result with ``--config.latency.source=predictor
+--config.latency.adapted_dir=WORKDIR``.
 """
 
 import os
@@ -39,6 +42,7 @@ _SAMPLES = flags.DEFINE_integer('num_samples', 0, 'Samples besides the '
                                 lower_bound=0)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the sample draw.')
 PLOT_FILE = 'adapt.png'  # the query rows, predicted against measured
+REPORT_FILE = 'adapt.json'  # support size, leave-one-out, query check
 
 
 def _warn_if_replacing(workdir: str, name: str) -> None:
@@ -70,6 +74,17 @@ def main(argv):
         + (f'; {missing} reference architectures missing, imputed from a '
            'first adaptation' if missing else '')
         + f' -> {_WORKDIR.value}')
+  report = {'device_file': os.path.abspath(_DEVICE_FILE.value),
+            'device': device.name, 'space': device.space,
+            'support_rows': int(len(support.archs)),
+            'missing_references': missing,
+            'leave_one_out': support.leave_one_out()}
+  loo = report['leave_one_out']
+  if loo['num_rows']:
+    print(f'leave-one-out over its {loo["num_rows"]} samples (each predicted '
+          'after adapting on the other rows): median |relative error| '
+          f'{100 * loo["median_abs_relative_error"]:.1f}%, an estimate of '
+          'the error on networks it was not adapted on')
   if device.is_query.any():
     q = device.is_query
     raw = adapted.predict_ms(device.archs[q], floor=False)  # ranked raw
@@ -86,6 +101,9 @@ def main(argv):
         f'adapted on {len(support.archs)} of its rows')
     print(f'query rows: {int(q.sum())}; Spearman {spearman:.4f}; median '
           f'|relative error| {100 * err:.1f}% ({plot})')
+    report['query'] = {'num_rows': int(q.sum()), 'spearman': spearman,
+                       'median_abs_relative_error': float(err)}
+  workdirs.write_json(os.path.join(_WORKDIR.value, REPORT_FILE), report)
 
 
 if __name__ == '__main__':

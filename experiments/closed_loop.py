@@ -36,9 +36,13 @@ def main(argv):
   out = closed_loop.run(config, _WORKDIR.value,
                         num_query=_QUERY.value)
   check = out['predictor_check']
+  loo = check['support_leave_one_out']['median_abs_relative_error']
   print(f'adapted from {out["support_measurements"]} measurements; Spearman '
         f'on {check.get("num_query", 0)} other measured archs '
-        f'{check.get("spearman", float("nan")):.4f}; found archs: max '
+        f'{check.get("spearman", float("nan")):.4f}, median |relative error| '
+        f'{100 * check.get("median_abs_relative_error", float("nan")):.1f}% '
+        '(estimated from the support alone, leave-one-out: '
+        f'{100 * (float("nan") if loo is None else loo):.1f}%); found archs: max '
         f'|measured/target - 1| {100 * out["max_abs_relative_error"]:.1f}%, '
         f'max |predicted/measured - 1| '
         f'{100 * out["max_abs_prediction_error"]:.1f}%; '

@@ -452,6 +452,8 @@ def run(config: ml_collections.ConfigDict, workdir: str,
   support_set = latency_lib.support_for(config, device)
   adapted = support_set.adapt()
   predictor_check = _predictor_check(adapted, device)
+  # What the support alone says to expect, beside the measured check.
+  predictor_check['support_leave_one_out'] = support_set.leave_one_out()
   support = len(support_set.archs)  # the rows adaptation used
   # Targets at quantiles of the predicted latency of random architectures.
   sample = _space(config).sample(np.random.default_rng(0), 4000)

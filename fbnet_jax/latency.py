@@ -331,6 +331,18 @@ class PredictorSupport:
     return self.predictor.adapt(all_archs, all_ms, device=self.device,
                                 pad_to=pad_to)
 
+  def leave_one_out(self) -> dict:
+    """The adapted predictor's error on networks it was not adapted on,
+    estimated from this support alone
+    (:meth:`meta.adaptation.MetaPredictor.leave_one_out`): each sample
+    predicted after adapting on the other rows."""
+    relative = self.predictor.leave_one_out(self.archs, self.ms)
+    return {'num_rows': int(len(relative)),
+            'median_abs_relative_error': (
+                float(np.median(np.abs(relative))) if len(relative)
+                else None),
+            'relative_errors': relative.tolist()}
+
 
 def predictor_support(space: str, device, *,
                       predictor_dir: Optional[str] = None,

@@ -375,6 +375,10 @@ def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):
                              predicted, rtol=1e-5)
   assert out['predictor_check']['spearman'] == pytest.approx(
       scipy.stats.spearmanr(predicted, device.latency_ms[query])[0])
+  # Beside it, what the support alone estimates: its 2 samples, each
+  # predicted after adapting on the other rows.
+  loo = out['predictor_check']['support_leave_one_out']
+  assert loo['num_rows'] == 2 and len(loo['relative_errors']) == 2
   (row,) = out['searches']
   assert row['measured_ms'] > 0 and row['predicted_ms'] > 0
   assert row['prediction_error'] == pytest.approx(

@@ -742,6 +742,28 @@ def test_meta_test_refuses_devices_meta_training_used(workdir):
       'meta-train', 'meta-valid', None]
 
 
+def test_leave_one_out_predicts_each_sample_from_the_others():
+  """Each non-reference support row, predicted by the predictor adapted on
+  all the other rows (the references stay); none with fewer than two."""
+  import meta  # pylint: disable=g-import-not-at-top
+  predictor = adaptation.MetaPredictor.load(
+      os.path.join(meta.PRETRAINED_DIR, 'fbnet'))
+  dev = latency_data.bundled_device('fbnet', 'raspi4')
+  refs = dev.reference_rows()
+  samples = dev.sample_rows()[:6]
+  rows = np.concatenate([refs, samples])
+  archs, ms = dev.archs[rows], dev.latency_ms[rows]
+  relative = predictor.leave_one_out(archs, ms)
+  assert relative.shape == (6,)
+  keep = np.arange(len(rows)) != 10 + 2  # the third sample left out
+  alone = predictor.adapt(archs[keep], ms[keep]).predict_ms(archs[12:13])[0]
+  assert relative[2] == pytest.approx(alone / ms[12] - 1, rel=1e-4, abs=1e-5)
+  # In-sample the adapted predictor is closer than out of sample.
+  fitted = predictor.adapt(archs, ms).predict_ms(archs[10:]) / ms[10:] - 1
+  assert np.median(np.abs(fitted)) < np.median(np.abs(relative))
+  assert predictor.leave_one_out(archs[:11], ms[:11]).shape == (0,)
+
+
 def test_adapt_command_saves_and_reports_its_support(tmp_path):
   """experiments.adapt on a device file: the support it used (references +
   --num_samples of the 40 other non-query rows), the query score, and a
@@ -769,6 +791,18 @@ def test_adapt_command_saves_and_reports_its_support(tmp_path):
   assert float(printed.group(1)) == pytest.approx(spearman, abs=6e-4)
   assert spearman > 0.8
   _assert_png(os.path.join(out, 'adapt.png'))  # the query rows, plotted
+  # The leave-one-out estimate over the 10 samples, printed and recorded
+  # with the query check.
+  report = workdirs.read_json(os.path.join(out, 'adapt.json'))
+  loo = report['leave_one_out']
+  assert report['support_rows'] == 20 and loo['num_rows'] == 10
+  assert loo['median_abs_relative_error'] == pytest.approx(
+      np.median(np.abs(loo['relative_errors'])))
+  assert (f'leave-one-out over its 10 samples (each predicted after adapting '
+          f'on the other rows): median |relative error| '
+          f'{100 * loo["median_abs_relative_error"]:.1f}%') in proc.stdout
+  assert report['query']['num_rows'] == 60
+  assert report['query']['spearman'] == pytest.approx(spearman, abs=6e-4)
   # Another device's file into the same workdir: said, then done.
   other = _small_device_file(str(tmp_path / 'other.npz'), name='other')
   proc = subprocess.run(

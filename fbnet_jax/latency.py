@@ -73,11 +73,15 @@ class LatencyModel:
     fn: pure function ``(params, probs [..., U, C]) -> ms [...]``; jittable
       and differentiable in ``probs``.
     params: the device's pytree of arrays.
+    support: for a predictor adapted here, the measurements it was adapted
+      on (:class:`PredictorSupport`: its ``leave_one_out`` estimates the
+      predictor's error); None for a table or a saved adapted predictor.
   """
   name: str
   space: spaces_lib.SearchSpace
   fn: Callable[[Any, jnp.ndarray], jnp.ndarray]
   params: Any
+  support: Any = None
 
   def __post_init__(self):
     num_choices = self.space.max_choices
@@ -581,7 +585,10 @@ def _predictor_source(config: ml_collections.ConfigDict) -> LatencyModel:
           f'{adapted.config.space} predictor, the search space is '
           f'{config.space!r}.')
     return predictor_latency(adapted)
-  return predictor_latency(support_for(config).adapt())
+  support = support_for(config)
+  model = predictor_latency(support.adapt())
+  model.support = support
+  return model
 
 
 def user_device(config: ml_collections.ConfigDict) -> Optional[str]:

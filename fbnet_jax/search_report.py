@@ -128,6 +128,11 @@ def report(searcher, state, config) -> dict:
           'expected_latency_ms': float(searcher.latency(
               jnp.asarray(searcher.probs(state)))),
           'mixture_accuracy': searcher.mixture_accuracy(state, limit),
+          # How far off the adapted predictor is on networks it was not
+          # adapted on, estimated from its support (None for a table).
+          'predictor_leave_one_out': (
+              None if searcher.latency.support is None else
+              searcher.latency.support.leave_one_out()),
           'argmax': plain,
           'samples': sampled,
           # The same settings and seed give the same architecture only in
@@ -140,6 +145,11 @@ def summary(result: dict) -> str:
   lat = ', '.join(f'{k} {v:.2f} ms' for k, v in result['latency_ms'].items())
   mixture = result.get('mixture_accuracy')
   mixture = 'n/a' if mixture is None else f'{mixture:.3f}'
+  loo = (result.get('predictor_leave_one_out') or {}).get(
+      'median_abs_relative_error')
+  if loo is not None:
+    lat += (f'; the predictor\'s error estimated on its own support '
+            f'(leave-one-out): {100 * loo:.1f}%')
   return (f'space {result["space"]}  device {result["device"]}  target '
           f'{result["target_ms"]} ms\n'
           f'arch {" ".join(result["arch"])}\n'

@@ -18,6 +18,7 @@ from configs import closed_loop as closed_loop_config
 from fbnet_jax import closed_loop
 from fbnet_jax import latency
 from fbnet_jax import measure
+from fbnet_jax import search_report
 from fbnet_jax import spaces
 from fbnet_jax import workdirs
 from meta import adaptation
@@ -379,6 +380,10 @@ def test_closed_loop_on_a_tiny_config(tmp_path, monkeypatch):
   # predicted after adapting on the other rows.
   loo = out['predictor_check']['support_leave_one_out']
   assert loo['num_rows'] == 2 and len(loo['relative_errors']) == 2
+  # The search adapted on the same support, and its result says so too.
+  searched = workdirs.read_json(str(tmp_path / 'loop' / 'q50' / 'result.json'))
+  assert searched['predictor_leave_one_out'] == loo
+  assert 'leave-one-out' in search_report.summary(searched)
   (row,) = out['searches']
   assert row['measured_ms'] > 0 and row['predicted_ms'] > 0
   assert row['prediction_error'] == pytest.approx(

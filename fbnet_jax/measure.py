@@ -338,7 +338,7 @@ class _Rounds:
   rng: np.random.Generator
   t_measure: float
   stopped_by: str = ''
-  ref_end: np.ndarray = None
+  ref_end: Optional[np.ndarray] = None  # timed after the rounds
   seconds: float = 0.0
 
   @staticmethod

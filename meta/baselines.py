@@ -106,9 +106,9 @@ class OpCounts:
 
   ``n_k(x)``: how many units of ``x`` hold a choice named ``k`` (choices are
   grouped by name, so FBNet's 22 layers give 9 counts, NAS-Bench-201's 6
-  edges 5, OFA's blocks their kernel/expansion/skip counts and its
-  resolution one more group). It ignores where a choice sits; on a device
-  whose latency follows the op counts, it needs few measurements.
+  edges 5, OFA's blocks 10 kernel/expansion/skip counts and its 25
+  resolutions one feature each). It ignores where a choice sits; on a
+  device whose latency follows the op counts, it needs few measurements.
 
   Args:
     space: search-space name.

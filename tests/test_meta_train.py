@@ -762,6 +762,21 @@ def test_leave_one_out_predicts_each_sample_from_the_others():
   fitted = predictor.adapt(archs, ms).predict_ms(archs[10:]) / ms[10:] - 1
   assert np.median(np.abs(fitted)) < np.median(np.abs(relative))
   assert predictor.leave_one_out(archs[:11], ms[:11]).shape == (0,)
+  # A sample measured twice is one fold, both rows left out (the second
+  # would otherwise leak its own latency into the fold).
+  twice = predictor.leave_one_out(np.concatenate([archs, archs[10:11]]),
+                                  np.concatenate([ms, ms[10:11] * 1.02]))
+  assert twice.shape == (6,)
+  without = np.arange(len(rows)) != 10
+  alone = predictor.adapt(archs[without], ms[without]).predict_ms(
+      archs[10:11])[0]
+  assert twice[0] == pytest.approx(alone / (ms[10] * 1.01) - 1, rel=1e-4,
+                                   abs=1e-5)
+  # Missing references are imputed in every fold; more samples than
+  # max_folds: that many folds, spread over them.
+  partial = predictor.leave_one_out(archs[5:], ms[5:])
+  assert partial.shape == (6,) and np.all(np.isfinite(partial))
+  assert predictor.leave_one_out(archs, ms, max_folds=3).shape == (3,)
 
 
 def test_adapt_command_saves_and_reports_its_support(tmp_path):

@@ -281,7 +281,6 @@ def measure_archs(archs: np.ndarray, config: MeasureConfig, *,
       other arguments is an error naming it. The caller removes it once
       the device file is written (:func:`resume_file_for`).
   """
-
   if config.cpu_cores and pin_client:
     # XLA sizes its CPU thread pools to the cores it may use when it creates
     # its client: pin while it does (compiling is not pinned).

@@ -98,6 +98,13 @@ def _reference_archs(space: str) -> np.ndarray:
   return latency_data.load_space_data(space).reference_archs
 
 
+def _reference_index(space: str) -> dict[bytes, int]:
+  """Each reference architecture's position, keyed as rows are compared
+  (int32 bytes)."""
+  return {r.tobytes(): i
+          for i, r in enumerate(_reference_archs(space).astype(np.int32))}
+
+
 def _check_ms(ms, name: str, shape: tuple[int, ...], missing: str = ''
               ) -> np.ndarray:
   """``ms`` as float32 of ``shape``, every given latency finite and > 0."""
@@ -135,7 +142,7 @@ def support_arrays(space: str, support_archs, support_ms, reference_ms,
   refs = _reference_archs(space)
   support_archs = sp.validate_batch(support_archs, where='support_archs')
   support_ms = _check_ms(support_ms, 'support_ms', (len(support_archs),))
-  keys = {r.tobytes(): i for i, r in enumerate(refs.astype(np.int32))}
+  keys = _reference_index(space)
   is_ref = np.array([a.tobytes() in keys for a in support_archs], bool)
   # A reference measured more than once (a search that re-measures what it
   # visits) is the mean of its measurements.
@@ -350,9 +357,9 @@ class MetaPredictor:
     archs = spaces_lib.get_space(space).validate_batch(
         support_archs, where='support_archs')
     ms = np.asarray(support_ms, np.float64)
-    refs = _reference_archs(space)
+    references = _reference_index(space)
     keys = [a.tobytes() for a in archs]
-    is_ref = np.isin(keys, [r.astype(np.int32).tobytes() for r in refs])
+    is_ref = np.array([k in references for k in keys], bool)
     distinct = list(dict.fromkeys(k for k, r in zip(keys, is_ref) if not r))
     if len(distinct) < 2:
       return np.zeros(0)
@@ -363,7 +370,7 @@ class MetaPredictor:
     for key in distinct:  # every fold padded alike: one compiled adaptation
       out = np.array([k == key for k in keys])
       adapted = self.adapt(archs[~out], ms[~out], reference_ms,
-                           pad_to=len(refs) + int((~is_ref).sum()),
+                           pad_to=len(references) + int((~is_ref).sum()),
                            impute_references=impute_references)
       predicted = adapted.predict_ms(archs[out][:1])[0]
       relative.append(predicted / ms[out].mean() - 1)

@@ -63,9 +63,7 @@ def _best_on(valid_tasks, models):
   ``settings`` and that score, which ``meta_test`` records."""
   best, best_score = None, -2.0
   for model in models:
-    score = float(np.mean([
-        tasks_lib.spearman(model.adapt(t)(t.query_archs), t.query_ms)
-        for t in valid_tasks]))
+    score = float(np.mean(tasks_lib.task_scores(model, valid_tasks)))
     # A NaN score (constant predictions) never wins, not even as the first.
     if best is None or score > best_score or (
         np.isnan(best_score) and not np.isnan(score)):

@@ -202,9 +202,8 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
   other = 'untrimmed' if ev.trim else 'trimmed'
   out = dict(ours[primary], protocol=primary, method=main.name,
              num_samples=ev.num_samples, seeds=len(seeds),
-             valid_spearman=float(np.mean([
-                 tasks_lib.spearman(main.adapt(t)(t.query_archs), t.query_ms)
-                 for t in valid_tasks])))
+             valid_spearman=float(np.mean(
+                 tasks_lib.task_scores(main, valid_tasks))))
   out[other] = ours[other]
   out['baselines'] = results
   print(format_table(space, devices, ours, results, device_files))

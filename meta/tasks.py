@@ -120,6 +120,12 @@ def spearman(a, b) -> float:
   return float(scipy.stats.spearmanr(np.asarray(a), np.asarray(b))[0])
 
 
+def task_scores(method: Method, tasks: Sequence[FewShotTask]) -> list[float]:
+  """Spearman on each task's query rows of ``method`` adapted to its
+  support."""
+  return [spearman(method.adapt(t)(t.query_archs), t.query_ms) for t in tasks]
+
+
 def evaluate(method: Method, devices: Iterable[latency_data.Device], *,
              num_samples: int = 10, seeds: Sequence[int] = range(5),
              trim: bool = True) -> dict:
@@ -133,8 +139,7 @@ def evaluate(method: Method, devices: Iterable[latency_data.Device], *,
   for device in devices:
     tasks = make_tasks(device, num_samples=num_samples, seeds=list(seeds),
                        trim=trim)
-    scores = [spearman(method.adapt(t)(t.query_archs), t.query_ms)
-              for t in tasks]
+    scores = task_scores(method, tasks)
     out[device.name] = dict(spearman=float(np.mean(scores)),
                             spearman_std=float(np.std(scores)),
                             num_query=int(len(tasks[0].query_ms)),

@@ -300,6 +300,11 @@ EXACT_TABLES: dict[str, ExactTable] = {
 }
 
 
+def _table_devices(space: str, table: ExactTable) -> tuple[str, ...]:
+  return (table.devices if table.devices is not None
+          else latency_data.bundled_devices(space))
+
+
 def exact_table(config: ml_collections.ConfigDict) -> Optional[LatencyModel]:
   """``config.latency.device``'s exact latencies (:data:`EXACT_TABLES`):
   NAS-Bench-201's measured cells or an FBNet CIFAR lookup table; None for
@@ -308,7 +313,14 @@ def exact_table(config: ml_collections.ConfigDict) -> Optional[LatencyModel]:
   if table is None or (table.macros and
                        config.get('macro', 'cifar') not in table.macros):
     return None
-  return table.build(config.latency.device)
+  device = config.latency.device
+  devices = _table_devices(config.space, table)
+  if device not in devices:
+    raise LatencyConfigError(
+        f'config.latency.device: no exact {config.space} table for '
+        f'{device!r}; expected one of {", ".join(devices) or "(none)"} (use '
+        "config.latency.source='predictor' for other devices).")
+  return table.build(device)
 
 
 @dataclasses.dataclass
@@ -492,6 +504,12 @@ def support_for(config: ml_collections.ConfigDict,
         'config.latency.device, config.latency.device_file: neither is set; '
         'expected a bundled device name or a device file of yours '
         '(experiments.measure writes one).')
+  elif not latency_data.bundled_devices(config.space):
+    raise LatencyConfigError(
+        f'config.latency.device: the {config.space!r} space has no bundled '
+        'devices (the bundled latency data are of '
+        f'{", ".join(latency_data.bundled_spaces())}); expected '
+        'config.latency.device_file, measurements of yours.')
   else:
     try:
       device = latency_data.bundled_device(config.space, lat.device)
@@ -558,11 +576,15 @@ def _exact_table_source(config: ml_collections.ConfigDict) -> LatencyModel:
         'table instead).')
   table = exact_table(config)
   if table is None:
+    have = ', '.join(
+        name + (f' (macro {"/".join(t.macros)})' if t.macros else '')
+        for name, t in EXACT_TABLES.items())
+    macro = (f' with macro {config.get("macro", "cifar")!r}'
+             if config.space in EXACT_TABLES else '')
     raise LatencyConfigError(
-        "config.latency.source='lut' needs the FBNet space with the CIFAR "
-        'macro network (HW-NAS-Bench tables) or NAS-Bench-201 (every cell '
-        "measured); use source='predictor' for "
-        f'{config.space}/{config.get("macro", "")}.')
+        "config.latency.source='lut' needs a space with exact tables "
+        f'({have}), not {config.space!r}{macro}; use '
+        "config.latency.source='predictor'.")
   return table
 
 
@@ -613,8 +635,12 @@ def all_sources(config) -> dict[str, LatencyModel]:
     exact = device_exact_table(config)
     if exact is not None and exact.name not in out:
       out[exact.name] = exact
+  # The bundled predictor adapts to a bundled device or the user's
+  # (a device another source names may be neither: then it is left out).
   if (lat.source != 'predictor' and
-      os.path.exists(os.path.join(PRETRAINED_DIR, config.space))):
+      os.path.exists(os.path.join(PRETRAINED_DIR, config.space)) and
+      (user_device(config) or
+       lat.get('device') in latency_data.bundled_devices(config.space))):
     alt = ml_collections.ConfigDict(config.to_dict())
     alt.latency.source = 'predictor'
     model = latency_source(alt)
@@ -631,6 +657,6 @@ def device_exact_table(config) -> Optional[LatencyModel]:
   device = None if user_device(config) else config.latency.get('device')
   table = EXACT_TABLES.get(config.space)
   if (not device or table is None or
-      (table.devices is not None and device not in table.devices)):
+      device not in _table_devices(config.space, table)):
     return None
   return exact_table(config)

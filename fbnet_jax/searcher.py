@@ -227,7 +227,7 @@ class Searcher:
               'arch': jnp.zeros(self.mask.shape, jnp.float32)}
     state = SearchState(step=jnp.zeros((), jnp.int32),
                         arch_step=jnp.zeros((), jnp.int32), params=params,
-                        batch_stats=variables['batch_stats'],
+                        batch_stats=variables.get('batch_stats', {}),  # none without BN
                         weight_opt=self.weight_tx.init(params),
                         arch_opt=self.arch_tx.init(params), rng=state_rng)
     return jax.device_put(state, self.replicated)
@@ -282,7 +282,8 @@ class Searcher:
       arch_loss = dnas.architecture_loss(ce, lat, cfg.loss, target_ms)
       loss = jnp.where(arch_step, arch_loss, jnp.mean(ce))
       acc = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
-      return loss, (updates['batch_stats'], jnp.mean(ce), jnp.mean(lat), acc)
+      return loss, (updates.get('batch_stats', {}), jnp.mean(ce),
+                    jnp.mean(lat), acc)
 
     (loss, (stats, ce, lat, acc)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.params)
@@ -379,7 +380,8 @@ class Searcher:
         batch['image'], weights, train=True, mutable=['batch_stats'])
     m = blocks.BN_MOMENTUM
     return jax.tree.map(lambda acc, new, old: acc + (new - m * old) / (1 - m),
-                        sums, updates['batch_stats'], state.batch_stats)
+                        sums, updates.get('batch_stats', {}),
+                        state.batch_stats)
 
   def recalibrate(self, state: SearchState, arch: np.ndarray,
                   num_batches: Optional[int] = None) -> SearchState:

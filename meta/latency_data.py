@@ -181,6 +181,17 @@ class Device:
             for r in load_space_data(self.space).reference_archs]
 
 
+def bundled_spaces() -> tuple[str, ...]:
+  """The spaces with bundled latency data."""
+  return tuple(sorted(_FILES))
+
+
+def bundled_devices(space: str) -> tuple[str, ...]:
+  """The names of ``space``'s bundled devices; () for a space without
+  bundled latency data (a space added through the registries)."""
+  return load_space_data(space).devices if space in _FILES else ()
+
+
 def bundled_device(space: str, name: str) -> Device:
   """A bundled device under HELP's protocol.
 

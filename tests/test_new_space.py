@@ -48,14 +48,17 @@ class ToySpace(spaces.SearchSpace):
 
 class ToySupernet(nn.Module):
   """``(images, weights [B, 3, 2], train) -> logits``: per layer, the
-  weighted sum of the convolution and the skip."""
+  weighted sum of the convolution and the skip; batch norm after the stem
+  unless ``batch_norm`` is False (a supernet need not have any)."""
 
   num_classes: int
+  batch_norm: bool = True
 
   @nn.compact
   def __call__(self, x, weights, train: bool):
     x = nn.Conv(WIDTH, (3, 3), use_bias=False, name='stem')(x)
-    x = nn.BatchNorm(use_running_average=not train, name='stem_bn')(x)
+    if self.batch_norm:
+      x = nn.BatchNorm(use_running_average=not train, name='stem_bn')(x)
     for i in range(weights.shape[1]):
       w = weights[:, i, :, None, None, None]
       conv = nn.relu(nn.Conv(WIDTH, (3, 3), name=f'layer{i}')(x))
@@ -91,7 +94,11 @@ def _config():
   return config
 
 
-def test_dnas_searches_a_registered_space_end_to_end(toy_space, tmp_path):
+@pytest.mark.parametrize('batch_norm', [True, False])
+def test_dnas_searches_a_registered_space_end_to_end(toy_space, tmp_path,
+                                                     monkeypatch, batch_norm):
+  monkeypatch.setitem(supernet.SUPERNETS, 'toy', supernet.SupernetBuilder(
+      lambda *, num_classes, **_: ToySupernet(num_classes, batch_norm)))
   result = search.train_and_evaluate(_config(), str(tmp_path))
   assert (result['space'], result['macro']) == ('toy', '')
   arch = spaces.get_space('toy').validate(result['arch'])
@@ -100,6 +107,9 @@ def test_dnas_searches_a_registered_space_end_to_end(toy_space, tmp_path):
   assert result['latency_ms']['lut:toy_device'] == pytest.approx(expected)
   assert (arch == 0).sum() == 1  # the derivation got as near as it can
   assert (tmp_path / 'result.json').exists()
+  if not batch_norm:  # no statistics to checkpoint: a rerun reads it back
+    again = search.train_and_evaluate(_config(), str(tmp_path))
+    assert again['arch'] == result['arch']
 
 
 def test_each_registry_says_what_a_space_lacks(toy_space):
@@ -118,3 +128,48 @@ def test_each_registry_says_what_a_space_lacks(toy_space):
     models.standalone('toy', (0, 1, 0))
   # A space without macro networks ignores config.macro.
   assert spaces.space_for('toy', macro='imagenet').macro_name == ''
+
+
+def test_a_table_serves_only_its_own_devices(toy_space):
+  config = _config()
+  config.latency.source = 'lut'
+  assert latency.latency_source(config).name == 'lut:toy_device'
+  config.latency.device = 'raspi4'  # FBNet has a table for it; the toy not
+  with pytest.raises(latency.LatencyConfigError,
+                     match=r"config\.latency\.device: no exact toy table for "
+                     r"'raspi4'; expected one of toy_device"):
+    latency.latency_source(config)
+  config.latency.device = 'toy_device'
+  config.space = 'ofa'
+  with pytest.raises(latency.LatencyConfigError,
+                     match=r"source='lut' needs a space with exact tables "
+                     r"\(fbnet \(macro cifar\), nasbench201, toy\), not 'ofa'"):
+    latency.latency_source(config)
+
+
+def test_predictor_on_a_space_without_bundled_devices_says_so(toy_space):
+  config = _config()
+  config.latency.source = 'predictor'
+  with pytest.raises(latency.LatencyConfigError,
+                     match=r"config\.latency\.device: the 'toy' space has no "
+                     r'bundled devices .*expected config\.latency\.device_file'):
+    latency.latency_source(config)
+
+
+def test_a_source_of_a_device_without_bundled_data_reports_alone(monkeypatch):
+  """A registered source may name a device no bundled source knows: the
+  report's other sources (the device's exact table, the bundled predictor)
+  are left out, not an error after the search has trained."""
+  space = spaces.get_space('fbnet', macro='cifar')
+  monkeypatch.setitem(latency.SOURCES, 'flat', lambda config: (
+      latency.LatencyModel('flat', space, latency.table_ms, {
+          'table': jnp.ones(space.choice_mask.shape, jnp.float32),
+          'const': jnp.float32(1.0)})))
+  config = quickstart.get_config('smoke')
+  config.latency.source = 'flat'
+  config.latency.device = 'my_phone'
+  assert list(latency.all_sources(config)) == ['flat']
+  config.space, config.latency.device = 'nasbench201', 'my_phone'
+  assert latency.device_exact_table(config) is None
+  config.latency.device = 'pixel2'
+  assert latency.device_exact_table(config).name == 'table:pixel2'

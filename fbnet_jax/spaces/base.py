@@ -115,7 +115,9 @@ class SearchSpace(abc.ABC):
     return arch
 
   def validate_batch(self, archs, *, where: str = 'architectures') -> np.ndarray:
-    """Validates ``[N, num_units]`` rows; the error names the first bad row."""
+    """Validates ``[N, num_units]`` rows; the error names a bad row: the
+    first with a choice index out of range if any row has one, else the
+    first that breaks the space's own rules (OFA's depth, for one)."""
     archs = np.asarray(archs)
     if archs.ndim != 2 or archs.shape[1] != self.num_units:
       raise ArchitectureError(

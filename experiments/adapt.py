@@ -21,6 +21,7 @@ import numpy as np
 
 from experiments import cli
 from fbnet_jax import compilation_cache
+from fbnet_jax import errors
 from fbnet_jax import latency
 from fbnet_jax import workdirs
 from meta import adaptation
@@ -40,7 +41,8 @@ _SAMPLES = flags.DEFINE_integer('num_samples', 0, 'Samples besides the '
                                 'reproduces the few-shot protocol of '
                                 'meta_test and the searches).',
                                 lower_bound=0)
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the sample draw.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the sample draw.',
+                             lower_bound=0)
 PLOT_FILE = 'adapt.png'  # the query rows, predicted against measured
 REPORT_FILE = 'adapt.json'  # support size, leave-one-out, query check
 
@@ -60,6 +62,15 @@ def _warn_if_replacing(workdir: str, name: str) -> None:
 def main(argv):
   del argv
   compilation_cache.enable()
+  if not _WORKDIR.value:
+    raise errors.InputError('--workdir: empty; expected the folder to save '
+                            'the adapted predictor in.')
+  # Before adapting (and the leave-one-out), not when saving.
+  workdirs.check_writable(os.path.join(_WORKDIR.value, REPORT_FILE),
+                          '--workdir')
+  if not _DEVICE_FILE.value:
+    raise errors.InputError('--device_file: empty; expected the path of '
+                            'your device file (.npz).')
   device = latency_data.load_device_file(_DEVICE_FILE.value)
   support = latency.predictor_support(
       device.space, device, predictor_dir=_PREDICTOR.value or None,
@@ -99,9 +110,13 @@ def main(argv):
         support_pred_ms=np.asarray(adapted.predict_ms(support.archs)),
         spearman=spearman, mean_spearman=spearman, num_draws=1)], plot,
         f'adapted on {len(support.archs)} of its rows')
-    print(f'query rows: {int(q.sum())}; Spearman {spearman:.4f}; median '
-          f'|relative error| {100 * err:.1f}% ({plot})')
-    report['query'] = {'num_rows': int(q.sum()), 'spearman': spearman,
+    ranked = q.sum() > 1 and np.ptp(device.latency_ms[q]) > 0
+    print(f'query rows: {int(q.sum())}; Spearman '
+          + (f'{spearman:.4f}' if ranked else
+             'undefined (fewer than 2 query rows, or all measured the same)')
+          + f'; median |relative error| {100 * err:.1f}% ({plot})')
+    report['query'] = {'num_rows': int(q.sum()),
+                       'spearman': spearman if ranked else None,
                        'median_abs_relative_error': float(err)}
   workdirs.write_json(os.path.join(_WORKDIR.value, REPORT_FILE), report)
 

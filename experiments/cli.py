@@ -63,14 +63,16 @@ class _QuietLibraries(py_logging.Filter):
 
 def _config_arg() -> str:
   """The ``--config`` argument as given (``--config=FILE[:ARG]``, also
-  written ``--config FILE``), or ``--config`` for the command's default."""
+  written ``--config FILE``; the last one if repeated, as absl takes it),
+  or ``--config`` for the command's default."""
   args = sys.argv[1:]
+  given = '--config'
   for i, a in enumerate(args):
     if a.startswith('--config='):
-      return a
-    if a == '--config' and i + 1 < len(args):
-      return f'--config={args[i + 1]}'
-  return '--config'
+      given = a
+    elif a == '--config' and i + 1 < len(args):
+      given = f'--config={args[i + 1]}'
+  return given
 
 
 def config_flag_error(e: BaseException) -> Optional[str]:

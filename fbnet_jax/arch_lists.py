@@ -32,6 +32,13 @@ def select_archs(space, specs, seed):
       ``space`` or lacks a field; naming the item, the file and the field.
   """
 
+  if not specs:
+    raise errors.InputError('--archs: empty; expected a list such as '
+                            'reference,random:10,query:200.')
+  if 'reference' in specs and specs.count('reference') > 1:
+    raise errors.InputError('--archs: reference listed more than once; '
+                            'expected it once (its 10 networks would be '
+                            'measured twice).')
   rng = np.random.default_rng(seed)
   archs, query, refs = [], [], []
   for spec in specs:

@@ -169,6 +169,7 @@ def restore_supernet(searcher: searcher_lib.Searcher, workdir: str):
 # -------------------------------------------------------------------- run
 # config.evolve's counts; what depends on another field is checked by hand.
 BOUNDS = (
+    errors.Bound('seed', 0, integer=True),
     errors.Bound('evolve.budget', 2, integer=True),
     errors.Bound('evolve.initial', 2, integer=True),
     errors.Bound('evolve.per_iteration', 1, integer=True),

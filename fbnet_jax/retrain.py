@@ -44,6 +44,7 @@ LOG_FILE = 'train_log.json'
 _IRRELEVANT = ('retrain.checkpoint_every', 'data.data_dir')
 # The numeric settings of a retraining (errors.check_bounds).
 BOUNDS = (
+    errors.Bound('seed', 0, integer=True),
     errors.Bound('retrain.batch_size', 1, integer=True),
     errors.Bound('retrain.epochs', 1, integer=True),
     errors.Bound('retrain.steps_per_epoch', 0, integer=True, none_ok=True),

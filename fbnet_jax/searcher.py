@@ -122,6 +122,8 @@ _PATH_STREAM = 0x9A7
 
 # The numeric settings of a search (errors.check_bounds).
 BOUNDS = (
+    errors.Bound('seed', 0, integer=True),
+    errors.Bound('latency.seed', 0, integer=True),
     errors.Bound('batch_size', 1, integer=True),
     errors.Bound('epochs', 1, integer=True),
     errors.Bound('steps_per_epoch', 0, integer=True, none_ok=True),

@@ -265,10 +265,20 @@ def _read(npz, path: str, key: str) -> np.ndarray:
   is the file's error, not numpy's."""
   try:
     return np.asarray(npz[key])
-  except Exception as e:  # ValueError for object arrays, zip errors...
+  except ValueError as e:
+    if 'allow_pickle' not in str(e):
+      raise _damaged(path, key, e) from e
     raise _fail(path, key, f'cannot be read without pickle ({e}); expected '
                 'a plain array of numbers, bools or strings, not Python '
                 'objects (dtype object).') from e
+  except Exception as e:  # zipfile's BadZipFile (CRC), zlib, EOFError...
+    raise _damaged(path, key, e) from e
+
+
+def _damaged(path: str, key: str, e: Exception) -> DeviceFileError:
+  return _fail(path, key, f'cannot be read ({type(e).__name__}: {e}): the '
+               'file is damaged; expected an .npz as np.savez wrote it '
+               '(copy or write it again).')
 
 
 def _string(npz, path: str, key: str) -> str:
@@ -308,12 +318,16 @@ def load_device_file(path: str, name: Optional[str] = None,
       is_query = _read_is_query(npz, where, archs)
     if 'index' in files:
       _check_index(npz, where, n)
+    _warn_constant(where, lat, is_query)
     meta = {k: _read(npz, where, k) for k in files
             if k not in set(sp.data_keys()) | {'space', 'latency_ms',
                                                'is_query', 'name'}}
     if name is None:
       name = (_string(npz, where, 'name') if 'name' in files else
               os.path.splitext(os.path.basename(path))[0])
+      if not name.strip():
+        raise _fail(where, 'name', 'is empty; expected the device\'s name '
+                    '(or no name field: the file name is used).')
   return Device(name=name, space=sp.name, archs=archs,
                 latency_ms=lat.astype(np.float32), is_query=is_query.copy(),
                 source=path, meta=meta)
@@ -322,8 +336,13 @@ def load_device_file(path: str, name: Optional[str] = None,
 def _open_npz(path: str, where: str) -> np.lib.npyio.NpzFile:
   """The file as an open .npz archive, or an error (naming ``where``)
   saying what it is."""
+  if not path:
+    raise DeviceFileError('device file: an empty path; expected the path '
+                          'of an .npz device file.')
   if not os.path.exists(path):
-    raise DeviceFileError(f'{where}: no such device file.')
+    hint = (f' (there is {path}.npz)' if os.path.exists(f'{path}.npz')
+            else '')
+    raise DeviceFileError(f'{where}: no such device file{hint}.')
   if os.path.isdir(path):
     raise DeviceFileError(f'{where}: a directory; expected a device file '
                           '(.npz).')
@@ -415,6 +434,17 @@ def _check_latencies(path: str, lat: np.ndarray) -> None:
                 f'row{"s" if bad.sum() > 1 else ""} in all); '
                 'expected a finite latency > 0 ms (unmeasured rows must be '
                 'left out, not marked -1 or NaN).')
+  with np.errstate(over='ignore', under='ignore'):
+    as_read = lat.astype(np.float32)  # what the loader keeps
+  bad = ~np.isfinite(as_read) | (as_read <= 0)
+  if bad.any():
+    i = int(np.nonzero(bad)[0][0])
+    raise _fail(path, 'latency_ms',
+                f'row {i} is {float(lat[i]):g}, outside float32\'s range '
+                f'(latencies are read as float32: it would be '
+                f'{float(as_read[i]):g}); expected milliseconds, between '
+                f'{float(np.finfo(np.float32).tiny):.3g} and '
+                f'{float(np.finfo(np.float32).max):.3g}.')
   if np.median(lat) < _SECONDS_SUSPECT_MS:
     logging.warning(
         '%s: field latency_ms: the median latency is %.3g ms; the field '
@@ -425,6 +455,19 @@ def _check_latencies(path: str, lat: np.ndarray) -> None:
         '%s: field latency_ms: the median latency is %.3g ms; the field '
         'holds milliseconds: if these are microseconds (or nanoseconds), '
         'divide them by 1000 (or 1e6).', path, float(np.median(lat)))
+
+
+def _warn_constant(path: str, lat: np.ndarray, is_query: np.ndarray) -> None:
+  """A warning when the rows a predictor adapts on all measured the same:
+  adapted on them it can only predict that constant (and a leave-one-out
+  estimate on them reads 0%)."""
+  support = lat[~is_query]
+  if len(support) > 1 and np.ptp(support) == 0:
+    logging.warning(
+        '%s: field latency_ms: all %d non-query rows measured %g ms; a '
+        'predictor adapted on them predicts that for every network (a '
+        'timer too coarse for them? Time them over more runs).',
+        path, len(support), float(support[0]))
 
 
 def _read_is_query(npz, path: str, archs: np.ndarray) -> np.ndarray:

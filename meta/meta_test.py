@@ -61,7 +61,10 @@ def load_devices(space: str, device_files: Sequence[str],
         'instead of the meta-test ones; expected one of the two (run '
         'meta_test once per set, with a different --out).')
   if device_names:
-    return latency_data.devices_of(space, device_names)
+    try:
+      return latency_data.devices_of(space, device_names)
+    except latency_data.DeviceFileError as e:
+      raise latency_data.DeviceFileError(f'--devices: {e}') from e
   if not device_files:
     return latency_data.devices_of(space,
                                    latency_data.SPLITS[space].meta_test)

@@ -89,6 +89,13 @@ def make_tasks(device: latency_data.Device, *, num_samples: int,
         f'{device.source}: field is_query: {len(query)} query rows{kept}; '
         'at least 2 are needed to compute a Spearman correlation (measure '
         'more with experiments.measure --archs=...,query:N).')
+  if np.ptp(device.latency_ms[query]) == 0:
+    raise latency_data.DeviceFileError(
+        f'{device.source}: field latency_ms: its {len(query)} query rows'
+        f'{" kept by the trimming" if trim else ""} all measured '
+        f'{float(device.latency_ms[query[0]]):g} ms; a Spearman correlation '
+        'needs latencies that differ (a timer too coarse for these '
+        'networks? Time them over more runs, or measure larger ones).')
   if len(pool) < num_samples:
     raise latency_data.DeviceFileError(
         f'{device.source}: field is_query: only {len(pool)} non-query, '

@@ -47,6 +47,7 @@ _RESUMABLE_CHANGES = ('meta.num_episodes', 'meta.episodes_per_call',
 # The numeric settings of an evaluation (meta-valid here, meta-test in
 # meta.meta_test) and of meta-training (errors.check_bounds).
 EVAL_BOUNDS = (
+    errors.Bound('seed', 0, integer=True),
     errors.Bound('eval.num_samples', 0, integer=True),
     errors.Bound('eval.seeds', 1, integer=True),
     errors.Bound('eval.every', 1, integer=True),

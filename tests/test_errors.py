@@ -105,6 +105,8 @@ def test_bounds_say_what_they_expect():
 @pytest.mark.parametrize('field, value', [
     ('batch_size', 0), ('epochs', 0), ('search.tau_decay', 0.0),
     ('search.warmup_epochs', -1), ('optim.weight_lr', -1.0),
+    # numpy's default_rng refuses a negative seed with its own traceback.
+    ('seed', -1), ('latency.seed', -1),
 ])
 def test_a_search_refuses_settings_that_would_crash_or_train_nothing(
     field, value):
@@ -121,6 +123,29 @@ def test_a_search_refuses_settings_that_would_crash_or_train_nothing(
   node[key] = value
   with pytest.raises(errors.InputError, match=rf'^config\.{field}: expected'):
     searcher_lib.Searcher(config)
+
+
+def test_a_negative_seed_is_refused_before_anything_is_written(tmp_path):
+  from configs import quickstart  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import retrain  # pylint: disable=g-import-not-at-top
+  from fbnet_jax import search  # pylint: disable=g-import-not-at-top
+  config = quickstart.get_config('smoke')
+  config.seed = -1
+  with pytest.raises(errors.InputError, match=r'^config\.seed: expected a '
+                     r'whole number >= 0, got -1'):
+    search.train_and_evaluate(config, str(tmp_path / 's'), progress=False)
+  with pytest.raises(errors.InputError, match=r'^config\.seed: expected'):
+    retrain.train_and_evaluate(config, [0] * 22, str(tmp_path / 'r'),
+                               progress=False)
+  assert not list(tmp_path.iterdir())
+
+
+def test_the_config_flag_named_is_the_one_absl_takes():
+  with mock.patch('sys.argv', ['x', '--config=configs/a.py', '--devices=a',
+                               '--config', 'configs/b.py:smoke']):
+    assert cli._config_arg() == '--config=configs/b.py:smoke'  # pylint: disable=protected-access
+  with mock.patch('sys.argv', ['x']):
+    assert cli._config_arg() == '--config'  # pylint: disable=protected-access
 
 
 def test_a_search_refuses_a_latency_unit_before_writing(tmp_path):

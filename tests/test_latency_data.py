@@ -108,14 +108,15 @@ def test_a_reference_measured_twice_is_one_reference_and_never_a_sample(
 
 def test_latencies_that_look_like_seconds_and_a_directory(tmp_path):
   with mock.patch.object(ld.logging, 'warning') as warn:
-    ld.load_device_file(_device(tmp_path, latency_ms=np.full(30, 0.008)))
+    ld.load_device_file(_device(tmp_path, latency_ms=np.linspace(.006, .01, 30)))
   assert 'if these are seconds, multiply them by 1000' in warn.call_args[0][0]
   with mock.patch.object(ld.logging, 'warning') as warn:
-    ld.load_device_file(_device(tmp_path, latency_ms=np.full(30, 3e7)))
+    ld.load_device_file(_device(tmp_path, latency_ms=np.linspace(2e7, 4e7, 30)))
   assert 'if these are microseconds (or nanoseconds)' in warn.call_args[0][0]
   # A file written only to be checked (measure --from_timings) is named
   # by what it was made from, in warnings and errors alike.
-  made = _device(tmp_path, 'made.checking.npz', latency_ms=np.full(30, 0.008))
+  made = _device(tmp_path, 'made.checking.npz',
+                 latency_ms=np.linspace(.006, .01, 30))
   with mock.patch.object(ld.logging, 'warning') as warn:
     ld.load_device_file(made, label='phone.npz (from timings.csv)')
   assert warn.call_args[0][1] == 'phone.npz (from timings.csv)'
@@ -227,6 +228,12 @@ def test_ofa_device_file_round_trip(tmp_path):
     (dict(index=np.full(30, -1)), 'index', 'min -1'),
     (dict(index=np.zeros(0, int)), 'index', r'expected int \[30\] >= 0'),
     (dict(index=np.array(['7'] * 30)), 'index', 'got <U1'),
+    # Valid float64, but not as the float32 the loader keeps.
+    (dict(latency_ms=np.r_[np.ones(29), 1e300]), 'latency_ms',
+     r"row 29 is 1e\+300, outside float32's range .* it would be inf"),
+    (dict(latency_ms=np.r_[1e-300, np.ones(29)]), 'latency_ms',
+     r'row 0 is 1e-300, outside float32'),
+    (dict(name=np.array(' ')), 'name', 'is empty'),
 ])
 def test_bad_device_files(tmp_path, overrides, field, message):
   path = _device(tmp_path, **overrides)
@@ -273,6 +280,50 @@ def test_not_an_npz(tmp_path):
     ld.load_device_file(str(path))
   with pytest.raises(ld.DeviceFileError, match='no such device file'):
     ld.load_device_file(str(tmp_path / 'missing.npz'))
+  with pytest.raises(ld.DeviceFileError, match='an empty path'):
+    ld.load_device_file('')
+
+
+def test_a_path_without_npz_points_to_the_file(tmp_path):
+  path = _device(tmp_path)
+  with pytest.raises(ld.DeviceFileError,
+                     match=rf'no such device file \(there is {path}\)'):
+    ld.load_device_file(path[:-len('.npz')])
+
+
+def test_a_damaged_member_is_called_damaged(tmp_path):
+  path = _device(tmp_path)
+  with np.load(path) as npz:  # where latency_ms's bytes lie in the zip
+    data = {k: npz[k] for k in npz.files}
+  raw = bytearray(open(path, 'rb').read())
+  at = bytes(raw).index(data['latency_ms'].tobytes()[:16])
+  raw[at:at + 8] = bytes(8)  # zeros where the latencies were: a bad CRC
+  open(path, 'wb').write(bytes(raw))
+  with pytest.raises(ld.DeviceFileError,
+                     match=r"field 'latency_ms': cannot be read \(BadZipFile"
+                     r'.*the file is damaged'):
+    ld.load_device_file(path)
+
+
+def test_constant_latencies(tmp_path, caplog):
+  """Support rows that all measured the same are warned about; query rows
+  that did cannot be ranked, an error where they are scored."""
+  from meta import tasks  # pylint: disable=g-import-not-at-top
+  is_query = np.arange(30) >= 20
+  path = _device(tmp_path, latency_ms=np.where(is_query, np.arange(30.) + 1,
+                                               7.0), is_query=is_query)
+  with caplog.at_level('WARNING'):
+    ld.load_device_file(path)
+  assert 'all 20 non-query rows measured 7 ms' in caplog.text
+  path = _device(tmp_path, latency_ms=np.where(is_query, 3.0,
+                                               np.arange(30.) + 1),
+                 is_query=is_query)
+  with pytest.raises(ld.DeviceFileError,
+                     match=r"field latency_ms: its 10 query rows all measured "
+                     '3 ms; a Spearman correlation needs latencies that '
+                     'differ'):
+    tasks.make_tasks(ld.load_device_file(path), num_samples=5, seeds=[0],
+                     trim=False)
 
 
 def test_npy_is_not_a_device_file(tmp_path):

@@ -568,6 +568,11 @@ def test_measure_cli_rejects_bad_archs_items(tmp_path, file_measured_here):
     rejects(item, rf"item '{item}': expected \w+:N with N a whole number "
             r'>= 1')
   rejects('reference:5', "item 'reference:5': reference takes no argument")
+  with pytest.raises(ValueError, match='--archs: empty; expected a list'):
+    arch_lists.select_archs(space, [], seed=0)
+  with pytest.raises(ValueError, match='reference listed more than once'):
+    arch_lists.select_archs(space, ['reference', 'random:2', 'reference'],
+                            seed=0)
   rejects('result:', "item 'result:': expected result:PATH")
   rejects('file:', "item 'file:': expected file:PATH")
   missing = str(tmp_path / 'nope.json')

@@ -645,6 +645,9 @@ def test_meta_test_devices_and_device_file_are_exclusive(tmp_path):
   with pytest.raises(ValueError, match='--devices=raspi4 and --device_file='
                      f'{path}: .*expected one of the two'):
     meta_test.load_devices('fbnet', [path], ['raspi4'])
+  with pytest.raises(ValueError, match="^--devices: Unknown device 'raspi5' "
+                     "for space 'fbnet'"):
+    meta_test.load_devices('fbnet', [], ['raspi5'])
 
 
 def test_adapt_accepts_a_meta_train_workdir(workdir):
@@ -850,6 +853,13 @@ def test_bad_input_is_one_line_not_a_traceback(tmp_path):
                         timeout=300, check=False,
                         env={**os.environ, 'FBNET_JAX_TRACEBACK': '1'})
   assert proc.returncode != 0 and 'Traceback' in proc.stderr
+  # A workdir it cannot write is said first, before the file is adapted.
+  proc = subprocess.run(cmd[:-1] + [f'--workdir={path}'], cwd=root,
+                        capture_output=True, text=True, timeout=300,
+                        check=False)
+  assert proc.returncode == 2
+  assert f'error: --workdir: {path}/adapt.json: cannot write there' in (
+      proc.stderr)
 
 
 def test_which_errors_are_bad_input():

@@ -143,6 +143,11 @@ def run(config, workdir: str, device_files: Sequence[str] = (),
         f'or evaluate the bundled one: --predictor_dir={bundled}.')
   predictor = adaptation.MetaPredictor.load(path)
   space = predictor.config.space
+  if config.get('space', space) != space:  # the predictor decides the space
+    raise errors.InputError(
+        f'config.space: {config.space!r}, but {path} is a {space} predictor; '
+        f'expected --config=configs/help_{config.space}.py with a '
+        f'{config.space} predictor, or --config=configs/help_{space}.py.')
   split = latency_data.SPLITS[space]
   seen = sorted(n for n in set(device_names) if split.seen_as(n))
   if seen:

@@ -650,6 +650,16 @@ def test_meta_test_devices_and_device_file_are_exclusive(tmp_path):
     meta_test.load_devices('fbnet', [], ['raspi5'])
 
 
+def test_meta_test_refuses_a_config_of_another_space(tmp_path):
+  import meta  # pylint: disable=g-import-not-at-top
+  config = help_fbnet.get_config()
+  config.space = 'ofa'
+  with pytest.raises(errors.InputError, match="^config.space: 'ofa', but .*"
+                     'is a fbnet predictor'):
+    meta_test.run(config, str(tmp_path), predictor_dir=os.path.join(
+        meta.PRETRAINED_DIR, 'fbnet'))
+
+
 def test_adapt_accepts_a_meta_train_workdir(workdir):
   from fbnet_jax import latency
   dev = latency_data.bundled_device('fbnet', 'raspi4')

@@ -317,7 +317,7 @@ def load_device_file(path: str, name: Optional[str] = None,
     if 'is_query' in files:
       is_query = _read_is_query(npz, where, archs)
     if 'index' in files:
-      _check_index(npz, where, n)
+      _check_index(npz, where, sp.name, archs)
     _warn_constant(where, lat, is_query)
     meta = {k: _read(npz, where, k) for k in files
             if k not in set(sp.data_keys()) | {'space', 'latency_ms',
@@ -484,8 +484,10 @@ def _read_is_query(npz, path: str, archs: np.ndarray) -> np.ndarray:
   return _hold_out(path, archs, is_query)
 
 
-def _check_index(npz, path: str, n: int) -> None:
-  """The optional benchmark-list row of each architecture."""
+def _check_index(npz, path: str, space: str, archs: np.ndarray) -> None:
+  """The optional benchmark-list row of each architecture: in the list's
+  range (an error), and the row's architecture (a warning where not)."""
+  n = len(archs)
   index = _read(npz, path, 'index')
   want = (f"expected int [{n}] >= 0 (each architecture's row in the "
           "space's benchmark list), got")
@@ -493,6 +495,17 @@ def _check_index(npz, path: str, n: int) -> None:
     raise _fail(path, 'index', f'{want} {index.dtype} {index.shape}.')
   if (index < 0).any():
     raise _fail(path, 'index', f'{want} min {index.min()}.')
+  listed = load_space_data(space).archs
+  if (index >= len(listed)).any():
+    raise _fail(path, 'index', f'max {index.max()}; expected rows of the '
+                f'{space} benchmark list, 0..{len(listed) - 1}.')
+  other = np.nonzero((listed[index] != archs).any(1))[0]
+  if len(other):
+    logging.warning(
+        "%s: field index: %d of %d rows name a benchmark-list row of "
+        'another architecture (the first: row %d, index %d); the field is '
+        'kept, not used: each row is the architecture its arch field '
+        'gives.', path, len(other), n, int(other[0]), int(index[other[0]]))
 
 
 def _warn_duplicates(path: str, field: str, archs: np.ndarray) -> None:

@@ -228,6 +228,8 @@ def test_ofa_device_file_round_trip(tmp_path):
     (dict(index=np.full(30, -1)), 'index', 'min -1'),
     (dict(index=np.zeros(0, int)), 'index', r'expected int \[30\] >= 0'),
     (dict(index=np.array(['7'] * 30)), 'index', 'got <U1'),
+    (dict(index=np.full(30, 5000)), 'index', r'max 5000; expected rows of '
+     r'the fbnet benchmark list, 0\.\.4999'),
     # Valid float64, but not as the float32 the loader keeps.
     (dict(latency_ms=np.r_[np.ones(29), 1e300]), 'latency_ms',
      r"row 29 is 1e\+300, outside float32's range .* it would be inf"),
@@ -342,6 +344,20 @@ def test_extra_metadata_fields_are_kept(tmp_path):
                index=np.arange(30), backend=np.array('cpu'))
   dev = ld.load_device_file(_device(tmp_path, **extra))
   assert set(dev.meta) == set(extra)
+
+
+def test_index_is_checked_against_the_benchmark_list(tmp_path):
+  listed = ld.load_space_data('fbnet').archs
+  path = _device(tmp_path, arch=listed[100:130], index=np.arange(100, 130))
+  with mock.patch.object(ld.logging, 'warning') as warn:
+    ld.load_device_file(path)
+  warn.assert_not_called()
+  path = _device(tmp_path, arch=listed[100:130], index=np.arange(30))
+  with mock.patch.object(ld.logging, 'warning') as warn:
+    ld.load_device_file(path)
+  assert 'field index: %d of %d rows name a benchmark-list row of another ' \
+      'architecture' in warn.call_args[0][0]
+  assert warn.call_args[0][2:] == (30, 30, 0, 0)
 
 
 def test_missing_references_are_reported(tmp_path):

@@ -322,6 +322,7 @@ def load_device_file(path: str, name: Optional[str] = None,
     meta = {k: _read(npz, where, k) for k in files
             if k not in set(sp.data_keys()) | {'space', 'latency_ms',
                                                'is_query', 'name'}}
+    _warn_other_spaces_keys(where, sp, files)
     if name is None:
       name = (_string(npz, where, 'name') if 'name' in files else
               os.path.splitext(os.path.basename(path))[0])
@@ -455,6 +456,18 @@ def _check_latencies(path: str, lat: np.ndarray) -> None:
         '%s: field latency_ms: the median latency is %.3g ms; the field '
         'holds milliseconds: if these are microseconds (or nanoseconds), '
         'divide them by 1000 (or 1e6).', path, float(np.median(lat)))
+
+
+def _warn_other_spaces_keys(path: str, sp, files) -> None:
+  """A warning for architecture fields of the bundled spaces that this
+  file's space does not read (an OFA file's ``arch``): kept as metadata."""
+  others = {k for s in _FILES for k in spaces_lib.get_space(s).data_keys()}
+  unread = sorted((others - set(sp.data_keys())) & set(files))
+  if unread:
+    logging.warning(
+        '%s: field %s: not read in a %s file (its architectures are %s); '
+        'kept as metadata.', path, ', '.join(unread), sp.name,
+        ', '.join(sp.data_keys()))
 
 
 def _warn_constant(path: str, lat: np.ndarray, is_query: np.ndarray) -> None:

@@ -346,6 +346,19 @@ def test_extra_metadata_fields_are_kept(tmp_path):
   assert set(dev.meta) == set(extra)
 
 
+def test_another_spaces_architecture_field_is_warned_about(tmp_path):
+  dev = ld.bundled_device('ofa', 'titan_rtx_64')
+  path = str(tmp_path / 'ofa.npz')
+  ld.save_device_file(path, ld.Device('mine', 'ofa', dev.archs[:40],
+                                      dev.latency_ms[:40], np.arange(40) >= 30))
+  with np.load(path) as npz:
+    data = dict(npz)
+  np.savez(path, arch=np.zeros((40, 22), np.int8), **data)
+  with mock.patch.object(ld.logging, 'warning') as warn:
+    assert 'arch' in ld.load_device_file(path).meta
+  assert warn.call_args[0][1:] == (path, 'arch', 'ofa', 'ks, e, d, r')
+
+
 def test_index_is_checked_against_the_benchmark_list(tmp_path):
   listed = ld.load_space_data('fbnet').archs
   path = _device(tmp_path, arch=listed[100:130], index=np.arange(100, 130))

@@ -93,6 +93,20 @@ def random_final_crossing(guided: list, random: list) -> tuple:
   return final, pareto.evaluations_to_reach(random, random[-1][1]) / final
 
 
+def round_end_crossing(guided: list, random: list, budgets: list) -> tuple:
+  """:func:`random_final_crossing` read at the ends of guided's rounds
+  (``budgets``) only. Within a round the candidates are evaluated fastest
+  first, and the fastest adds the most hypervolume, so a crossing read
+  mid-round is earlier than a search stopped at that count would have it
+  (a search stopped there picks fewer candidates, spread over its front)."""
+  target = random[-1][1]
+  at = lambda n: guided[min(n, len(guided)) - 1][1]
+  final = next((int(b) for b in budgets if at(b) >= target), None)
+  if final is None:
+    return None, None
+  return final, pareto.evaluations_to_reach(random, target) / final
+
+
 def factor_4x_met(rows: list):
   """Whether every budget from the second on (the first is the shared
   random start, before guided has searched) has ``factor_at_least`` >= 4;
@@ -111,11 +125,14 @@ def seed_comparison(per_seed: dict, budgets: list, random_budget: int
     random = per_seed['random'][seed]
     rows = budget_comparison(guided, random, budgets, random_budget)
     final, speedup = random_final_crossing(guided, random)
+    round_end, round_speedup = round_end_crossing(guided, random, budgets)
     out[seed] = {
         'factor_at_least': {str(r['evaluations']): r['factor_at_least']
                             for r in rows},
         'guided_evaluations_to_reach_random_final': final,
         'speedup_at_random_final': speedup,
+        'guided_round_end_to_reach_random_final': round_end,
+        'speedup_at_random_final_round_end': round_speedup,
         'target_factor_4x_met': factor_4x_met(rows)}
   return out
 
@@ -154,6 +171,21 @@ def _dominated(point: dict, faster: list, key: str) -> bool:
   return any(e[key] >= point[key] and (
       e['latency_ms'] < point['latency_ms'] or e[key] > point[key])
              for e in faster)
+
+
+def front_hypervolumes(fronts: dict, indicator: pareto.HypervolumeIndicator
+                       ) -> dict:
+  """Each strategy's front's hypervolume by ``accuracy`` (validation: what
+  the fronts were selected on) and, where every entry has it, by
+  ``test_accuracy`` (held out: the same architectures, judged fairly)."""
+  out = {}
+  for name in STRATEGIES:
+    front = fronts[name]
+    lat = [e['latency_ms'] for e in front]
+    out[name] = {'validation': indicator(lat, [e['accuracy'] for e in front])}
+    if front and all('test_accuracy' in e for e in front):
+      out[name]['test'] = indicator(lat, [e['test_accuracy'] for e in front])
+  return out
 
 
 def dnas_comparison(dnas: list, front: list,
@@ -388,9 +420,11 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
     # The latency source is a predictor that the guided search optimised,
     # so its errors can favour guided: the same curves, scored exactly.
     exact_hv = _exact_hypervolumes(runs, lut, indicator, cfg.budget)
+  tester = evaluator if cfg.get('test_front') else None
   _annotate_front(fronts['guided'], space, lut,
-                  predicted if measured else None,
-                  evaluator if cfg.get('test_front') else None)
+                  predicted if measured else None, tester)
+  if tester is not None:  # random's front too: both judged on held-out data
+    _annotate_front(fronts['random'], space, None, None, tester)
   measured_here = None
   if measure is not None:
     t0 = time.time()
@@ -402,6 +436,8 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
                                  budgets, random_budget)
   to_random_final, speedup = random_final_crossing(curves['guided'],
                                                    curves['random'])
+  round_end, round_speedup = round_end_crossing(
+      curves['guided'], curves['random'], budgets)
   summary = {
       'space': config.space, 'dataset': config.data.name,
       'latency_source': latency.name,
@@ -434,6 +470,13 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       # hypervolume than random itself first reached it with (None: guided
       # never reaches it).
       'speedup_at_random_final': speedup,
+      # The same at the ends of guided's rounds only (round_end_crossing).
+      'guided_round_end_to_reach_random_final': round_end,
+      'speedup_at_random_final_round_end': round_speedup,
+      # Each strategy's front (pooled over seeds: guided's budget against
+      # random's) by the validation accuracy it was selected on and by
+      # held-out test accuracy (config.evolve.test_front).
+      'front_hypervolume': front_hypervolumes(fronts, indicator),
       'by_budget': comparison,
       # The same, seed by seed (the mean curves average before crossing).
       'by_seed': seed_comparison(per_seed, budgets, random_budget),
@@ -566,6 +609,7 @@ def console_summary(summary: dict) -> str:
       'latency_source', 'final_hypervolume',
       'guided_evaluations_to_reach_random_at_budget',
       'guided_evaluations_to_reach_random_final', 'speedup_at_random_final',
+      'speedup_at_random_final_round_end', 'front_hypervolume',
       'latency_predictions_per_s', 'lut_agreement', 'seconds')}, indent=1)]
   here = summary.get('measured_agreement')
   if here:

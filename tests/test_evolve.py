@@ -253,6 +253,15 @@ def test_smoke_config_end_to_end(smoke_run):
     assert summary['speedup_at_random_final'] == pytest.approx(
         pareto.evaluations_to_reach(random_curve, random_curve[-1][1]) /
         to_final)
+  # Read at round ends (6, 9, 12) only, never earlier than anywhere.
+  round_end = summary['guided_round_end_to_reach_random_final']
+  assert round_end is None or (round_end in (6, 9, 12) and
+                               round_end >= to_final)
+  # Both fronts by validation and by held-out test accuracy.
+  fronts = read('fronts.json')
+  for name in ('guided', 'random'):
+    assert all('test_accuracy' in p for p in fronts[name])
+    assert set(summary['front_hypervolume'][name]) == {'validation', 'test'}
   # Every distinct architecture evaluated, the shared 6 initial ones once.
   evaluations = read('evaluations.json')
   distinct = {tuple(a) for runs in evaluations.values()
@@ -1034,6 +1043,7 @@ def test_console_summary_prints_every_agreement_of_the_measured_front():
       'latency_source', 'final_hypervolume',
       'guided_evaluations_to_reach_random_at_budget',
       'guided_evaluations_to_reach_random_final', 'speedup_at_random_final',
+      'speedup_at_random_final_round_end', 'front_hypervolume',
       'latency_predictions_per_s', 'lut_agreement', 'seconds')}
   summary['by_budget'] = []
   summary['measured_agreement'] = {
@@ -1091,3 +1101,29 @@ def test_seed_comparison_hand_checked():
     assert out[seed]['guided_evaluations_to_reach_random_final'] == 3
     assert out[seed]['speedup_at_random_final'] == 2.
     assert out[seed]['target_factor_4x_met'] is False
+    assert out[seed]['guided_round_end_to_reach_random_final'] == 3
+
+
+def test_round_end_crossing_reads_the_ends_of_rounds_only():
+  """Random first reaches its final 0.5 after 8; guided crosses it at its
+  5th evaluation, inside the round that ends at 6: 8 / 5 read anywhere,
+  8 / 6 at the round's end; never reached at a round end, None."""
+  random = [[n, min(.5, .1 * n)] for n in range(1, 9)]
+  random[-4:] = [[n, .45] for n in (5, 6, 7)] + [[8, .5]]
+  guided = [[1, .1], [2, .2], [3, .3], [4, .3], [5, .5], [6, .55]]
+  assert evolve_report.random_final_crossing(guided, random) == (5, 8 / 5)
+  assert evolve_report.round_end_crossing(guided, random, [2, 4, 6]) == (
+      6, 8 / 6)
+  assert evolve_report.round_end_crossing(guided, random, [2, 4]) == (
+      None, None)
+
+
+def test_front_hypervolumes_by_validation_and_test():
+  indicator = pareto.HypervolumeIndicator(10.0)
+  fronts = {'guided': [{'latency_ms': 2.0, 'accuracy': .9, 'test_accuracy': .8}],
+            'random': [{'latency_ms': 5.0, 'accuracy': .9}]}
+  out = evolve_report.front_hypervolumes(fronts, indicator)
+  assert out['guided'] == {'validation': indicator([2.0], [.9]),
+                           'test': indicator([2.0], [.8])}
+  assert out['guided']['test'] < out['guided']['validation']
+  assert out['random'] == {'validation': indicator([5.0], [.9])}  # no test

@@ -189,12 +189,16 @@ def front_hypervolumes(fronts: dict, indicator: pareto.HypervolumeIndicator
 
 
 def dnas_comparison(dnas: list, front: list,
-                    indicator: pareto.HypervolumeIndicator) -> dict:
+                    indicator: pareto.HypervolumeIndicator,
+                    seed_fronts: Optional[dict] = None) -> dict:
   """Each DNAS point against the guided front (both fully evaluated with
   the same supernet): the front's best accuracy at no more latency, and
   whether a front architecture dominates the point, by validation
   accuracy (which the guided search selected its front on, so it favours
-  the front) and, where both have it, by held-out ``test_accuracy``."""
+  the front) and, where both have it, by held-out ``test_accuracy``.
+  ``front`` pools the seeds (their budgets added); ``seed_fronts``, each
+  seed's own front, gives how many points each seed alone dominates
+  (validation), the comparison at one search's budget."""
   rows = []
   for p in dnas:
     faster = [e for e in front if e['latency_ms'] <= p['latency_ms']]
@@ -215,6 +219,12 @@ def dnas_comparison(dnas: list, front: list,
   if rows and all('dominated_by_guided_front_on_test' in r for r in rows):
     out['dominated_on_test'] = sum(r['dominated_by_guided_front_on_test']
                                    for r in rows)
+  if seed_fronts:
+    out['dominated_by_seed'] = {
+        seed: sum(_dominated(p, [e for e in f
+                                 if e['latency_ms'] <= p['latency_ms']],
+                             'accuracy') for p in dnas)
+        for seed, f in seed_fronts.items()}
   return out
 
 
@@ -495,7 +505,8 @@ def write_results(workdir: str, config: ml_collections.ConfigDict, space,
       # With latency in the loop on this machine: its harness sessions.
       'measured_in_the_loop': harness.summary() if harness else None,
       'front_size': len(fronts['guided']),
-      'dnas': dnas_comparison(dnas, fronts['guided'], indicator)
+      'dnas': dnas_comparison(dnas, fronts['guided'], indicator,
+                              _seed_fronts(space, runs['guided'], scoring))
               if dnas else None,
       'supernet_evaluations': evaluator.num_evaluations,
       # Of those, read back from an earlier run's store (not evaluated).
@@ -520,6 +531,16 @@ def _fronts_and_points(space, runs: dict, scoring) -> tuple[dict, dict]:
     fronts[name] = front_entries(space, archs, lat, acc)
     points[name] = (lat, acc)
   return fronts, points
+
+
+def _seed_fronts(space, histories: dict, scoring) -> dict:
+  """Each seed's own front (validation accuracy), by seed."""
+  out = {}
+  for seed, h in histories.items():
+    archs = np.stack(h.archs)
+    out[str(seed)] = front_entries(space, archs, scoring.arch_ms(archs),
+                                   h.accuracy)
+  return out
 
 
 def _exact_hypervolumes(runs: dict, lut, indicator, budget: int) -> dict:

@@ -208,6 +208,13 @@ def test_dnas_comparison_against_a_hand_made_front():
   assert [r['dominated_by_guided_front_on_test'] for r in out['points']] == [
       False, False, False]
   assert out['dominated'] == 1 and out['dominated_on_test'] == 0
+  assert 'dominated_by_seed' not in out
+  # The pooled front above is two seeds' (one point each): seed 1 alone,
+  # with only the 10 ms point, dominates none of the DNAS points.
+  out = evolve_report.dnas_comparison(
+      dnas, front, pareto.HypervolumeIndicator(50.0),
+      {'0': front[1:], '1': front[:1]})
+  assert out['dominated_by_seed'] == {'0': 1, '1': 0}
 
 
 @pytest.fixture(scope='module')

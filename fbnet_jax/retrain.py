@@ -254,8 +254,13 @@ def run_settings(config: ml_collections.ConfigDict,
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        arch: Sequence[int], workdir: str, *,
-                       progress: bool = True) -> dict:
+                       progress: bool = True, devices=None) -> dict:
   """Trains ``arch`` with ``config.retrain`` settings; returns the result.
+
+  Data-parallel over ``devices`` (default: this process's devices): the
+  state replicated, each batch split over them along a 1-D ``data`` mesh
+  (batch norm's statistics are the whole batch's, as on one device). One
+  process only: a multi-host job is refused (the search runs multi-host).
 
   A finished run in ``workdir`` (its ``retrain.json``) is returned as it
   is; a half-finished one resumes from its checkpoint. Either only if its
@@ -263,6 +268,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   settings that differ.
   """
   errors.check_bounds(config, BOUNDS)
+  if jax.process_count() > 1:
+    raise errors.InputError(
+        f'retraining runs in one process, not {jax.process_count()}: '
+        'expected experiments.train on one host (data-parallel over its '
+        'devices).')
+  devices = list(devices or jax.local_devices())
+  if config.retrain.batch_size % len(devices):
+    raise errors.InputError(
+        f'config.retrain.batch_size ({config.retrain.batch_size}) must be a '
+        f'multiple of the device count ({len(devices)}).')
   settings = run_settings(config, arch)
   result_path = os.path.join(workdir, RESULT_FILE)
   finished = workdirs.read_json(result_path)
@@ -301,10 +316,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                      params=variables['params'],
                      batch_stats=variables['batch_stats'],
                      opt_state=tx.init(variables['params']))
+  mesh = jax.sharding.Mesh(np.array(devices), ('data',))
+  split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
+  state = jax.device_put(state, jax.sharding.NamedSharding(
+      mesh, jax.sharding.PartitionSpec()))  # replicated
   if manager.latest_step() is not None:
     state = workdirs.restore_checkpoint(manager, state)
 
   train_step, eval_step = _steps(model, tx)
+  put = lambda batch: jax.device_put(batch, split)
 
   batches = data_lib.train_batches(
       config.data.name, split='train', batch_size=r.batch_size,
@@ -332,7 +352,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   try:
     for step in tqdm.tqdm(range(start, total), total=total, initial=start,
                           disable=not progress, desc='retrain', unit='step'):
-      state, loss = train_step(state, next(batches))
+      state, loss = train_step(state, put(next(batches)))
       if step % 10 == 0 or step == total - 1:
         losses.append([step, float(loss)])
       save(step + 1)
@@ -341,10 +361,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   finally:  # interrupted (Ctrl-C), it still completes the checkpoint begun
     manager.wait_until_finished()
   train_seconds = seconds + time.time() - t0  # evaluation left out
-  correct, count = _evaluate(config, eval_step, state)
+  correct, count = _evaluate(config, eval_step, state, put)
   result = {**settings, 'accuracy': correct / count,
             'num_eval': int(count), 'steps': total,
             'input_size': info.image_size,
+            'num_devices': len(devices),  # data-parallel over them
             'train_seconds': train_seconds,
             'train_loss': losses, 'resumed_at_steps': resumed,
             'environment': workdirs.environment()}
@@ -385,13 +406,15 @@ def _steps(model: flax.linen.Module, tx: optax.GradientTransformation):
 
 
 def _evaluate(config: ml_collections.ConfigDict, eval_step,
-              state: TrainState) -> tuple[float, float]:
-  """(correct predictions, images) over the evaluation split."""
-  correct = count = 0.0
+              state: TrainState, put) -> tuple[float, float]:
+  """(correct predictions, images) over the evaluation split; ``put``
+  places a batch on the devices. Summed on the device, read once (no wait
+  per batch)."""
+  correct, count = jnp.zeros(()), 0.0
   for batch in data_lib.eval_batches(
       config.data.name, batch_size=config.retrain.batch_size,
       image_size=config.data.image_size, data_dir=config.data.get('data_dir'),
       limit=config.data.get('eval_limit')):
-    correct += float(eval_step(state, batch))
+    correct = correct + eval_step(state, put(batch))
     count += float(batch['mask'].sum())
-  return correct, count
+  return float(correct), count

@@ -33,6 +33,30 @@ def test_retrain_from_result_json(tmp_path):
   assert curve[-1][1] < curve[0][1]
 
 
+def test_retraining_is_data_parallel_over_the_devices(tmp_path):
+  """The 4 fake CPU devices (conftest) split each batch; the run is the
+  one-device run up to float rounding (batch norm sees the whole batch)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  assert len(jax.local_devices()) == 4
+  arch = [8] * 22
+  arch[5] = 0
+  config = quickstart.get_config('smoke')
+  config.retrain.steps_per_epoch = 6
+  one = retrain.train_and_evaluate(config, arch, str(tmp_path / 'one'),
+                                   progress=False,
+                                   devices=jax.local_devices()[:1])
+  four = retrain.train_and_evaluate(config, arch, str(tmp_path / 'four'),
+                                    progress=False)
+  np.testing.assert_allclose([l for _, l in four['train_loss']],
+                             [l for _, l in one['train_loss']], rtol=1e-4)
+  assert abs(four['accuracy'] - one['accuracy']) <= 1 / 32  # one image
+  config.retrain.batch_size = 18  # not a multiple of 4 devices
+  with pytest.raises(errors.InputError, match=r'config\.retrain\.batch_size '
+                     r'\(18\) must be a multiple of the device count \(4\)'):
+    retrain.train_and_evaluate(config, arch, str(tmp_path / 'bad'),
+                               progress=False)
+
+
 def test_retrain_resumes_only_under_its_own_settings(tmp_path, monkeypatch):
   arch = [8] * 22
   arch[3] = 1

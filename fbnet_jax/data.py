@@ -42,6 +42,7 @@ import glob
 import os
 from typing import Any
 
+from absl import logging
 import grain
 import numpy as np
 
@@ -236,6 +237,7 @@ def train_batches(
   info = dataset_info(name, image_size)
   source, preprocess_train, preprocess_eval = _source_and_transforms(
       name, 'train', info.image_size, data_dir)
+  _warn_if_not_published_size(name, len(source), info.num_train)
   indices = split_indices(split, len(source))
   shuffle_seed, augment_seed = np.random.SeedSequence(
       [seed, TRAIN_SPLITS.index(split)]).generate_state(2)
@@ -400,6 +402,21 @@ def _pad_batch(batch: augment.Example, batch_size: int) -> augment.Example:
     padded[key] = np.concatenate([value, pad])
   padded['mask'] = mask
   return padded
+
+
+_SAID_SIZE: set = set()
+
+
+def _warn_if_not_published_size(name: str, size: int, published: int):
+  """Epoch lengths and the validation count are taken from the published
+  size (:func:`dataset_info`); a prepared split of another size is said,
+  once: the searches' epochs are then not passes over it."""
+  if size != published and (name, size) not in _SAID_SIZE:
+    _SAID_SIZE.add((name, size))
+    logging.warning(
+        '%s: the prepared train split has %d examples, the published one '
+        '%d; epoch lengths and the validation image count use %d (a '
+        'partial or mock dataset?).', name, size, published, published)
 
 
 def _source_and_transforms(

@@ -7,7 +7,6 @@ ImageNet run through ``tfds.testing.mock_data``, which replaces what
 
 import collections
 import itertools
-
 from unittest import mock
 
 import numpy as np
@@ -235,7 +234,7 @@ def test_digits_eval_pads_and_masks_exactly():
     ('cifar100', 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 ])
 def test_cifar_mocked(name, num_classes, mean, std):
-  with _mock():
+  with _mock(), mock.patch.object(data.logging, 'warning') as warn:
     raw = tfds.data_source(name, split='test')
     train = _take(data.train_batches(name, split='weights', batch_size=8,
                                      seed=0), 4)
@@ -245,6 +244,10 @@ def test_cifar_mocked(name, num_classes, mean, std):
     evals = list(data.eval_batches(name, batch_size=10))
     raw_images = np.stack([raw[i]['image'] for i in range(_MOCK_EXAMPLES)])
     raw_labels = np.array([raw[i]['label'] for i in range(_MOCK_EXAMPLES)])
+  # The mock's train split is not the published 50,000: said, once.
+  said = [c[0][1:] for c in warn.call_args_list
+          if 'the prepared train split has' in c[0][0]]
+  assert said == [(name, _MOCK_EXAMPLES, 50_000, 50_000)]
   for batch in train + [arch]:
     assert batch['image'].shape == (8, 32, 32, 3)
     assert batch['image'].dtype == np.float32

@@ -130,12 +130,11 @@ class SupernetEvaluator:
       t0 = time.perf_counter()
       state = self.searcher.recalibrate(self.state, arch)
       probs = jax.numpy.asarray(self.searcher.space.one_hot(arch))
-      correct = total = 0.0
+      correct = total = jax.numpy.zeros(())  # on the device, read once
       for batch in self._batches:
         c, n = self.searcher.eval_step(state, batch, probs)
-        correct += float(c)
-        total += float(n)
-      self._cache[key] = correct / total
+        correct, total = correct + c, total + n
+      self._cache[key] = float(correct) / float(total)
       self.seconds += time.perf_counter() - t0
       if self._store_path:
         self._stored[name] = self._cache[key]

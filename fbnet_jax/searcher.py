@@ -432,13 +432,12 @@ class Searcher:
   def _accuracy(self, state, probs: np.ndarray, limit: Optional[int]
                 ) -> float:
     probs = jnp.asarray(probs, jnp.float32)
-    correct = total = 0.0
+    correct = total = jnp.zeros(())  # summed on the device, read once
     for batch in data_lib.eval_batches(
         self.config.data.name, batch_size=self.config.batch_size,
         image_size=self.config.data.image_size,
         data_dir=self.config.data.get('data_dir'), limit=limit):
       batch = jax.tree.map(self.put_batch, batch)
       c, n = self.eval_step(state, batch, probs)
-      correct += float(c)
-      total += float(n)
-    return correct / max(total, 1.0)
+      correct, total = correct + c, total + n
+    return float(correct) / max(float(total), 1.0)

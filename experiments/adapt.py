@@ -62,16 +62,17 @@ def _warn_if_replacing(workdir: str, name: str) -> None:
 def main(argv):
   del argv
   compilation_cache.enable()
-  if not _WORKDIR.value:
-    raise errors.InputError('--workdir: empty; expected the folder to save '
-                            'the adapted predictor in.')
-  # Before adapting (and the leave-one-out), not when saving.
-  workdirs.check_writable(os.path.join(_WORKDIR.value, REPORT_FILE),
-                          '--workdir')
   if not _DEVICE_FILE.value:
     raise errors.InputError('--device_file: empty; expected the path of '
                             'your device file (.npz).')
   device = latency_data.load_device_file(_DEVICE_FILE.value)
+  if not _WORKDIR.value:
+    raise errors.InputError('--workdir: empty; expected the folder to save '
+                            'the adapted predictor in.')
+  # After the file is read (a bad file leaves no folder), before adapting
+  # and the leave-one-out (not when saving).
+  workdirs.check_writable(os.path.join(_WORKDIR.value, REPORT_FILE),
+                          '--workdir')
   support = latency.predictor_support(
       device.space, device, predictor_dir=_PREDICTOR.value or None,
       num_samples=_SAMPLES.value, seed=_SEED.value)

@@ -54,7 +54,8 @@ _SPACE = flags.DEFINE_enum('space', 'fbnet', sorted(models.STANDALONE),
                            'Space (one with standalone networks).')
 _ARCHS = flags.DEFINE_list('archs', ['reference', 'random:10'],
                            'What to measure (see the module docstring).')
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed of random architectures.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed of random architectures.',
+                             lower_bound=0)
 _OUT = flags.DEFINE_string('out', 'runs/local_device.npz', 'Device file.')
 _NAME = flags.DEFINE_string('name', '', 'Device name (default: host + '
                             'backend; with --from_timings, the plan '

@@ -192,6 +192,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                             f'{cfg.random_budget}.')
   if not cfg.seeds:
     raise errors.InputError('config.evolve.seeds: expected at least one seed.')
+  for seed in cfg.seeds:
+    errors.Bound('evolve.seeds', 0, integer=True).check(seed)
   if any(not 0 < q < 1 for q in cfg.get('dnas_quantiles', ())):
     raise errors.InputError(
         'config.evolve.dnas_quantiles: expected quantiles in '

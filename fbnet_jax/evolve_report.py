@@ -101,7 +101,8 @@ def round_end_crossing(guided: list, random: list, budgets: list) -> tuple:
   (a search stopped there picks fewer candidates, spread over its front)."""
   target = random[-1][1]
   at = lambda n: guided[min(n, len(guided)) - 1][1]
-  final = next((int(b) for b in budgets if at(b) >= target), None)
+  final = next((int(b) for b in budgets  # evaluations_to_reach's tolerance
+                if at(b) >= target - 1e-12), None)
   if final is None:
     return None, None
   return final, pareto.evaluations_to_reach(random, target) / final
@@ -553,9 +554,9 @@ def _exact_hypervolumes(runs: dict, lut, indicator, budget: int) -> dict:
 
 def _annotate_front(front: list[dict], space, lut, predicted: Optional[dict],
                     evaluator) -> None:
-  """Adds to each guided front entry its FLOPs, the prediction made before
-  it was measured (``predicted``: with latency in the loop), its exact
-  table latency (``lut``) and test accuracy (``evaluator``), where given."""
+  """Adds to each front entry its FLOPs, the prediction made before it
+  was measured (``predicted``: with latency in the loop), its exact table
+  latency (``lut``) and test accuracy (``evaluator``), where given."""
   for entry in front:
     arch = np.asarray(entry['arch_index'])
     entry['flops'] = space.flops(arch)

@@ -281,7 +281,8 @@ class ExactTable(NamedTuple):
       (a LatencyConfigError naming ``config.latency.device`` for a device
       without one).
     devices: the devices with a table; None: every bundled device of the
-      space.
+      space (any device, for a space without bundled data: ``build``
+      then refuses those it has no table for).
     macros: the macro networks (``config.macro``) the tables are of; empty:
       the space's one network.
   """
@@ -300,9 +301,13 @@ EXACT_TABLES: dict[str, ExactTable] = {
 }
 
 
-def _table_devices(space: str, table: ExactTable) -> tuple[str, ...]:
-  return (table.devices if table.devices is not None
-          else latency_data.bundled_devices(space))
+def _table_devices(space: str, table: ExactTable
+                   ) -> Optional[tuple[str, ...]]:
+  """The devices ``table`` has tables for; None: any (its ``build`` says
+  which it has not; a space without bundled devices)."""
+  if table.devices is not None:
+    return table.devices
+  return latency_data.bundled_devices(space) or None
 
 
 def exact_table(config: ml_collections.ConfigDict) -> Optional[LatencyModel]:
@@ -315,10 +320,10 @@ def exact_table(config: ml_collections.ConfigDict) -> Optional[LatencyModel]:
     return None
   device = config.latency.device
   devices = _table_devices(config.space, table)
-  if device not in devices:
+  if devices is not None and device not in devices:
     raise LatencyConfigError(
         f'config.latency.device: no exact {config.space} table for '
-        f'{device!r}; expected one of {", ".join(devices) or "(none)"} (use '
+        f'{device!r}; expected one of {", ".join(devices)} (use '
         "config.latency.source='predictor' for other devices).")
   return table.build(device)
 
@@ -656,7 +661,9 @@ def device_exact_table(config) -> Optional[LatencyModel]:
   ``LUT_DEVICES``)."""
   device = None if user_device(config) else config.latency.get('device')
   table = EXACT_TABLES.get(config.space)
-  if (not device or table is None or
-      device not in _table_devices(config.space, table)):
+  if not device or table is None:
+    return None
+  devices = _table_devices(config.space, table)
+  if devices is not None and device not in devices:
     return None
   return exact_table(config)

@@ -99,30 +99,31 @@ def load_trained(config: ml_collections.ConfigDict, arch: Sequence[int],
   if not os.path.exists(os.path.join(workdir, RESULT_FILE)):
     logging.warning('%s: no %s, so the retraining did not finish; reading '
                     'its latest checkpoint.', workdir, RESULT_FILE)
+  # The state this config and architecture train, on one device: a
+  # checkpoint saved from a mesh of other devices (data-parallel
+  # retraining) is restored onto this process's first device.
+  variables = jax.eval_shape(lambda: model.init(
+      jax.random.PRNGKey(0), jnp.zeros((1, info.image_size, info.image_size,
+                                        info.channels)), train=False))
+  one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=one),
+      jax.eval_shape(lambda: _initial_state(config, variables, 1)[0]))
   with ocp.CheckpointManager(directory) as manager:
     step = manager.latest_step()
     if step is None:
       raise FileNotFoundError(f'{directory}: holds no checkpoint.')
-    state = manager.restore(step, args=ocp.args.StandardRestore())
-  if not isinstance(state, dict) or not {'params', 'batch_stats'} <= set(
-      state):
-    raise errors.InputError(
-        f'{directory}: checkpoint {step} is not a retraining\'s (no params '
-        'and batch_stats); point --retrain_dir at experiments.train\'s '
-        'workdir.')
-  variables = {'params': state['params'], 'batch_stats': state['batch_stats']}
-  x = jnp.zeros((1, info.image_size, info.image_size, info.channels))
-  expected = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x,
-                                               train=False))
-  got = jax.tree.map(np.shape, variables)
-  want = jax.tree.map(lambda v: tuple(v.shape), dict(expected))
-  if got != want:
-    raise errors.InputError(
-        f'{directory}: its parameters are not those of the '
-        f'architecture {list(arch)} with {info.num_classes} '
-        'classes; was it retrained from another result.json or '
-        'config?')
-  return model, variables, int(step)
+    try:
+      state = workdirs.restore_checkpoint(manager, target, step)
+    except errors.InputError as e:
+      raise errors.InputError(
+          f'{directory}: its parameters are not those of the '
+          f'architecture {list(arch)} with {info.num_classes} '
+          'classes; was it retrained from another result.json or '
+          f'config? (point --retrain_dir at experiments.train\'s workdir; '
+          f'{e})') from e
+  return model, {'params': state.params,
+                 'batch_stats': state.batch_stats}, int(step)
 
 
 def load_arch(path: str, config: Optional[ml_collections.ConfigDict] = None,
@@ -268,6 +269,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   settings that differ.
   """
   errors.check_bounds(config, BOUNDS)
+  settings = run_settings(config, arch)
+  result_path = os.path.join(workdir, RESULT_FILE)
+  finished = workdirs.read_json(result_path)
+  if finished is not None:  # read back, on any devices
+    workdirs.check(result_path, finished, settings)
+    logging.info('retrain: %s is finished; read back, not retrained.',
+                 result_path)
+    return finished
   if jax.process_count() > 1:
     raise errors.InputError(
         f'retraining runs in one process, not {jax.process_count()}: '
@@ -277,15 +286,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if config.retrain.batch_size % len(devices):
     raise errors.InputError(
         f'config.retrain.batch_size ({config.retrain.batch_size}) must be a '
-        f'multiple of the device count ({len(devices)}).')
-  settings = run_settings(config, arch)
-  result_path = os.path.join(workdir, RESULT_FILE)
-  finished = workdirs.read_json(result_path)
-  if finished is not None:
-    workdirs.check(result_path, finished, settings)
-    logging.info('retrain: %s is finished; read back, not retrained.',
-                 result_path)
-    return finished
+        f'multiple of the device count ({len(devices)}); expected a batch '
+        'size that divides, or fewer visible devices (e.g. '
+        'CUDA_VISIBLE_DEVICES).')
   r = config.retrain
   info = data_lib.dataset_info(config.data.name, config.data.image_size)
   model = build_model(config, arch, info.num_classes)  # checks the arch
@@ -307,15 +310,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   steps_per_epoch = r.get('steps_per_epoch') or max(
       1, info.num_train // r.batch_size)
   total = steps_per_epoch * r.epochs
-  decay = jax.tree_util.tree_map_with_path(
-      lambda p, _: initializers.is_kernel(p), variables['params'])
-  tx = optax.chain(optax.add_decayed_weights(r.weight_decay, mask=decay),
-                   optax.sgd(optax.cosine_decay_schedule(r.lr, total),
-                             momentum=0.9, nesterov=True))
-  state = TrainState(step=jnp.zeros((), jnp.int32),
-                     params=variables['params'],
-                     batch_stats=variables['batch_stats'],
-                     opt_state=tx.init(variables['params']))
+  state, tx = _initial_state(config, variables, total)
   mesh = jax.sharding.Mesh(np.array(devices), ('data',))
   split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
   state = jax.device_put(state, jax.sharding.NamedSharding(
@@ -373,6 +368,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                count)
   workdirs.write_json(os.path.join(workdir, RESULT_FILE), result)
   return result
+
+
+def _initial_state(config: ml_collections.ConfigDict, variables: dict,
+                   total_steps: int) -> tuple[TrainState, Any]:
+  """(the state at step 0, the optimiser) for the network's initial
+  ``variables``: SGD with Nesterov momentum and a cosine schedule over
+  ``total_steps``, weight decay on the kernels."""
+  r = config.retrain
+  decay = jax.tree_util.tree_map_with_path(
+      lambda p, _: initializers.is_kernel(p), variables['params'])
+  tx = optax.chain(optax.add_decayed_weights(r.weight_decay, mask=decay),
+                   optax.sgd(optax.cosine_decay_schedule(r.lr, total_steps),
+                             momentum=0.9, nesterov=True))
+  return TrainState(step=jnp.zeros((), jnp.int32),
+                    params=variables['params'],
+                    batch_stats=variables.get('batch_stats', {}),
+                    opt_state=tx.init(variables['params'])), tx
 
 
 def _steps(model: flax.linen.Module, tx: optax.GradientTransformation):

@@ -118,7 +118,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     _warn_if_unreachable(searcher, config.latency.target_ms)
   state, history, running = searcher.init_state(), [], _Running()
   if resuming:
-    state, history, running = _restore(manager, state, workdir)
+    state, history, running = _restore(manager, state, workdir,
+                                       searcher.total_steps)
   weights_iter, arch_iter = _data_streams(config, state)
   writer = reporting.MetricWriter(workdir, enabled=main,
                                   resumed_at=int(state.step))
@@ -218,9 +219,10 @@ class _Running:
                saved['epoch_count'])
 
 
-def _restore(manager, state, workdir: str):
+def _restore(manager, state, workdir: str, total_steps: int):
   """The latest checkpoint's state, the history up to it and the loop's
-  running metrics then."""
+  running metrics then (none needed once the run has ended: the last
+  checkpoint is taken after the last epoch's means were recorded)."""
   state = workdirs.restore_checkpoint(manager, state)
   # A run killed before its first epoch ended has no history yet.
   history = workdirs.read_json(
@@ -231,9 +233,10 @@ def _restore(manager, state, workdir: str):
     running = _Running.from_json(saved)
   else:  # a workdir of older code: the epoch's means restart here
     running = _Running()
-    logging.warning('%s has no entry for step %d: the resumed epoch\'s '
-                    'means cover only its steps from here.',
-                    os.path.join(workdir, RUNNING_FILE), int(state.step))
+    if int(state.step) < total_steps:
+      logging.warning('%s has no entry for step %d: the resumed epoch\'s '
+                      'means cover only its steps from here.',
+                      os.path.join(workdir, RUNNING_FILE), int(state.step))
   logging.info('Resumed from step %d.', int(state.step))
   return state, history, running
 

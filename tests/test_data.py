@@ -233,7 +233,8 @@ def test_digits_eval_pads_and_masks_exactly():
     ('cifar10', 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     ('cifar100', 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 ])
-def test_cifar_mocked(name, num_classes, mean, std):
+def test_cifar_mocked(name, num_classes, mean, std, monkeypatch):
+  monkeypatch.setattr(data, '_SAID_SIZE', set())  # whatever ran before
   with _mock(), mock.patch.object(data.logging, 'warning') as warn:
     raw = tfds.data_source(name, split='test')
     train = _take(data.train_batches(name, split='weights', batch_size=8,

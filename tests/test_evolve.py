@@ -889,6 +889,7 @@ def test_config_errors_before_the_supernet_trains(tmp_path):
       ('random_budget', 1, r'random_budget: expected >= budget \(\d+\), or 0'),
       ('measure_latency', True, "expected config.latency.source='predictor'"),
       ('dnas_result', str(tmp_path / 'reslt.json'), 'reslt.json: no such file'),
+      ('seeds', (0, -1), 'evolve.seeds: expected a whole number >= 0, got -1'),
   ):
     bad = evolve_quick.get_config('smoke')
     bad.evolve[field] = value
@@ -1123,6 +1124,9 @@ def test_round_end_crossing_reads_the_ends_of_rounds_only():
       6, 8 / 6)
   assert evolve_report.round_end_crossing(guided, random, [2, 4]) == (
       None, None)
+  # Equal up to rounding counts as reached, as evaluations_to_reach has it.
+  assert evolve_report.round_end_crossing(
+      [[1, .1], [2, .5 - 1e-14]], [[1, .2], [2, .5]], [2]) == (2, 1.)
 
 
 def test_front_hypervolumes_by_validation_and_test():

@@ -863,10 +863,13 @@ def test_bad_input_is_one_line_not_a_traceback(tmp_path):
                         timeout=300, check=False,
                         env={**os.environ, 'FBNET_JAX_TRACEBACK': '1'})
   assert proc.returncode != 0 and 'Traceback' in proc.stderr
-  # A workdir it cannot write is said first, before the file is adapted.
-  proc = subprocess.run(cmd[:-1] + [f'--workdir={path}'], cwd=root,
-                        capture_output=True, text=True, timeout=300,
-                        check=False)
+  assert not (tmp_path / 'out').exists()  # a bad file leaves no folder
+  # A workdir it cannot write is said before the file is adapted.
+  good = _small_device_file(str(tmp_path / 'good.npz'))
+  proc = subprocess.run(
+      [sys.executable, '-m', 'experiments.adapt', f'--device_file={good}',
+       f'--workdir={path}'], cwd=root, capture_output=True, text=True,
+      timeout=300, check=False)
   assert proc.returncode == 2
   assert f'error: --workdir: {path}/adapt.json: cannot write there' in (
       proc.stderr)

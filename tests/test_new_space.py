@@ -146,6 +146,27 @@ def test_a_table_serves_only_its_own_devices(toy_space):
     latency.latency_source(config)
 
 
+def test_a_table_without_a_device_list_serves_any_device(toy_space,
+                                                         monkeypatch):
+  monkeypatch.setitem(latency.EXACT_TABLES, 'toy',
+                      latency.ExactTable(toy_table))  # devices=None
+  config = _config()
+  config.latency.source = 'lut'
+  config.latency.device = 'any_name'
+  assert latency.latency_source(config).name == 'lut:any_name'
+  assert latency.device_exact_table(config).name == 'lut:any_name'
+
+
+def test_a_device_file_of_a_registered_space_may_carry_an_index(toy_space,
+                                                                tmp_path):
+  from meta import latency_data  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / 'toy.npz')
+  np.savez(path, space='toy', arch=np.array([[0, 1, 0], [1, 1, 1]]),
+           latency_ms=np.array([3.0, 1.5]), index=np.array([7, 12]))
+  device = latency_data.load_device_file(path)
+  assert device.space == 'toy' and list(device.meta['index']) == [7, 12]
+
+
 def test_predictor_on_a_space_without_bundled_devices_says_so(toy_space):
   config = _config()
   config.latency.source = 'predictor'

@@ -50,6 +50,25 @@ def test_retraining_is_data_parallel_over_the_devices(tmp_path):
   np.testing.assert_allclose([l for _, l in four['train_loss']],
                              [l for _, l in one['train_loss']], rtol=1e-4)
   assert abs(four['accuracy'] - one['accuracy']) <= 1 / 32  # one image
+  assert (one['num_devices'], four['num_devices']) == (1, 4)
+  # Its checkpoint, saved from the 4-device mesh, loads in a process with
+  # one device (export on a smaller machine).
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  code = ('import jax; from configs import quickstart; '
+          'from fbnet_jax import retrain; '
+          "c = quickstart.get_config('smoke'); c.retrain.steps_per_epoch = 6; "
+          f"_, v, step = retrain.load_trained(c, {arch}, "
+          f"{str(tmp_path / 'four')!r}); "
+          "print(step, len(jax.devices()), len(jax.tree.leaves(v)))")
+  proc = subprocess.run(
+      [sys.executable, '-c', code], capture_output=True, text=True,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+      env={**os.environ, 'JAX_PLATFORMS': 'cpu',
+           'XLA_FLAGS': '--xla_force_host_platform_device_count=1'},
+      timeout=300, check=True)
+  step, devices, leaves = map(int, proc.stdout.split()[-3:])
+  assert (step, devices) == (6, 1) and leaves > 10
   config.retrain.batch_size = 18  # not a multiple of 4 devices
   with pytest.raises(errors.InputError, match=r'config\.retrain\.batch_size '
                      r'\(18\) must be a multiple of the device count \(4\)'):

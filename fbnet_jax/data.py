@@ -194,6 +194,7 @@ def train_batches(
     augment: bool = True,
     data_dir: str | os.PathLike[str] | None = None,
     start_step: int = 0,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[dict[str, np.ndarray]]:
   """An infinite stream of training batches.
 
@@ -216,10 +217,14 @@ def train_batches(
     data_dir: tfds data directory (``None``: tfds' default,
       ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``). Unused for digits.
     start_step: index of the first batch to yield.
+    shard: ``(index, count)``: only rows ``[index * B / count, (index + 1) *
+      B / count)`` of each batch are read, decoded and returned (a
+      multi-host job's process ``index`` of ``count``); the global stream
+      is the same for every count.
 
   Returns:
-    An iterator of ``{'image': float32 [B, S, S, 3] normalised with the
-    dataset's per-channel mean and std, 'label': int32 [B]}``.
+    An iterator of ``{'image': float32 [B / count, S, S, 3] normalised with
+    the dataset's per-channel mean and std, 'label': int32 [B / count]}``.
 
   Raises:
     errors.InputError: for an unknown dataset or a bad argument.
@@ -234,6 +239,12 @@ def train_batches(
   _check_positive_int('batch_size', batch_size)
   _check_non_negative_int('seed', seed)
   _check_non_negative_int('start_step', start_step)
+  index, count = shard
+  _check_positive_int('shard count', count)
+  if not 0 <= index < count or batch_size % count:
+    raise errors.InputError(
+        f'shard {shard}: expected (index, count) with 0 <= index < count '
+        f'and count dividing batch_size ({batch_size}).')
   info = dataset_info(name, image_size)
   source, preprocess_train, preprocess_eval = _source_and_transforms(
       name, 'train', info.image_size, data_dir)
@@ -248,8 +259,11 @@ def train_batches(
     ds = ds.random_map(preprocess_train, seed=int(augment_seed))
   else:
     ds = ds.map(preprocess_eval)
-  ds = ds.batch(batch_size, drop_remainder=True)
-  ds = ds[start_step:]
+  # Batch k of the global stream is part-batches k * count ... k * count +
+  # count - 1 of the same stream cut finer: this process's is one of them,
+  # and only its rows are read (the dataset is lazy).
+  ds = ds.batch(batch_size // count, drop_remainder=True)
+  ds = ds[start_step * count + index::count]
   return iter(ds.to_iter_dataset(_read_options()))
 
 

@@ -87,18 +87,20 @@ class SupernetEvaluator:
     config = searcher.config
     num = len(data_lib.split_indices('arch', searcher.info.num_train))
     num = min(num, limit or num)
+    index, count = searcher.shard
     stream = data_lib.train_batches(
         config.data.name, split='arch', batch_size=config.batch_size, seed=0,
         image_size=config.data.image_size, augment=False,
-        data_dir=config.data.get('data_dir'))
+        data_dir=config.data.get('data_dir'), shard=(index, count))
     self._batches = []
     # One epoch's first ``num`` images (distinct), the last batch masked
-    # past them.
+    # past them; this process's rows of each.
+    part = config.batch_size // count
+    rows = index * part + np.arange(part)
     for start in range(0, num, config.batch_size):
       batch = dict(next(stream))
-      batch['mask'] = (np.arange(config.batch_size) < num - start).astype(
-          np.float32)
-      self._batches.append(jax.tree.map(searcher.put_batch, batch))
+      batch['mask'] = (rows < num - start).astype(np.float32)
+      self._batches.append(jax.tree.map(searcher.put_local, batch))
     self.num_images = num
     self._cache = {}
     self.seconds = 0.0

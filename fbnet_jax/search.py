@@ -120,7 +120,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if resuming:
     state, history, running = _restore(manager, state, workdir,
                                        searcher.total_steps)
-  weights_iter, arch_iter = _data_streams(config, state)
+  weights_iter, arch_iter = _data_streams(config, state, searcher.shard)
   writer = reporting.MetricWriter(workdir, enabled=main,
                                   resumed_at=int(state.step))
   target = jnp.asarray(config.latency.get('target_ms') or 1.0, jnp.float32)
@@ -132,14 +132,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   try:
     while step < searcher.total_steps:
       tau = jnp.asarray(searcher.temperature(step), jnp.float32)
-      batch = jax.tree.map(searcher.put_batch, next(weights_iter))
+      batch = jax.tree.map(searcher.put_local, next(weights_iter))
       path = (jnp.asarray(searcher.sample_path(step))
               if searcher.uniform_paths else None)
       state, m = searcher.weight_step(state, batch, tau, target, path)
       running.add_weight_step(m)
       step += 1
       if step > warmup_steps and step % config.search.arch_every == 0:
-        batch = jax.tree.map(searcher.put_batch, next(arch_iter))
+        batch = jax.tree.map(searcher.put_local, next(arch_iter))
         state, m = searcher.arch_step(state, batch, tau, target)
         running.metrics.update({'arch_loss': m['loss'], 'arch_ce': m['ce'],
                                 'loss_latency_ms': m['loss_latency_ms']})
@@ -241,15 +241,16 @@ def _restore(manager, state, workdir: str, total_steps: int):
   return state, history, running
 
 
-def _data_streams(config, state):
+def _data_streams(config, state, shard=(0, 1)):
   """The weights and arch splits' batch iterators, from the state's step
-  counters (a resumed run continues where the checkpoint was)."""
+  counters (a resumed run continues where the checkpoint was); this
+  process's rows of each batch (``shard``)."""
   def stream(split, seed, start_step):
     return data_lib.train_batches(
         config.data.name, split=split, batch_size=config.batch_size,
         seed=seed, image_size=config.data.image_size,
         data_dir=config.data.get('data_dir'), start_step=start_step,
-        augment=config.data.get('augment', True))
+        augment=config.data.get('augment', True), shard=shard)
   return (stream('weights', config.seed, int(state.step)),
           stream('arch', config.seed + 1, int(state.arch_step)))
 

@@ -344,11 +344,25 @@ class Searcher:
     return correct.sum(), batch['mask'].sum()
 
   # ----------------------------------------------------------- helpers
+  @property
+  def shard(self) -> tuple[int, int]:
+    """``(process index, process count)``: which rows of each global
+    training batch this process reads (``data.train_batches(shard=...)``)."""
+    return jax.process_index(), jax.process_count()
+
+  def put_local(self, rows):
+    """One field of this process's rows of a global batch (a training
+    stream read with :attr:`shard`) as the global array sharded over the
+    mesh. The global stream is the same whatever the host count, so a run
+    resumes and ends the same."""
+    return jax.make_array_from_process_local_data(self.data_sharding,
+                                                  np.asarray(rows))
+
   def put_batch(self, batch):
-    """One field of a global batch as an array sharded over the mesh. Every
-    process reads the same global batch (same stream, same seed: a run
-    resumes and ends the same whatever the host count) and contributes its
-    own rows, the ones its devices hold."""
+    """One field of a global batch as an array sharded over the mesh, for
+    batches every process reads whole (the evaluation split's, padded and
+    masked): each contributes its own rows, the ones its devices hold.
+    Training streams read only their rows instead (:meth:`put_local`)."""
     rows = np.asarray(batch)
     count = jax.process_count()
     if count > 1:
@@ -402,9 +416,10 @@ class Searcher:
         self.config.data.name, split='weights',
         batch_size=self.config.batch_size, seed=self.config.seed,
         image_size=self.config.data.image_size,
-        data_dir=self.config.data.get('data_dir'), augment=False)
+        data_dir=self.config.data.get('data_dir'), augment=False,
+        shard=self.shard)
     for _ in range(num_batches):
-      batch = jax.tree.map(self.put_batch, next(batches))
+      batch = jax.tree.map(self.put_local, next(batches))
       sums = self.calib_step(state, batch, probs, sums)
     return state.replace(batch_stats=jax.tree.map(lambda x: x / num_batches,
                                                   sums))

@@ -183,6 +183,26 @@ def test_start_step_resumes_the_same_stream():
   assert 24 <= len(reads) <= 24 * 16, len(reads)
 
 
+def test_a_shard_reads_its_rows_of_each_batch():
+  """A process's rows of the global stream: row block ``index`` of every
+  batch, from any start step, augmented as in the whole batch."""
+  kwargs = dict(split='weights', batch_size=8, seed=3)
+  whole = _take(data.train_batches('digits', **kwargs), 5)
+  for index in range(4):
+    parts = _take(data.train_batches('digits', shard=(index, 4), **kwargs), 5)
+    resumed = _take(data.train_batches('digits', shard=(index, 4),
+                                       start_step=3, **kwargs), 2)
+    for k, part in enumerate(parts):
+      rows = slice(2 * index, 2 * index + 2)
+      np.testing.assert_array_equal(part['label'], whole[k]['label'][rows])
+      np.testing.assert_array_equal(part['image'], whole[k]['image'][rows])
+    np.testing.assert_array_equal(resumed[0]['image'], parts[3]['image'])
+  with pytest.raises(ValueError, match=r'count dividing batch_size \(8\)'):
+    data.train_batches('digits', shard=(0, 3), **kwargs)
+  with pytest.raises(ValueError, match='0 <= index < count'):
+    data.train_batches('digits', shard=(2, 2), **kwargs)
+
+
 def test_digits_augmentation_is_a_small_translation_without_flip():
   kwargs = dict(split='weights', batch_size=32, seed=2, image_size=16)
   plain = next(data.train_batches('digits', augment=False, **kwargs))

@@ -1,7 +1,9 @@
 """Multi-host data parallelism, on two local CPU processes joined by
 ``jax.distributed`` (as ``experiments.search --multihost`` runs on several
-hosts): every process reads the same global batch and contributes its own
-rows, so the sharded batch is the global batch, each row once."""
+hosts): an evaluation batch is read whole by every process, each
+contributing its own rows; a training stream is read in part, each process
+only its rows of each batch. Either way the sharded batch is the global
+batch, each row once."""
 
 import json
 import os
@@ -27,7 +29,17 @@ _SCRIPT = textwrap.dedent('''
         seed=config.seed, image_size=config.data.image_size))
     labels = searcher.put_batch(batch['label'])
     total = jax.jit(jnp.sum, out_shardings=searcher.replicated)(labels)
+    local = next(data.train_batches(
+        config.data.name, split='weights', batch_size=config.batch_size,
+        seed=config.seed, image_size=config.data.image_size,
+        shard=searcher.shard))
+    from_local = searcher.put_local(local['label'])
     print(json.dumps({
+        'local': local['label'].tolist(),
+        'local_sum': int(jax.jit(jnp.sum, out_shardings=searcher.replicated)(
+            from_local)),
+        'local_shards': [[sh.index[0].start, np.asarray(sh.data).tolist()]
+                         for sh in from_local.addressable_shards],
         'devices': len(jax.devices()), 'global': batch['label'].tolist(),
         'shape': list(labels.shape), 'sum': int(total),
         'shards': [[sh.index[0].start, np.asarray(sh.data).tolist()]
@@ -67,3 +79,10 @@ def test_two_processes_split_the_global_batch(tmp_path):
       rows[start] = labels
   # Each row of the global batch once, where the mesh puts it.
   assert [x for start in sorted(rows) for x in rows[start]] == batch
+  # Read in part: each process read only its half, and the global array
+  # made from the halves is the same.
+  half = len(batch) // 2
+  assert outs[0]['local'] == batch[:half] and outs[1]['local'] == batch[half:]
+  assert {start: labels for out in outs
+          for start, labels in out['local_shards']} == rows
+  assert all(out['local_sum'] == int(np.sum(batch)) for out in outs)

@@ -323,7 +323,7 @@ def exact_table(config: ml_collections.ConfigDict) -> Optional[LatencyModel]:
   if devices is not None and device not in devices:
     raise LatencyConfigError(
         f'config.latency.device: no exact {config.space} table for '
-        f'{device!r}; expected one of {", ".join(devices)} (use '
+        f'{device!r}; expected one of {", ".join(devices) or "(none)"} (use '
         "config.latency.source='predictor' for other devices).")
   return table.build(device)
 
@@ -666,4 +666,9 @@ def device_exact_table(config) -> Optional[LatencyModel]:
   devices = _table_devices(config.space, table)
   if devices is not None and device not in devices:
     return None
-  return exact_table(config)
+  try:
+    return exact_table(config)
+  except LatencyConfigError:
+    if devices is not None:
+      raise
+    return None  # a table of any device's, whose build has none for it

@@ -115,13 +115,13 @@ def load_trained(config: ml_collections.ConfigDict, arch: Sequence[int],
       raise FileNotFoundError(f'{directory}: holds no checkpoint.')
     try:
       state = workdirs.restore_checkpoint(manager, target, step)
-    except errors.InputError as e:
+    except errors.InputError as e:  # its message advises a search's resume
       raise errors.InputError(
-          f'{directory}: its parameters are not those of the '
-          f'architecture {list(arch)} with {info.num_classes} '
-          'classes; was it retrained from another result.json or '
-          f'config? (point --retrain_dir at experiments.train\'s workdir; '
-          f'{e})') from e
+          f'{directory}: checkpoint {step}: its parameters are not those of '
+          f'the architecture {list(arch)} with {info.num_classes} classes '
+          'retrained under this config; expected experiments.train\'s '
+          'workdir of this architecture and config (--retrain_dir, --arch, '
+          '--config).') from e
   return model, {'params': state.params,
                  'batch_stats': state.batch_stats}, int(step)
 

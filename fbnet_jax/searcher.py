@@ -159,7 +159,10 @@ class Searcher:
       raise errors.InputError(
           "config.search.derive: expected 'argmax', 'target' or "
           f"'' (the loss form's default), got {derive!r}.")
-    devices = list(devices or jax.devices())
+    # By process, then id: process p's rows of a batch are rows
+    # [p * B / P, (p + 1) * B / P) of the global array (put_local).
+    devices = sorted(devices or jax.devices(),
+                     key=lambda d: (d.process_index, d.id))
     self.space = spaces_lib.space_for(config.space,
                                       config.get('macro', 'cifar'))
     self.info = data_lib.dataset_info(config.data.name, config.data.image_size)

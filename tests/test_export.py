@@ -186,8 +186,10 @@ def test_load_trained_rejects_another_architecture(tmp_path):
     retrain.load_trained(other, _ARCH_A, str(tmp_path / 'r'))
   # Without settings.json (older workdirs) the shapes are still checked.
   os.remove(tmp_path / 'r' / retrain.SETTINGS_FILE)
-  with pytest.raises(ValueError, match='not those of the architecture'):
+  with pytest.raises(ValueError, match='not those of the architecture') as e:
     retrain.load_trained(config, _ARCH_B, str(tmp_path / 'r'))
+  # One line, and no advice to remove the retraining's checkpoints.
+  assert '\n' not in str(e.value) and 'remove' not in str(e.value)
   with pytest.raises(FileNotFoundError, match='experiments.train'):
     retrain.load_trained(config, _ARCH_A, str(tmp_path / 'none'))
 

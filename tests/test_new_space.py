@@ -156,6 +156,19 @@ def test_a_table_without_a_device_list_serves_any_device(toy_space,
   assert latency.latency_source(config).name == 'lut:any_name'
   assert latency.device_exact_table(config).name == 'lut:any_name'
 
+  def only_toy_device(device):  # a build that says which it has not
+    if device != 'toy_device':
+      raise latency.LatencyConfigError(f'no toy table for {device!r}')
+    return toy_table(device)
+
+  monkeypatch.setitem(latency.EXACT_TABLES, 'toy',
+                      latency.ExactTable(only_toy_device))
+  with pytest.raises(latency.LatencyConfigError, match="for 'any_name'"):
+    latency.latency_source(config)  # asked for: its error
+  assert latency.device_exact_table(config) is None  # a report's extra: none
+  config.latency.device = 'toy_device'
+  assert latency.device_exact_table(config).name == 'lut:toy_device'
+
 
 def test_a_device_file_of_a_registered_space_may_carry_an_index(toy_space,
                                                                 tmp_path):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import os
 from typing import Sequence
 
@@ -44,6 +45,20 @@ PLAN_FILE = 'plan.npz'
 TIMINGS_FILE = 'timings.csv'
 COLUMNS = ('row', 'model', 'input_shape', 'is_query', 'reference',
            'latency_ms')
+# Written on every row since 2026-12-05 (older CSVs lack it): which plan the
+# CSV is of, so that one plan's timings are not taken for another's of the
+# same size (same model names, is_query and reference columns).
+PLAN_COLUMN = 'plan'
+
+
+def plan_id(plan) -> str:
+  """A short fingerprint of a plan's settings (``plan.npz``'s arrays)."""
+  digest = hashlib.sha256()
+  for key in sorted(plan):
+    value = np.asarray(plan[key])
+    digest.update(key.encode() + str(value.dtype).encode() +
+                  str(value.shape).encode() + value.tobytes())
+  return digest.hexdigest()[:12]
 
 
 def model_name(row: int) -> str:
@@ -97,10 +112,12 @@ def export_plan(directory: str, space: spaces_lib.SearchSpace,
   if not os.path.exists(csv_path):  # never overwrite timings being filled
     with workdirs.atomic_open(csv_path, 'w') as f:
       writer = csv.writer(f)
-      writer.writerow(COLUMNS)
+      writer.writerow(COLUMNS + (PLAN_COLUMN,))
+      fingerprint = plan_id(settings)
       for row in range(len(archs)):
         writer.writerow([row, model_name(row), shapes[row],
-                         int(bool(is_query[row])), int(row in refs), ''])
+                         int(bool(is_query[row])), int(row in refs), '',
+                         fingerprint])
   return csv_path
 
 
@@ -131,7 +148,9 @@ def device_from_timings(csv_path: str, name: str = ''):
     is_query = np.asarray(plan['is_query'], bool)
     macro, batch_size = str(plan['macro']), int(plan['batch_size'])
     reference_rows = set(int(r) for r in plan['reference_rows'])
-  latency = _read_latencies(csv_path, plan_path, is_query, reference_rows)
+    fingerprint = plan_id({k: plan[k] for k in plan.files})
+  latency = _read_latencies(csv_path, plan_path, is_query, reference_rows,
+                            fingerprint)
   measured = np.isfinite(latency)
   if not measured.any():
     raise errors.InputError(f'{csv_path}: column latency_ms is empty on '
@@ -187,7 +206,7 @@ def write_device_file(csv_path: str, out: str, name: str = ''):
 
 
 def _read_latencies(csv_path: str, plan_path: str, is_query: np.ndarray,
-                    reference_rows: set) -> np.ndarray:
+                    reference_rows: set, fingerprint: str) -> np.ndarray:
   """``latency_ms`` per model of the plan (NaN where left empty) from a
   timings.csv, as a spreadsheet may have saved it: a UTF-8 byte-order mark,
   spaces around fields, rows in another order, blank rows. Rows are
@@ -226,6 +245,16 @@ def _read_latencies(csv_path: str, plan_path: str, is_query: np.ndarray,
       raise errors.InputError(f'{where}: model {r["model"]} again (first on '
                               f'line {seen[i]}); expected each model once.')
     seen[i] = line
+    if r.get(PLAN_COLUMN) and r[PLAN_COLUMN] != fingerprint:
+      raise errors.InputError(
+          f'{where}: column {PLAN_COLUMN} is {r[PLAN_COLUMN]!r}, {plan_path} '
+          f'is plan {fingerprint!r}; expected the timings.csv that '
+          '--export_onnx wrote beside this plan.npz (this one is of another '
+          'plan).')
+    if r['row'] != str(i):
+      raise errors.InputError(
+          f'{where}: column row is {r["row"]!r} for {r["model"]}; expected '
+          f'{i} (its row in {plan_path}): were two rows\' models swapped?')
     for column, planned in (('is_query', int(bool(is_query[i]))),
                             ('reference', int(i in reference_rows))):
       if r[column] != str(planned):

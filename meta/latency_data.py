@@ -237,6 +237,7 @@ _COMMON_FIELDS = ('space', 'latency_ms', 'is_query', 'name', 'index')
 # above this (100 s a network), like microseconds or nanoseconds.
 _SECONDS_SUSPECT_MS = 0.05
 _MICROSECONDS_SUSPECT_MS = 1e5
+_OUTLIER_FACTOR = 10.0  # x the spread of the space's bundled devices
 # How close (difflib ratio) an unknown field must be to a known one to be
 # taken for a misspelling: ``is_querry`` (0.94) is one, the measured
 # ``latency_min_ms`` (0.83 to ``latency_ms``) is metadata.
@@ -311,7 +312,7 @@ def load_device_file(path: str, name: Optional[str] = None,
                   f'expected a non-empty 1-D array [N], got shape {lat.shape}.')
     n = len(lat)
     archs = _read_archs(npz, where, sp, n)
-    _check_latencies(where, lat)
+    _check_latencies(where, lat, sp.name)
     _warn_duplicates(where, sp.data_keys()[0], archs)
     is_query = np.zeros(n, bool)
     if 'is_query' in files:
@@ -420,7 +421,40 @@ def _read_archs(npz, path: str, sp, n: int) -> np.ndarray:
                           f'{path}: {message}') from e
 
 
-def _check_latencies(path: str, lat: np.ndarray) -> None:
+@functools.lru_cache(maxsize=None)
+def _bundled_spread(space: str) -> float:
+  """The largest factor between a row's latency and its device's median
+  on any bundled device of ``space`` (fbnet 2.9, ofa 3.0, nasbench201
+  3258: its nearly empty cells)."""
+  data = load_space_data(space)
+  spread = 1.0
+  for device in data.devices:
+    ratio = data.device_latency(device) / np.median(
+        data.device_latency(device))
+    spread = max(spread, float(ratio.max()), float(1 / ratio.min()))
+  return spread
+
+
+def _warn_outliers(path: str, lat: np.ndarray, space: str) -> None:
+  """A warning for rows ``_OUTLIER_FACTOR`` times further from the median
+  than any bundled device of the space has one (a misplaced decimal point:
+  13773 for 1.3773); a space without bundled data is not checked."""
+  if space not in _FILES or len(lat) < 2:
+    return
+  limit = _OUTLIER_FACTOR * _bundled_spread(space)
+  ratio = lat / np.median(lat)
+  far = np.nonzero((ratio > limit) | (ratio < 1 / limit))[0]
+  if len(far):
+    i = int(far[np.argmax(np.abs(np.log(ratio[far])))])
+    logging.warning(
+        '%s: field latency_ms: %d row(s) over %.3gx off the median %.4g ms '
+        '(the farthest: row %d, %.4g ms), %gx further than any bundled %s '
+        'device has one; a misplaced decimal point, or another unit?', path,
+        len(far), limit, float(np.median(lat)), i, float(lat[i]),
+        _OUTLIER_FACTOR, space)
+
+
+def _check_latencies(path: str, lat: np.ndarray, space: str) -> None:
   """Real, finite, positive milliseconds (a warning if they look like
   seconds)."""
   if not (np.issubdtype(lat.dtype, np.integer) or
@@ -446,6 +480,7 @@ def _check_latencies(path: str, lat: np.ndarray) -> None:
                 f'{float(as_read[i]):g}); expected milliseconds that float32 '
                 f'holds: at most {float(np.finfo(np.float32).max):.3g}, and '
                 'not so small that they become 0.')
+  _warn_outliers(path, lat, space)
   if np.median(lat) < _SECONDS_SUSPECT_MS:
     logging.warning(
         '%s: field latency_ms: the median latency is %.3g ms; the field '

@@ -36,7 +36,7 @@ def _fill(csv_path, latencies):
   for row, value in zip(rows, latencies):
     row['latency_ms'] = value
   with open(csv_path, 'w', newline='') as f:
-    writer = csv.DictWriter(f, fieldnames=elsewhere.COLUMNS)
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
 
@@ -145,6 +145,25 @@ def test_timings_of_another_plan_are_refused(plan, tmp_path):
   alone.write_text('\n'.join(lines) + '\n')
   with pytest.raises(errors.InputError, match='no plan.npz beside it'):
     elsewhere.device_from_timings(str(alone))
+  # Another plan of the same size (same model names, is_query and
+  # reference columns): told apart by the plan column.
+  other = tmp_path / 'other'
+  other.mkdir()
+  with np.load(pathlib.Path(directory, elsewhere.PLAN_FILE)) as npz:
+    settings = dict(npz)
+  settings['arch'] = settings['arch'].copy()
+  settings['arch'][0, 0] = 0  # one op changed
+  np.savez(other / elsewhere.PLAN_FILE, **settings)
+  _fill(csv_path, ['2.5', '2.75', '3.25'])
+  (other / elsewhere.TIMINGS_FILE).write_text(pathlib.Path(csv_path).read_text())
+  with pytest.raises(errors.InputError, match='this one is of another plan'):
+    elsewhere.device_from_timings(str(other / elsewhere.TIMINGS_FILE))
+  # A CSV of older code, without the plan column, is read as before.
+  with open(csv_path, newline='') as f:
+    rows = [r[:len(elsewhere.COLUMNS)] for r in csv.reader(f)]
+  with open(csv_path, 'w', newline='') as f:
+    csv.writer(f).writerows(rows)
+  assert len(elsewhere.device_from_timings(csv_path).archs) == 3
 
 
 @needs_onnx
@@ -170,9 +189,10 @@ def test_timings_saved_by_a_spreadsheet_are_read(plan):
   with open(csv_path, newline='') as f:
     rows = list(csv.reader(f))
   header, body = rows[0], rows[1:]
-  body[0][-1], body[1][-1], body[2][-1] = '3.0', ' 1.5 ', '2.0'
-  body.sort(key=lambda r: float(r[-1]))
-  text = '\r\n'.join(', '.join(r) for r in [header] + body + [[''] * 6])
+  ms = header.index('latency_ms')
+  body[0][ms], body[1][ms], body[2][ms] = '3.0', ' 1.5 ', '2.0'
+  body.sort(key=lambda r: float(r[ms]))
+  text = '\r\n'.join(', '.join(r) for r in [header] + body + [[''] * 7])
   with open(csv_path, 'w', encoding='utf-8-sig', newline='') as f:
     f.write(text + '\r\n')
   device = elsewhere.device_from_timings(csv_path)
@@ -188,6 +208,13 @@ def test_timings_saved_by_a_spreadsheet_are_read(plan):
      'column is_query is .1. for model_0000.onnx; the plan says 0'),
     (lambda rows: rows[1].__setitem__(1, 'other.onnx'),
      "column model is 'other.onnx'"),
+    # Two rows' models swapped (their row column kept).
+    (lambda rows: (rows[1].__setitem__(1, 'model_0001.onnx'),
+                   rows[2].__setitem__(1, 'model_0000.onnx')),
+     r"column row is '0' for model_0001.onnx; expected 1"),
+    (lambda rows: [r.__setitem__(-1, '0123456789ab') for r in rows[1:]],
+     r"column plan is '0123456789ab', .*plan.npz is plan '[0-9a-f]{12}'; "
+     'expected the timings.csv that --export_onnx wrote beside'),
 ])
 def test_timings_that_are_not_the_plans_are_refused(plan, edit, message):
   _, csv_path = plan

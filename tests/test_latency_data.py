@@ -286,6 +286,24 @@ def test_not_an_npz(tmp_path):
     ld.load_device_file('')
 
 
+def test_a_misplaced_decimal_point_is_warned_about(tmp_path):
+  lat = np.linspace(1.0, 2.0, 30)
+  lat[7] = 13773.0  # 1.3773 typed without its point
+  with mock.patch.object(ld.logging, 'warning') as warn:
+    ld.load_device_file(_device(tmp_path, latency_ms=lat))
+  (args,) = [c[0] for c in warn.call_args_list if 'decimal point' in c[0][0]]
+  assert args[2] == 1 and args[5:7] == (7, 13773.0)
+  # The bundled devices' own spread is not: NAS-Bench-201's nearly empty
+  # cells are thousands of times faster than its median cell.
+  for space, name in (('fbnet', 'fpga'), ('nasbench201', 'pixel3')):
+    bundled = ld.bundled_device(space, name)
+    path = str(tmp_path / f'{space}.npz')
+    ld.save_device_file(path, bundled)
+    with mock.patch.object(ld.logging, 'warning') as warn:
+      ld.load_device_file(path)
+    assert not [c for c in warn.call_args_list if 'decimal' in c[0][0]]
+
+
 def test_a_path_without_npz_points_to_the_file(tmp_path):
   path = _device(tmp_path)
   with pytest.raises(ld.DeviceFileError,

@@ -215,17 +215,25 @@ def _read_latencies(csv_path: str, plan_path: str, is_query: np.ndarray,
   with open(csv_path, newline='', encoding='utf-8-sig') as f:
     reader = csv.DictReader(f)
     header = [(k or '').strip() for k in (reader.fieldnames or [])]
-    if len(header) == 1 and ';' in header[0]:
+    if len(header) == 1 and (';' in header[0] or '\t' in header[0]):
+      sep = 'tabs' if '\t' in header[0] else '";"'
       raise errors.InputError(
           f'{csv_path}: one column {header[0]!r}; expected comma-separated '
-          f'columns {", ".join(COLUMNS)} (a spreadsheet saved it with ";": '
-          'save as CSV with commas).')
+          f'columns {", ".join(COLUMNS)} (it was saved with {sep}: save as '
+          'CSV with commas).')
     if set(COLUMNS) - set(header):
       raise errors.InputError(
           f'{csv_path}: columns {", ".join(header) or "none"}; expected '
           f'{", ".join(COLUMNS)} (the header that --export_onnx wrote).')
     rows = []
     for raw in reader:
+      extra = [v for v in raw.get(None) or [] if v.strip()]
+      if extra:  # csv puts fields beyond the header under None
+        raise errors.InputError(
+            f'{csv_path}: line {reader.line_num}: {len(extra)} more field(s) '
+            f'than the header ({", ".join(map(repr, extra))}); expected '
+            f'{len(header)} (a decimal comma in an unquoted number? Write '
+            '1.5, not 1,5).')
       r = {(k or '').strip(): (v or '').strip() for k, v in raw.items()
            if k is not None}
       if any(r.values()):
@@ -270,9 +278,10 @@ def _read_latencies(csv_path: str, plan_path: str, is_query: np.ndarray,
     except ValueError:
       value = float('nan')
     if not np.isfinite(value) or value <= 0:
+      comma = ' with a decimal point, not a comma' if ',' in text else ''
       raise errors.InputError(
           f'{where}: column latency_ms is {text!r}; expected milliseconds, '
-          'a number > 0 (or empty for a model not measured).')
+          f'a number > 0{comma} (or empty for a model not measured).')
     latency[i] = value
   missing = sorted(set(range(n)) - set(seen))
   if missing:

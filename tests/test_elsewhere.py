@@ -121,6 +121,9 @@ def test_filled_timings_make_a_device_file(plan, tmp_path, caplog):
     (['2.5', 'fast', '3'], r"line 3: column latency_ms is 'fast'"),
     (['2.5', '-1', '3'], r"line 3: column latency_ms is '-1'"),
     (['', '', ''], 'empty on every row'),
+    # A decimal comma, quoted by the spreadsheet: named.
+    (['2.5', '1,5', '3'], r"line 3: column latency_ms is '1,5'; expected "
+     'milliseconds, a number > 0 with a decimal point, not a comma'),
 ])
 def test_bad_timings_name_the_line_and_column(plan, latencies, message):
   _, csv_path = plan
@@ -225,6 +228,26 @@ def test_timings_that_are_not_the_plans_are_refused(plan, edit, message):
   with open(csv_path, 'w', newline='') as f:
     csv.writer(f).writerows(rows)
   with pytest.raises(errors.InputError, match=message):
+    elsewhere.device_from_timings(csv_path)
+
+
+@needs_onnx
+def test_separators_a_spreadsheet_may_use_are_named(plan):
+  _, csv_path = plan
+  _fill(csv_path, ['2.5', '2.75', '3.25'])
+  with open(csv_path, newline='') as f:
+    rows = list(csv.reader(f))
+  with open(csv_path, 'w', newline='') as f:
+    csv.writer(f, delimiter='\t').writerows(rows)
+  with pytest.raises(errors.InputError, match='saved with tabs: save as CSV '
+                     'with commas'):
+    elsewhere.device_from_timings(csv_path)
+  # An unquoted decimal comma splits the number: more fields than columns.
+  text = pathlib.Path(csv_path).read_text().replace('\t', ',')
+  pathlib.Path(csv_path).write_text(text.replace(',2.75,', ',2,75,'))
+  with pytest.raises(errors.InputError, match=r"line 3: 1 more field\(s\) "
+                     r"than the header \('[0-9a-f]{12}'\); expected 7 \(a "
+                     'decimal comma'):
     elsewhere.device_from_timings(csv_path)
 
 

@@ -85,10 +85,14 @@ def make_tasks(device: latency_data.Device, *, num_samples: int,
   if len(query) < 2:
     kept = (f' left of {untrimmed} by HELP\'s trimming (10% fastest and '
             'slowest dropped)' if trim else '')
+    elsewhere = str(device.meta.get('runtime', '')) == 'elsewhere'
+    more = ('time more of its plan\'s query models and fill their rows of '
+            'its timings.csv, or export a plan with more: experiments.measure '
+            '--export_onnx --archs=...,query:N' if elsewhere else
+            'measure more with experiments.measure --archs=...,query:N')
     raise latency_data.DeviceFileError(
         f'{device.source}: field is_query: {len(query)} query rows{kept}; '
-        'at least 2 are needed to compute a Spearman correlation (measure '
-        'more with experiments.measure --archs=...,query:N).')
+        f'at least 2 are needed to compute a Spearman correlation ({more}).')
   if np.ptp(device.latency_ms[query]) == 0:
     raise latency_data.DeviceFileError(
         f'{device.source}: field latency_ms: its {len(query)} query rows'

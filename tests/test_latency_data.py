@@ -377,6 +377,21 @@ def test_another_spaces_architecture_field_is_warned_about(tmp_path):
   assert warn.call_args[0][1:] == (path, 'arch', 'ofa', 'ks, e, d, r')
 
 
+def test_too_few_query_rows_say_how_to_get_more():
+  """Measured here: measure more; timed elsewhere: fill the plan's rows."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from meta import tasks  # pylint: disable=g-import-not-at-top
+  dev = ld.bundled_device('fbnet', 'raspi4')
+  dev = dataclasses.replace(dev, is_query=np.arange(len(dev.archs)) == 4999)
+  with pytest.raises(ld.DeviceFileError, match=r'1 query rows; at least 2 .*'
+                     r'measure more with experiments\.measure'):
+    tasks.make_tasks(dev, num_samples=5, seeds=[0], trim=False)
+  dev = dataclasses.replace(dev, meta={'runtime': np.array('elsewhere')})
+  with pytest.raises(ld.DeviceFileError, match=r"fill their rows of its "
+                     r'timings\.csv, or export a plan with more'):
+    tasks.make_tasks(dev, num_samples=5, seeds=[0], trim=False)
+
+
 def test_index_is_checked_against_the_benchmark_list(tmp_path):
   listed = ld.load_space_data('fbnet').archs
   path = _device(tmp_path, arch=listed[100:130], index=np.arange(100, 130))

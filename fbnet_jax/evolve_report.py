@@ -168,10 +168,12 @@ def measure_points(points: list, measure) -> dict:
           'verify_sessions': check.get('sessions')}
 
 
-def _dominated(point: dict, faster: list, key: str) -> bool:
-  return any(e[key] >= point[key] and (
-      e['latency_ms'] < point['latency_ms'] or e[key] > point[key])
-             for e in faster)
+def _dominated(point: dict, front: list, key: str) -> bool:
+  """Whether an entry of ``front`` at no more latency than ``point`` and
+  no less ``key`` (accuracy) is better in one of the two."""
+  return any(e['latency_ms'] <= point['latency_ms'] and e[key] >= point[key]
+             and (e['latency_ms'] < point['latency_ms'] or e[key] > point[key])
+             for e in front)
 
 
 def front_hypervolumes(fronts: dict, indicator: pareto.HypervolumeIndicator
@@ -207,11 +209,11 @@ def dnas_comparison(dnas: list, front: list,
     row = {'target_ms': p.get('target_ms'), 'latency_ms': p['latency_ms'],
            'accuracy': p['accuracy'],
            'front_best_accuracy_at_or_below': best,
-           'dominated_by_guided_front': _dominated(p, faster, 'accuracy')}
+           'dominated_by_guided_front': _dominated(p, front, 'accuracy')}
     if 'test_accuracy' in p and all('test_accuracy' in e for e in front):
       row['test_accuracy'] = p['test_accuracy']
       row['dominated_by_guided_front_on_test'] = _dominated(
-          p, faster, 'test_accuracy')
+          p, front, 'test_accuracy')
     rows.append(row)
   out = {'points': rows,
          'hypervolume': indicator([p['latency_ms'] for p in dnas],
@@ -222,9 +224,7 @@ def dnas_comparison(dnas: list, front: list,
                                    for r in rows)
   if seed_fronts:
     out['dominated_by_seed'] = {
-        seed: sum(_dominated(p, [e for e in f
-                                 if e['latency_ms'] <= p['latency_ms']],
-                             'accuracy') for p in dnas)
+        seed: sum(_dominated(p, f, 'accuracy') for p in dnas)
         for seed, f in seed_fronts.items()}
   return out
 
